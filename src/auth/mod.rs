@@ -1,0 +1,351 @@
+//! Bearer-token authentication. Tokens are JWTs signed with the HS256 secret or one of the
+//! configured PEM public keys (Ed25519, RSA, P-256); each key pins its own algorithm, so a
+//! token cannot choose a weaker one. `sub`, `role`, `iss`, `aud` and `exp` are required, with a
+//! small explicit leeway. Any failure is the same 401: the reason is logged, never returned.
+
+use std::path::Path;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{read_secret_file, Config};
+
+/// Shortest HS256 secret accepted (bytes).
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+const MAX_SUB_CHARS: usize = 128;
+
+/// The authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub sub: String,
+    pub role: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    role: String,
+    iss: String,
+    aud: String,
+    exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("missing bearer token")]
+    Missing,
+    #[error("token rejected: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("config key `auth.hs256_secret_file`: the secret must be at least {MIN_HS256_SECRET_BYTES} bytes")]
+    WeakSecret,
+    #[error("config key `auth.public_key_files`: `{0}` is not an Ed25519, RSA or P-256 public key in PEM")]
+    BadKey(String),
+    #[error("no token verification key: set `auth.hs256_secret_file` or `auth.public_key_files` (or run `guestvault init`)")]
+    NoKeys,
+}
+
+struct VerifyKey {
+    algorithm: Algorithm,
+    key: DecodingKey,
+    validation: Validation,
+}
+
+/// Verifies bearer tokens against the configured keys.
+pub struct Authenticator {
+    keys: Vec<VerifyKey>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field(
+                "algorithms",
+                &self.keys.iter().map(|k| k.algorithm).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Authenticator {
+    pub fn from_config(config: &Config) -> Result<Self, AuthSetupError> {
+        let mut keys = Vec::new();
+        let validation = |alg| {
+            let mut v = Validation::new(alg);
+            v.set_issuer(&[&config.auth.issuer]);
+            v.set_audience(&[&config.auth.audience]);
+            v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            v.leeway = config.auth.leeway_secs;
+            v.validate_nbf = true;
+            v
+        };
+        let secret_file = config.hs256_secret_file();
+        if config.auth.hs256_secret_file.is_some() || secret_file.exists() {
+            let secret = read_secret_file("auth.hs256_secret_file", &secret_file)?;
+            if secret.len() < MIN_HS256_SECRET_BYTES {
+                return Err(AuthSetupError::WeakSecret);
+            }
+            keys.push(VerifyKey {
+                algorithm: Algorithm::HS256,
+                key: DecodingKey::from_secret(&secret),
+                validation: validation(Algorithm::HS256),
+            });
+        }
+        for path in &config.auth.public_key_files {
+            let pem = std::fs::read(path)
+                .map_err(|_| AuthSetupError::BadKey(path.display().to_string()))?;
+            let (algorithm, key) = parse_public_key(&pem)
+                .ok_or_else(|| AuthSetupError::BadKey(path.display().to_string()))?;
+            keys.push(VerifyKey {
+                algorithm,
+                key,
+                validation: validation(algorithm),
+            });
+        }
+        if keys.is_empty() {
+            return Err(AuthSetupError::NoKeys);
+        }
+        Ok(Self { keys })
+    }
+
+    /// Verifies `token` and returns its principal.
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let mut last = AuthError::Invalid("no key for the token's algorithm".into());
+        for k in self.keys.iter().filter(|k| k.algorithm == header.alg) {
+            match jsonwebtoken::decode::<Claims>(token, &k.key, &k.validation) {
+                Ok(data) => return principal(data.claims),
+                Err(e) => last = AuthError::Invalid(e.to_string()),
+            }
+        }
+        Err(last)
+    }
+}
+
+fn parse_public_key(pem: &[u8]) -> Option<(Algorithm, DecodingKey)> {
+    let text = std::str::from_utf8(pem).ok()?;
+    if let Ok(k) = DecodingKey::from_ed_pem(pem) {
+        return Some((Algorithm::EdDSA, k));
+    }
+    if let Ok(k) = DecodingKey::from_ec_pem(pem) {
+        // P-256 is the only curve ring verifies for ES256; P-384 keys would need ES384.
+        return Some((Algorithm::ES256, k));
+    }
+    if text.contains("RSA") || text.contains("PUBLIC KEY") {
+        if let Ok(k) = DecodingKey::from_rsa_pem(pem) {
+            return Some((Algorithm::RS256, k));
+        }
+    }
+    None
+}
+
+fn principal(claims: Claims) -> Result<Principal, AuthError> {
+    let sub_ok = !claims.sub.is_empty()
+        && claims.sub.chars().count() <= MAX_SUB_CHARS
+        && claims
+            .sub
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '@'));
+    if !sub_ok {
+        return Err(AuthError::Invalid("malformed sub".into()));
+    }
+    if !crate::policy::is_identifier(&claims.role) {
+        return Err(AuthError::Invalid("malformed role".into()));
+    }
+    Ok(Principal {
+        sub: claims.sub,
+        role: claims.role,
+    })
+}
+
+/// Mints an HS256 development token (CLI `token` and `demo`).
+pub fn mint_hs256(
+    secret: &[u8],
+    issuer: &str,
+    audience: &str,
+    role: &str,
+    sub: &str,
+    ttl: std::time::Duration,
+    now_unix: u64,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let claims = Claims {
+        sub: sub.to_string(),
+        role: role.to_string(),
+        iss: issuer.to_string(),
+        aud: audience.to_string(),
+        exp: now_unix + ttl.as_secs(),
+        iat: Some(now_unix),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+}
+
+/// Mints with the configured secret file.
+pub fn mint_with_config(
+    config: &Config,
+    role: &str,
+    sub: &str,
+    ttl: std::time::Duration,
+) -> anyhow::Result<String> {
+    let secret = read_secret_file("auth.hs256_secret_file", &config.hs256_secret_file())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    Ok(mint_hs256(
+        &secret,
+        &config.auth.issuer,
+        &config.auth.audience,
+        role,
+        sub,
+        ttl,
+        now,
+    )?)
+}
+
+/// Writes a fresh random HS256 secret (base64 of 32 random bytes), mode 0600.
+pub fn write_new_secret(path: &Path) -> anyhow::Result<()> {
+    use base64::Engine;
+    use std::io::Write;
+    let bytes = crate::crypto::random_bytes::<32>()?;
+    let text = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(bytes));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, Config, Authenticator) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().to_owned();
+        write_new_secret(&config.hs256_secret_file()).unwrap();
+        let auth = Authenticator::from_config(&config).unwrap();
+        (dir, config, auth)
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    #[test]
+    fn a_minted_token_verifies() {
+        let (_d, config, auth) = setup();
+        let t = mint_with_config(
+            &config,
+            "front_desk",
+            "fd-1",
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap();
+        assert_eq!(
+            auth.verify(&t).unwrap(),
+            Principal {
+                sub: "fd-1".into(),
+                role: "front_desk".into()
+            }
+        );
+    }
+
+    #[test]
+    fn expired_forged_and_wrong_audience_tokens_are_rejected() {
+        let (_d, config, auth) = setup();
+        let secret = read_secret_file("k", &config.hs256_secret_file()).unwrap();
+        let expired = mint_hs256(
+            &secret,
+            "guestvault",
+            "guestvault",
+            "pms",
+            "s",
+            std::time::Duration::ZERO,
+            now() - 3600,
+        )
+        .unwrap();
+        assert!(auth.verify(&expired).is_err());
+        let forged = mint_hs256(
+            &[1u8; 32],
+            "guestvault",
+            "guestvault",
+            "pms",
+            "s",
+            std::time::Duration::from_secs(60),
+            now(),
+        )
+        .unwrap();
+        assert!(auth.verify(&forged).is_err());
+        let aud = mint_hs256(
+            &secret,
+            "guestvault",
+            "other",
+            "pms",
+            "s",
+            std::time::Duration::from_secs(60),
+            now(),
+        )
+        .unwrap();
+        assert!(auth.verify(&aud).is_err());
+        let iss = mint_hs256(
+            &secret,
+            "evil",
+            "guestvault",
+            "pms",
+            "s",
+            std::time::Duration::from_secs(60),
+            now(),
+        )
+        .unwrap();
+        assert!(auth.verify(&iss).is_err());
+    }
+
+    #[test]
+    fn unsigned_tokens_are_rejected() {
+        let (_d, _config, auth) = setup();
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let t = format!(
+            "{}.{}.",
+            b64(r#"{"alg":"none","typ":"JWT"}"#),
+            b64(&format!(
+                r#"{{"sub":"s","role":"pms","iss":"guestvault","aud":"guestvault","exp":{}}}"#,
+                now() + 60
+            ))
+        );
+        assert!(auth.verify(&t).is_err());
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().to_owned();
+        std::fs::write(config.hs256_secret_file(), "short").unwrap();
+        assert!(matches!(
+            Authenticator::from_config(&config),
+            Err(AuthSetupError::WeakSecret)
+        ));
+    }
+}

@@ -1,0 +1,263 @@
+//! The `guestvault` command line: init, serve, demo, token, policy check.
+#![expect(clippy::print_stdout, reason = "a command line prints its results")]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::crypto::Keyring;
+use crate::policy::Policies;
+
+/// Demo data lives here, relative to the working directory.
+pub const DEMO_DATA_DIR: &str = "demo-data";
+const DEMO_LISTEN: &str = "127.0.0.1:8080";
+const DEMO_TOKEN_TTL: Duration = Duration::from_secs(8 * 3600);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "guestvault",
+    version,
+    about = "A privacy vault for hotel guest data (PIPL / GDPR)"
+)]
+pub struct Cli {
+    /// Config file (default: ./guestvault.toml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a data dir: keyring (mode 0600), HS256 dev secret, and an empty database.
+    Init {
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Run the vault server.
+    Serve,
+    /// Run on a local demo data dir (created if missing) and print a token per role.
+    Demo,
+    /// Mint a development token signed with the configured HS256 secret.
+    Token {
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        sub: String,
+        /// Lifetime such as 30m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: Duration,
+    },
+    /// Work with policy files.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validate fields.toml and access.toml; names file and key for every problem.
+    Check {
+        /// Policy directory (default: policies.dir from config, else ./policies).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 30m, 1h or 7d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" | "" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("`{s}`: unit must be s, m, h or d")),
+    };
+    if secs == 0 || secs > 30 * 86400 {
+        return Err("ttl must be between 1s and 30d".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Entry point used by `main.rs`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Init { data_dir } => {
+            if let Some(d) = data_dir {
+                config.storage.data_dir = d;
+            }
+            init(&config)?;
+            println!("initialized {}", config.storage.data_dir.display());
+            println!(
+                "  keyring:      {} (mode 0600; back it up apart from the database)",
+                config.keyring_file().display()
+            );
+            println!("  token secret: {}", config.hs256_secret_file().display());
+            println!("  database:     {}", config.database_file().display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve => {
+            init_tracing(&config);
+            runtime()?.block_on(serve(config, false))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo => {
+            if std::env::var_os("GUESTVAULT_STORAGE_DATA_DIR").is_none()
+                && cli.config.is_none()
+                && !Path::new(crate::config::DEFAULT_CONFIG_FILE).exists()
+            {
+                config.storage.data_dir = PathBuf::from(DEMO_DATA_DIR);
+                config.server.listen = DEMO_LISTEN.into();
+            }
+            if !config.keyring_file().exists() {
+                init(&config)?;
+                println!(
+                    "created demo data dir {}",
+                    config.storage.data_dir.display()
+                );
+            }
+            init_tracing(&config);
+            runtime()?.block_on(serve(config, true))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { role, sub, ttl } => {
+            let token = crate::auth::mint_with_config(&config, &role, &sub, ttl)
+                .context("cannot mint a token (is the data dir initialized?)")?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy {
+            command: PolicyCommand::Check { dir },
+        } => {
+            let dir = dir
+                .or(config.policies.dir.clone())
+                .unwrap_or_else(|| PathBuf::from("policies"));
+            match Policies::load(Some(&dir)) {
+                Ok(p) => {
+                    println!(
+                        "policy ok: {} guest fields, {} stay fields, {} purposes, {} roles ({})",
+                        p.catalog.fields(crate::policy::FieldScope::Guest).count(),
+                        p.catalog.fields(crate::policy::FieldScope::Stay).count(),
+                        p.access.purposes.len(),
+                        p.access.roles.len(),
+                        dir.display()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprint!("{e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+/// Creates the data dir, keyring, token secret and database. Refuses to overwrite a keyring.
+pub fn init(config: &Config) -> anyhow::Result<()> {
+    let dir = &config.storage.data_dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data dir `{}`", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let keyring = Keyring::create_file(&config.keyring_file())?;
+    let secret = config.hs256_secret_file();
+    if !secret.exists() {
+        crate::auth::write_new_secret(&secret)?;
+    }
+    crate::store::open_writer(
+        &config.database_file(),
+        &config.storage.synchronous,
+        keyring.fingerprint(),
+    )?;
+    Ok(())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let app = crate::startup::App::build(config.clone()).await?;
+    let addr = format!("http://127.0.0.1:{}", app.port());
+    if demo {
+        print_demo(&config, &addr, app.state().vault.policies())?;
+    }
+    tracing::info!(listen = %config.server.listen, port = app.port(), "guestvault listening");
+    app.run_until_stopped().await
+}
+
+fn print_demo(config: &Config, addr: &str, policies: &Policies) -> anyhow::Result<()> {
+    println!(
+        "GuestVault demo on {addr} (data dir {}). Tokens valid 8h:\n",
+        config.storage.data_dir.display()
+    );
+    let mut pms = String::new();
+    for role in policies.access.roles.keys() {
+        let token =
+            crate::auth::mint_with_config(config, role, &format!("demo-{role}"), DEMO_TOKEN_TTL)?;
+        let var = role.to_uppercase();
+        println!("export {var}_TOKEN={token}");
+        if role == "pms" {
+            pms = token;
+        }
+    }
+    println!("\n# create a guest, then read it back masked (paste into another shell):");
+    println!(
+        "ID=$(curl -s -X POST {addr}/v1/guests -H \"Authorization: Bearer {pms}\" -H 'X-Purpose: check_in' -H 'Content-Type: application/json' \\\n  -d '{{\"fields\":{{\"full_name\":\"张三丰\",\"mobile\":\"138 1234 5678\",\"id_type\":\"cn_resident_id\",\"id_number\":\"11010519491231002X\",\"gender\":\"F\"}}}}' | sed 's/.*\"guest_id\":\"\\([^\"]*\\)\".*/\\1/')"
+    );
+    println!("curl -s {addr}/v1/guests/$ID -H \"Authorization: Bearer $FRONT_DESK_TOKEN\" -H 'X-Purpose: check_in'\n");
+    Ok(())
+}
+
+/// Logs go to stderr; the level comes from `log.level` (or `RUST_LOG`).
+pub fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if config.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_parses_common_spellings() {
+        assert_eq!(parse_ttl("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_ttl("30m").unwrap(), Duration::from_secs(1800));
+        assert!(parse_ttl("0s").is_err());
+        assert!(parse_ttl("1y").is_err());
+    }
+}

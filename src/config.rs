@@ -1,0 +1,406 @@
+//! Typed configuration: `guestvault.toml`, then `GUESTVAULT_<SECTION>_<KEY>` environment
+//! overrides, then defaults. Secrets are never inline: they come from files (`*_file` keys).
+//! Every error names the key (and the file or environment variable) that caused it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const DEFAULT_CONFIG_FILE: &str = "guestvault.toml";
+const ENV_PREFIX: &str = "GUESTVAULT_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file `{path}`: {message}")]
+    Parse { path: String, message: String },
+    #[error("config key `{key}` (from {origin}): {message}")]
+    Key {
+        key: String,
+        origin: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub keys: KeysConfig,
+    pub policies: PoliciesConfig,
+    pub auth: AuthConfig,
+    pub audit: AuditConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// `host:port`; port 0 picks a free port (tests).
+    pub listen: String,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    /// `full` (default: an acknowledged write survives power loss) or `normal`.
+    pub synchronous: String,
+    /// Read-only connections in the reader pool.
+    pub readers: usize,
+    /// Most operations the writer commits in one transaction.
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// Defaults to `<data_dir>/keyring.json`.
+    pub keyring_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoliciesConfig {
+    /// Directory with fields.toml and access.toml; unset means the embedded defaults.
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub issuer: String,
+    pub audience: String,
+    /// File holding the HS256 secret; defaults to `<data_dir>/hs256.secret` when it exists.
+    pub hs256_secret_file: Option<PathBuf>,
+    /// PEM public keys (Ed25519, RSA or P-256); each pins its own algorithm.
+    pub public_key_files: Vec<PathBuf>,
+    /// Clock skew tolerated on `exp`, in seconds.
+    pub leeway_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Make a signed checkpoint after this many events.
+    pub checkpoint_every: u64,
+    /// ... or after this many seconds with new events.
+    pub checkpoint_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `guestvault=debug`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("guestvault-data"),
+            synchronous: "full".into(),
+            readers: 4,
+            max_batch: 512,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "guestvault".into(),
+            audience: "guestvault".into(),
+            hs256_secret_file: None,
+            public_key_files: Vec::new(),
+            leeway_secs: 30,
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_every: 10_000,
+            checkpoint_interval_secs: 60,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path` (or `./guestvault.toml` when present and `path` is `None`) and applies
+    /// environment overrides from the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let default_path = Path::new(DEFAULT_CONFIG_FILE);
+        let path = path.or_else(|| default_path.exists().then_some(default_path));
+        let (mut table, origin) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: p.display().to_string(),
+                    message: e.message().to_string(),
+                })?;
+                (table, p.display().to_string())
+            }
+            None => (toml::Table::new(), "defaults".to_string()),
+        };
+        let mut env_keys = Vec::new();
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let rest = rest.to_ascii_lowercase();
+            let Some((section, key)) = rest.split_once('_') else {
+                return Err(ConfigError::Key {
+                    key: name.clone(),
+                    origin: "environment".into(),
+                    message: "expected GUESTVAULT_<SECTION>_<KEY>".into(),
+                });
+            };
+            let entry = table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(section_table) = entry.as_table_mut() else {
+                return Err(ConfigError::Key {
+                    key: section.to_string(),
+                    origin: origin.clone(),
+                    message: "must be a table".into(),
+                });
+            };
+            section_table.insert(key.to_string(), env_value(key, &value));
+            env_keys.push((format!("{section}.{key}"), name));
+        }
+        let config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    // Name the key: an unknown or mistyped key's path is in the message; if it came
+                    // from the environment, say which variable.
+                    let message = e.message().to_string();
+                    let from_env = env_keys
+                        .iter()
+                        .find(|(key, _)| message.contains(key.rsplit('.').next().unwrap_or(key)));
+                    match from_env {
+                        Some((key, var)) => ConfigError::Key {
+                            key: key.clone(),
+                            origin: format!("environment variable {var}"),
+                            message,
+                        },
+                        None => ConfigError::Parse {
+                            path: origin.clone(),
+                            message,
+                        },
+                    }
+                })?;
+        config.validate(&origin)?;
+        Ok(config)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| ConfigError::Key {
+            key: key.into(),
+            origin: origin.into(),
+            message: message.into(),
+        };
+        if !matches!(
+            self.storage.synchronous.as_str(),
+            "full" | "normal" | "extra"
+        ) {
+            return Err(bad(
+                "storage.synchronous",
+                "must be `full`, `extra` or `normal`",
+            ));
+        }
+        if self.storage.readers == 0 || self.storage.readers > 64 {
+            return Err(bad("storage.readers", "must be between 1 and 64"));
+        }
+        if self.storage.max_batch == 0 {
+            return Err(bad("storage.max_batch", "must be at least 1"));
+        }
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "server.listen",
+                "must be an address such as 127.0.0.1:8080",
+            ));
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(bad("server.max_body_bytes", "must be at least 1024"));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(bad("log.format", "must be `text` or `json`"));
+        }
+        if self.auth.issuer.is_empty() || self.auth.audience.is_empty() {
+            return Err(bad("auth.issuer", "issuer and audience must not be empty"));
+        }
+        if self.audit.checkpoint_every == 0 || self.audit.checkpoint_interval_secs == 0 {
+            return Err(bad(
+                "audit.checkpoint_every",
+                "checkpoint settings must be positive",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn keyring_file(&self) -> PathBuf {
+        self.keys
+            .keyring_file
+            .clone()
+            .unwrap_or_else(|| self.storage.data_dir.join("keyring.json"))
+    }
+
+    pub fn database_file(&self) -> PathBuf {
+        self.storage.data_dir.join("guestvault.db")
+    }
+
+    /// The HS256 secret file in force: the configured one, else `<data_dir>/hs256.secret`.
+    pub fn hs256_secret_file(&self) -> PathBuf {
+        self.auth
+            .hs256_secret_file
+            .clone()
+            .unwrap_or_else(|| self.storage.data_dir.join("hs256.secret"))
+    }
+}
+
+/// Environment values are TOML when they parse as a number, boolean or array; else strings.
+fn env_value(key: &str, raw: &str) -> toml::Value {
+    if key.ends_with("files") {
+        let items = raw
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| toml::Value::String(s.trim().to_string()))
+            .collect();
+        return toml::Value::Array(items);
+    }
+    if let Ok(i) = raw.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if let Ok(b) = raw.parse::<bool>() {
+        return toml::Value::Boolean(b);
+    }
+    toml::Value::String(raw.to_string())
+}
+
+/// Reads a secret from a file, trimming one trailing newline. Used for every `*_file` key.
+pub fn read_secret_file(
+    key: &str,
+    path: &Path,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, ConfigError> {
+    let mut bytes = std::fs::read(path).map_err(|e| ConfigError::Key {
+        key: key.into(),
+        origin: path.display().to_string(),
+        message: format!("cannot read secret file: {e}"),
+    })?;
+    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        bytes.pop();
+    }
+    Ok(zeroize::Zeroizing::new(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn env_overrides_file_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("g.toml");
+        std::fs::write(
+            &file,
+            "[storage]\ndata_dir = \"/a\"\n[server]\nlisten = \"127.0.0.1:1\"\n",
+        )
+        .unwrap();
+        let c = Config::load_with_env(
+            Some(&file),
+            env(&[
+                ("GUESTVAULT_STORAGE_DATA_DIR", "/b"),
+                ("GUESTVAULT_STORAGE_READERS", "2"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.storage.data_dir, PathBuf::from("/b"));
+        assert_eq!(c.storage.readers, 2);
+        assert_eq!(c.server.listen, "127.0.0.1:1");
+        assert_eq!(c.keyring_file(), PathBuf::from("/b/keyring.json"));
+    }
+
+    #[test]
+    fn unknown_env_key_is_named() {
+        let err = Config::load_with_env(None, env(&[("GUESTVAULT_STORAGE_DATADIR", "/b")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("GUESTVAULT_STORAGE_DATADIR"), "{err}");
+    }
+
+    #[test]
+    fn unknown_file_key_and_bad_value_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("g.toml");
+        std::fs::write(&file, "[storage]\nsynchronus = \"off\"\n").unwrap();
+        let err = Config::load_with_env(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("synchronus"), "{err}");
+        std::fs::write(&file, "[storage]\nsynchronous = \"off\"\n").unwrap();
+        let err = Config::load_with_env(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.synchronous"), "{err}");
+    }
+
+    #[test]
+    fn secret_files_lose_their_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s");
+        std::fs::write(&file, "hunter2\n").unwrap();
+        assert_eq!(
+            read_secret_file("auth.hs256_secret_file", &file)
+                .unwrap()
+                .as_slice(),
+            b"hunter2"
+        );
+    }
+}

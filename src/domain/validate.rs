@@ -1,0 +1,309 @@
+//! Catalog-driven validation of a set of submitted fields: the type check for each field, then
+//! the cross-field rules (ID number against `id_type`, birth date and gender against the
+//! resident ID, check-out after check-in). Errors carry the field name and a code, never the
+//! submitted value (REQ-15).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::pii::{self, ValidationCode};
+use super::Pii;
+use crate::policy::{is_identifier, Catalog, FieldScope, FieldSpec, FieldType};
+
+const TEXT_MAX_CHARS: usize = 500;
+const JSON_MAX_BYTES: usize = 8 * 1024;
+
+/// One problem with one submitted field.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub code: &'static str,
+}
+
+impl FieldError {
+    pub fn new(field: &str, code: &'static str) -> Self {
+        // An unknown key could itself be personal data typed in the wrong place: only names
+        // that look like field names are echoed.
+        let field = if is_identifier(field) {
+            field.to_string()
+        } else {
+            "(invalid field name)".to_string()
+        };
+        Self { field, code }
+    }
+}
+
+/// Normalized values ready to store: `Some` to set, `None` to remove.
+pub type Validated = BTreeMap<String, Option<Pii>>;
+
+/// Validates `input` (a JSON object of field → value, `null` meaning "remove" when
+/// `allow_null`) against the catalog. `existing` holds the current plaintext of fields that
+/// cross-field rules need (`id_type`, `id_number`, `birth_date`, `gender`, `check_in`, ...).
+pub fn validate_fields(
+    catalog: &Catalog,
+    scope: FieldScope,
+    input: &serde_json::Map<String, Value>,
+    existing: &BTreeMap<String, String>,
+    allow_null: bool,
+    today: time::Date,
+) -> Result<Validated, Vec<FieldError>> {
+    let mut out = Validated::new();
+    let mut errors = Vec::new();
+    for (name, value) in input {
+        let Some(spec) = catalog.get(scope, name) else {
+            errors.push(FieldError::new(name, "unknown_field"));
+            continue;
+        };
+        if value.is_null() {
+            if allow_null {
+                out.insert(name.clone(), None);
+            } else {
+                errors.push(FieldError::new(name, "required"));
+            }
+            continue;
+        }
+        let id_type = input
+            .get("id_type")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| existing.get("id_type").cloned());
+        match validate_one(spec, value, id_type.as_deref(), today) {
+            Ok(v) => {
+                out.insert(name.clone(), Some(Pii::new(v)));
+            }
+            Err(code) => errors.push(FieldError::new(name, code)),
+        }
+    }
+    if errors.is_empty() {
+        cross_check(scope, &out, existing, today, &mut errors);
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn validate_one(
+    spec: &FieldSpec,
+    value: &Value,
+    id_type: Option<&str>,
+    today: time::Date,
+) -> Result<String, &'static str> {
+    if spec.field_type == FieldType::Json {
+        if !value.is_object() {
+            return Err("wrong_type");
+        }
+        let text = value.to_string();
+        if text.len() > JSON_MAX_BYTES {
+            return Err("too_long");
+        }
+        return Ok(text);
+    }
+    let Some(s) = value.as_str() else {
+        return Err("wrong_type");
+    };
+    let code = |c: ValidationCode| c.as_str();
+    match spec.field_type {
+        FieldType::Name => pii::normalize_name(s).map_err(code),
+        FieldType::Phone => pii::normalize_mobile(s).map_err(code),
+        FieldType::Email => pii::normalize_email(s).map_err(code),
+        FieldType::IdDocument => match id_type {
+            Some(t) => pii::normalize_document(t, s, today).map_err(code),
+            None => Err("id_type_required"),
+        },
+        FieldType::Date => pii::parse_date(s).map(|d| d.to_string()).map_err(code),
+        FieldType::BirthDate => pii::validate_birth_date(s, today)
+            .map(|d| d.to_string())
+            .map_err(code),
+        FieldType::Country => pii::normalize_country(s).map_err(code),
+        FieldType::Currency => pii::normalize_currency(s).map_err(code),
+        FieldType::Decimal => pii::normalize_amount(s).map_err(code),
+        FieldType::Code => pii::normalize_code(s).map_err(code),
+        FieldType::Text => pii::normalize_text(s, TEXT_MAX_CHARS).map_err(code),
+        FieldType::Enum => {
+            if spec.values.iter().any(|v| v == s) {
+                Ok(s.to_string())
+            } else {
+                Err("not_allowed")
+            }
+        }
+        FieldType::Json => Err("wrong_type"),
+    }
+}
+
+/// Normalizes a search term the way the stored value was normalized, so that any common
+/// spelling (`138 1234 5678`, `+86 13812345678`) finds the same blind-index digest.
+pub fn normalize_for_search(
+    spec: &FieldSpec,
+    value: &str,
+    today: time::Date,
+) -> Result<String, &'static str> {
+    match spec.field_type {
+        // The id_type is not part of a search: try the resident-ID rules (which also convert
+        // legacy 15-digit numbers), else the document-number normalization.
+        FieldType::IdDocument => pii::normalize_resident_id(value, today)
+            .or_else(|_| pii::normalize_document("passport", value, today))
+            .or_else(|_| pii::normalize_document("hk_macau_permit", value, today))
+            .or_else(|_| pii::normalize_document("foreign_permanent_resident", value, today))
+            .or_else(|_| pii::normalize_document("taiwan_permit", value, today))
+            .map_err(|c| c.as_str()),
+        _ => validate_one(spec, &Value::String(value.to_string()), None, today),
+    }
+}
+
+/// The value a field will have after the change: the new one if submitted, else the stored one.
+fn after<'a>(
+    name: &str,
+    new: &'a Validated,
+    existing: &'a BTreeMap<String, String>,
+) -> Option<&'a str> {
+    match new.get(name) {
+        Some(Some(v)) => Some(v.expose()),
+        Some(None) => None,
+        None => existing.get(name).map(String::as_str),
+    }
+}
+
+fn cross_check(
+    scope: FieldScope,
+    new: &Validated,
+    existing: &BTreeMap<String, String>,
+    today: time::Date,
+    errors: &mut Vec<FieldError>,
+) {
+    match scope {
+        FieldScope::Guest => {
+            let id_type = after("id_type", new, existing);
+            let id_number = after("id_number", new, existing);
+            // A changed id_type must still fit the stored number.
+            if new.contains_key("id_type") && !new.contains_key("id_number") {
+                if let (Some(t), Some(n)) = (id_type, id_number) {
+                    if pii::normalize_document(t, n, today).is_err() {
+                        errors.push(FieldError::new("id_number", "invalid_format"));
+                    }
+                }
+            }
+            if id_type != Some("cn_resident_id") {
+                return;
+            }
+            let Some(number) = id_number else { return };
+            // Birth date and gender must agree with the resident ID (DESIGN, §(d.4)).
+            if let (Some(dob), Some(id_dob)) = (
+                after("birth_date", new, existing),
+                pii::resident_id_birth_date(number),
+            ) {
+                if dob != id_dob.to_string() {
+                    errors.push(FieldError::new("birth_date", "mismatch_id_number"));
+                }
+            }
+            if let (Some(g), Some(id_g)) = (
+                after("gender", new, existing),
+                pii::resident_id_gender(number),
+            ) {
+                if g != "U" && !g.starts_with(id_g) {
+                    errors.push(FieldError::new("gender", "mismatch_id_number"));
+                }
+            }
+        }
+        FieldScope::Stay => {
+            if let (Some(a), Some(b)) = (
+                after("check_in", new, existing),
+                after("check_out", new, existing),
+            ) {
+                // ISO dates compare correctly as strings.
+                if b <= a {
+                    errors.push(FieldError::new("check_out", "not_after_check_in"));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Policies;
+    use serde_json::json;
+
+    fn today() -> time::Date {
+        time::macros::date!(2026 - 11 - 22)
+    }
+
+    fn run(scope: FieldScope, v: Value) -> Result<Validated, Vec<FieldError>> {
+        let p = Policies::load(None).unwrap();
+        let map = v.as_object().unwrap().clone();
+        validate_fields(&p.catalog, scope, &map, &BTreeMap::new(), false, today())
+    }
+
+    #[test]
+    fn a_valid_registration_is_normalized() {
+        let v = run(
+            FieldScope::Guest,
+            json!({"full_name":"张三","id_type":"cn_resident_id","id_number":"11010519491231002x",
+                   "birth_date":"1949-12-31","gender":"F","mobile":"138 1234 5678"}),
+        )
+        .unwrap();
+        assert_eq!(
+            v["id_number"].as_ref().unwrap().expose(),
+            "11010519491231002X"
+        );
+        assert_eq!(v["mobile"].as_ref().unwrap().expose(), "+8613812345678");
+    }
+
+    #[test]
+    fn birth_date_and_gender_must_match_the_resident_id() {
+        let errs = run(
+            FieldScope::Guest,
+            json!({"id_type":"cn_resident_id","id_number":"11010519491231002X",
+                   "birth_date":"1950-01-01","gender":"M"}),
+        )
+        .unwrap_err();
+        assert!(errs.contains(&FieldError::new("birth_date", "mismatch_id_number")));
+        assert!(errs.contains(&FieldError::new("gender", "mismatch_id_number")));
+    }
+
+    #[test]
+    fn id_number_needs_an_id_type_and_a_valid_checksum() {
+        let errs = run(FieldScope::Guest, json!({"id_number":"110101199003074477"})).unwrap_err();
+        assert_eq!(errs, vec![FieldError::new("id_number", "id_type_required")]);
+        let errs = run(
+            FieldScope::Guest,
+            json!({"id_type":"cn_resident_id","id_number":"110101199003074478"}),
+        )
+        .unwrap_err();
+        assert_eq!(errs, vec![FieldError::new("id_number", "invalid_checksum")]);
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_are_named_without_values() {
+        let errs = run(
+            FieldScope::Guest,
+            json!({"religion":"x","mobile":13812345678u64,"13812345678":"y"}),
+        )
+        .unwrap_err();
+        assert!(errs.contains(&FieldError::new("religion", "unknown_field")));
+        assert!(errs.contains(&FieldError::new("mobile", "wrong_type")));
+        assert!(errs.iter().any(|e| e.field == "(invalid field name)"));
+        assert!(!format!("{errs:?}").contains("13812345678"));
+    }
+
+    #[test]
+    fn check_out_must_follow_check_in() {
+        let errs = run(
+            FieldScope::Stay,
+            json!({"check_in":"2026-11-20","check_out":"2026-11-20"}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            errs,
+            vec![FieldError::new("check_out", "not_after_check_in")]
+        );
+        assert!(run(
+            FieldScope::Stay,
+            json!({"check_in":"2026-11-20","check_out":"2026-11-21","amount":"1280"})
+        )
+        .is_ok());
+    }
+}

@@ -1,0 +1,148 @@
+//! One HTTP error type, answered as RFC 9457 `application/problem+json` with a stable
+//! snake_case `code`. Bodies never echo submitted values or internal error text; 5xx details
+//! are logged (without personal data) and replaced by a generic message.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::domain::FieldError;
+use crate::policy::DenyReason;
+use crate::service::VaultError;
+
+tokio::task_local! {
+    /// The current request's id, set by the request-id middleware.
+    pub static REQUEST_ID: String;
+}
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 401: missing, malformed, expired or forged token.
+    Unauthorized,
+    /// 403: the role may not do this (`forbidden`), or a narrower code.
+    Forbidden(&'static str),
+    /// 400: `X-Purpose` is missing.
+    PurposeRequired,
+    /// 404: unknown, erased or malformed guest id, or no such route.
+    NotFound(&'static str),
+    /// 403: storage-only data (PIPL Art. 47(2)).
+    Restricted,
+    /// 422: per-field problems.
+    Validation(Vec<FieldError>),
+    /// 422
+    FieldNotSearchable,
+    /// 400: the body is not JSON of the expected shape.
+    MalformedJson,
+    /// 415
+    UnsupportedMediaType,
+    /// 413
+    PayloadTooLarge,
+    /// 503: the audit trail could not be written, so nothing was done or shown.
+    AuditUnavailable,
+    /// 503
+    Unavailable,
+    /// 500
+    Internal,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    code: &'a str,
+    detail: &'a str,
+    request_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str, &'static str) {
+        use StatusCode as S;
+        match self {
+            Self::Unauthorized => (S::UNAUTHORIZED, "unauthorized", "Unauthorized", "a valid bearer token is required"),
+            Self::Forbidden(code) => (S::FORBIDDEN, code, "Forbidden", match *code {
+                "purpose_not_allowed" => "the purpose is not allowed for this role",
+                "consent_required" => "the guest has not consented to this purpose",
+                _ => "the policy does not allow this",
+            }),
+            Self::PurposeRequired => (S::BAD_REQUEST, "purpose_required", "Purpose required", "send the purpose of processing in the X-Purpose header"),
+            Self::NotFound(code) => (S::NOT_FOUND, code, "Not found", "no such resource"),
+            Self::Restricted => (S::FORBIDDEN, "restricted", "Restricted", "this guest's data is kept for storage only and cannot be processed under this purpose"),
+            Self::Validation(_) => (S::UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed", "one or more fields are invalid; see errors"),
+            Self::FieldNotSearchable => (S::UNPROCESSABLE_ENTITY, "field_not_searchable", "Field not searchable", "the field has no blind index"),
+            Self::MalformedJson => (S::BAD_REQUEST, "malformed_json", "Malformed request body", "the body must be JSON of the documented shape"),
+            Self::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type", "send Content-Type: application/json"),
+            Self::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large", "the request body is too large"),
+            Self::AuditUnavailable => (S::SERVICE_UNAVAILABLE, "audit_unavailable", "Audit trail unavailable", "the audit trail cannot be written; nothing was done"),
+            Self::Unavailable => (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", "storage is unavailable; try again"),
+            Self::Internal => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error", "an internal error occurred"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, title, detail) = self.parts();
+        let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
+        let errors = match &self {
+            Self::Validation(e) => Some(e.as_slice()),
+            _ => None,
+        };
+        let body = Problem {
+            kind: format!("https://guestvault.dev/problems/{code}"),
+            title,
+            status: status.as_u16(),
+            code,
+            detail,
+            request_id,
+            errors,
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let mut resp = (status, bytes).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"guestvault\", error=\"invalid_token\""),
+            );
+        }
+        resp
+    }
+}
+
+impl From<VaultError> for ApiError {
+    fn from(e: VaultError) -> Self {
+        match e {
+            VaultError::Denied(r) => match r {
+                DenyReason::PurposeRequired => Self::PurposeRequired,
+                DenyReason::PurposeNotAllowed => Self::Forbidden("purpose_not_allowed"),
+                DenyReason::ConsentRequired => Self::Forbidden("consent_required"),
+                DenyReason::UnknownRole
+                | DenyReason::ActionNotAllowed
+                | DenyReason::FieldNotAllowed => Self::Forbidden("forbidden"),
+            },
+            VaultError::NotFound => Self::NotFound("guest_not_found"),
+            VaultError::Restricted => Self::Restricted,
+            VaultError::Validation(errors) => Self::Validation(errors),
+            VaultError::FieldNotSearchable => Self::FieldNotSearchable,
+            VaultError::AuditUnavailable(e) => {
+                tracing::error!(error = %e, "audit append failed; request refused");
+                Self::AuditUnavailable
+            }
+            VaultError::Store(e) => {
+                tracing::error!(error = %e, "storage error");
+                Self::Unavailable
+            }
+            VaultError::Internal(e) => {
+                tracing::error!(error = %e, "internal error");
+                Self::Internal
+            }
+        }
+    }
+}

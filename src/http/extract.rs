@@ -1,0 +1,76 @@
+//! Extractors: the authenticated caller (bearer token + `X-Purpose`) and a JSON body whose
+//! rejections become problem+json without echoing the input.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::error::{ApiError, REQUEST_ID};
+use super::AppState;
+use crate::service::Caller;
+
+pub const PURPOSE_HEADER: &str = "x-purpose";
+
+/// The caller of a request: verified token, role, and the declared purpose (if any).
+#[derive(Debug, Clone)]
+pub struct Auth(pub Caller);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        let principal = state.auth.verify(token).map_err(|e| {
+            tracing::info!(reason = %e, "bearer token rejected");
+            ApiError::Unauthorized
+        })?;
+        // A header that is not UTF-8 is passed on as an unknown purpose: the policy denies it.
+        let purpose = parts.headers.get(PURPOSE_HEADER).map(|v| {
+            v.to_str()
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "(invalid)".into())
+        });
+        Ok(Self(Caller {
+            request_id: REQUEST_ID.try_with(Clone::clone).unwrap_or_default(),
+            actor: principal.sub,
+            role: principal.role,
+            purpose,
+        }))
+    }
+}
+
+/// `axum::Json` with rejections mapped to our problem codes.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::rejection::JsonRejection;
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::PayloadTooLarge)
+            }
+            Err(_) => Err(ApiError::MalformedJson),
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! GuestVault: a privacy vault for hotel, resort and travel guest data.
+//!
+//! # Layout
+//! - [`config`]: typed configuration (file + `GUESTVAULT_*` env + `*_file` secrets).
+//! - [`startup`]: `App::build` → `port()` / `run_until_stopped()`.
+//! - [`http`]: routes, extractors, problem+json errors; never touches storage.
+//! - [`auth`]: JWT verification, `Principal`.
+//! - [`policy`]: field catalog and access policy, validation, decisions, `Permit`.
+//! - [`service`]: the use cases, the single choke point for personal data.
+//! - [`crypto`]: keyring, DEK envelopes, field AEAD, blind index.
+//! - [`domain`]: ids, `Pii`, validators and masking (pure).
+//! - [`store`]: SQLite, migrations, group-commit writer, reader pool.
+//! - [`audit`]: events and the hash chain.
+//! - [`cli`]: the `guestvault` command.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod http;
+pub mod policy;
+pub mod service;
+pub mod startup;
+pub mod store;

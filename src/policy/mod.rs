@@ -1,0 +1,262 @@
+//! Policy as configuration: the field catalog (`fields.toml`) and the access policy
+//! (`access.toml`), loaded and validated together. Validation collects every problem with the
+//! file and key that caused it; the server refuses to start on any (DESIGN principle 5).
+//!
+//! This module is also the only place that mints a [`Permit`]: store functions that return or
+//! write personal data demand one, so no code path reaches guest data without a decision.
+
+mod access;
+mod catalog;
+
+use std::path::{Path, PathBuf};
+
+pub use access::{
+    AccessPolicy, Action, Basis, Denial, DenyReason, Grant, Permit, Purpose, Role, View,
+};
+pub use catalog::{is_identifier, Catalog, FieldScope, FieldSpec, FieldType, Sensitivity};
+
+pub const FIELDS_FILE: &str = "fields.toml";
+pub const ACCESS_FILE: &str = "access.toml";
+
+const EMBEDDED_FIELDS: &str = include_str!("../../policies/fields.toml");
+const EMBEDDED_ACCESS: &str = include_str!("../../policies/access.toml");
+
+/// One problem in a policy file, named by file and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError {
+    pub file: String,
+    pub key: String,
+    pub message: String,
+}
+
+impl PolicyError {
+    pub fn new(file: &str, key: &str, message: &str) -> Self {
+        Self {
+            file: file.to_string(),
+            key: key.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}: `{}` {}", self.file, self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found in a set of policy files.
+#[derive(Debug, thiserror::Error)]
+pub struct PolicyErrors(pub Vec<PolicyError>);
+
+impl std::fmt::Display for PolicyErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "invalid policy ({} problem(s)):", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The validated policy set the vault runs under.
+#[derive(Debug)]
+pub struct Policies {
+    pub catalog: Catalog,
+    pub access: AccessPolicy,
+    /// Where the policies came from: a directory, or `None` for the embedded defaults.
+    pub source: Option<PathBuf>,
+}
+
+impl Policies {
+    /// Loads `fields.toml` and `access.toml` from `dir`, or the embedded defaults (identical to
+    /// the shipped `policies/`) when `dir` is `None`.
+    pub fn load(dir: Option<&Path>) -> Result<Self, PolicyErrors> {
+        let Some(dir) = dir else {
+            return Self::from_texts(
+                &format!("<embedded>/{FIELDS_FILE}"),
+                EMBEDDED_FIELDS,
+                &format!("<embedded>/{ACCESS_FILE}"),
+                EMBEDDED_ACCESS,
+            );
+        };
+        let read = |name: &str| -> Result<(String, String), PolicyErrors> {
+            let path = dir.join(name);
+            let label = path.display().to_string();
+            std::fs::read_to_string(&path)
+                .map(|text| (label.clone(), text))
+                .map_err(|e| {
+                    PolicyErrors(vec![PolicyError::new(
+                        &label,
+                        "",
+                        &format!("cannot read: {e}"),
+                    )])
+                })
+        };
+        let (fields_label, fields) = read(FIELDS_FILE)?;
+        let (access_label, access) = read(ACCESS_FILE)?;
+        let mut policies = Self::from_texts(&fields_label, &fields, &access_label, &access)?;
+        policies.source = Some(dir.to_owned());
+        Ok(policies)
+    }
+
+    /// Parses and cross-validates the two files given as text.
+    pub fn from_texts(
+        fields_label: &str,
+        fields: &str,
+        access_label: &str,
+        access: &str,
+    ) -> Result<Self, PolicyErrors> {
+        let mut errors = Vec::new();
+        let catalog = Catalog::parse(fields_label, fields, &mut errors);
+        let access = AccessPolicy::parse(access_label, access, &catalog, &mut errors);
+        if errors.is_empty() {
+            Ok(Self {
+                catalog,
+                access,
+                source: None,
+            })
+        } else {
+            Err(PolicyErrors(errors))
+        }
+    }
+}
+
+/// Deserializes TOML, turning a syntax or shape error into a [`PolicyError`] with a line number.
+fn parse_toml<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+    errors: &mut Vec<PolicyError>,
+) -> Option<T> {
+    match toml::from_str::<T>(text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let at = line.map(|l| format!("line {l}")).unwrap_or_default();
+            errors.push(PolicyError::new(
+                file,
+                &at,
+                e.message().trim_end_matches('\n'),
+            ));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(fields: &str, access: &str) -> Vec<String> {
+        match Policies::from_texts("fields.toml", fields, "access.toml", access) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn shipped_policies_are_valid() {
+        let p = Policies::load(None).unwrap();
+        assert!(
+            p.catalog
+                .get(FieldScope::Guest, "mobile")
+                .unwrap()
+                .searchable
+        );
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        Policies::load(Some(&dir)).unwrap();
+    }
+
+    #[test]
+    fn a_field_without_sensitivity_is_named_by_key() {
+        let fields = EMBEDDED_FIELDS.replacen("sensitivity = \"personal\"\n", "", 1);
+        let errs = check(&fields, EMBEDDED_ACCESS);
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("`guest.full_name.sensitivity` is required")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_field_in_a_purpose_is_named_by_key() {
+        let access = EMBEDDED_ACCESS.replacen(
+            "fields = [\"full_name\"",
+            "fields = [\"religion\", \"full_name\"",
+            1,
+        );
+        let errs = check(EMBEDDED_FIELDS, &access);
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("`purposes.check_in.fields`") && e.contains("religion")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported_with_a_line() {
+        let access = EMBEDDED_ACCESS.replacen(
+            "full_name = \"plain\"\n",
+            "full_name = \"plain\"\nfull_name = \"masked\"\n",
+            1,
+        );
+        let errs = check(EMBEDDED_FIELDS, &access);
+        assert!(
+            errs.iter().any(|e| e.starts_with("access.toml: `line ")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn sensitive_field_plain_under_a_consent_purpose_is_refused() {
+        let access =
+            EMBEDDED_ACCESS.replacen("dietary_needs = \"masked\"", "dietary_needs = \"plain\"", 1);
+        let errs = check(EMBEDDED_FIELDS, &access);
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("`roles.marketing.views.dietary_needs`")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_view_action_and_purpose_are_refused() {
+        let access = EMBEDDED_ACCESS
+            .replacen("gender = \"plain\"", "gender = \"clear\"", 1)
+            .replacen("\"guest.create\",", "\"guest.delete_all\",", 1)
+            .replacen(
+                "purposes = [\"guest_service\"]",
+                "purposes = [\"gossip\"]",
+                1,
+            );
+        let errs = check(EMBEDDED_FIELDS, &access).join("\n");
+        assert!(
+            errs.contains("`roles.front_desk.views.gender` unknown view"),
+            "{errs}"
+        );
+        assert!(
+            errs.contains("`roles.front_desk.actions` unknown action"),
+            "{errs}"
+        );
+        assert!(
+            errs.contains("`roles.concierge.purposes` unknown purpose"),
+            "{errs}"
+        );
+    }
+
+    #[test]
+    fn role_without_purposes_is_refused() {
+        let access = format!("{EMBEDDED_ACCESS}\n[roles.idle]\npurposes = []\nactions = []\n");
+        let errs = check(EMBEDDED_FIELDS, &access).join("\n");
+        assert!(
+            errs.contains("`roles.idle.purposes` a role needs at least one purpose"),
+            "{errs}"
+        );
+    }
+}

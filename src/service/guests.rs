@@ -1,0 +1,676 @@
+//! Guest records: create, read (masked per policy), correct, reveal with justification, and
+//! exact-match search through the blind index.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::{consent_state, Caller, Vault, VaultError};
+use crate::audit::Outcome;
+use crate::crypto::{Dek, FieldCipher};
+use crate::domain::{validate_fields, FieldError, GuestId, Pii};
+use crate::policy::{Action, DenyReason, FieldScope, FieldSpec, FieldType, Grant, View};
+use crate::store::{self, SealedGuest};
+
+const JUSTIFICATION_MIN_CHARS: usize = 10;
+const JUSTIFICATION_MAX_CHARS: usize = 500;
+/// Fields whose stored values the cross-field rules need when a correction touches them.
+const CROSS_CHECKED: [&str; 4] = ["id_type", "id_number", "birth_date", "gender"];
+
+#[derive(Debug, Clone, Default)]
+pub struct NewGuest {
+    pub fields: Map<String, Value>,
+}
+
+/// The read shape: visible fields (plain or masked) and the view each was shown in.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GuestView {
+    pub guest_id: String,
+    pub fields: BTreeMap<String, Value>,
+    pub views: BTreeMap<String, &'static str>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RevealView {
+    pub guest_id: String,
+    pub fields: BTreeMap<String, Value>,
+}
+
+/// A field's value as the response shows it under `view`.
+pub(super) fn present(spec: &FieldSpec, plain: &str, view: View) -> Value {
+    match view {
+        View::Plain if spec.field_type == FieldType::Json => {
+            serde_json::from_str(plain).unwrap_or(Value::Null)
+        }
+        View::Plain => Value::String(plain.to_string()),
+        _ => Value::String(spec.mask.apply(plain)),
+    }
+}
+
+impl Vault {
+    pub async fn create_guest(
+        &self,
+        caller: &Caller,
+        input: NewGuest,
+    ) -> Result<GuestId, VaultError> {
+        let action = Action::GuestCreate;
+        let grant = self.authorize(caller, action, None).await?;
+        let names: Vec<String> = input
+            .fields
+            .keys()
+            .filter(|k| crate::policy::is_identifier(k))
+            .cloned()
+            .collect();
+        if let Err(errors) = self.check_writable(&grant, FieldScope::Guest, &input.fields) {
+            return Err(self
+                .refuse(
+                    caller,
+                    action,
+                    None,
+                    names,
+                    VaultError::Validation(errors),
+                    grant.rules().to_vec(),
+                )
+                .await);
+        }
+        if grant.purpose().basis == crate::policy::Basis::Consent {
+            // A guest cannot have consented before it exists (consents come with the record).
+            return Err(self
+                .refuse(
+                    caller,
+                    action,
+                    None,
+                    names,
+                    VaultError::Denied(DenyReason::ConsentRequired),
+                    grant.rules().to_vec(),
+                )
+                .await);
+        }
+        let validated = match validate_fields(
+            &self.policies.catalog,
+            FieldScope::Guest,
+            &input.fields,
+            &BTreeMap::new(),
+            false,
+            self.today(),
+        ) {
+            Ok(v) if !v.is_empty() => Ok(v),
+            Ok(_) => Err(vec![FieldError::new("fields", "required")]),
+            Err(errors) => Err(errors),
+        }
+        .map_err(VaultError::Validation);
+        let validated = match validated {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(self
+                    .refuse(caller, action, None, names, e, grant.rules().to_vec())
+                    .await)
+            }
+        };
+
+        let guest_id = GuestId::generate();
+        let gid = guest_id.as_str().to_string();
+        let dek = Dek::generate().map_err(|e| VaultError::Internal(e.to_string()))?;
+        let wrapped = self
+            .keyring
+            .wrap_dek(&dek, &gid)
+            .map_err(|e| VaultError::Internal(e.to_string()))?;
+        let sealed = self.seal_fields(&gid, &dek, &validated)?;
+        let now = self.now_ts();
+        let permit = grant.permit();
+        let event = self.event(
+            caller,
+            action,
+            Some(&gid),
+            names,
+            Outcome::Allowed,
+            None,
+            grant.rules().to_vec(),
+        );
+        self.writer
+            .execute(move |c| {
+                store::insert_guest(c, &permit, &gid, &now, &wrapped)?;
+                write_sealed(c, &permit, &gid, &now, sealed)?;
+                crate::audit::append(c, event)?;
+                Ok(())
+            })
+            .await
+            .map_err(VaultError::AuditUnavailable)?;
+        Ok(guest_id)
+    }
+
+    pub async fn read_guest(&self, caller: &Caller, raw_id: &str) -> Result<GuestView, VaultError> {
+        let grant = self
+            .authorize(caller, Action::GuestRead, Some(raw_id))
+            .await?;
+        let guest_id = self.guest_id(caller, Action::GuestRead, raw_id).await?;
+        self.read_with(caller, &grant, &guest_id).await
+    }
+
+    /// Reads under an existing grant (also used to answer a correction with the read shape).
+    async fn read_with(
+        &self,
+        caller: &Caller,
+        grant: &Grant<'_>,
+        guest_id: &GuestId,
+    ) -> Result<GuestView, VaultError> {
+        let (sealed, consent) = self.load(grant, guest_id).await?;
+        let separate = self
+            .check_guest(
+                caller,
+                grant,
+                guest_id,
+                sealed.as_ref().map(|s| s.status),
+                consent,
+            )
+            .await?;
+        let Some(sealed) = sealed else {
+            return Err(VaultError::NotFound);
+        };
+        let mut view = GuestView {
+            guest_id: guest_id.to_string(),
+            fields: BTreeMap::new(),
+            views: BTreeMap::new(),
+        };
+        let mut rules = grant.rules().to_vec();
+        let mut withheld = Vec::new();
+        let plain = self.open_fields(guest_id, &sealed, |name| {
+            let (v, _) = grant.view(FieldScope::Guest, name);
+            v != View::None
+        })?;
+        for (name, value) in &plain {
+            let Some(spec) = self.policies.catalog.get(FieldScope::Guest, name) else {
+                continue;
+            };
+            let (v, rule) = grant.view(FieldScope::Guest, name);
+            // PIPL Art. 29: sensitive data under a consent purpose needs a separate consent.
+            if spec.is_sensitive()
+                && grant.purpose().basis == crate::policy::Basis::Consent
+                && !separate
+            {
+                withheld.push(name.clone());
+                continue;
+            }
+            rules.push(rule);
+            view.fields
+                .insert(name.clone(), present(spec, value.expose(), v));
+            view.views.insert(
+                name.clone(),
+                if v == View::Plain { "plain" } else { "masked" },
+            );
+        }
+        let reason = (!withheld.is_empty())
+            .then(|| format!("withheld without separate consent: {}", withheld.join(",")));
+        let event = self.event(
+            caller,
+            grant.action(),
+            Some(guest_id.as_str()),
+            view.fields.keys().cloned().collect(),
+            Outcome::Allowed,
+            reason.as_deref(),
+            rules,
+        );
+        self.record(event).await?;
+        Ok(view)
+    }
+
+    pub async fn update_guest(
+        &self,
+        caller: &Caller,
+        raw_id: &str,
+        patch: Map<String, Value>,
+    ) -> Result<GuestView, VaultError> {
+        let action = Action::GuestUpdate;
+        let grant = self.authorize(caller, action, Some(raw_id)).await?;
+        let guest_id = self.guest_id(caller, action, raw_id).await?;
+        let gid = guest_id.as_str().to_string();
+        let names: Vec<String> = patch
+            .keys()
+            .filter(|k| crate::policy::is_identifier(k))
+            .cloned()
+            .collect();
+        if let Err(errors) = self.check_writable(&grant, FieldScope::Guest, &patch) {
+            return Err(self
+                .refuse(
+                    caller,
+                    action,
+                    Some(&gid),
+                    names,
+                    VaultError::Validation(errors),
+                    grant.rules().to_vec(),
+                )
+                .await);
+        }
+        let (sealed, consent) = self.load(&grant, &guest_id).await?;
+        self.check_guest(
+            caller,
+            &grant,
+            &guest_id,
+            sealed.as_ref().map(|s| s.status),
+            consent,
+        )
+        .await?;
+        let Some(sealed) = sealed else {
+            return Err(VaultError::NotFound);
+        };
+        let existing: BTreeMap<String, String> = self
+            .open_fields(&guest_id, &sealed, |n| CROSS_CHECKED.contains(&n))?
+            .into_iter()
+            .map(|(k, v)| (k, v.expose().to_string()))
+            .collect();
+        let validated = match validate_fields(
+            &self.policies.catalog,
+            FieldScope::Guest,
+            &patch,
+            &existing,
+            true,
+            self.today(),
+        ) {
+            Ok(v) if !v.is_empty() => Ok(v),
+            Ok(_) => Err(vec![FieldError::new("fields", "required")]),
+            Err(e) => Err(e),
+        };
+        let validated = match validated {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(self
+                    .refuse(
+                        caller,
+                        action,
+                        Some(&gid),
+                        names,
+                        VaultError::Validation(e),
+                        grant.rules().to_vec(),
+                    )
+                    .await)
+            }
+        };
+        let dek = self
+            .keyring
+            .unwrap_dek(&sealed.wrapped_dek, &gid)
+            .map_err(|e| VaultError::Internal(e.to_string()))?;
+        let sealed_fields = self.seal_fields(&gid, &dek, &validated)?;
+        let now = self.now_ts();
+        let permit = grant.permit();
+        // The event says which fields changed, never to what (PIPL Art. 46 correction).
+        let event = self.event(
+            caller,
+            action,
+            Some(&gid),
+            names,
+            Outcome::Allowed,
+            None,
+            grant.rules().to_vec(),
+        );
+        let write_gid = gid.clone();
+        let found = self
+            .writer
+            .execute(move |c| {
+                match store::touch_guest(c, &permit, &write_gid, &now)? {
+                    Some(store::GuestStatus::Active) => {}
+                    _ => return Ok(false),
+                }
+                write_sealed(c, &permit, &write_gid, &now, sealed_fields)?;
+                crate::audit::append(c, event)?;
+                Ok(true)
+            })
+            .await
+            .map_err(VaultError::AuditUnavailable)?;
+        if !found {
+            return Err(self
+                .refuse(
+                    caller,
+                    action,
+                    Some(&gid),
+                    vec![],
+                    VaultError::NotFound,
+                    vec![],
+                )
+                .await);
+        }
+        let read_grant = match self.policies.access.authorize(
+            &caller.role,
+            caller.purpose.as_deref(),
+            Action::GuestRead,
+        ) {
+            Ok(g) => g,
+            Err(_) => grant,
+        };
+        self.read_with(caller, &read_grant, &guest_id).await
+    }
+
+    pub async fn reveal(
+        &self,
+        caller: &Caller,
+        raw_id: &str,
+        fields: Vec<String>,
+        justification: &str,
+    ) -> Result<RevealView, VaultError> {
+        let action = Action::GuestReveal;
+        let grant = self.authorize(caller, action, Some(raw_id)).await?;
+        let guest_id = self.guest_id(caller, action, raw_id).await?;
+        let gid = guest_id.as_str().to_string();
+        let names: Vec<String> = fields
+            .iter()
+            .filter(|k| crate::policy::is_identifier(k))
+            .cloned()
+            .collect();
+        let justification = justification.trim();
+        let mut errors = Vec::new();
+        let chars = justification.chars().count();
+        if chars < JUSTIFICATION_MIN_CHARS {
+            errors.push(FieldError::new("justification", "required"));
+        } else if chars > JUSTIFICATION_MAX_CHARS {
+            errors.push(FieldError::new("justification", "too_long"));
+        }
+        if fields.is_empty() {
+            errors.push(FieldError::new("fields", "required"));
+        }
+        for f in &fields {
+            if self.policies.catalog.get(FieldScope::Guest, f).is_none() {
+                errors.push(FieldError::new(f, "unknown_field"));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(self
+                .refuse(
+                    caller,
+                    action,
+                    Some(&gid),
+                    names,
+                    VaultError::Validation(errors),
+                    grant.rules().to_vec(),
+                )
+                .await);
+        }
+        let mut rules = grant.rules().to_vec();
+        for f in &fields {
+            let (view, rule) = grant.view(FieldScope::Guest, f);
+            rules.push(rule);
+            if view < View::Reveal {
+                return Err(self
+                    .refuse(
+                        caller,
+                        action,
+                        Some(&gid),
+                        names,
+                        VaultError::Denied(DenyReason::FieldNotAllowed),
+                        rules,
+                    )
+                    .await);
+            }
+        }
+        let (sealed, consent) = self.load(&grant, &guest_id).await?;
+        self.check_guest(
+            caller,
+            &grant,
+            &guest_id,
+            sealed.as_ref().map(|s| s.status),
+            consent,
+        )
+        .await?;
+        let Some(sealed) = sealed else {
+            return Err(VaultError::NotFound);
+        };
+        let plain = self.open_fields(&guest_id, &sealed, |n| fields.iter().any(|f| f == n))?;
+        let mut out = RevealView {
+            guest_id: gid.clone(),
+            fields: BTreeMap::new(),
+        };
+        for (name, value) in &plain {
+            if let Some(spec) = self.policies.catalog.get(FieldScope::Guest, name) {
+                out.fields
+                    .insert(name.clone(), present(spec, value.expose(), View::Plain));
+            }
+        }
+        let mut event = self.event(
+            caller,
+            action,
+            Some(&gid),
+            out.fields.keys().cloned().collect(),
+            Outcome::Allowed,
+            None,
+            rules,
+        );
+        event.justification = Some(justification.to_string());
+        self.record(event).await?;
+        Ok(out)
+    }
+
+    pub async fn search(
+        &self,
+        caller: &Caller,
+        field: &str,
+        value: &str,
+    ) -> Result<Vec<String>, VaultError> {
+        let action = Action::GuestSearch;
+        let grant = self.authorize(caller, action, None).await?;
+        let name = if crate::policy::is_identifier(field) {
+            vec![field.to_string()]
+        } else {
+            vec![]
+        };
+        let spec = match self.policies.catalog.get(FieldScope::Guest, field) {
+            Some(spec) if spec.searchable => spec,
+            _ => {
+                return Err(self
+                    .refuse(
+                        caller,
+                        action,
+                        None,
+                        name,
+                        VaultError::FieldNotSearchable,
+                        vec![],
+                    )
+                    .await)
+            }
+        };
+        let (view, rule) = grant.view(FieldScope::Guest, field);
+        let mut rules = grant.rules().to_vec();
+        rules.push(rule);
+        if view == View::None {
+            return Err(self
+                .refuse(
+                    caller,
+                    action,
+                    None,
+                    name,
+                    VaultError::Denied(DenyReason::FieldNotAllowed),
+                    rules,
+                )
+                .await);
+        }
+        let normalized = match crate::domain::normalize_for_search(spec, value, self.today()) {
+            Ok(v) => Pii::new(v),
+            Err(code) => {
+                let e = VaultError::Validation(vec![FieldError::new("value", code)]);
+                return Err(self.refuse(caller, action, None, name, e, rules).await);
+            }
+        };
+        let digest = self.keyring.indexer().digest(field, normalized.expose());
+        let permit = grant.permit();
+        let field_owned = field.to_string();
+        let hits = self
+            .readers
+            .run(move |c| store::search_index(c, &permit, &field_owned, &digest))
+            .await?;
+        let restricted_ok = grant.purpose().restricted_access;
+        let ids: Vec<String> = hits
+            .into_iter()
+            .filter(|(_, s)| match s {
+                store::GuestStatus::Active => true,
+                store::GuestStatus::Restricted => restricted_ok,
+                store::GuestStatus::Erased => false,
+            })
+            .map(|(id, _)| id)
+            .collect();
+        // One event per guest found: a search reveals that the guest exists.
+        let events: Vec<_> = if ids.is_empty() {
+            vec![self.event(
+                caller,
+                action,
+                None,
+                name.clone(),
+                Outcome::Allowed,
+                Some("no match"),
+                rules.clone(),
+            )]
+        } else {
+            ids.iter()
+                .map(|id| {
+                    self.event(
+                        caller,
+                        action,
+                        Some(id),
+                        name.clone(),
+                        Outcome::Allowed,
+                        None,
+                        rules.clone(),
+                    )
+                })
+                .collect()
+        };
+        self.writer
+            .execute(move |c| {
+                for e in events {
+                    crate::audit::append(c, e)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(VaultError::AuditUnavailable)?;
+        Ok(ids)
+    }
+
+    /// Every submitted field must be one the purpose may touch and the role may see
+    /// (REQ-03 minimum collection); unknown names are left to validation.
+    pub(super) fn check_writable(
+        &self,
+        grant: &Grant<'_>,
+        scope: FieldScope,
+        input: &Map<String, Value>,
+    ) -> Result<(), Vec<FieldError>> {
+        let errors: Vec<FieldError> = input
+            .keys()
+            .filter(|k| self.policies.catalog.get(scope, k).is_some())
+            .filter(|k| grant.view(scope, k).0 == View::None)
+            .map(|k| FieldError::new(k, "field_not_permitted_for_purpose"))
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Loads the sealed guest and the caller's purpose consent in one reader round trip.
+    pub(super) async fn load(
+        &self,
+        grant: &Grant<'_>,
+        guest_id: &GuestId,
+    ) -> Result<(Option<SealedGuest>, Option<super::ConsentState>), VaultError> {
+        let permit = grant.permit();
+        let gid = guest_id.as_str().to_string();
+        let purpose = grant.purpose().name.clone();
+        Ok(self
+            .readers
+            .run(move |c| {
+                Ok((
+                    store::load_guest(c, &permit, &gid)?,
+                    consent_state(c, &gid, &purpose)?,
+                ))
+            })
+            .await?)
+    }
+
+    /// Decrypts the fields `want` selects. Decryption failure is an internal error, never data.
+    pub(super) fn open_fields(
+        &self,
+        guest_id: &GuestId,
+        sealed: &SealedGuest,
+        want: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(String, Pii)>, VaultError> {
+        let gid = guest_id.as_str();
+        let dek = self
+            .keyring
+            .unwrap_dek(&sealed.wrapped_dek, gid)
+            .map_err(|e| VaultError::Internal(e.to_string()))?;
+        let cipher = FieldCipher::new(&dek, gid);
+        let mut out = Vec::new();
+        for (name, ct) in &sealed.fields {
+            if !want(name) {
+                continue;
+            }
+            let bytes = cipher
+                .open(name, ct)
+                .map_err(|e| VaultError::Internal(e.to_string()))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| VaultError::Internal("field is not UTF-8".into()))?;
+            out.push((name.clone(), Pii::new(text)));
+        }
+        Ok(out)
+    }
+
+    fn seal_fields(
+        &self,
+        gid: &str,
+        dek: &Dek,
+        validated: &crate::domain::Validated,
+    ) -> Result<Vec<SealedField>, VaultError> {
+        let cipher = FieldCipher::new(dek, gid);
+        let mut out = Vec::with_capacity(validated.len());
+        for (name, value) in validated {
+            let searchable = self
+                .policies
+                .catalog
+                .get(FieldScope::Guest, name)
+                .is_some_and(|s| s.searchable);
+            out.push(match value {
+                Some(v) => SealedField {
+                    name: name.clone(),
+                    ciphertext: Some(
+                        cipher
+                            .seal(name, v.expose().as_bytes())
+                            .map_err(|e| VaultError::Internal(e.to_string()))?,
+                    ),
+                    digest: searchable.then(|| self.keyring.indexer().digest(name, v.expose())),
+                },
+                None => SealedField {
+                    name: name.clone(),
+                    ciphertext: None,
+                    digest: None,
+                },
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// A field ready for storage: `None` ciphertext removes it.
+#[derive(Debug)]
+struct SealedField {
+    name: String,
+    ciphertext: Option<Vec<u8>>,
+    digest: Option<Vec<u8>>,
+}
+
+fn write_sealed(
+    c: &rusqlite::Connection,
+    permit: &crate::policy::Permit,
+    gid: &str,
+    now: &str,
+    fields: Vec<SealedField>,
+) -> Result<(), store::StoreError> {
+    for f in fields {
+        match f.ciphertext {
+            Some(ct) => {
+                store::put_field(c, permit, gid, &f.name, &ct, now)?;
+                if let Some(d) = f.digest {
+                    store::put_index(c, permit, gid, &f.name, &d)?;
+                }
+            }
+            None => store::delete_field(c, permit, gid, &f.name)?,
+        }
+    }
+    Ok(())
+}

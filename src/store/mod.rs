@@ -1,0 +1,130 @@
+//! SQLite storage: connection setup, migrations, one writer thread with group commit, a pool
+//! of read-only connections, and the SQL for each table. Functions that read or write personal
+//! data take a [`Permit`](crate::policy::Permit), which only the policy module mints.
+
+mod guests;
+mod readers;
+mod writer;
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension};
+use rusqlite_migration::{Migrations, M};
+
+pub use guests::*;
+pub use readers::Readers;
+pub use writer::{Writer, WriterStats};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error("the writer thread is not running")]
+    WriterGone,
+    #[error("the keyring does not match this database (database expects fingerprint {expected}, keyring has {actual}); start with the keyring this data dir was created with")]
+    KeyringMismatch { expected: String, actual: String },
+    #[error("an operation panicked")]
+    Panicked,
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Applies the pragmas every connection needs. `synchronous=FULL` by default: an acknowledged
+/// write survives power loss; `secure_delete` overwrites deleted content (crypto-shredding).
+fn configure(conn: &Connection, synchronous: &str) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!("../../migrations/0001_init.sql"))])
+}
+
+/// Opens (creating if needed) the database, applies migrations and checks the keyring
+/// fingerprint: a new database records it, an existing one must match it.
+pub fn open_writer(
+    path: &Path,
+    synchronous: &str,
+    keyring_fingerprint: &str,
+) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    configure(&conn, synchronous)?;
+    migrations().to_latest(&mut conn)?;
+    let stored: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'keyring_fingerprint'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match stored {
+        Some(expected) if expected != keyring_fingerprint => Err(StoreError::KeyringMismatch {
+            expected,
+            actual: keyring_fingerprint.to_string(),
+        }),
+        Some(_) => Ok(conn),
+        None => {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('keyring_fingerprint', ?1)",
+                [keyring_fingerprint],
+            )?;
+            Ok(conn)
+        }
+    }
+}
+
+/// A read-only connection for the reader pool.
+pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "query_only", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn a_different_keyring_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("g.db");
+        drop(open_writer(&db, "full", "aaaa").unwrap());
+        drop(open_writer(&db, "full", "aaaa").unwrap());
+        let err = open_writer(&db, "full", "bbbb").unwrap_err();
+        assert!(matches!(err, StoreError::KeyringMismatch { .. }));
+        assert!(err.to_string().contains("keyring does not match"));
+    }
+
+    #[test]
+    fn audit_rows_cannot_be_updated_or_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("g.db"), "full", "fp").unwrap();
+        conn.execute(
+            "INSERT INTO audit_events (seq, ts, request_id, actor, role, action, fields, outcome, rules, prev_hash, hash)
+             VALUES (1, 't', 'r', 'a', 'x', 'guest.read', '[]', 'allowed', '[]', x'00', x'00')",
+            [],
+        )
+        .unwrap();
+        assert!(conn
+            .execute("UPDATE audit_events SET actor = 'b'", [])
+            .is_err());
+        assert!(conn.execute("DELETE FROM audit_events", []).is_err());
+    }
+}

@@ -1,0 +1,214 @@
+//! The single writer. One thread owns the write connection and commits in groups: it takes
+//! every pending operation (up to `max_batch`), runs each inside its own savepoint in one
+//! transaction, commits once (one fsync for the whole group), and only then answers each
+//! caller. A failing operation rolls back its savepoint alone; a failing commit fails them all.
+//! So an acknowledged write is durable, and an audit event commits with the change it records.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+type Completion = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+
+/// Counters the metrics endpoint and benchmarks read.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub batches: AtomicU64,
+    pub operations: AtomicU64,
+    pub commit_micros_total: AtomicU64,
+}
+
+/// Handle to the writer thread; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+    stats: Arc<WriterStats>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`. The thread ends when every handle is dropped.
+    pub fn start(
+        conn: Connection,
+        max_batch: usize,
+    ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let stats = Arc::new(WriterStats::default());
+        let thread_stats = stats.clone();
+        let handle = std::thread::Builder::new()
+            .name("guestvault-writer".into())
+            .spawn(move || run(conn, rx, max_batch, &thread_stats))?;
+        Ok((Self { tx, stats }, handle))
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Runs `op` inside a savepoint of the next group transaction and returns its result once
+    /// that transaction has committed.
+    pub async fn execute<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<T, StoreError>>();
+        let job: Job = Box::new(move |conn: &Connection| {
+            let result = in_savepoint(conn, op);
+            Box::new(move |commit: Result<(), Arc<StoreError>>| {
+                let outcome = match (commit, result) {
+                    (Ok(()), r) => r,
+                    (Err(e), _) => Err(StoreError::Other(format!("commit failed: {e}"))),
+                };
+                let _ = done_tx.send(outcome);
+            })
+        });
+        self.tx.send(job).map_err(|_| StoreError::WriterGone)?;
+        done_rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+fn in_savepoint<T>(
+    conn: &Connection,
+    op: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("SAVEPOINT op")?;
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| op(conn)))
+        .unwrap_or(Err(StoreError::Panicked));
+    if result.is_err() {
+        conn.execute_batch("ROLLBACK TO op")?;
+    }
+    conn.execute_batch("RELEASE op")?;
+    result
+}
+
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize, stats: &WriterStats) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let started = std::time::Instant::now();
+        let begin = conn.execute_batch("BEGIN IMMEDIATE");
+        let mut completions = Vec::with_capacity(jobs.len());
+        if let Err(e) = begin {
+            let e = Arc::new(StoreError::from(e));
+            for job in jobs {
+                // The job never ran its op; answer with the begin failure.
+                let completion = job(&conn);
+                completion(Err(e.clone()));
+            }
+            continue;
+        }
+        let n = jobs.len() as u64;
+        for job in jobs {
+            completions.push(job(&conn));
+        }
+        let commit = match conn.execute_batch("COMMIT") {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed");
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(Arc::new(StoreError::from(e)))
+            }
+        };
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.operations.fetch_add(n, Ordering::Relaxed);
+        stats.commit_micros_total.fetch_add(
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        for completion in completions {
+            completion(commit.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> (tempfile::TempDir, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::open_writer(&dir.path().join("w.db"), "full", "fp").unwrap();
+        let (w, _h) = Writer::start(conn, 64).unwrap();
+        (dir, w)
+    }
+
+    #[tokio::test]
+    async fn a_failed_operation_rolls_back_only_itself() {
+        let (_dir, w) = writer();
+        let ok = w.execute(|c| {
+            c.execute("INSERT INTO meta (key, value) VALUES ('a', '1')", [])?;
+            Ok(())
+        });
+        let bad = w.execute(|c| {
+            c.execute("INSERT INTO meta (key, value) VALUES ('b', '1')", [])?;
+            Err::<(), _>(StoreError::Other("refused".into()))
+        });
+        let (ok, bad) = tokio::join!(ok, bad);
+        assert!(ok.is_ok());
+        assert!(bad.is_err());
+        let keys: Vec<String> = w
+            .execute(|c| {
+                let mut s = c.prepare("SELECT key FROM meta WHERE key IN ('a','b')")?;
+                let v = s.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                Ok(v)
+            })
+            .await
+            .unwrap();
+        assert_eq!(keys, vec!["a".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_operation_fails_alone() {
+        let (_dir, w) = writer();
+        let r = w
+            .execute(|_| -> Result<(), StoreError> { panic!("boom") })
+            .await;
+        assert!(matches!(r, Err(StoreError::Panicked)));
+        assert!(w.execute(|_| Ok(1)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn many_concurrent_writes_all_commit() {
+        let (_dir, w) = writer();
+        let mut handles = Vec::new();
+        for i in 0..200 {
+            let w = w.clone();
+            handles.push(tokio::spawn(async move {
+                w.execute(move |c| {
+                    c.execute(
+                        "INSERT INTO meta (key, value) VALUES (?1, 'v')",
+                        [format!("n{i}")],
+                    )?;
+                    Ok(())
+                })
+                .await
+            }));
+        }
+        for h in handles {
+            h.await.unwrap().unwrap();
+        }
+        let n: i64 = w
+            .execute(|c| {
+                Ok(
+                    c.query_row("SELECT count(*) FROM meta WHERE key LIKE 'n%'", [], |r| {
+                        r.get(0)
+                    })?,
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 200);
+        assert!(w.stats().batches.load(Ordering::Relaxed) < 202);
+    }
+}

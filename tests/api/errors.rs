@@ -1,0 +1,282 @@
+//! 400/401/403/404/413/415/422 paths: each answers problem+json with a stable code, echoes no
+//! value, and changes nothing.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{spawn_app, zhang_san};
+
+fn guests_stored(app: &crate::helpers::TestApp) -> i64 {
+    app.db()
+        .query_row("SELECT count(*) FROM guests", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn missing_expired_or_forged_tokens_are_401_with_www_authenticate() {
+    let app = spawn_app().await;
+    let r = app
+        .call(
+            Method::GET,
+            "/v1/guests/0191a1d2-0000-7000-8000-000000000000",
+            None,
+            Some("check_in"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.body["code"], "unauthorized");
+    assert!(r
+        .headers
+        .get("www-authenticate")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+    assert_eq!(
+        r.headers.get("content-type").unwrap(),
+        "application/problem+json"
+    );
+
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+    let secret =
+        guestvault::config::read_secret_file("k", &app.config.hs256_secret_file()).unwrap();
+    let expired = guestvault::auth::mint_hs256(
+        &secret,
+        "guestvault",
+        "guestvault",
+        "pms",
+        "s",
+        std::time::Duration::ZERO,
+        now - 3600,
+    )
+    .unwrap();
+    let forged = guestvault::auth::mint_hs256(
+        &[7u8; 32],
+        "guestvault",
+        "guestvault",
+        "pms",
+        "s",
+        std::time::Duration::from_secs(600),
+        now,
+    )
+    .unwrap();
+    for token in [expired, forged, "not.a.jwt".to_string()] {
+        let req = app
+            .client
+            .get(format!("{}/v1/guests/x", app.addr))
+            .bearer_auth(token)
+            .header("X-Purpose", "check_in");
+        let r = app.send(req).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn purpose_is_required_and_must_belong_to_the_role() {
+    let app = spawn_app().await;
+    let id = app.create_guest(zhang_san()).await;
+    let path = format!("/v1/guests/{id}");
+    let r = app
+        .call(Method::GET, &path, Some("concierge"), None, None)
+        .await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("purpose_required"))
+    );
+    let r = app
+        .call(Method::GET, &path, Some("concierge"), Some("billing"), None)
+        .await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("purpose_not_allowed"))
+    );
+    let r = app
+        .call(
+            Method::GET,
+            &path,
+            Some("concierge"),
+            Some("astrology"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("purpose_not_allowed"))
+    );
+}
+
+#[tokio::test]
+async fn unknown_roles_and_roles_without_the_action_are_forbidden() {
+    let app = spawn_app().await;
+    let id = app.create_guest(zhang_san()).await;
+    for (role, purpose) in [
+        ("janitor", "check_in"),
+        ("admin", "administration"),
+        ("compliance_officer", "audit"),
+    ] {
+        let r = app
+            .call(
+                Method::GET,
+                &format!("/v1/guests/{id}"),
+                Some(role),
+                Some(purpose),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{role}");
+        assert_eq!(r.body["code"], "forbidden", "{role}");
+    }
+}
+
+#[tokio::test]
+async fn consent_purposes_are_denied_without_consent() {
+    let app = spawn_app().await;
+    let id = app.create_guest(zhang_san()).await;
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/guests/{id}"),
+            Some("marketing"),
+            Some("marketing"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.body["code"], "consent_required");
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_guest_ids_are_404() {
+    let app = spawn_app().await;
+    for id in [
+        "0191a1d2-0000-7000-8000-000000000000",
+        "not-an-id",
+        "13812345678",
+    ] {
+        let r = app
+            .call(
+                Method::GET,
+                &format!("/v1/guests/{id}"),
+                Some("pms"),
+                Some("check_in"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{id}");
+        assert_eq!(r.body["code"], "guest_not_found");
+        assert!(!r.text.contains(id));
+    }
+}
+
+#[tokio::test]
+async fn invalid_input_is_422_names_fields_and_stores_nothing() {
+    let app = spawn_app().await;
+    let before = guests_stored(&app);
+    let cases = [
+        (
+            json!({"id_type":"cn_resident_id","id_number":"110101199003074478"}),
+            "id_number",
+            "invalid_checksum",
+        ),
+        (
+            json!({"id_type":"cn_resident_id","id_number":"91010519491231002X"}),
+            "id_number",
+            "invalid_region",
+        ),
+        (json!({"mobile":"12812345678"}), "mobile", "invalid_format"),
+        (json!({"religion":"none"}), "religion", "unknown_field"),
+        (json!({"full_name": 42}), "full_name", "wrong_type"),
+        (
+            json!({"occupation": "engineer"}),
+            "occupation",
+            "field_not_permitted_for_purpose",
+        ),
+    ];
+    for (fields, field, code) in cases {
+        let r = app
+            .call(
+                Method::POST,
+                "/v1/guests",
+                Some("pms"),
+                Some("check_in"),
+                Some(json!({"fields": fields})),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {}",
+            r.text
+        );
+        assert_eq!(r.body["code"], "validation_failed");
+        assert!(
+            r.body["errors"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"field": field, "code": code})),
+            "{}",
+            r.text
+        );
+        assert!(!r.text.contains("110101199003074478") && !r.text.contains("12812345678"));
+    }
+    assert_eq!(guests_stored(&app), before);
+}
+
+#[tokio::test]
+async fn malformed_oversize_and_wrongly_typed_bodies_are_rejected() {
+    let app = spawn_app().await;
+    let url = format!("{}/v1/guests", app.addr);
+    let base = || {
+        app.client
+            .post(&url)
+            .bearer_auth(app.token("pms"))
+            .header("X-Purpose", "check_in")
+    };
+    let r = app
+        .send(
+            base()
+                .header("content-type", "application/json")
+                .body("{\"fields\": {\"mobile\": \"138"),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("malformed_json"))
+    );
+    assert!(!r.text.contains("138"));
+    let r = app.send(base().body("{}")).await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("unsupported_media_type")
+        )
+    );
+    let huge = json!({"fields": {"address": "x".repeat(200_000)}});
+    let r = app.send(base().json(&huge)).await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
+    let r = app
+        .send(base().json(&json!({"fields": [], "extra": 1})))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(guests_stored(&app), 0);
+}
+
+#[tokio::test]
+async fn every_error_carries_a_request_id() {
+    let app = spawn_app().await;
+    let r = app
+        .call(Method::GET, "/v1/nothing-here", Some("pms"), None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let rid = r.body["request_id"].as_str().unwrap();
+    assert!(!rid.is_empty());
+    assert_eq!(
+        r.headers.get("x-request-id").unwrap().to_str().unwrap(),
+        rid
+    );
+}

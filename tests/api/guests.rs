@@ -1,0 +1,370 @@
+//! Create, masked and plain reads per role, reveal, search, stays.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{spawn_app, zhang_san};
+
+#[tokio::test]
+async fn created_guest_reads_back_masked_for_concierge_and_plain_for_pms() {
+    let app = spawn_app().await;
+    let id = app.create_guest(zhang_san()).await;
+
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/guests/{id}"),
+            Some("concierge"),
+            Some("guest_service"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["guest_id"], id);
+    assert_eq!(r.body["fields"]["full_name"], "张*丰");
+    assert_eq!(r.body["fields"]["mobile"], "+86 138****5678");
+    assert_eq!(r.body["fields"]["email"], "z****@example.com");
+    assert_eq!(r.body["views"]["mobile"], "masked");
+    // guest_service does not touch identity documents: absent, not masked.
+    assert!(r.body["fields"].get("id_number").is_none());
+    assert!(r.body["fields"].get("address").is_none());
+
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/guests/{id}"),
+            Some("pms"),
+            Some("check_in"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["fields"]["full_name"], "张三丰");
+    assert_eq!(r.body["fields"]["mobile"], "+8613812345678");
+    assert_eq!(r.body["views"]["full_name"], "plain");
+    // pms may only reveal the ID number: masked, first 1 + last 2 (REQ-14).
+    assert_eq!(r.body["fields"]["id_number"], "1***************2X");
+    assert_eq!(r.body["fields"]["birth_date"], "1949-12-31");
+
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/guests/{id}"),
+            Some("front_desk"),
+            Some("check_in"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["fields"]["birth_date"], "**-12-31");
+    assert_eq!(r.body["fields"]["address"], "北京市海淀区********");
+}
+
+#[tokio::test]
+async fn reveal_needs_a_justification_and_is_audited_with_it() {
+    let app = spawn_app().await;
+    let id = app.create_guest(zhang_san()).await;
+    let path = format!("/v1/guests/{id}/reveal");
+
+    let r = app
+        .call(
+            Method::POST,
+            &path,
+            Some("front_desk"),
+            Some("check_in"),
+            Some(json!({"fields":["id_number"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        r.body["errors"][0],
+        json!({"field":"justification","code":"required"})
+    );
+
+    let why = "guest at desk, verifying ID for police registration";
+    let r = app
+        .call(
+            Method::POST,
+            &path,
+            Some("front_desk"),
+            Some("check_in"),
+            Some(json!({"fields":["id_number","mobile"],"justification": why})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["fields"]["id_number"], "11010519491231002X");
+    assert_eq!(r.body["fields"]["mobile"], "+8613812345678");
+
+    let (action, justification, fields): (String, String, String) = app
+        .db()
+        .query_row(
+            "SELECT action, justification, fields FROM audit_events WHERE justification IS NOT NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(action, "guest.reveal");
+    assert_eq!(justification, why);
+    assert_eq!(fields, r#"["id_number","mobile"]"#);
+}
+
+#[tokio::test]
+async fn reveal_of_a_field_the_role_may_only_see_masked_is_forbidden() {
+    let app = spawn_app().await;
+    let id = app.create_guest(zhang_san()).await;
+    // front desk sees address masked but has no reveal right on it.
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/guests/{id}/reveal"),
+            Some("front_desk"),
+            Some("check_in"),
+            Some(json!({"fields":["address"],"justification":"want to see the full address"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.body["code"], "forbidden");
+    // concierge has no reveal action at all.
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/guests/{id}/reveal"),
+            Some("concierge"),
+            Some("guest_service"),
+            Some(json!({"fields":["mobile"],"justification":"calling the guest back"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn search_by_mobile_finds_the_guest_in_any_common_spelling() {
+    let app = spawn_app().await;
+    let id = app.create_guest(zhang_san()).await;
+    let _other = app
+        .create_guest(json!({"full_name":"李四","mobile":"13900001111"}))
+        .await;
+    for spelling in [
+        "138 1234 5678",
+        "+86 13812345678",
+        "13812345678",
+        "+86-138-1234-5678",
+    ] {
+        let r = app
+            .call(
+                Method::POST,
+                "/v1/guests/search",
+                Some("front_desk"),
+                Some("check_in"),
+                Some(json!({"field":"mobile","value":spelling})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{spelling}: {}", r.text);
+        assert_eq!(r.body["guest_ids"], json!([id]), "{spelling}");
+    }
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/guests/search",
+            Some("front_desk"),
+            Some("check_in"),
+            Some(json!({"field":"mobile","value":"13700000000"})),
+        )
+        .await;
+    assert_eq!(r.body["guest_ids"], json!([]));
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/guests/search",
+            Some("front_desk"),
+            Some("check_in"),
+            Some(json!({"field":"full_name","value":"张三丰"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["code"], "field_not_searchable");
+    // The index holds only 64-hex-digit HMACs (REQ-12).
+    let digests: Vec<Vec<u8>> = app
+        .db()
+        .prepare("SELECT digest FROM blind_index")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(digests.iter().all(|d| d.len() == 32));
+}
+
+#[tokio::test]
+async fn search_by_id_number_and_email_is_normalized() {
+    let app = spawn_app().await;
+    let id = app.create_guest(zhang_san()).await;
+    for (field, value, purpose) in [
+        ("id_number", "11010519491231002x", "check_in"),
+        ("email", "Zhang.Sanfeng@EXAMPLE.com", "guest_service"),
+    ] {
+        let r = app
+            .call(
+                Method::POST,
+                "/v1/guests/search",
+                Some("pms"),
+                Some(purpose),
+                Some(json!({"field":field,"value":value})),
+            )
+            .await;
+        assert_eq!(r.body["guest_ids"], json!([id]), "{field}: {}", r.text);
+    }
+}
+
+#[tokio::test]
+async fn correction_changes_the_value_and_the_index() {
+    let app = spawn_app().await;
+    let id = app.create_guest(zhang_san()).await;
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/guests/{id}"),
+            Some("pms"),
+            Some("check_in"),
+            Some(json!({"fields":{"mobile":"139 0000 2222","address":null}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["fields"]["mobile"], "+8613900002222");
+    assert!(r.body["fields"].get("address").is_none());
+    let search = |v: &'static str| {
+        app.call(
+            Method::POST,
+            "/v1/guests/search",
+            Some("pms"),
+            Some("check_in"),
+            Some(json!({"field":"mobile","value":v})),
+        )
+    };
+    assert_eq!(search("13812345678").await.body["guest_ids"], json!([]));
+    assert_eq!(search("13900002222").await.body["guest_ids"], json!([id]));
+    // A birth date that contradicts the stored resident ID is refused.
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/guests/{id}"),
+            Some("pms"),
+            Some("check_in"),
+            Some(json!({"fields":{"birth_date":"1950-01-01"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        r.body["errors"][0],
+        json!({"field":"birth_date","code":"mismatch_id_number"})
+    );
+}
+
+#[tokio::test]
+async fn stays_are_added_and_listed_per_role_view() {
+    let app = spawn_app().await;
+    let id = app.create_guest(zhang_san()).await;
+    let path = format!("/v1/guests/{id}/stays");
+    let stay = json!({"fields":{"property":"SHA01","check_in":"2026-11-20","check_out":"2026-11-23","room_type":"deluxe king",
+                                "room_number":"1208","amount":"1280","currency":"cny","channel":"direct"}});
+    let r = app
+        .call(
+            Method::POST,
+            &path,
+            Some("pms"),
+            Some("check_in"),
+            Some(stay),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let stay_id = r.body["stay_id"].as_str().unwrap().to_string();
+
+    let r = app
+        .call(Method::GET, &path, Some("finance"), Some("billing"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["stays"][0]["stay_id"], stay_id);
+    assert_eq!(r.body["stays"][0]["fields"]["amount"], "1280.00");
+    assert_eq!(r.body["stays"][0]["fields"]["currency"], "CNY");
+    assert!(r.body["stays"][0]["fields"].get("room_type").is_none());
+
+    let r = app
+        .call(
+            Method::GET,
+            &path,
+            Some("concierge"),
+            Some("guest_service"),
+            None,
+        )
+        .await;
+    assert!(r.body["stays"][0]["fields"].get("amount").is_none());
+    assert_eq!(r.body["stays"][0]["fields"]["room_number"], "1208");
+
+    let bad =
+        json!({"fields":{"property":"SHA01","check_in":"2026-11-23","check_out":"2026-11-20"}});
+    let r = app
+        .call(
+            Method::POST,
+            &path,
+            Some("pms"),
+            Some("check_in"),
+            Some(bad),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        r.body["errors"][0],
+        json!({"field":"check_out","code":"not_after_check_in"})
+    );
+}
+
+#[tokio::test]
+async fn every_touch_is_audited_and_the_chain_verifies() {
+    let app = spawn_app().await;
+    let id = app.create_guest(zhang_san()).await;
+    let before = app.audit_count();
+    app.call(
+        Method::GET,
+        &format!("/v1/guests/{id}"),
+        Some("concierge"),
+        Some("guest_service"),
+        None,
+    )
+    .await;
+    app.call(
+        Method::GET,
+        &format!("/v1/guests/{id}"),
+        Some("concierge"),
+        Some("billing"),
+        None,
+    )
+    .await;
+    app.call(
+        Method::GET,
+        &format!("/v1/guests/{id}"),
+        Some("admin"),
+        Some("administration"),
+        None,
+    )
+    .await;
+    assert_eq!(app.audit_count(), before + 3);
+    let outcomes: Vec<(String, String)> = app
+        .db()
+        .prepare("SELECT outcome, COALESCE(reason, '') FROM audit_events ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        outcomes[outcomes.len() - 2],
+        ("denied".into(), "purpose_not_allowed".into())
+    );
+    assert_eq!(
+        outcomes[outcomes.len() - 1],
+        ("denied".into(), "action_not_allowed".into())
+    );
+    assert_eq!(
+        guestvault::audit::verify_chain(&app.db()).unwrap(),
+        Ok(app.audit_count() as u64)
+    );
+}

@@ -1,0 +1,60 @@
+//! Start-up refusals: a keyring that does not match the database, and invalid policies.
+
+use reqwest::{Method, StatusCode};
+
+use crate::helpers::{spawn_app, spawn_on, zhang_san};
+
+#[tokio::test]
+async fn restart_keeps_data_but_a_different_keyring_is_refused() {
+    let app = spawn_app().await;
+    let id = app.create_guest(zhang_san()).await;
+    let (dir, config) = app.stop().await;
+
+    // Same keyring: the data is still there after a restart.
+    let app = spawn_on(dir, config).await;
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/guests/{id}"),
+            Some("pms"),
+            Some("check_in"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["fields"]["full_name"], "张三丰");
+    let (dir, config) = app.stop().await;
+
+    std::fs::remove_file(config.keyring_file()).unwrap();
+    guestvault::crypto::Keyring::create_file(&config.keyring_file()).unwrap();
+    let err = format!(
+        "{:#}",
+        guestvault::startup::App::build(config).await.unwrap_err()
+    );
+    assert!(err.contains("keyring does not match"), "{err}");
+    drop(dir);
+}
+
+#[tokio::test]
+async fn an_invalid_policy_dir_stops_start_up_naming_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::helpers::test_config(dir.path());
+    guestvault::cli::init(&config).unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    std::fs::copy(src.join("fields.toml"), policies.join("fields.toml")).unwrap();
+    let access = std::fs::read_to_string(src.join("access.toml"))
+        .unwrap()
+        .replacen("mobile = \"reveal\"", "mobile = \"visible\"", 1);
+    std::fs::write(policies.join("access.toml"), access).unwrap();
+    config.policies.dir = Some(policies);
+    let err = format!(
+        "{:#}",
+        guestvault::startup::App::build(config).await.unwrap_err()
+    );
+    assert!(
+        err.contains("access.toml") && err.contains("`roles.front_desk.views.mobile`"),
+        "{err}"
+    );
+}
