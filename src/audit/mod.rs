@@ -125,8 +125,13 @@ pub fn head(conn: &Connection) -> Result<(u64, [u8; 32]), StoreError> {
     Ok((seq, hash))
 }
 
-/// Appends `event` to the chain inside the caller's transaction; returns its seq.
+/// Appends `event` to the chain inside the caller's transaction; returns its seq. A failure is
+/// reported as [`StoreError::Audit`] so the request fails with `audit_unavailable`.
 pub fn append(conn: &Connection, event: NewEvent) -> Result<u64, StoreError> {
+    append_inner(conn, event).map_err(|e| StoreError::Audit(Box::new(e)))
+}
+
+fn append_inner(conn: &Connection, event: NewEvent) -> Result<u64, StoreError> {
     let (last_seq, prev_hash) = head(conn)?;
     let event = Event {
         seq: last_seq + 1,

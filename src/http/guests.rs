@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use super::error::ApiError;
 use super::extract::{ApiJson, Auth};
 use super::AppState;
-use crate::service::NewGuest;
+use crate::service::{ConsentInput, NewGuest};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -27,7 +27,7 @@ pub fn router() -> Router<AppState> {
 struct CreateGuestBody {
     fields: Map<String, Value>,
     #[serde(default)]
-    consents: Vec<Value>,
+    consents: Vec<ConsentInput>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,21 +56,11 @@ async fn create_guest(
     Auth(caller): Auth,
     ApiJson(body): ApiJson<CreateGuestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !body.consents.is_empty() {
-        return Err(ApiError::Validation(vec![crate::domain::FieldError::new(
-            "consents",
-            "not_supported",
-        )]));
-    }
-    let id = state
-        .vault
-        .create_guest(
-            &caller,
-            NewGuest {
-                fields: body.fields,
-            },
-        )
-        .await?;
+    let new = NewGuest {
+        fields: body.fields,
+        consents: body.consents,
+    };
+    let id = state.vault.create_guest(&caller, new).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "guest_id": id.as_str() })),

@@ -2,10 +2,12 @@
 //! writes the one access-log line per request (route template, status, latency; never a path
 //! with ids or any body), and the body-size limit.
 
+mod consents;
 mod error;
 mod extract;
 mod guests;
 mod health;
+mod policy;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,6 +34,8 @@ pub struct AppState {
 pub fn app(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(guests::router())
+        .merge(consents::router())
+        .merge(policy::router())
         .merge(health::router())
         .route_layer(axum::middleware::from_fn(remember_route))
         .fallback(|| async { ApiError::NotFound("not_found").into_response() })

@@ -176,6 +176,8 @@ impl Purpose {
 #[derive(Debug, Clone)]
 pub struct Role {
     pub name: String,
+    /// Acts only on the guest whose id is the token's `sub` (the `guest` role).
+    pub self_only: bool,
     pub purposes: BTreeSet<String>,
     pub actions: BTreeSet<Action>,
     pub views: BTreeMap<String, View>,
@@ -223,6 +225,8 @@ struct RawPurpose {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRole {
+    #[serde(default)]
+    self_only: bool,
     purposes: Vec<String>,
     actions: Vec<String>,
     #[serde(default)]
@@ -307,6 +311,18 @@ impl AccessPolicy {
                     )),
                 }
             }
+            // A self-only role must not be able to discover other guests.
+            if r.self_only {
+                for a in [Action::GuestSearch, Action::GuestCreate] {
+                    if actions.contains(&a) {
+                        errors.push(PolicyError::new(
+                            file,
+                            &format!("{key}.actions"),
+                            &format!("a self_only role cannot have `{}`", a.as_str()),
+                        ));
+                    }
+                }
+            }
             let mut parse_views = |scope: FieldScope, raw: BTreeMap<String, String>, what: &str| {
                 let mut out = BTreeMap::new();
                 for (field, view) in raw {
@@ -348,6 +364,7 @@ impl AccessPolicy {
                 name.clone(),
                 Role {
                     name,
+                    self_only: r.self_only,
                     purposes: r.purposes.into_iter().collect(),
                     actions,
                     views,
@@ -400,6 +417,54 @@ impl AccessPolicy {
             action,
             rules: vec![action_rule, purposes_rule],
         })
+    }
+}
+
+/// What the vault knows of a guest's consent for the purpose in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentFacts {
+    /// Never given (or the guest refused).
+    None,
+    Granted {
+        separate: bool,
+    },
+    Withdrawn,
+}
+
+impl<'a> Grant<'a> {
+    /// PIPL Art. 13–16: a consent-based purpose needs the guest's active consent; contract and
+    /// legal-obligation purposes never ask (service must not depend on consent, Art. 16).
+    /// Returns the rule that decided.
+    pub fn consent_gate(&self, consent: ConsentFacts) -> Result<String, Denial> {
+        let rule = format!("purposes.{}.basis", self.purpose.name);
+        match (self.purpose.basis, consent) {
+            (Basis::Consent, ConsentFacts::Granted { .. }) => Ok(rule),
+            (Basis::Consent, _) => Err(Denial::new(DenyReason::ConsentRequired, &rule)),
+            _ => Ok(rule),
+        }
+    }
+
+    /// The view of one field once consent is known: sensitive fields under a consent purpose
+    /// need a *separate* consent (PIPL Art. 29, REQ-09), otherwise they are withheld.
+    pub fn field_view(
+        &self,
+        scope: FieldScope,
+        field: &str,
+        sensitive: bool,
+        consent: ConsentFacts,
+    ) -> (View, String) {
+        let (view, rule) = self.view(scope, field);
+        if view != View::None
+            && sensitive
+            && self.purpose.basis == Basis::Consent
+            && !matches!(consent, ConsentFacts::Granted { separate: true })
+        {
+            return (
+                View::None,
+                format!("purposes.{}.basis.separate_consent", self.purpose.name),
+            );
+        }
+        (view, rule)
     }
 }
 

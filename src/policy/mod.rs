@@ -7,11 +7,14 @@
 
 mod access;
 mod catalog;
+#[cfg(test)]
+mod scenarios;
 
 use std::path::{Path, PathBuf};
 
 pub use access::{
-    AccessPolicy, Action, Basis, Denial, DenyReason, Grant, Permit, Purpose, Role, View,
+    AccessPolicy, Action, Basis, ConsentFacts, Denial, DenyReason, Grant, Permit, Purpose, Role,
+    View,
 };
 pub use catalog::{is_identifier, Catalog, FieldScope, FieldSpec, FieldType, Sensitivity};
 

@@ -9,7 +9,9 @@ use super::{consent_state, Caller, Vault, VaultError};
 use crate::audit::Outcome;
 use crate::crypto::{Dek, FieldCipher};
 use crate::domain::{validate_fields, FieldError, GuestId, Pii};
-use crate::policy::{Action, DenyReason, FieldScope, FieldSpec, FieldType, Grant, View};
+use crate::policy::{
+    Action, ConsentFacts, DenyReason, FieldScope, FieldSpec, FieldType, Grant, View,
+};
 use crate::store::{self, SealedGuest};
 
 const JUSTIFICATION_MIN_CHARS: usize = 10;
@@ -20,6 +22,8 @@ const CROSS_CHECKED: [&str; 4] = ["id_type", "id_number", "birth_date", "gender"
 #[derive(Debug, Clone, Default)]
 pub struct NewGuest {
     pub fields: Map<String, Value>,
+    /// Consents given at registration (each needs `purpose`).
+    pub consents: Vec<super::ConsentInput>,
 }
 
 /// The read shape: visible fields (plain or masked) and the view each was shown in.
@@ -109,6 +113,9 @@ impl Vault {
         };
 
         let guest_id = GuestId::generate();
+        let consents = self
+            .creation_consents(caller, &input.consents, &guest_id)
+            .await?;
         let gid = guest_id.as_str().to_string();
         let dek = Dek::generate().map_err(|e| VaultError::Internal(e.to_string()))?;
         let wrapped = self
@@ -132,18 +139,65 @@ impl Vault {
                 store::insert_guest(c, &permit, &gid, &now, &wrapped)?;
                 write_sealed(c, &permit, &gid, &now, sealed)?;
                 crate::audit::append(c, event)?;
+                for (change, event) in consents {
+                    super::consents::apply(c, &gid, &change, &event.actor, &now)?;
+                    crate::audit::append(c, event)?;
+                }
                 Ok(())
             })
             .await
-            .map_err(VaultError::AuditUnavailable)?;
+            .map_err(VaultError::from_write)?;
         Ok(guest_id)
+    }
+
+    /// Validates consents submitted with a new guest; the caller needs `consent.write` too.
+    async fn creation_consents(
+        &self,
+        caller: &Caller,
+        inputs: &[super::ConsentInput],
+        guest_id: &GuestId,
+    ) -> Result<Vec<(super::consents::ConsentChange, crate::audit::NewEvent)>, VaultError> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let grant = self.authorize(caller, Action::ConsentWrite, None).await?;
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        for input in inputs {
+            let purpose = input.purpose.clone().unwrap_or_default();
+            match self.validate_consent(&purpose, input, true) {
+                Ok(change) => {
+                    let event =
+                        self.consent_event(caller, guest_id, &change, grant.rules().to_vec());
+                    out.push((change, event));
+                }
+                Err(e) => errors.extend(e.into_iter().map(|mut e| {
+                    e.field = format!("consents.{}", e.field);
+                    e
+                })),
+            }
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(self
+                .refuse(
+                    caller,
+                    Action::ConsentWrite,
+                    None,
+                    vec![],
+                    VaultError::Validation(errors),
+                    grant.rules().to_vec(),
+                )
+                .await)
+        }
     }
 
     pub async fn read_guest(&self, caller: &Caller, raw_id: &str) -> Result<GuestView, VaultError> {
         let grant = self
             .authorize(caller, Action::GuestRead, Some(raw_id))
             .await?;
-        let guest_id = self.guest_id(caller, Action::GuestRead, raw_id).await?;
+        let guest_id = self.target(caller, &grant, raw_id).await?;
         self.read_with(caller, &grant, &guest_id).await
     }
 
@@ -155,7 +209,7 @@ impl Vault {
         guest_id: &GuestId,
     ) -> Result<GuestView, VaultError> {
         let (sealed, consent) = self.load(grant, guest_id).await?;
-        let separate = self
+        let consent = self
             .check_guest(
                 caller,
                 grant,
@@ -182,12 +236,9 @@ impl Vault {
             let Some(spec) = self.policies.catalog.get(FieldScope::Guest, name) else {
                 continue;
             };
-            let (v, rule) = grant.view(FieldScope::Guest, name);
             // PIPL Art. 29: sensitive data under a consent purpose needs a separate consent.
-            if spec.is_sensitive()
-                && grant.purpose().basis == crate::policy::Basis::Consent
-                && !separate
-            {
+            let (v, rule) = grant.field_view(FieldScope::Guest, name, spec.is_sensitive(), consent);
+            if v == View::None {
                 withheld.push(name.clone());
                 continue;
             }
@@ -222,7 +273,7 @@ impl Vault {
     ) -> Result<GuestView, VaultError> {
         let action = Action::GuestUpdate;
         let grant = self.authorize(caller, action, Some(raw_id)).await?;
-        let guest_id = self.guest_id(caller, action, raw_id).await?;
+        let guest_id = self.target(caller, &grant, raw_id).await?;
         let gid = guest_id.as_str().to_string();
         let names: Vec<String> = patch
             .keys()
@@ -315,7 +366,7 @@ impl Vault {
                 Ok(true)
             })
             .await
-            .map_err(VaultError::AuditUnavailable)?;
+            .map_err(VaultError::from_write)?;
         if !found {
             return Err(self
                 .refuse(
@@ -348,7 +399,7 @@ impl Vault {
     ) -> Result<RevealView, VaultError> {
         let action = Action::GuestReveal;
         let grant = self.authorize(caller, action, Some(raw_id)).await?;
-        let guest_id = self.guest_id(caller, action, raw_id).await?;
+        let guest_id = self.target(caller, &grant, raw_id).await?;
         let gid = guest_id.as_str().to_string();
         let names: Vec<String> = fields
             .iter()
@@ -538,7 +589,7 @@ impl Vault {
                 Ok(())
             })
             .await
-            .map_err(VaultError::AuditUnavailable)?;
+            .map_err(VaultError::from_write)?;
         Ok(ids)
     }
 
@@ -568,7 +619,7 @@ impl Vault {
         &self,
         grant: &Grant<'_>,
         guest_id: &GuestId,
-    ) -> Result<(Option<SealedGuest>, Option<super::ConsentState>), VaultError> {
+    ) -> Result<(Option<SealedGuest>, ConsentFacts), VaultError> {
         let permit = grant.permit();
         let gid = guest_id.as_str().to_string();
         let purpose = grant.purpose().name.clone();

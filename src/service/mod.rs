@@ -3,11 +3,13 @@
 //! audit event in the same transaction as its data change; reads answer only after their event
 //! has committed. If the audit event cannot be written the operation fails and no data leaves.
 
+mod consents;
 mod guests;
 mod stays;
 
 use std::sync::Arc;
 
+pub use consents::{ConsentInput, ConsentRecord, ConsentsView};
 pub use guests::{GuestView, NewGuest, RevealView};
 pub use stays::StayView;
 
@@ -15,7 +17,7 @@ use crate::audit::{NewEvent, Outcome};
 use crate::clock::{timestamp, Clock};
 use crate::crypto::Keyring;
 use crate::domain::{FieldError, GuestId};
-use crate::policy::{is_identifier, Action, Basis, Denial, DenyReason, Grant, Policies};
+use crate::policy::{is_identifier, Action, ConsentFacts, Denial, DenyReason, Grant, Policies};
 use crate::store::{GuestStatus, Readers, StoreError, Writer};
 
 /// Who is asking, under which purpose, in which request.
@@ -46,6 +48,17 @@ pub enum VaultError {
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl VaultError {
+    /// Classifies a failed write: an audit append failure is `audit_unavailable`, anything
+    /// else is a storage error. Either way the transaction rolled back and nothing was done.
+    pub(crate) fn from_write(e: StoreError) -> Self {
+        match e {
+            StoreError::Audit(inner) => Self::AuditUnavailable(*inner),
+            e => Self::Store(e),
+        }
+    }
 }
 
 /// The vault: policies, keys, storage and a clock.
@@ -149,7 +162,7 @@ impl Vault {
         self.writer
             .execute(move |c| crate::audit::append(c, event).map(|_| ()))
             .await
-            .map_err(VaultError::AuditUnavailable)
+            .map_err(VaultError::from_write)
     }
 
     /// Records a refusal and returns the error to answer with (or 503 if even that fails).
@@ -211,33 +224,76 @@ impl Vault {
         }
     }
 
-    /// Parses a path id; a malformed one is answered exactly like an unknown guest.
-    async fn guest_id(
+    /// Parses a path id. A malformed id, and for a self-only role (the `guest` role) any id but
+    /// its own, is answered exactly like an unknown guest: no enumeration, no existence oracle.
+    async fn target(
         &self,
         caller: &Caller,
-        action: Action,
+        grant: &Grant<'_>,
         raw: &str,
     ) -> Result<GuestId, VaultError> {
+        let rule = format!("roles.{}.self_only", grant.role().name);
         match GuestId::parse(raw) {
-            Some(id) => Ok(id),
+            Some(id) if !grant.role().self_only || id.as_str() == caller.actor => Ok(id),
+            Some(id) => Err(self
+                .refuse(
+                    caller,
+                    grant.action(),
+                    Some(id.as_str()),
+                    vec![],
+                    VaultError::NotFound,
+                    vec![rule],
+                )
+                .await),
             None => Err(self
-                .refuse(caller, action, None, vec![], VaultError::NotFound, vec![])
+                .refuse(
+                    caller,
+                    grant.action(),
+                    None,
+                    vec![],
+                    VaultError::NotFound,
+                    vec![],
+                )
                 .await),
         }
+    }
+
+    /// Status checks alone (consent routes must not need consent): unknown or erased → 404;
+    /// restricted → 403 unless the purpose is flagged `restricted_access`.
+    async fn check_status(
+        &self,
+        caller: &Caller,
+        grant: &Grant<'_>,
+        guest_id: &GuestId,
+        status: Option<GuestStatus>,
+    ) -> Result<(), VaultError> {
+        self.check_guest(
+            caller,
+            grant,
+            guest_id,
+            status,
+            ConsentFacts::Granted { separate: false },
+        )
+        .await
+        .map(|_| ())
+        .or_else(|e| match e {
+            VaultError::Denied(DenyReason::ConsentRequired) => Ok(()),
+            e => Err(e),
+        })
     }
 
     /// Status and consent checks that apply once the guest's row is known: unknown or erased →
     /// 404; restricted → 403 unless the purpose is flagged `restricted_access` (PIPL Art.
     /// 47(2)); a consent purpose without the guest's active consent → 403 (PIPL Art. 13–15).
-    /// Returns whether a *separate* consent is on record (needed for sensitive fields).
+    /// Returns the consent on record, which decides the view of sensitive fields.
     async fn check_guest(
         &self,
         caller: &Caller,
         grant: &Grant<'_>,
         guest_id: &GuestId,
         status: Option<GuestStatus>,
-        consent: Option<ConsentState>,
-    ) -> Result<bool, VaultError> {
+        consent: ConsentFacts,
+    ) -> Result<ConsentFacts, VaultError> {
         let action = grant.action();
         let gid = Some(guest_id.as_str());
         match status {
@@ -268,53 +324,40 @@ impl Vault {
             }
             _ => {}
         }
-        if grant.purpose().basis != Basis::Consent {
-            return Ok(false);
-        }
-        match consent {
-            Some(ConsentState {
-                granted: true,
-                separate,
-            }) => Ok(separate),
-            _ => {
-                let rule = format!("purposes.{}.basis", grant.purpose().name);
-                Err(self
-                    .refuse(
-                        caller,
-                        action,
-                        gid,
-                        vec![],
-                        VaultError::Denied(DenyReason::ConsentRequired),
-                        vec![rule],
-                    )
-                    .await)
-            }
+        match grant.consent_gate(consent) {
+            Ok(_) => Ok(consent),
+            Err(Denial { reason, rules }) => Err(self
+                .refuse(
+                    caller,
+                    action,
+                    gid,
+                    vec![],
+                    VaultError::Denied(reason),
+                    rules,
+                )
+                .await),
         }
     }
 }
 
-/// The current consent of a guest for one purpose.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ConsentState {
-    pub granted: bool,
-    pub separate: bool,
-}
-
+/// The current consent of a guest for one purpose, as the policy sees it.
 pub(crate) fn consent_state(
     conn: &rusqlite::Connection,
     guest_id: &str,
     purpose: &str,
-) -> Result<Option<ConsentState>, StoreError> {
+) -> Result<ConsentFacts, StoreError> {
     use rusqlite::OptionalExtension;
-    Ok(conn
+    let row = conn
         .prepare_cached(
             "SELECT status, separate FROM consents WHERE guest_id = ?1 AND purpose = ?2",
         )?
         .query_row([guest_id, purpose], |r| {
-            Ok(ConsentState {
-                granted: r.get::<_, String>(0)? == "granted",
-                separate: r.get::<_, i64>(1)? != 0,
-            })
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? != 0))
         })
-        .optional()?)
+        .optional()?;
+    Ok(match row {
+        None => ConsentFacts::None,
+        Some((status, separate)) if status == "granted" => ConsentFacts::Granted { separate },
+        Some(_) => ConsentFacts::Withdrawn,
+    })
 }

@@ -34,7 +34,7 @@ impl Vault {
     ) -> Result<String, VaultError> {
         let action = Action::StayCreate;
         let grant = self.authorize(caller, action, Some(raw_id)).await?;
-        let guest_id = self.guest_id(caller, action, raw_id).await?;
+        let guest_id = self.target(caller, &grant, raw_id).await?;
         let gid = guest_id.as_str().to_string();
         let names: Vec<String> = input
             .keys()
@@ -135,7 +135,7 @@ impl Vault {
                 Ok(true)
             })
             .await
-            .map_err(VaultError::AuditUnavailable)?;
+            .map_err(VaultError::from_write)?;
         if !found {
             return Err(self
                 .refuse(
@@ -158,9 +158,9 @@ impl Vault {
     ) -> Result<Vec<StayView>, VaultError> {
         let action = Action::StayRead;
         let grant = self.authorize(caller, action, Some(raw_id)).await?;
-        let guest_id = self.guest_id(caller, action, raw_id).await?;
+        let guest_id = self.target(caller, &grant, raw_id).await?;
         let (sealed, consent) = self.load(&grant, &guest_id).await?;
-        let separate = self
+        let consent = self
             .check_guest(
                 caller,
                 &grant,
@@ -184,7 +184,6 @@ impl Vault {
             .unwrap_dek(&sealed.wrapped_dek, &gid)
             .map_err(|e| VaultError::Internal(e.to_string()))?;
         let cipher = FieldCipher::new(&dek, &gid);
-        let consent_basis = grant.purpose().basis == crate::policy::Basis::Consent;
         let mut out = Vec::with_capacity(stays.len());
         let mut shown = std::collections::BTreeSet::new();
         let mut rules = grant.rules().to_vec();
@@ -205,8 +204,9 @@ impl Vault {
                 let Some(spec) = self.policies.catalog.get(FieldScope::Stay, name) else {
                     continue;
                 };
-                let (v, rule) = grant.view(FieldScope::Stay, name);
-                if v == View::None || (spec.is_sensitive() && consent_basis && !separate) {
+                let (v, rule) =
+                    grant.field_view(FieldScope::Stay, name, spec.is_sensitive(), consent);
+                if v == View::None {
                     continue;
                 }
                 if shown.insert(name.clone()) {

@@ -71,6 +71,7 @@ const READ_ACTIONS: &[Action] = &[
 ];
 const WRITE_ACTIONS: &[Action] = &[
     Action::GuestCreate,
+    Action::ConsentWrite,
     Action::GuestUpdate,
     Action::StayCreate,
     Action::GuestErase,

@@ -25,6 +25,8 @@ pub enum StoreError {
     WriterGone,
     #[error("the keyring does not match this database (database expects fingerprint {expected}, keyring has {actual}); start with the keyring this data dir was created with")]
     KeyringMismatch { expected: String, actual: String },
+    #[error("audit append failed: {0}")]
+    Audit(Box<StoreError>),
     #[error("an operation panicked")]
     Panicked,
     #[error("{0}")]

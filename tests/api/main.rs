@@ -1,6 +1,7 @@
 //! End-to-end HTTP tests: a real server on port 0 with its own temp data dir per test.
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly by design")]
 mod canary;
+mod consents;
 mod errors;
 mod guests;
 mod helpers;

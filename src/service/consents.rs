@@ -1,0 +1,358 @@
+//! The consent ledger (PIPL Art. 13–16, 29; REQ-05, REQ-09): every grant and withdrawal is
+//! appended to `consent_events`, and `consents` holds the current state per guest and purpose.
+//! Withdrawal is one call, as easy as granting, and takes effect on the very next request
+//! because every consent-based read consults the current state.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use super::{Caller, Vault, VaultError};
+use crate::audit::Outcome;
+use crate::domain::{FieldError, GuestId};
+use crate::policy::{Action, Basis};
+use crate::store::{self, StoreError};
+
+/// Where the guest gave or withdrew consent.
+pub const CHANNELS: [&str; 8] = [
+    "app",
+    "web",
+    "front_desk",
+    "kiosk",
+    "email",
+    "phone",
+    "paper",
+    "other",
+];
+const NOTICE_VERSION_MAX: usize = 64;
+
+/// A consent as submitted (`PUT .../consents/{purpose}` or `consents` in `POST /v1/guests`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentInput {
+    #[serde(default)]
+    pub purpose: Option<String>,
+    /// A separate consent (PIPL Art. 29) covers the purpose's sensitive fields.
+    #[serde(default)]
+    pub separate: bool,
+    #[serde(default)]
+    pub notice_version: String,
+    #[serde(default)]
+    pub channel: String,
+}
+
+/// The current consent of a guest for one purpose.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsentRecord {
+    pub purpose: String,
+    /// `granted`, `withdrawn`, or `none` (never recorded).
+    pub status: String,
+    pub separate: bool,
+    pub notice_version: Option<String>,
+    pub channel: Option<String>,
+    pub granted_at: Option<String>,
+    pub withdrawn_at: Option<String>,
+}
+
+/// One ledger entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsentEvent {
+    pub purpose: String,
+    pub status: String,
+    pub separate: bool,
+    pub notice_version: Option<String>,
+    pub channel: Option<String>,
+    pub actor: String,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsentsView {
+    pub guest_id: String,
+    pub consents: Vec<ConsentRecord>,
+    pub history: Vec<ConsentEvent>,
+}
+
+/// A validated consent change, ready for the writer.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsentChange {
+    purpose: String,
+    grant: bool,
+    separate: bool,
+    notice_version: Option<String>,
+    channel: Option<String>,
+}
+
+impl Vault {
+    /// Checks that `purpose` exists and is consent-based, and that the notice version and
+    /// channel are well formed. Errors name the field, never echo the value.
+    pub(super) fn validate_consent(
+        &self,
+        purpose: &str,
+        input: &ConsentInput,
+        grant: bool,
+    ) -> Result<ConsentChange, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        match self.policies.access.purposes.get(purpose) {
+            None => errors.push(FieldError::new("purpose", "unknown_purpose")),
+            Some(p) if p.basis != Basis::Consent => {
+                errors.push(FieldError::new("purpose", "not_consent_based"))
+            }
+            Some(_) => {}
+        }
+        if grant {
+            let nv = &input.notice_version;
+            if nv.is_empty() {
+                errors.push(FieldError::new("notice_version", "required"));
+            } else if nv.len() > NOTICE_VERSION_MAX
+                || !nv
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            {
+                errors.push(FieldError::new("notice_version", "invalid_format"));
+            }
+            if input.channel.is_empty() {
+                errors.push(FieldError::new("channel", "required"));
+            } else if !CHANNELS.contains(&input.channel.as_str()) {
+                errors.push(FieldError::new("channel", "not_allowed"));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(ConsentChange {
+            purpose: purpose.to_string(),
+            grant,
+            separate: grant && input.separate,
+            notice_version: grant.then(|| input.notice_version.clone()),
+            channel: grant.then(|| input.channel.clone()),
+        })
+    }
+
+    pub async fn list_consents(
+        &self,
+        caller: &Caller,
+        raw_id: &str,
+    ) -> Result<ConsentsView, VaultError> {
+        let action = Action::ConsentRead;
+        let grant = self.authorize(caller, action, Some(raw_id)).await?;
+        let guest_id = self.target(caller, &grant, raw_id).await?;
+        let gid = guest_id.as_str().to_string();
+        let read_gid = gid.clone();
+        let (status, consents, history) = self
+            .readers
+            .run(move |c| {
+                Ok((
+                    store::guest_status(c, &read_gid)?,
+                    current(c, &read_gid)?,
+                    history(c, &read_gid)?,
+                ))
+            })
+            .await?;
+        self.check_status(caller, &grant, &guest_id, status).await?;
+        let event = self.event(
+            caller,
+            action,
+            Some(&gid),
+            vec![],
+            Outcome::Allowed,
+            None,
+            grant.rules().to_vec(),
+        );
+        self.record(event).await?;
+        Ok(ConsentsView {
+            guest_id: gid,
+            consents,
+            history,
+        })
+    }
+
+    /// Grants (`grant = true`) or withdraws consent for `purpose`; returns the current state.
+    pub async fn change_consent(
+        &self,
+        caller: &Caller,
+        raw_id: &str,
+        purpose: &str,
+        input: ConsentInput,
+        grant_it: bool,
+    ) -> Result<ConsentRecord, VaultError> {
+        let action = Action::ConsentWrite;
+        let grant = self.authorize(caller, action, Some(raw_id)).await?;
+        let guest_id = self.target(caller, &grant, raw_id).await?;
+        let gid = guest_id.as_str().to_string();
+        let change = match self.validate_consent(purpose, &input, grant_it) {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(self
+                    .refuse(
+                        caller,
+                        action,
+                        Some(&gid),
+                        vec![],
+                        VaultError::Validation(e),
+                        grant.rules().to_vec(),
+                    )
+                    .await)
+            }
+        };
+        let read_gid = gid.clone();
+        let status = self
+            .readers
+            .run(move |c| store::guest_status(c, &read_gid))
+            .await?;
+        self.check_status(caller, &grant, &guest_id, status).await?;
+        let now = self.now_ts();
+        let rules = grant.rules().to_vec();
+        let events = vec![self.consent_event(caller, &guest_id, &change, rules)];
+        let actor = caller.actor.clone();
+        let purpose = change.purpose.clone();
+        let requested = change.purpose.clone();
+        let permit = grant.permit();
+        let applied = self
+            .writer
+            .execute(move |c| {
+                match store::touch_guest(c, &permit, &gid, &now)? {
+                    Some(store::GuestStatus::Erased) | None => return Ok(None),
+                    _ => {}
+                }
+                apply(c, &gid, &change, &actor, &now)?;
+                for e in events {
+                    crate::audit::append(c, e)?;
+                }
+                Ok(Some(
+                    current(c, &gid)?.into_iter().find(|r| r.purpose == purpose),
+                ))
+            })
+            .await
+            .map_err(VaultError::from_write)?;
+        match applied {
+            None => Err(VaultError::NotFound),
+            Some(Some(record)) => Ok(record),
+            Some(None) => Ok(ConsentRecord::none(requested)),
+        }
+    }
+
+    /// The audit event of one consent change: the consent purpose goes into the reason.
+    pub(super) fn consent_event(
+        &self,
+        caller: &Caller,
+        guest_id: &GuestId,
+        change: &ConsentChange,
+        rules: Vec<String>,
+    ) -> crate::audit::NewEvent {
+        let what = if change.grant {
+            if change.separate {
+                "granted_separate"
+            } else {
+                "granted"
+            }
+        } else {
+            "withdrawn"
+        };
+        let reason = format!("consent {what}: {}", change.purpose);
+        self.event(
+            caller,
+            Action::ConsentWrite,
+            Some(guest_id.as_str()),
+            vec![],
+            Outcome::Allowed,
+            Some(&reason),
+            rules,
+        )
+    }
+}
+
+impl ConsentRecord {
+    fn none(purpose: String) -> Self {
+        Self {
+            purpose,
+            status: "none".into(),
+            separate: false,
+            notice_version: None,
+            channel: None,
+            granted_at: None,
+            withdrawn_at: None,
+        }
+    }
+}
+
+/// Appends a ledger entry and updates the current view. Withdrawing what is not granted
+/// changes nothing (repeating a withdrawal is safe).
+pub(super) fn apply(
+    c: &Connection,
+    gid: &str,
+    change: &ConsentChange,
+    actor: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    let status = if change.grant { "granted" } else { "withdrawn" };
+    if !change.grant {
+        let granted: Option<String> = c
+            .prepare_cached("SELECT status FROM consents WHERE guest_id = ?1 AND purpose = ?2")?
+            .query_row(params![gid, change.purpose], |r| r.get(0))
+            .optional()?;
+        if granted.as_deref() != Some("granted") {
+            return Ok(());
+        }
+    }
+    c.prepare_cached(
+        "INSERT INTO consent_events (guest_id, purpose, status, separate, notice_version, channel, actor, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![gid, change.purpose, status, change.separate, change.notice_version, change.channel, actor, now])?;
+    if change.grant {
+        c.prepare_cached(
+            "INSERT INTO consents (guest_id, purpose, status, separate, notice_version, channel, granted_at, withdrawn_at)
+             VALUES (?1, ?2, 'granted', ?3, ?4, ?5, ?6, NULL)
+             ON CONFLICT (guest_id, purpose) DO UPDATE SET status = 'granted', separate = excluded.separate,
+               notice_version = excluded.notice_version, channel = excluded.channel,
+               granted_at = excluded.granted_at, withdrawn_at = NULL",
+        )?
+        .execute(params![gid, change.purpose, change.separate, change.notice_version, change.channel, now])?;
+    } else {
+        c.prepare_cached("UPDATE consents SET status = 'withdrawn', withdrawn_at = ?3 WHERE guest_id = ?1 AND purpose = ?2")?
+            .execute(params![gid, change.purpose, now])?;
+    }
+    Ok(())
+}
+
+fn current(c: &Connection, gid: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT purpose, status, separate, notice_version, channel, granted_at, withdrawn_at
+         FROM consents WHERE guest_id = ?1 ORDER BY purpose",
+    )?;
+    let rows = stmt
+        .query_map([gid], |r| {
+            Ok(ConsentRecord {
+                purpose: r.get(0)?,
+                status: r.get(1)?,
+                separate: r.get(2)?,
+                notice_version: r.get(3)?,
+                channel: r.get(4)?,
+                granted_at: r.get(5)?,
+                withdrawn_at: r.get(6)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+fn history(c: &Connection, gid: &str) -> Result<Vec<ConsentEvent>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT purpose, status, separate, notice_version, channel, actor, at
+         FROM consent_events WHERE guest_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map([gid], |r| {
+            Ok(ConsentEvent {
+                purpose: r.get(0)?,
+                status: r.get(1)?,
+                separate: r.get(2)?,
+                notice_version: r.get(3)?,
+                channel: r.get(4)?,
+                actor: r.get(5)?,
+                at: r.get(6)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
