@@ -57,6 +57,21 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Retention: purge what the schedule says has expired.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCommand {
+    /// One sweep now (safe while the server runs); prints counts per class as JSON.
+    Run {
+        /// Report what would be purged without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +161,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Retention {
+            command: RetentionCommand::Run { dry_run },
+        } => retention_run(&config, dry_run),
         Command::Policy {
             command: PolicyCommand::Check { dir },
         } => {
@@ -171,6 +189,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+fn retention_run(config: &Config, dry_run: bool) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let clock = std::sync::Arc::new(crate::clock::SystemClock);
+        let (vault, writer_thread) = crate::startup::open_vault(config, clock)?;
+        let run_id = format!("cli-retention-{}", uuid::Uuid::new_v4());
+        let report = vault
+            .retention_run(&run_id, dry_run, |n| eprint!("\rchecked {n} guests"))
+            .await?;
+        eprintln!();
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        drop(vault);
+        let _ = writer_thread.join();
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// Creates the data dir, keyring, token secret and database. Refuses to overwrite a keyring.

@@ -35,7 +35,24 @@ pub struct Config {
     pub policies: PoliciesConfig,
     pub auth: AuthConfig,
     pub audit: AuditConfig,
+    pub retention: RetentionConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Seconds between background retention sweeps; 0 turns the background sweeper off
+    /// (run `guestvault retention run` from a scheduler instead).
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            sweep_interval_secs: 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -22,6 +22,7 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     max_body_bytes: usize,
+    sweep_interval: std::time::Duration,
     writer_thread: std::thread::JoinHandle<()>,
 }
 
@@ -78,6 +79,7 @@ impl App {
                 auth: Arc::new(auth),
             },
             max_body_bytes: config.server.max_body_bytes,
+            sweep_interval: std::time::Duration::from_secs(config.retention.sweep_interval_secs),
             writer_thread,
         })
     }
@@ -102,9 +104,14 @@ impl App {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = app(self.state.clone(), self.max_body_bytes);
+        let sweeper = (!self.sweep_interval.is_zero())
+            .then(|| tokio::spawn(sweep_forever(self.state.vault.clone(), self.sweep_interval)));
         axum::serve(self.listener, router)
             .with_graceful_shutdown(signal)
             .await?;
+        if let Some(s) = sweeper {
+            s.abort();
+        }
         drop(self.state);
         let thread = self.writer_thread;
         tokio::task::spawn_blocking(move || thread.join())
@@ -112,6 +119,26 @@ impl App {
             .ok();
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The background retention sweeper: one sweep every `interval` (PIPL Art. 47(1)).
+async fn sweep_forever(vault: Vault, interval: std::time::Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let run_id = format!("retention-{}", uuid::Uuid::new_v4());
+        match vault.retention_run(&run_id, false, |_| {}).await {
+            Ok(r) => tracing::info!(
+                checked = r.guests_checked,
+                affected = r.guests_affected,
+                erased = r.guests_erased,
+                "retention sweep"
+            ),
+            Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+        }
     }
 }
 

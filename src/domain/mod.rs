@@ -3,6 +3,7 @@
 
 pub mod mask;
 pub mod pii;
+pub mod retention;
 mod validate;
 
 pub use validate::{normalize_for_search, validate_fields, FieldError, Validated};

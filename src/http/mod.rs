@@ -3,6 +3,7 @@
 //! with ids or any body), and the body-size limit.
 
 mod consents;
+mod erasure;
 mod error;
 mod extract;
 mod guests;
@@ -35,6 +36,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(guests::router())
         .merge(consents::router())
+        .merge(erasure::router())
         .merge(policy::router())
         .merge(health::router())
         .route_layer(axum::middleware::from_fn(remember_route))

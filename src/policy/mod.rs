@@ -7,6 +7,7 @@
 
 mod access;
 mod catalog;
+mod retention;
 #[cfg(test)]
 mod scenarios;
 
@@ -17,12 +18,17 @@ pub use access::{
     View,
 };
 pub use catalog::{is_identifier, Catalog, FieldScope, FieldSpec, FieldType, Sensitivity};
+pub use retention::{Anchor, RetentionClass, Schedule, AUDIT_FLOOR_DAYS};
 
 pub const FIELDS_FILE: &str = "fields.toml";
 pub const ACCESS_FILE: &str = "access.toml";
+pub const RETENTION_FILE: &str = "retention.toml";
+pub const HOLIDAYS_FILE: &str = "holidays.toml";
 
 const EMBEDDED_FIELDS: &str = include_str!("../../policies/fields.toml");
 const EMBEDDED_ACCESS: &str = include_str!("../../policies/access.toml");
+const EMBEDDED_RETENTION: &str = include_str!("../../policies/retention.toml");
+const EMBEDDED_HOLIDAYS: &str = include_str!("../../policies/holidays.toml");
 
 /// One problem in a policy file, named by file and key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +77,9 @@ impl std::fmt::Display for PolicyErrors {
 pub struct Policies {
     pub catalog: Catalog,
     pub access: AccessPolicy,
+    pub retention: Schedule,
+    /// Working days for data-subject request deadlines.
+    pub calendar: crate::domain::retention::WorkCalendar,
     /// Where the policies came from: a directory, or `None` for the embedded defaults.
     pub source: Option<PathBuf>,
 }
@@ -80,12 +89,7 @@ impl Policies {
     /// the shipped `policies/`) when `dir` is `None`.
     pub fn load(dir: Option<&Path>) -> Result<Self, PolicyErrors> {
         let Some(dir) = dir else {
-            return Self::from_texts(
-                &format!("<embedded>/{FIELDS_FILE}"),
-                EMBEDDED_FIELDS,
-                &format!("<embedded>/{ACCESS_FILE}"),
-                EMBEDDED_ACCESS,
-            );
+            return Self::from_sources(&Sources::embedded());
         };
         let read = |name: &str| -> Result<(String, String), PolicyErrors> {
             let path = dir.join(name);
@@ -100,31 +104,62 @@ impl Policies {
                     )])
                 })
         };
-        let (fields_label, fields) = read(FIELDS_FILE)?;
-        let (access_label, access) = read(ACCESS_FILE)?;
-        let mut policies = Self::from_texts(&fields_label, &fields, &access_label, &access)?;
+        let sources = Sources {
+            fields: read(FIELDS_FILE)?,
+            access: read(ACCESS_FILE)?,
+            retention: read(RETENTION_FILE)?,
+            holidays: read(HOLIDAYS_FILE)?,
+        };
+        let mut policies = Self::from_sources(&sources)?;
         policies.source = Some(dir.to_owned());
         Ok(policies)
     }
 
-    /// Parses and cross-validates the two files given as text.
-    pub fn from_texts(
-        fields_label: &str,
-        fields: &str,
-        access_label: &str,
-        access: &str,
-    ) -> Result<Self, PolicyErrors> {
+    /// Parses and cross-validates the policy files given as (label, text).
+    pub fn from_sources(s: &Sources) -> Result<Self, PolicyErrors> {
         let mut errors = Vec::new();
-        let catalog = Catalog::parse(fields_label, fields, &mut errors);
-        let access = AccessPolicy::parse(access_label, access, &catalog, &mut errors);
+        let catalog = Catalog::parse(&s.fields.0, &s.fields.1, &mut errors);
+        let access = AccessPolicy::parse(&s.access.0, &s.access.1, &catalog, &mut errors);
+        let retention = Schedule::parse(
+            &s.retention.0,
+            &s.retention.1,
+            &catalog,
+            &access,
+            &mut errors,
+        );
+        let calendar = retention::parse_calendar(&s.holidays.0, &s.holidays.1, &mut errors);
         if errors.is_empty() {
             Ok(Self {
                 catalog,
                 access,
+                retention,
+                calendar,
                 source: None,
             })
         } else {
             Err(PolicyErrors(errors))
+        }
+    }
+}
+
+/// The four policy files as (label, text) pairs.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub fields: (String, String),
+    pub access: (String, String),
+    pub retention: (String, String),
+    pub holidays: (String, String),
+}
+
+impl Sources {
+    /// The defaults compiled into the binary (identical to the shipped `policies/`).
+    pub fn embedded() -> Self {
+        let e = |name: &str, text: &str| (format!("<embedded>/{name}"), text.to_string());
+        Self {
+            fields: e(FIELDS_FILE, EMBEDDED_FIELDS),
+            access: e(ACCESS_FILE, EMBEDDED_ACCESS),
+            retention: e(RETENTION_FILE, EMBEDDED_RETENTION),
+            holidays: e(HOLIDAYS_FILE, EMBEDDED_HOLIDAYS),
         }
     }
 }
@@ -157,10 +192,55 @@ mod tests {
     use super::*;
 
     fn check(fields: &str, access: &str) -> Vec<String> {
-        match Policies::from_texts("fields.toml", fields, "access.toml", access) {
+        let sources = Sources {
+            fields: ("fields.toml".into(), fields.into()),
+            access: ("access.toml".into(), access.into()),
+            ..Sources::embedded()
+        };
+        match Policies::from_sources(&sources) {
             Ok(_) => vec![],
             Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
         }
+    }
+
+    fn check_retention(retention: &str) -> Vec<String> {
+        let sources = Sources {
+            retention: ("retention.toml".into(), retention.into()),
+            ..Sources::embedded()
+        };
+        match Policies::from_sources(&sources) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn audit_retention_below_three_years_is_refused() {
+        let errs = check_retention(
+            &EMBEDDED_RETENTION.replace("[audit]\nretain = \"3y\"", "[audit]\nretain = \"30d\""),
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("`audit.retain` must be at least 3y")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn every_field_category_needs_a_retention_class() {
+        let errs =
+            check_retention(&EMBEDDED_RETENTION.replace("[classes.contact]", "[classes.kontakt]"));
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("no class `contact` for field `guest.mobile`")),
+            "{errs:?}"
+        );
+        let errs =
+            check_retention(&EMBEDDED_RETENTION.replace("retain = \"1y\"", "retain = \"1 year\""));
+        assert!(
+            errs.iter().any(|e| e.contains("`classes.contact.retain`")),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -315,6 +315,14 @@ pub(super) fn apply(
     Ok(())
 }
 
+/// The current consents and the full history, for exports.
+pub(super) fn ledger(
+    c: &Connection,
+    gid: &str,
+) -> Result<(Vec<ConsentRecord>, Vec<ConsentEvent>), StoreError> {
+    Ok((current(c, gid)?, history(c, gid)?))
+}
+
 fn current(c: &Connection, gid: &str) -> Result<Vec<ConsentRecord>, StoreError> {
     let mut stmt = c.prepare_cached(
         "SELECT purpose, status, separate, notice_version, channel, granted_at, withdrawn_at

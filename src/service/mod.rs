@@ -4,13 +4,19 @@
 //! has committed. If the audit event cannot be written the operation fails and no data leaves.
 
 mod consents;
+mod erasure;
+mod export;
 mod guests;
+mod retention;
 mod stays;
 
 use std::sync::Arc;
 
 pub use consents::{ConsentInput, ConsentRecord, ConsentsView};
+pub use erasure::{Receipt, Retained, ERASURE_REASONS};
+pub use export::EXPORT_FORMAT;
 pub use guests::{GuestView, NewGuest, RevealView};
+pub use retention::{ClassCount, SweepReport, SWEEP_ACTOR};
 pub use stays::StayView;
 
 use crate::audit::{NewEvent, Outcome};

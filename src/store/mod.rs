@@ -2,6 +2,7 @@
 //! of read-only connections, and the SQL for each table. Functions that read or write personal
 //! data take a [`Permit`](crate::policy::Permit), which only the policy module mints.
 
+mod erasure;
 mod guests;
 mod readers;
 mod writer;
@@ -11,6 +12,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
 
+pub use erasure::*;
 pub use guests::*;
 pub use readers::Readers;
 pub use writer::{Writer, WriterStats};
@@ -46,7 +48,10 @@ fn configure(conn: &Connection, synchronous: &str) -> Result<(), StoreError> {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../../migrations/0001_init.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("../../migrations/0001_init.sql")),
+        M::up(include_str!("../../migrations/0002_dsr.sql")),
+    ])
 }
 
 /// Opens (creating if needed) the database, applies migrations and checks the keyring

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly by design")]
 mod canary;
 mod consents;
+mod erasure;
 mod errors;
 mod guests;
 mod helpers;

@@ -1,0 +1,239 @@
+//! The retention schedule (`retention.toml`) and the holiday calendar (`holidays.toml`),
+//! parsed and validated: every field category maps to a class, stays to one class, periods
+//! parse, and the audit trail is kept at least 3 years (PIPL Art. 56, REQ-19).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::catalog::{Catalog, FieldScope};
+use super::{AccessPolicy, Basis, PolicyError};
+use crate::domain::retention::{Period, WorkCalendar};
+
+/// The floor for the audit trail (PIPL Art. 56; Network Data Regulation Art. 12).
+pub const AUDIT_FLOOR_DAYS: u32 = 3 * 365;
+
+/// What a class's period runs from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor {
+    Created,
+    LastCheckout,
+    LastActivity,
+}
+
+#[derive(Debug, Clone)]
+pub struct RetentionClass {
+    pub name: String,
+    pub retain: Period,
+    pub retain_text: String,
+    pub after: Anchor,
+    pub statutory: bool,
+    pub basis: String,
+    pub withdrawal_purposes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub classes: BTreeMap<String, RetentionClass>,
+    /// The class that stays belong to.
+    pub stay_class: String,
+    pub audit_retain: Period,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self {
+            classes: BTreeMap::new(),
+            stay_class: String::new(),
+            audit_retain: Period::Years(3),
+        }
+    }
+}
+
+impl Schedule {
+    pub fn class(&self, name: &str) -> Option<&RetentionClass> {
+        self.classes.get(name)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    classes: BTreeMap<String, RawClass>,
+    audit: RawAudit,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClass {
+    retain: String,
+    after: String,
+    statutory: bool,
+    basis: String,
+    #[serde(default)]
+    withdrawal_purposes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    retain: String,
+}
+
+impl Schedule {
+    pub fn parse(
+        file: &str,
+        text: &str,
+        catalog: &Catalog,
+        access: &AccessPolicy,
+        errors: &mut Vec<PolicyError>,
+    ) -> Self {
+        let Some(raw) = super::parse_toml::<RawSchedule>(file, text, errors) else {
+            return Self::default();
+        };
+        let mut schedule = Self::default();
+        for (name, c) in raw.classes {
+            let key = format!("classes.{name}");
+            let retain = Period::parse(&c.retain);
+            if retain.is_none() {
+                errors.push(PolicyError::new(
+                    file,
+                    &format!("{key}.retain"),
+                    "must look like 30d, 6m or 3y",
+                ));
+            }
+            let after = match c.after.as_str() {
+                "created" => Some(Anchor::Created),
+                "last_checkout" => Some(Anchor::LastCheckout),
+                "last_activity" => Some(Anchor::LastActivity),
+                _ => {
+                    errors.push(PolicyError::new(
+                        file,
+                        &format!("{key}.after"),
+                        "must be created, last_checkout or last_activity",
+                    ));
+                    None
+                }
+            };
+            if c.basis.trim().is_empty() {
+                errors.push(PolicyError::new(
+                    file,
+                    &format!("{key}.basis"),
+                    "must not be empty",
+                ));
+            }
+            for p in &c.withdrawal_purposes {
+                match access.purposes.get(p) {
+                    Some(purpose) if purpose.basis == Basis::Consent => {}
+                    Some(_) => errors.push(PolicyError::new(
+                        file,
+                        &format!("{key}.withdrawal_purposes"),
+                        &format!("purpose `{p}` is not consent-based"),
+                    )),
+                    None => errors.push(PolicyError::new(
+                        file,
+                        &format!("{key}.withdrawal_purposes"),
+                        &format!("unknown purpose `{p}`"),
+                    )),
+                }
+            }
+            if let (Some(retain), Some(after)) = (retain, after) {
+                schedule.classes.insert(
+                    name.clone(),
+                    RetentionClass {
+                        name,
+                        retain,
+                        retain_text: c.retain,
+                        after,
+                        statutory: c.statutory,
+                        basis: c.basis,
+                        withdrawal_purposes: c.withdrawal_purposes,
+                    },
+                );
+            }
+        }
+        match Period::parse(&raw.audit.retain) {
+            Some(p) if p.min_days() >= AUDIT_FLOOR_DAYS => schedule.audit_retain = p,
+            Some(_) => errors.push(PolicyError::new(
+                file,
+                "audit.retain",
+                "must be at least 3y: PIPL Art. 56 requires keeping processing records 3 years",
+            )),
+            None => errors.push(PolicyError::new(file, "audit.retain", "must look like 3y")),
+        }
+        // Every field category names a class; all stay fields share one (a stay is one record).
+        for scope in [FieldScope::Guest, FieldScope::Stay] {
+            for f in catalog.fields(scope) {
+                if !schedule.classes.contains_key(&f.category) {
+                    errors.push(PolicyError::new(
+                        file,
+                        "classes",
+                        &format!(
+                            "no class `{}` for field `{}.{}`",
+                            f.category,
+                            scope.table(),
+                            f.name
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut stay_classes: Vec<&str> = catalog
+            .fields(FieldScope::Stay)
+            .map(|f| f.category.as_str())
+            .collect();
+        stay_classes.sort_unstable();
+        stay_classes.dedup();
+        match stay_classes.as_slice() {
+            [one] => schedule.stay_class = (*one).to_string(),
+            [] => {}
+            _ => errors.push(PolicyError::new(
+                file,
+                "classes",
+                "all stay fields must share one retention class",
+            )),
+        }
+        schedule
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHolidays {
+    cn: BTreeMap<String, RawYear>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawYear {
+    holidays: Vec<String>,
+    workdays: Vec<String>,
+}
+
+/// Parses `holidays.toml` into a working-day calendar.
+pub fn parse_calendar(file: &str, text: &str, errors: &mut Vec<PolicyError>) -> WorkCalendar {
+    let Some(raw) = super::parse_toml::<RawHolidays>(file, text, errors) else {
+        return WorkCalendar::default();
+    };
+    let mut cal = WorkCalendar::default();
+    for (year, y) in raw.cn {
+        for (list, what, target) in [
+            (&y.holidays, "holidays", &mut cal.holidays),
+            (&y.workdays, "workdays", &mut cal.workdays),
+        ] {
+            for d in list {
+                match crate::domain::pii::parse_date(d) {
+                    Ok(date) if date.year().to_string() == year => {
+                        target.insert(date);
+                    }
+                    _ => errors.push(PolicyError::new(
+                        file,
+                        &format!("cn.{year}.{what}"),
+                        &format!("`{d}` is not a date in {year}"),
+                    )),
+                }
+            }
+        }
+    }
+    cal
+}

@@ -1,0 +1,169 @@
+//! Access and portability (PIPL Art. 45; REQ-28, REQ-29): the complete package of a guest's
+//! data in plain — every field, stays, consents — with a processing explanation (purposes and
+//! legal bases, retention per class, which roles see what; PIPL Art. 48). Its shape is
+//! published as a JSON Schema in `docs/export.schema.json`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::{Caller, Vault, VaultError};
+use crate::audit::Outcome;
+use crate::crypto::FieldCipher;
+use crate::policy::{Action, Anchor, FieldScope, View};
+use crate::store::{self, DsrRow};
+
+pub const EXPORT_FORMAT: &str = "guestvault-export/v1";
+
+impl Vault {
+    pub async fn export_guest(&self, caller: &Caller, raw_id: &str) -> Result<Value, VaultError> {
+        let action = Action::GuestExport;
+        let grant = self.authorize(caller, action, Some(raw_id)).await?;
+        let guest_id = self.target(caller, &grant, raw_id).await?;
+        let gid = guest_id.as_str().to_string();
+        let (sealed, consent) = self.load(&grant, &guest_id).await?;
+        self.check_guest(
+            caller,
+            &grant,
+            &guest_id,
+            sealed.as_ref().map(|s| s.status),
+            consent,
+        )
+        .await?;
+        let Some(sealed) = sealed else {
+            return Err(VaultError::NotFound);
+        };
+
+        let plain = self.open_fields(&guest_id, &sealed, |n| {
+            grant.view(FieldScope::Guest, n).0 != View::None
+        })?;
+        let mut fields = BTreeMap::new();
+        for (name, value) in &plain {
+            if let Some(spec) = self.policies.catalog.get(FieldScope::Guest, name) {
+                fields.insert(
+                    name.clone(),
+                    super::guests::present(spec, value.expose(), View::Plain),
+                );
+            }
+        }
+        let permit = grant.permit();
+        let read_gid = gid.clone();
+        let (stays, consents) = self
+            .readers
+            .run(move |c| {
+                Ok((
+                    store::list_stays(c, &permit, &read_gid)?,
+                    super::consents::ledger(c, &read_gid)?,
+                ))
+            })
+            .await?;
+        let dek = self
+            .keyring
+            .unwrap_dek(&sealed.wrapped_dek, &gid)
+            .map_err(|e| VaultError::Internal(e.to_string()))?;
+        let cipher = FieldCipher::new(&dek, &gid);
+        let mut stay_list = Vec::new();
+        for stay in stays {
+            let bytes = zeroize::Zeroizing::new(
+                cipher
+                    .open(&format!("stay:{}", stay.stay_id), &stay.ciphertext)
+                    .map_err(|e| VaultError::Internal(e.to_string()))?,
+            );
+            let doc: BTreeMap<String, String> =
+                serde_json::from_slice(&bytes).map_err(|e| VaultError::Internal(e.to_string()))?;
+            stay_list.push(json!({ "stay_id": stay.stay_id, "fields": doc }));
+        }
+        let now = self.now_ts();
+        let package = json!({
+            "format": EXPORT_FORMAT,
+            "guest_id": gid,
+            "generated_at": now,
+            "fields": fields,
+            "stays": stay_list,
+            "consents": { "current": consents.0, "history": consents.1 },
+            "processing": self.processing_explanation(),
+        });
+        // Recorded as an access request (REQ-32) and audited.
+        let subject = self.subject(&gid);
+        let today = self.today();
+        let row = DsrRow {
+            request_id: uuid::Uuid::now_v7().hyphenated().to_string(),
+            kind: "access".into(),
+            status: "completed".into(),
+            received_at: now.clone(),
+            completed_at: Some(now.clone()),
+            due_at: self.policies.calendar.dsr_due(today).to_string(),
+            receipt:
+                json!({ "fields": fields.keys().collect::<Vec<_>>(), "stays": stay_list.len() })
+                    .to_string(),
+        };
+        let mut names: Vec<String> = fields.keys().cloned().collect();
+        if !stay_list.is_empty() {
+            names.push("stays".into());
+        }
+        let event = self.event(
+            caller,
+            action,
+            Some(&gid),
+            names,
+            Outcome::Allowed,
+            Some("access and portability export"),
+            grant.rules().to_vec(),
+        );
+        self.writer
+            .execute(move |c| {
+                store::insert_dsr(c, &subject, &row)?;
+                crate::audit::append(c, event)?;
+                Ok(())
+            })
+            .await
+            .map_err(VaultError::from_write)?;
+        Ok(package)
+    }
+
+    /// Purposes with their legal basis, retention per class, and which roles see what.
+    fn processing_explanation(&self) -> Value {
+        let p = &self.policies;
+        let purposes: Vec<Value> = p
+            .access
+            .purposes
+            .values()
+            .map(|pu| json!({ "purpose": pu.name, "basis": pu.basis.as_str(), "fields": pu.fields, "stay_fields": pu.stay_fields }))
+            .collect();
+        let retention: Vec<Value> = p
+            .retention
+            .classes
+            .values()
+            .map(|c| {
+                let mut fields: Vec<&str> = p.catalog.fields(FieldScope::Guest).filter(|f| f.category == c.name).map(|f| f.name.as_str()).collect();
+                if p.retention.stay_class == c.name {
+                    fields.push("stays");
+                }
+                json!({
+                    "class": c.name,
+                    "retain": c.retain_text,
+                    "after": match c.after { Anchor::Created => "created", Anchor::LastCheckout => "last_checkout", Anchor::LastActivity => "last_activity" },
+                    "statutory": c.statutory,
+                    "basis": c.basis,
+                    "fields": fields,
+                })
+            })
+            .collect();
+        let roles: Vec<Value> = p
+            .access
+            .roles
+            .values()
+            .filter(|r| !r.self_only)
+            .map(|r| {
+                let views: BTreeMap<&str, &str> = r
+                    .views
+                    .iter()
+                    .filter(|(_, v)| **v != View::None)
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                json!({ "role": r.name, "purposes": r.purposes, "views": views })
+            })
+            .collect();
+        json!({ "purposes": purposes, "retention": retention, "roles": roles })
+    }
+}

@@ -1,0 +1,208 @@
+//! The retention sweeper (PIPL Art. 19, 47(1); REQ-23, REQ-25): finds what has expired, in
+//! batches, and deletes it — field values, stays, and the whole guest (crypto-shredded) when
+//! nothing remains. Each purge is audited per guest as `retention.purge` with field names and
+//! counts. A dry run reports the same counts and changes nothing.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::erasure::{apply_plan, plan, Mode};
+use super::{Vault, VaultError};
+use crate::audit::{NewEvent, Outcome};
+use crate::policy::{Action, Permit};
+use crate::store;
+
+const BATCH_GUESTS: usize = 500;
+pub const SWEEP_ACTOR: &str = "system:retention";
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClassCount {
+    pub fields: u64,
+    pub stays: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SweepReport {
+    pub dry_run: bool,
+    pub guests_checked: u64,
+    /// Guests that had something expired.
+    pub guests_affected: u64,
+    /// Guests crypto-shredded because nothing remained.
+    pub guests_erased: u64,
+    pub classes: BTreeMap<String, ClassCount>,
+}
+
+impl SweepReport {
+    fn merge(&mut self, other: SweepReport) {
+        self.guests_checked += other.guests_checked;
+        self.guests_affected += other.guests_affected;
+        self.guests_erased += other.guests_erased;
+        for (k, v) in other.classes {
+            let e = self.classes.entry(k).or_default();
+            e.fields += v.fields;
+            e.stays += v.stays;
+        }
+    }
+}
+
+impl Vault {
+    /// One full sweep over every guest, as of the vault's clock. `progress` is called after
+    /// each batch with the number of guests checked so far.
+    pub async fn retention_run(
+        &self,
+        request_id: &str,
+        dry_run: bool,
+        progress: impl Fn(u64),
+    ) -> Result<SweepReport, VaultError> {
+        let now_dt = self.now();
+        let today = now_dt.date();
+        let now = crate::clock::timestamp(now_dt);
+        let mut report = SweepReport {
+            dry_run,
+            ..SweepReport::default()
+        };
+        let mut cursor = String::new();
+        loop {
+            let after = cursor.clone();
+            let ids = self
+                .readers
+                .run(move |c| store::guest_ids_after(c, &after, BATCH_GUESTS))
+                .await?;
+            let Some(last) = ids.last() else { break };
+            cursor = last.clone();
+            let subjects: Vec<(String, Vec<u8>)> = ids
+                .iter()
+                .map(|id| (id.clone(), self.subject(id)))
+                .collect();
+            let policies = self.policies.clone();
+            let request_id = request_id.to_string();
+            let now = now.clone();
+            let batch = self
+                .writer
+                .execute(move |c| {
+                    let permit = Permit::system_unchecked(Action::AdminRetention);
+                    let mut r = SweepReport::default();
+                    for (gid, subject) in subjects {
+                        let Some(facts) = store::retention_facts(c, &gid)? else {
+                            continue;
+                        };
+                        r.guests_checked += 1;
+                        let plan = plan(&policies, &facts, today, Mode::Sweep);
+                        let shred = plan.shreds_guest()
+                            && (!facts.fields.is_empty() || !facts.stays.is_empty());
+                        if plan.delete_fields.is_empty() && plan.delete_stays.is_empty() {
+                            continue;
+                        }
+                        r.guests_affected += 1;
+                        for (class, (f, s)) in &plan.by_class {
+                            let e = r.classes.entry(class.clone()).or_default();
+                            e.fields += f;
+                            e.stays += s;
+                        }
+                        if shred {
+                            r.guests_erased += 1;
+                        }
+                        if dry_run {
+                            continue;
+                        }
+                        apply_plan(c, &permit, &gid, &plan)?;
+                        if shred {
+                            store::shred_guest(c, &permit, &gid)?;
+                            // A restricted guest's erasure request is now fully done.
+                            store::complete_erasures(c, &subject, &now, |receipt| {
+                                complete_receipt(receipt, &now)
+                            })?;
+                        }
+                        let mut fields = plan.delete_fields.clone();
+                        if !plan.delete_stays.is_empty() {
+                            fields.push("stays".into());
+                        }
+                        let counts: Vec<String> = plan
+                            .by_class
+                            .iter()
+                            .map(|(k, (f, s))| format!("{k}: {f} fields, {s} stays"))
+                            .collect();
+                        let reason = format!(
+                            "expired{}; {}",
+                            if shred { ", guest erased" } else { "" },
+                            counts.join("; ")
+                        );
+                        crate::audit::append(
+                            c,
+                            NewEvent {
+                                ts: now.clone(),
+                                request_id: request_id.clone(),
+                                actor: SWEEP_ACTOR.into(),
+                                role: "system".into(),
+                                purpose: None,
+                                action: "retention.purge".into(),
+                                guest_id: Some(gid.clone()),
+                                fields,
+                                outcome: Outcome::Allowed,
+                                reason: Some(reason),
+                                rules: plan
+                                    .by_class
+                                    .keys()
+                                    .map(|k| format!("classes.{k}"))
+                                    .collect(),
+                                justification: None,
+                            },
+                        )?;
+                    }
+                    Ok(r)
+                })
+                .await
+                .map_err(VaultError::from_write)?;
+            report.merge(batch);
+            progress(report.guests_checked);
+        }
+        Ok(report)
+    }
+}
+
+/// The receipt of an erasure whose restricted remainder the sweeper has now deleted.
+fn complete_receipt(receipt: &str, now: &str) -> String {
+    match serde_json::from_str::<super::Receipt>(receipt) {
+        Ok(mut r) => {
+            r.status = "completed".into();
+            r.erased.extend(r.retained.drain(..).map(|k| k.field));
+            r.completed_at = now.to_string();
+            serde_json::to_string(&r).unwrap_or_else(|_| receipt.to_string())
+        }
+        Err(_) => receipt.to_string(),
+    }
+}
+
+impl Vault {
+    /// `POST /v1/admin/retention/run`: an audited, on-demand sweep (admin role).
+    pub async fn admin_retention(
+        &self,
+        caller: &super::Caller,
+        dry_run: bool,
+    ) -> Result<SweepReport, VaultError> {
+        let action = Action::AdminRetention;
+        let grant = self.authorize(caller, action, None).await?;
+        let report = self
+            .retention_run(&caller.request_id, dry_run, |_| {})
+            .await?;
+        let reason = format!(
+            "retention run{}: {} checked, {} affected, {} erased",
+            if dry_run { " (dry run)" } else { "" },
+            report.guests_checked,
+            report.guests_affected,
+            report.guests_erased
+        );
+        let event = self.event(
+            caller,
+            action,
+            None,
+            vec![],
+            Outcome::Allowed,
+            Some(&reason),
+            grant.rules().to_vec(),
+        );
+        self.record(event).await?;
+        Ok(report)
+    }
+}

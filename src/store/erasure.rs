@@ -1,0 +1,243 @@
+//! SQL for retention and erasure: the facts a retention decision needs (names and dates, no
+//! ciphertext), deletion of fields and stays, crypto-shredding a whole guest, and the
+//! data-subject request table.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{GuestStatus, StoreError};
+use crate::policy::{Action, Permit};
+
+/// Everything retention needs to know about one guest, without decrypting anything.
+#[derive(Debug, Clone)]
+pub struct RetentionFacts {
+    pub guest_id: String,
+    pub status: GuestStatus,
+    pub created_at: String,
+    pub last_activity_at: String,
+    pub last_checkout: Option<String>,
+    pub fields: Vec<String>,
+    /// (stay_id, check_out)
+    pub stays: Vec<(String, String)>,
+    /// (purpose, status, withdrawn_at)
+    pub consents: Vec<(String, String, Option<String>)>,
+}
+
+fn ensure(permit: &Permit) -> Result<(), StoreError> {
+    match permit.action() {
+        Action::GuestErase | Action::AdminRetention => Ok(()),
+        other => Err(StoreError::Other(format!(
+            "permit for `{}` cannot erase",
+            other.as_str()
+        ))),
+    }
+}
+
+pub fn retention_facts(
+    conn: &Connection,
+    guest_id: &str,
+) -> Result<Option<RetentionFacts>, StoreError> {
+    let head = conn
+        .prepare_cached("SELECT status, created_at, last_activity_at, last_checkout FROM guests WHERE guest_id = ?1")?
+        .query_row([guest_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?))
+        })
+        .optional()?;
+    let Some((status, created_at, last_activity_at, last_checkout)) = head else {
+        return Ok(None);
+    };
+    let fields = conn
+        .prepare_cached("SELECT field FROM guest_fields WHERE guest_id = ?1 ORDER BY field")?
+        .query_map([guest_id], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    let stays = conn
+        .prepare_cached(
+            "SELECT stay_id, check_out FROM stays WHERE guest_id = ?1 ORDER BY check_out",
+        )?
+        .query_map([guest_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let consents = conn
+        .prepare_cached("SELECT purpose, status, withdrawn_at FROM consents WHERE guest_id = ?1")?
+        .query_map([guest_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let status = match status.as_str() {
+        "active" => GuestStatus::Active,
+        "restricted" => GuestStatus::Restricted,
+        _ => GuestStatus::Erased,
+    };
+    Ok(Some(RetentionFacts {
+        guest_id: guest_id.to_string(),
+        status,
+        created_at,
+        last_activity_at,
+        last_checkout,
+        fields,
+        stays,
+        consents,
+    }))
+}
+
+/// Guest ids after `cursor`, in order, for batched sweeps.
+pub fn guest_ids_after(
+    conn: &Connection,
+    cursor: &str,
+    limit: usize,
+) -> Result<Vec<String>, StoreError> {
+    let ids = conn
+        .prepare_cached(
+            "SELECT guest_id FROM guests WHERE guest_id > ?1 ORDER BY guest_id LIMIT ?2",
+        )?
+        .query_map(params![cursor, limit as i64], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(ids)
+}
+
+/// Deletes field values and their blind-index entries (`secure_delete` overwrites them).
+pub fn erase_fields(
+    conn: &Connection,
+    permit: &Permit,
+    guest_id: &str,
+    fields: &[String],
+) -> Result<(), StoreError> {
+    ensure(permit)?;
+    for f in fields {
+        conn.prepare_cached("DELETE FROM guest_fields WHERE guest_id = ?1 AND field = ?2")?
+            .execute(params![guest_id, f])?;
+        conn.prepare_cached("DELETE FROM blind_index WHERE guest_id = ?1 AND field = ?2")?
+            .execute(params![guest_id, f])?;
+    }
+    Ok(())
+}
+
+pub fn erase_stays(
+    conn: &Connection,
+    permit: &Permit,
+    guest_id: &str,
+    stay_ids: &[String],
+) -> Result<(), StoreError> {
+    ensure(permit)?;
+    for id in stay_ids {
+        conn.prepare_cached("DELETE FROM stays WHERE guest_id = ?1 AND stay_id = ?2")?
+            .execute(params![guest_id, id])?;
+    }
+    Ok(())
+}
+
+pub fn set_status(
+    conn: &Connection,
+    permit: &Permit,
+    guest_id: &str,
+    status: GuestStatus,
+) -> Result<(), StoreError> {
+    ensure(permit)?;
+    conn.prepare_cached("UPDATE guests SET status = ?2 WHERE guest_id = ?1")?
+        .execute(params![guest_id, status.as_str()])?;
+    Ok(())
+}
+
+/// Crypto-shreds a guest: the wrapped DEK, every ciphertext, index entry, stay and consent
+/// row, and the guest row itself. Only the audit trail still names the opaque id.
+pub fn shred_guest(conn: &Connection, permit: &Permit, guest_id: &str) -> Result<(), StoreError> {
+    ensure(permit)?;
+    for table in [
+        "guest_fields",
+        "blind_index",
+        "stays",
+        "consents",
+        "consent_events",
+        "guest_keys",
+        "guests",
+    ] {
+        conn.prepare_cached(&format!("DELETE FROM {table} WHERE guest_id = ?1"))?
+            .execute([guest_id])?;
+    }
+    Ok(())
+}
+
+/// A data-subject request row.
+#[derive(Debug, Clone)]
+pub struct DsrRow {
+    pub request_id: String,
+    pub kind: String,
+    pub status: String,
+    pub received_at: String,
+    pub completed_at: Option<String>,
+    pub due_at: String,
+    pub receipt: String,
+}
+
+pub fn insert_dsr(conn: &Connection, subject: &[u8], row: &DsrRow) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO dsr_requests (request_id, subject, kind, status, received_at, completed_at, due_at, receipt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![row.request_id, subject, row.kind, row.status, row.received_at, row.completed_at, row.due_at, row.receipt])?;
+    Ok(())
+}
+
+fn dsr_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<DsrRow> {
+    Ok(DsrRow {
+        request_id: r.get(0)?,
+        kind: r.get(1)?,
+        status: r.get(2)?,
+        received_at: r.get(3)?,
+        completed_at: r.get(4)?,
+        due_at: r.get(5)?,
+        receipt: r.get(6)?,
+    })
+}
+
+const DSR_COLUMNS: &str = "request_id, kind, status, received_at, completed_at, due_at, receipt";
+
+/// A request and its subject digest.
+pub fn get_dsr(
+    conn: &Connection,
+    request_id: &str,
+) -> Result<Option<(DsrRow, Vec<u8>)>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {DSR_COLUMNS}, subject FROM dsr_requests WHERE request_id = ?1"
+        ))?
+        .query_row([request_id], |r| Ok((dsr_from(r)?, r.get(7)?)))
+        .optional()?)
+}
+
+/// The subject's latest erasure request.
+pub fn latest_erasure(conn: &Connection, subject: &[u8]) -> Result<Option<DsrRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {DSR_COLUMNS} FROM dsr_requests WHERE subject = ?1 AND kind = 'erasure' ORDER BY received_at DESC LIMIT 1"
+        ))?
+        .query_row([subject], dsr_from)
+        .optional()?)
+}
+
+/// Requests not yet answered (`received`) whose due date is before `today` (ISO dates compare
+/// as text). A `partially_completed` erasure was answered: what it keeps, the law requires.
+pub fn overdue_dsr(conn: &Connection, today: &str) -> Result<Vec<DsrRow>, StoreError> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {DSR_COLUMNS} FROM dsr_requests WHERE status = 'received' AND due_at < ?1 ORDER BY due_at LIMIT 1000"
+        ))?
+        .query_map([today], dsr_from)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Marks the subject's partially completed erasure requests completed (the sweeper removed
+/// the rest when its retention period ended) and rewrites their receipt.
+pub fn complete_erasures(
+    conn: &Connection,
+    subject: &[u8],
+    now: &str,
+    receipt_fn: impl Fn(&str) -> String,
+) -> Result<(), StoreError> {
+    let rows: Vec<(String, String)> = conn
+        .prepare_cached("SELECT request_id, receipt FROM dsr_requests WHERE subject = ?1 AND status = 'partially_completed'")?
+        .query_map([subject], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (id, receipt) in rows {
+        conn.prepare_cached("UPDATE dsr_requests SET status = 'completed', completed_at = ?2, receipt = ?3 WHERE request_id = ?1")?
+            .execute(params![id, now, receipt_fn(&receipt)])?;
+    }
+    Ok(())
+}

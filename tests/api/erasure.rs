@@ -1,0 +1,652 @@
+//! Erasure with the storage-only fallback (REQ-24), retention sweeps in time (REQ-23, REQ-25),
+//! export (REQ-28, REQ-29) and deadlines (REQ-32).
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use time::macros::datetime;
+
+use crate::helpers::{spawn_app, zhang_san, TestApp};
+
+const DSR: (&str, &str) = ("dsr_officer", "data_subject_request");
+
+async fn erase(app: &TestApp, id: &str) -> crate::helpers::Resp {
+    app.call(
+        Method::POST,
+        &format!("/v1/guests/{id}/erasure"),
+        Some(DSR.0),
+        Some(DSR.1),
+        Some(json!({"reason":"guest_request"})),
+    )
+    .await
+}
+
+async fn sweep(app: &TestApp, dry_run: bool) -> Value {
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/admin/retention/run?dry_run={dry_run}"),
+            Some("admin"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.body
+}
+
+/// Rows in any table other than the audit trail that still name `id`.
+fn rows_naming(app: &TestApp, id: &str) -> Vec<String> {
+    let db = app.db();
+    let tables: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut hits = Vec::new();
+    for t in tables.iter().filter(|t| !t.starts_with("audit")) {
+        let cols: Vec<String> = db
+            .prepare(&format!("SELECT name FROM pragma_table_info('{t}')"))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for c in cols {
+            let n: i64 = db
+                .query_row(
+                    &format!("SELECT count(*) FROM {t} WHERE CAST({c} AS TEXT) LIKE ?1"),
+                    [format!("%{id}%")],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            if n > 0 {
+                hits.push(format!("{t}.{c}"));
+            }
+        }
+    }
+    hits
+}
+
+#[tokio::test]
+async fn erasure_of_a_guest_with_a_recent_stay_restricts_identity_and_stays_and_deletes_the_rest() {
+    let app = spawn_app().await;
+    app.clock.set(datetime!(2026-11-20 10:00 UTC));
+    let id = app.create_guest(zhang_san()).await;
+    let stay = json!({"fields":{"property":"SHA01","check_in":"2026-11-20","check_out":"2026-11-23","room_number":"1208"}});
+    assert_eq!(
+        app.call(
+            Method::POST,
+            &format!("/v1/guests/{id}/stays"),
+            Some("pms"),
+            Some("check_in"),
+            Some(stay)
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    app.clock.set(datetime!(2026-11-24 09:00 UTC));
+
+    let r = erase(&app, &id).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let receipt = r.body.clone();
+    assert_eq!(receipt["status"], "partially_completed");
+    let erased: Vec<&str> = receipt["erased"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for f in [
+        "mobile",
+        "email",
+        "address",
+        "dietary_needs",
+        "membership_level",
+    ] {
+        assert!(erased.contains(&f), "{f} not erased: {erased:?}");
+    }
+    let retained = receipt["retained"].as_array().unwrap();
+    let id_number = retained.iter().find(|r| r["field"] == "id_number").unwrap();
+    assert_eq!(id_number["until"], "2029-11-23");
+    assert_eq!(id_number["class"], "identity");
+    assert!(id_number["basis"]
+        .as_str()
+        .unwrap()
+        .contains("旅馆业治安管理办法"));
+    let stays = retained.iter().find(|r| r["field"] == "stays").unwrap();
+    assert_eq!(
+        (stays["until"].as_str(), stays["count"].as_u64()),
+        (Some("2029-11-23"), Some(1))
+    );
+    assert_eq!(receipt["due_at"], "2026-12-15");
+
+    // Storage only: every purpose is refused except the restricted_access ones.
+    let path = format!("/v1/guests/{id}");
+    for (role, purpose) in [
+        ("front_desk", "check_in"),
+        ("concierge", "guest_service"),
+        ("pms", "billing"),
+    ] {
+        let r = app
+            .call(Method::GET, &path, Some(role), Some(purpose), None)
+            .await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("restricted")),
+            "{role}"
+        );
+    }
+    let r = app
+        .call(
+            Method::GET,
+            &path,
+            Some("police_liaison"),
+            Some("police_report"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["fields"]["id_number"], "11010519491231002X");
+    assert!(r.body["fields"].get("mobile").is_none());
+    let r = app
+        .call(
+            Method::GET,
+            &format!("{path}/stays"),
+            Some("police_liaison"),
+            Some("police_report"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["stays"][0]["fields"]["room_number"], "1208");
+    // Search: the mobile is gone from the index; the ID is findable by the police only.
+    let search =
+        |role: &'static str, purpose: &'static str, field: &'static str, value: &'static str| {
+            app.call(
+                Method::POST,
+                "/v1/guests/search",
+                Some(role),
+                Some(purpose),
+                Some(json!({"field":field,"value":value})),
+            )
+        };
+    assert_eq!(
+        search("pms", "check_in", "mobile", "13812345678")
+            .await
+            .body["guest_ids"],
+        json!([])
+    );
+    assert_eq!(
+        search("pms", "check_in", "id_number", "11010519491231002X")
+            .await
+            .body["guest_ids"],
+        json!([])
+    );
+    assert_eq!(
+        search(
+            "police_liaison",
+            "police_report",
+            "id_number",
+            "11010519491231002X"
+        )
+        .await
+        .body["guest_ids"],
+        json!([id])
+    );
+
+    // The receipt can be fetched later; repeating the request is safe.
+    let rid = receipt["request_id"].as_str().unwrap();
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/erasure-requests/{rid}"),
+            Some(DSR.0),
+            Some(DSR.1),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["retained"], receipt["retained"]);
+    assert_eq!(erase(&app, &id).await.status, StatusCode::OK);
+
+    // A day before the end of the statutory period: still kept. A day after: gone.
+    app.clock.set(datetime!(2029-11-23 12:00 UTC));
+    assert_eq!(sweep(&app, false).await["guests_erased"], 0);
+    assert_eq!(
+        app.call(
+            Method::GET,
+            &path,
+            Some("police_liaison"),
+            Some("police_report"),
+            None
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    app.clock.set(datetime!(2029-11-24 12:00 UTC));
+    let report = sweep(&app, false).await;
+    assert_eq!(report["guests_erased"], 1, "{report}");
+    assert_eq!(
+        app.call(
+            Method::GET,
+            &path,
+            Some("police_liaison"),
+            Some("police_report"),
+            None
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(rows_naming(&app, &id), Vec::<String>::new());
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/erasure-requests/{rid}"),
+            Some(DSR.0),
+            Some(DSR.1),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["status"], "completed");
+}
+
+#[tokio::test]
+async fn full_erasure_leaves_no_row_keyed_by_the_guest_outside_the_audit_trail() {
+    let app = spawn_app().await;
+    // Contact and service data only: nothing statutory.
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/guests",
+            Some("pms"),
+            Some("check_in"),
+            Some(json!({"fields":{"mobile":"13700001234"}})),
+        )
+        .await;
+    let id = r.body["guest_id"].as_str().unwrap().to_string();
+    let patch = json!({"fields":{"email":"erase.me@example.com","dietary_needs":"halal","preferences":{"pillow":"soft"}}});
+    assert_eq!(
+        app.call(
+            Method::PATCH,
+            &format!("/v1/guests/{id}"),
+            Some("pms"),
+            Some("guest_service"),
+            Some(patch)
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let put = json!({"notice_version":"1","channel":"app"});
+    app.call(
+        Method::PUT,
+        &format!("/v1/guests/{id}/consents/marketing"),
+        Some("pms"),
+        Some("check_in"),
+        Some(put),
+    )
+    .await;
+
+    // The guest asks, with its own token.
+    let me = app.token_for("guest", &id);
+    let req = app
+        .client
+        .post(format!("{}/v1/guests/{id}/erasure", app.addr))
+        .bearer_auth(&me)
+        .header("X-Purpose", "data_subject_request")
+        .json(&json!({}));
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "completed");
+    assert_eq!(r.body["retained"], json!([]));
+    let receipt = r.body.clone();
+
+    assert_eq!(
+        app.call(
+            Method::GET,
+            &format!("/v1/guests/{id}"),
+            Some("pms"),
+            Some("guest_service"),
+            None
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/guests/search",
+            Some("pms"),
+            Some("check_in"),
+            Some(json!({"field":"mobile","value":"13700001234"})),
+        )
+        .await;
+    assert_eq!(r.body["guest_ids"], json!([]));
+    assert_eq!(rows_naming(&app, &id), Vec::<String>::new());
+    for entry in std::fs::read_dir(app.dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+        for canary in ["erase.me@example.com", "13700001234", "halal"] {
+            assert!(
+                !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
+                "{canary} on disk"
+            );
+        }
+    }
+    let audit: i64 = app
+        .db()
+        .query_row(
+            "SELECT count(*) FROM audit_events WHERE guest_id = ?1",
+            [&id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(audit >= 4, "the audit trail keeps the opaque id");
+
+    // Repeating returns the same receipt.
+    let again = erase(&app, &id).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body["request_id"], receipt["request_id"]);
+    // Another guest's token cannot read the receipt.
+    let rid = receipt["request_id"].as_str().unwrap();
+    let other = app.token_for("guest", "0191a1d2-0000-7000-8000-000000000000");
+    let req = app
+        .client
+        .get(format!("{}/v1/erasure-requests/{rid}", app.addr))
+        .bearer_auth(other)
+        .header("X-Purpose", "data_subject_request");
+    assert_eq!(app.send(req).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_sweeper_purges_each_class_the_day_after_its_period_and_audits_it() {
+    let app = spawn_app().await;
+    app.clock.set(datetime!(2026-11-20 10:00 UTC));
+    let id = app.create_guest(zhang_san()).await;
+    let stay =
+        json!({"fields":{"property":"SHA01","check_in":"2026-11-20","check_out":"2026-11-23"}});
+    app.call(
+        Method::POST,
+        &format!("/v1/guests/{id}/stays"),
+        Some("pms"),
+        Some("check_in"),
+        Some(stay),
+    )
+    .await;
+    let fields = |app: &TestApp| -> Vec<String> {
+        app.db()
+            .prepare("SELECT field FROM guest_fields WHERE guest_id = ?1 ORDER BY field")
+            .unwrap()
+            .query_map([&id], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let has = |app: &TestApp, f: &str| fields(app).iter().any(|x| x == f);
+
+    // sensitive_preferences: check-out + 30 days.
+    app.clock.set(datetime!(2026-12-23 12:00 UTC));
+    sweep(&app, false).await;
+    assert!(has(&app, "dietary_needs"));
+    app.clock.set(datetime!(2026-12-24 12:00 UTC));
+    let dry = sweep(&app, true).await;
+    assert_eq!(
+        dry["classes"]["sensitive_preferences"]["fields"], 1,
+        "{dry}"
+    );
+    assert!(has(&app, "dietary_needs"), "a dry run changes nothing");
+    let report = sweep(&app, false).await;
+    assert_eq!(report["classes"]["sensitive_preferences"]["fields"], 1);
+    assert!(!has(&app, "dietary_needs"));
+    let (fields_json, reason): (String, String) = app
+        .db()
+        .query_row("SELECT fields, reason FROM audit_events WHERE action = 'retention.purge' AND guest_id = ?1", [&id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!(fields_json, r#"["dietary_needs"]"#);
+    assert!(
+        reason.contains("sensitive_preferences: 1 fields"),
+        "{reason}"
+    );
+
+    // contact: last check-out + 1 year.
+    app.clock.set(datetime!(2027-11-23 12:00 UTC));
+    sweep(&app, false).await;
+    assert!(has(&app, "mobile"));
+    app.clock.set(datetime!(2027-11-24 12:00 UTC));
+    sweep(&app, false).await;
+    assert!(!has(&app, "mobile") && !has(&app, "email") && !has(&app, "address"));
+    assert!(has(&app, "id_number"));
+
+    // identity and stays: 3 years; then nothing remains and the guest is shredded.
+    app.clock.set(datetime!(2029-11-24 12:00 UTC));
+    let report = sweep(&app, false).await;
+    assert_eq!(report["guests_erased"], 1, "{report}");
+    assert_eq!(rows_naming(&app, &id), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn withdrawing_personalization_consent_expires_preferences_at_the_next_sweep() {
+    let app = spawn_app().await;
+    let id = app.create_guest(json!({"full_name":"李四","mobile":"13900001111","preferences":{"room":"high floor"},"membership_level":"gold"})).await;
+    let put = json!({"notice_version":"1","channel":"app"});
+    app.call(
+        Method::PUT,
+        &format!("/v1/guests/{id}/consents/personalization"),
+        Some("pms"),
+        Some("check_in"),
+        Some(put),
+    )
+    .await;
+    sweep(&app, false).await;
+    let count = |f: &str| -> i64 {
+        app.db()
+            .query_row(
+                "SELECT count(*) FROM guest_fields WHERE guest_id = ?1 AND field = ?2",
+                [id.as_str(), f],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(count("preferences"), 1);
+    app.call(
+        Method::DELETE,
+        &format!("/v1/guests/{id}/consents/personalization"),
+        Some("pms"),
+        Some("check_in"),
+        None,
+    )
+    .await;
+    sweep(&app, false).await;
+    assert_eq!(count("preferences"), 0);
+    assert_eq!(
+        count("membership_level"),
+        1,
+        "fields kept for other reasons stay"
+    );
+}
+
+#[tokio::test]
+async fn export_holds_every_catalog_field_stays_consents_and_an_explanation() {
+    let app = spawn_app().await;
+    let id = app.create_guest(zhang_san()).await;
+    let me = app.token_for("guest", &id);
+    let patch = json!({"fields":{"occupation":"teacher","preferences":{"room":"quiet"},"accessibility_needs":"step-free access"}});
+    let req = app
+        .client
+        .patch(format!("{}/v1/guests/{id}", app.addr))
+        .bearer_auth(&me)
+        .header("X-Purpose", "data_subject_request")
+        .json(&patch);
+    assert_eq!(app.send(req).await.status, StatusCode::OK);
+    let stay = json!({"fields":{"property":"SHA01","check_in":"2026-11-20","check_out":"2026-11-23","room_type":"deluxe","room_number":"1208","amount":"1280","currency":"CNY","channel":"direct"}});
+    app.call(
+        Method::POST,
+        &format!("/v1/guests/{id}/stays"),
+        Some("pms"),
+        Some("check_in"),
+        Some(stay),
+    )
+    .await;
+    app.call(
+        Method::PUT,
+        &format!("/v1/guests/{id}/consents/marketing"),
+        Some("pms"),
+        Some("check_in"),
+        Some(json!({"notice_version":"1","channel":"app"})),
+    )
+    .await;
+
+    let req = app
+        .client
+        .get(format!("{}/v1/guests/{id}/export", app.addr))
+        .bearer_auth(&me)
+        .header("X-Purpose", "data_subject_request");
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let pkg = r.body;
+    assert_eq!(pkg["format"], "guestvault-export/v1");
+    let policies = guestvault::policy::Policies::load(None).unwrap();
+    for f in policies
+        .catalog
+        .fields(guestvault::policy::FieldScope::Guest)
+    {
+        assert!(
+            pkg["fields"].get(&f.name).is_some(),
+            "export lacks field {}",
+            f.name
+        );
+    }
+    for f in policies
+        .catalog
+        .fields(guestvault::policy::FieldScope::Stay)
+    {
+        assert!(
+            pkg["stays"][0]["fields"].get(&f.name).is_some(),
+            "export lacks stay field {}",
+            f.name
+        );
+    }
+    assert_eq!(
+        pkg["fields"]["mobile"], "+8613812345678",
+        "plain, not masked"
+    );
+    assert_eq!(pkg["fields"]["preferences"], json!({"room":"quiet"}));
+    assert_eq!(pkg["consents"]["current"][0]["purpose"], "marketing");
+    assert!(pkg["processing"]["purposes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["purpose"] == "marketing" && p["basis"] == "consent"));
+    assert!(pkg["processing"]["retention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["class"] == "identity" && c["statutory"] == true));
+    assert!(pkg["processing"]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["role"] == "front_desk"));
+    // The published JSON Schema names every top-level key the export has.
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/export.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    for key in pkg.as_object().unwrap().keys() {
+        assert!(
+            schema["properties"].get(key).is_some(),
+            "schema lacks {key}"
+        );
+    }
+    // A DSR officer may export too; a concierge may not.
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/guests/{id}/export"),
+            Some(DSR.0),
+            Some(DSR.1),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/guests/{id}/export"),
+            Some("concierge"),
+            Some("guest_service"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_request_received_before_national_day_is_due_after_it() {
+    let app = spawn_app().await;
+    app.clock.set(datetime!(2026-09-25 02:00 UTC));
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/guests",
+            Some("pms"),
+            Some("check_in"),
+            Some(json!({"fields":{"mobile":"13700001234"}})),
+        )
+        .await;
+    let id = r.body["guest_id"].as_str().unwrap().to_string();
+    let r = erase(&app, &id).await;
+    assert_eq!(r.body["due_at"], "2026-10-22", "{}", r.text);
+    let r = app
+        .call(
+            Method::GET,
+            "/v1/erasure-requests?status=overdue",
+            Some(DSR.0),
+            Some(DSR.1),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.body["requests"],
+        json!([]),
+        "answered requests are never overdue"
+    );
+    // A request recorded but not yet answered (e.g. taken in by another intake system) is
+    // listed once its due date has passed.
+    let rw = rusqlite::Connection::open(app.config.database_file()).unwrap();
+    rw.execute(
+        "INSERT INTO dsr_requests (request_id, subject, kind, status, received_at, due_at, receipt)
+         VALUES ('0191a1d2-0000-7000-8000-00000000abcd', x'00', 'erasure', 'received', '2026-09-01T00:00:00.000000Z', '2026-09-22', '{}')",
+        [],
+    )
+    .unwrap();
+    let r = app
+        .call(
+            Method::GET,
+            "/v1/erasure-requests?status=overdue",
+            Some(DSR.0),
+            Some(DSR.1),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["requests"][0]["due_at"], "2026-09-22", "{}", r.text);
+    let r = app
+        .call(
+            Method::GET,
+            "/v1/erasure-requests?status=open",
+            Some(DSR.0),
+            Some(DSR.1),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
