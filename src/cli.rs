@@ -37,6 +37,9 @@ enum Command {
     Init {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// Seal the keyring with a passphrase (from keys.passphrase_file, else asked).
+        #[arg(long)]
+        seal: bool,
     },
     /// Run the vault server.
     Serve,
@@ -57,11 +60,40 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Key management: rotate the KEK, retire old versions, show status.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Take a consistent snapshot of the database (safe while the server runs; no keys in it).
+    Backup {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Install a snapshot (server stopped): re-applies later erasures, verifies the audit chain.
+    Restore {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Retention: purge what the schedule says has expired.
     Retention {
         #[command(subcommand)]
         command: RetentionCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Add a KEK version, make it active and rewrap every DEK under it (resumes an unfinished
+    /// rotation instead). Safe while the server runs.
+    Rotate,
+    /// Remove an old KEK version once no DEK uses it.
+    Retire {
+        #[arg(long)]
+        version: u32,
+    },
+    /// KEK versions, DEKs per version, sealed or not.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,11 +149,16 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Init { data_dir } => {
+        Command::Init { data_dir, seal } => {
             if let Some(d) = data_dir {
                 config.storage.data_dir = d;
             }
-            init(&config)?;
+            let seal = if seal {
+                Some(new_seal_key(&config)?)
+            } else {
+                None
+            };
+            init_sealed(&config, seal)?;
             println!("initialized {}", config.storage.data_dir.display());
             println!(
                 "  keyring:      {} (mode 0600; back it up apart from the database)",
@@ -164,6 +201,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retention {
             command: RetentionCommand::Run { dry_run },
         } => retention_run(&config, dry_run),
+        Command::Keys { command } => keys(&config, command),
+        Command::Backup { out } => {
+            let m = crate::ops::backup(&config, &out)?;
+            println!(
+                "backup written to {} (audit head seq {}, erasure ledger seq {})",
+                out.display(),
+                m.audit_head_seq,
+                m.erasure_ledger_seq
+            );
+            println!(
+                "manifest: {}.manifest.json; the keyring is not in the backup: keep it apart",
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { file } => {
+            let report = runtime()?.block_on(crate::ops::restore(&config, &file))?;
+            println!(
+                "restored {}: {} erasure(s) from the ledger re-applied, audit chain verified ({} events)",
+                file.display(),
+                report.erasures_replayed,
+                report.audit_events_verified
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Policy {
             command: PolicyCommand::Check { dir },
         } => {
@@ -207,8 +269,100 @@ fn retention_run(config: &Config, dry_run: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The operator running a CLI command, as the audit trail names it.
+fn cli_caller(action: &str) -> crate::service::Caller {
+    let user = std::env::var("USER")
+        .ok()
+        .filter(|u| crate::policy::is_identifier(u))
+        .unwrap_or_else(|| "operator".into());
+    crate::service::Caller {
+        request_id: format!("cli-{action}-{}", uuid::Uuid::new_v4()),
+        actor: format!("cli:{user}"),
+        role: "admin".into(),
+        purpose: None,
+    }
+}
+
+fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let (vault, writer_thread) =
+            crate::startup::open_vault(config, std::sync::Arc::new(crate::clock::SystemClock))?;
+        let caller = cli_caller("keys");
+        match command {
+            KeysCommand::Rotate => {
+                let bar = indicatif::ProgressBar::new(0);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "rewrapping {bar:40} {pos}/{len} DEKs ({per_sec}, eta {eta})",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                let report = vault
+                    .rotate_keys(&caller, None, |done, total| {
+                        bar.set_length(total);
+                        bar.set_position(done);
+                    })
+                    .await?;
+                bar.finish_and_clear();
+                println!(
+                    "KEK v{} is active; {} DEK(s) rewrapped{}",
+                    report.target_version,
+                    report.rewrapped,
+                    if report.resumed {
+                        " (resumed an unfinished rotation)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            KeysCommand::Retire { version } => {
+                vault.retire_kek(&caller, version).await?;
+                println!("KEK v{version} retired");
+            }
+            KeysCommand::Status => println!(
+                "{}",
+                serde_json::to_string_pretty(&vault.key_status(&caller).await?)?
+            ),
+        }
+        drop(vault);
+        let _ = writer_thread.join();
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// A passphrase for a new sealed keyring: from keys.passphrase_file, else asked twice.
+fn new_seal_key(config: &Config) -> anyhow::Result<crate::crypto::seal::SealKey> {
+    let pass = match &config.keys.passphrase_file {
+        Some(f) => crate::config::read_secret_file("keys.passphrase_file", f)?,
+        None => {
+            let a =
+                zeroize::Zeroizing::new(rpassword::prompt_password("new keyring passphrase: ")?);
+            let b = zeroize::Zeroizing::new(rpassword::prompt_password("again: ")?);
+            if a != b {
+                anyhow::bail!("the passphrases differ");
+            }
+            zeroize::Zeroizing::new(a.as_bytes().to_vec())
+        }
+    };
+    if pass.len() < 12 {
+        anyhow::bail!("the passphrase must be at least 12 characters");
+    }
+    Ok(crate::crypto::seal::SealKey::new(
+        &pass,
+        crate::crypto::seal::DEFAULT_ITERATIONS,
+    )?)
+}
+
 /// Creates the data dir, keyring, token secret and database. Refuses to overwrite a keyring.
 pub fn init(config: &Config) -> anyhow::Result<()> {
+    init_sealed(config, None)
+}
+
+/// [`init`] with an optionally sealed keyring.
+pub fn init_sealed(
+    config: &Config,
+    seal: Option<crate::crypto::seal::SealKey>,
+) -> anyhow::Result<()> {
     let dir = &config.storage.data_dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create data dir `{}`", dir.display()))?;
@@ -217,7 +371,7 @@ pub fn init(config: &Config) -> anyhow::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
-    let keyring = Keyring::create_file(&config.keyring_file())?;
+    let keyring = Keyring::create_sealed(&config.keyring_file(), seal)?;
     let secret = config.hs256_secret_file();
     if !secret.exists() {
         crate::auth::write_new_secret(&secret)?;

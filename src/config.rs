@@ -81,6 +81,8 @@ pub struct StorageConfig {
 pub struct KeysConfig {
     /// Defaults to `<data_dir>/keyring.json`.
     pub keyring_file: Option<PathBuf>,
+    /// File holding the passphrase of a sealed keyring (else it is asked on the terminal).
+    pub passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -11,6 +11,8 @@
 //! - [`domain`]: ids, `Pii`, validators and masking (pure).
 //! - [`store`]: SQLite, migrations, group-commit writer, reader pool.
 //! - [`audit`]: events and the hash chain.
+//! - [`ledger`]: the erasure ledger kept apart from the database (survives restores).
+//! - [`ops`]: backup and restore.
 //! - [`cli`]: the `guestvault` command.
 #![forbid(unsafe_code)]
 
@@ -22,6 +24,8 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod ledger;
+pub mod ops;
 pub mod policy;
 pub mod service;
 pub mod startup;

@@ -11,7 +11,6 @@ use tokio::net::TcpListener;
 use crate::auth::Authenticator;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::crypto::Keyring;
 use crate::http::{app, AppState};
 use crate::policy::Policies;
 use crate::service::Vault;
@@ -24,11 +23,22 @@ pub struct App {
     max_body_bytes: usize,
     sweep_interval: std::time::Duration,
     writer_thread: std::thread::JoinHandle<()>,
+    /// Held while the server runs: one server per data dir, and no restore under it.
+    _lock: std::fs::File,
 }
 
 /// Opens everything the vault needs except the listener (also used by offline CLI commands).
 pub fn open_vault(
     config: &Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Vault, std::thread::JoinHandle<()>)> {
+    open_vault_at(config, &config.database_file(), clock)
+}
+
+/// Like [`open_vault`] on another database file (restore stages one).
+pub fn open_vault_at(
+    config: &Config,
+    db: &std::path::Path,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(Vault, std::thread::JoinHandle<()>)> {
     let policies = Policies::load(config.policies.dir.as_deref())?;
@@ -40,20 +50,56 @@ pub fn open_vault(
             config.storage.data_dir.display()
         );
     }
-    let keyring = Keyring::load(&keyring_file)?;
-    let db = config.database_file();
-    let conn = store::open_writer(&db, &config.storage.synchronous, keyring.fingerprint())
+    let key_source = crate::service::KeySource {
+        passphrase: passphrase_for(config, &keyring_file)?,
+        path: keyring_file.clone(),
+    };
+    let keyring = key_source.load()?;
+    let conn = store::open_writer(db, &config.storage.synchronous, keyring.fingerprint())
         .with_context(|| format!("cannot open database `{}`", db.display()))?;
     let (writer, writer_thread) = Writer::start(conn, config.storage.max_batch)?;
-    let readers = Readers::open(&db, config.storage.readers)?;
+    let readers = Readers::open(db, config.storage.readers)?;
+    let ledger =
+        crate::ledger::ErasureLedger::new(config.storage.data_dir.join(crate::ledger::LEDGER_FILE));
     let vault = Vault::new(
         Arc::new(policies),
-        Arc::new(keyring),
+        keyring,
+        key_source,
+        ledger,
         writer,
         readers,
         clock,
     );
     Ok((vault, writer_thread))
+}
+
+/// The keyring passphrase, only if the keyring is sealed: from `keys.passphrase_file`
+/// (`GUESTVAULT_KEYS_PASSPHRASE_FILE`), else asked on the terminal.
+pub fn passphrase_for(
+    config: &Config,
+    keyring_file: &std::path::Path,
+) -> anyhow::Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    let text = std::fs::read(keyring_file)
+        .with_context(|| format!("cannot read `{}`", keyring_file.display()))?;
+    let sealed = serde_json::from_slice::<crate::crypto::seal::SealedFile>(&text).is_ok();
+    if !sealed {
+        return Ok(None);
+    }
+    if let Some(file) = &config.keys.passphrase_file {
+        return Ok(Some(crate::config::read_secret_file(
+            "keys.passphrase_file",
+            file,
+        )?));
+    }
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "keyring `{}` is sealed: set keys.passphrase_file (GUESTVAULT_KEYS_PASSPHRASE_FILE)",
+            keyring_file.display()
+        );
+    }
+    let pass = rpassword::prompt_password("keyring passphrase: ")?;
+    Ok(Some(zeroize::Zeroizing::new(pass.into_bytes())))
 }
 
 impl App {
@@ -63,6 +109,7 @@ impl App {
 
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let auth = Authenticator::from_config(&config)?;
+        let lock = crate::ops::lock_data_dir(&config.storage.data_dir)?;
         let (vault, writer_thread) = open_vault(&config, clock)?;
         let listener = TcpListener::bind(&config.server.listen)
             .await
@@ -81,6 +128,7 @@ impl App {
             max_body_bytes: config.server.max_body_bytes,
             sweep_interval: std::time::Duration::from_secs(config.retention.sweep_interval_secs),
             writer_thread,
+            _lock: lock,
         })
     }
 
@@ -106,12 +154,14 @@ impl App {
         let router = app(self.state.clone(), self.max_body_bytes);
         let sweeper = (!self.sweep_interval.is_zero())
             .then(|| tokio::spawn(sweep_forever(self.state.vault.clone(), self.sweep_interval)));
+        let watcher = tokio::spawn(watch_keyring(self.state.vault.clone()));
         axum::serve(self.listener, router)
             .with_graceful_shutdown(signal)
             .await?;
         if let Some(s) = sweeper {
             s.abort();
         }
+        watcher.abort();
         drop(self.state);
         let thread = self.writer_thread;
         tokio::task::spawn_blocking(move || thread.join())
@@ -119,6 +169,29 @@ impl App {
             .ok();
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Reloads the keyring when its file changes (a `guestvault keys rotate` or `retire` run by
+/// another process), so new DEKs are wrapped under the new active KEK within seconds.
+async fn watch_keyring(vault: Vault) {
+    let path = vault.key_path().to_owned();
+    let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = mtime(&path);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        let now = mtime(&path);
+        if now != seen {
+            seen = now;
+            match vault.reload_keyring() {
+                Ok(()) => tracing::info!(
+                    active = vault.keys().active_kek_version(),
+                    "keyring reloaded"
+                ),
+                Err(e) => tracing::warn!(error = %e, "keyring changed but could not be reloaded"),
+            }
+        }
     }
 }
 

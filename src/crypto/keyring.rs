@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::cipher::{BlindIndexer, Dek, WrappedDek};
+use super::seal::{self, SealKey, SealedFile};
 use super::{hex, random_bytes, CryptoError};
 
 pub const KEYRING_FORMAT: &str = "guestvault-keyring/v1";
@@ -37,6 +38,12 @@ pub enum KeyringError {
     Permissions(PathBuf),
     #[error("keyring file `{path}` is malformed: {reason}")]
     Malformed { path: PathBuf, reason: String },
+    #[error("keyring file `{0}` is sealed: wrong passphrase, or the file is damaged")]
+    WrongPassphrase(PathBuf),
+    #[error("keyring file `{0}` is sealed: set keys.passphrase_file (GUESTVAULT_KEYS_PASSPHRASE_FILE) or run in a terminal to be asked")]
+    PassphraseNeeded(PathBuf),
+    #[error("KEK version {0}: {1}")]
+    Retire(u32, &'static str),
     #[error(transparent)]
     Crypto(#[from] CryptoError),
 }
@@ -77,6 +84,8 @@ pub struct Keyring {
     audit_pkcs8: Zeroizing<Vec<u8>>,
     audit_key: Ed25519KeyPair,
     fingerprint: String,
+    /// Present when the file is sealed with a passphrase (re-sealed on every save).
+    seal: Option<SealKey>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -132,17 +141,48 @@ impl Keyring {
             audit_pkcs8,
             audit_key,
             fingerprint,
+            seal: None,
         })
     }
 
     /// Writes a new keyring to `path` (mode 0600); fails if the file exists.
     pub fn create_file(path: &Path) -> Result<Self, KeyringError> {
+        Self::create_sealed(path, None)
+    }
+
+    /// Like [`Keyring::create_file`], sealed when a passphrase key is given.
+    pub fn create_sealed(path: &Path, seal: Option<SealKey>) -> Result<Self, KeyringError> {
         if path.exists() {
             return Err(KeyringError::Exists(path.to_owned()));
         }
-        let keyring = Self::generate()?;
+        let mut keyring = Self::generate()?;
+        keyring.seal = seal;
         keyring.write_file(path, true)?;
         Ok(keyring)
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.seal.is_some()
+    }
+
+    /// Adds a KEK version and makes it active (the first step of a rotation).
+    pub fn add_kek(&mut self) -> Result<u32, KeyringError> {
+        let version = self.keks.keys().next_back().copied().unwrap_or(0) + 1;
+        self.keks
+            .insert(version, Zeroizing::new(random_bytes::<32>()?));
+        self.active_kek = version;
+        Ok(version)
+    }
+
+    /// Removes a KEK version. The caller must first check that no DEK uses it.
+    pub fn retire(&mut self, version: u32) -> Result<(), KeyringError> {
+        if version == self.active_kek {
+            return Err(KeyringError::Retire(version, "is the active KEK"));
+        }
+        if self.keks.remove(&version).is_none() {
+            return Err(KeyringError::Retire(version, "is not in the keyring"));
+        }
+        Ok(())
     }
 
     /// Saves the keyring, atomically replacing `path` (used after a KEK is added or retired).
@@ -161,12 +201,15 @@ impl Keyring {
             index_root_key: B64.encode(self.index_root.as_ref()),
             audit_signing_key: B64.encode(self.audit_pkcs8.as_slice()),
         };
-        let json = Zeroizing::new(serde_json::to_vec_pretty(&file).map_err(|e| {
-            KeyringError::Malformed {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            }
-        })?);
+        let malformed = |e: serde_json::Error| KeyringError::Malformed {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        };
+        let mut json = Zeroizing::new(serde_json::to_vec_pretty(&file).map_err(malformed)?);
+        if let Some(key) = &self.seal {
+            let sealed = seal::seal(key, &json)?;
+            json = Zeroizing::new(serde_json::to_vec_pretty(&sealed).map_err(malformed)?);
+        }
         let write_err = |source| KeyringError::Write {
             path: path.to_owned(),
             source,
@@ -195,8 +238,18 @@ impl Keyring {
         Ok(())
     }
 
-    /// Loads a keyring, refusing a file that group or others can read.
+    /// Loads an unsealed keyring, refusing a file that group or others can read.
     pub fn load(path: &Path) -> Result<Self, KeyringError> {
+        Self::load_with(path, || {
+            Err(KeyringError::PassphraseNeeded(path.to_owned()))
+        })
+    }
+
+    /// Loads a keyring; `passphrase` is asked only if the file is sealed.
+    pub fn load_with(
+        path: &Path,
+        passphrase: impl FnOnce() -> Result<Zeroizing<Vec<u8>>, KeyringError>,
+    ) -> Result<Self, KeyringError> {
         let read_err = |source| KeyringError::Read {
             path: path.to_owned(),
             source,
@@ -215,6 +268,17 @@ impl Keyring {
         let malformed = |reason: String| KeyringError::Malformed {
             path: path.to_owned(),
             reason,
+        };
+        let mut seal_key = None;
+        let bytes = match serde_json::from_slice::<SealedFile>(&bytes) {
+            Ok(sealed) if sealed.format == seal::SEALED_FORMAT => {
+                let pass = passphrase()?;
+                let (plain, key) = seal::open(&sealed, &pass)
+                    .map_err(|_| KeyringError::WrongPassphrase(path.to_owned()))?;
+                seal_key = Some(key);
+                plain
+            }
+            _ => bytes,
         };
         let file: KeyringFile =
             serde_json::from_slice(&bytes).map_err(|e| malformed(format!("{e}")))?;
@@ -239,7 +303,10 @@ impl Keyring {
             B64.decode(&file.audit_signing_key)
                 .map_err(|_| malformed("audit_signing_key is not base64".into()))?,
         );
-        Self::assemble(keks, file.active_kek, index_root, pkcs8).map_err(malformed)
+        let mut keyring =
+            Self::assemble(keks, file.active_kek, index_root, pkcs8).map_err(malformed)?;
+        keyring.seal = seal_key;
+        Ok(keyring)
     }
 
     /// Identifies this keyring without revealing any key (stored in the database `meta`).
@@ -338,6 +405,48 @@ mod tests {
             Keyring::load(&path),
             Err(KeyringError::Permissions(_))
         ));
+    }
+
+    #[test]
+    fn sealed_keyring_opens_only_with_its_passphrase_and_survives_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.json");
+        let seal = SealKey::new(b"s3cret pass", 1000).unwrap();
+        let mut created = Keyring::create_sealed(&path, Some(seal)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(seal::SEALED_FORMAT) && !text.contains("index_root_key"));
+        let pass = |p: &'static [u8]| move || Ok(Zeroizing::new(p.to_vec()));
+        let before = std::fs::read(&path).unwrap();
+        assert!(matches!(
+            Keyring::load_with(&path, pass(b"wrong")),
+            Err(KeyringError::WrongPassphrase(_))
+        ));
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "nothing written on a wrong passphrase"
+        );
+        assert!(matches!(
+            Keyring::load(&path),
+            Err(KeyringError::PassphraseNeeded(_))
+        ));
+        let loaded = Keyring::load_with(&path, pass(b"s3cret pass")).unwrap();
+        assert_eq!(loaded.fingerprint(), created.fingerprint());
+        // Rotation re-seals with the same passphrase.
+        assert_eq!(created.add_kek().unwrap(), 2);
+        created.write_file(&path, false).unwrap();
+        let reloaded = Keyring::load_with(&path, pass(b"s3cret pass")).unwrap();
+        assert_eq!(reloaded.active_kek_version(), 2);
+        assert_eq!(reloaded.kek_versions(), vec![1, 2]);
+    }
+
+    #[test]
+    fn the_active_kek_cannot_be_retired() {
+        let mut k = Keyring::generate().unwrap();
+        assert_eq!(k.add_kek().unwrap(), 2);
+        assert!(k.retire(2).is_err());
+        k.retire(1).unwrap();
+        assert_eq!(k.kek_versions(), vec![2]);
     }
 
     #[test]

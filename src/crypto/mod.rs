@@ -6,6 +6,7 @@
 
 mod cipher;
 mod keyring;
+pub mod seal;
 
 pub use cipher::{BlindIndexer, Dek, FieldCipher, WrappedDek};
 pub use keyring::{Keyring, KeyringError, KEYRING_FORMAT};
@@ -44,7 +45,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Decodes lower- or upper-case hex; `None` on odd length or a non-hex character.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -41,6 +41,8 @@ pub enum ApiError {
     AuditUnavailable,
     /// 503
     Unavailable,
+    /// 409: the operation conflicts with the current state (e.g. retiring a KEK in use).
+    Conflict,
     /// 500
     Internal,
 }
@@ -78,6 +80,7 @@ impl ApiError {
             Self::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large", "the request body is too large"),
             Self::AuditUnavailable => (S::SERVICE_UNAVAILABLE, "audit_unavailable", "Audit trail unavailable", "the audit trail cannot be written; nothing was done"),
             Self::Unavailable => (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", "storage is unavailable; try again"),
+            Self::Conflict => (S::CONFLICT, "conflict", "Conflict", "the operation conflicts with the current state"),
             Self::Internal => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error", "an internal error occurred"),
         }
     }
@@ -139,6 +142,7 @@ impl From<VaultError> for ApiError {
                 tracing::error!(error = %e, "storage error");
                 Self::Unavailable
             }
+            VaultError::Conflict(_) => Self::Conflict,
             VaultError::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
                 Self::Internal

@@ -2,6 +2,7 @@
 //! writes the one access-log line per request (route template, status, latency; never a path
 //! with ids or any body), and the body-size limit.
 
+mod admin;
 mod consents;
 mod erasure;
 mod error;
@@ -36,6 +37,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(guests::router())
         .merge(consents::router())
+        .merge(admin::router())
         .merge(erasure::router())
         .merge(policy::router())
         .merge(health::router())

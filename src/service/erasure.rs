@@ -44,7 +44,7 @@ impl Plan {
     }
 }
 
-fn date_of(ts: &str) -> Option<Date> {
+pub(crate) fn date_of(ts: &str) -> Option<Date> {
     crate::domain::pii::parse_date(ts.get(..10)?).ok()
 }
 
@@ -221,7 +221,7 @@ pub const ERASURE_REASONS: [&str; 5] = [
 impl Vault {
     /// The pseudonymous key of a guest's data-subject requests.
     pub(crate) fn subject(&self, guest_id: &str) -> Vec<u8> {
-        self.keyring.indexer().digest("dsr_subject", guest_id)
+        self.keys().indexer().digest("dsr_subject", guest_id)
     }
 
     pub async fn erase_guest(
@@ -271,6 +271,7 @@ impl Vault {
         let restricted_ok = grant.purpose().restricted_access;
         let reason = reason.unwrap_or("guest_request").to_string();
         let job_subject = subject.clone();
+        let ledger = self.ledger.clone();
         let outcome = self
             .writer
             .execute(move |c| {
@@ -286,6 +287,10 @@ impl Vault {
                 }
                 let plan = plan(&policies, &facts, today, Mode::Erasure);
                 apply_plan(c, &permit, &gid, &plan)?;
+                // Before the commit, so a restore can never forget this erasure (REQ-27).
+                ledger
+                    .append(&gid, &now)
+                    .map_err(|e| store::StoreError::Other(e.to_string()))?;
                 if plan.shreds_guest() {
                     store::shred_guest(c, &permit, &gid)?;
                 } else {

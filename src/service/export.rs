@@ -57,10 +57,7 @@ impl Vault {
                 ))
             })
             .await?;
-        let dek = self
-            .keyring
-            .unwrap_dek(&sealed.wrapped_dek, &gid)
-            .map_err(|e| VaultError::Internal(e.to_string()))?;
+        let dek = self.open_dek(&sealed.wrapped_dek, &gid)?;
         let cipher = FieldCipher::new(&dek, &gid);
         let mut stay_list = Vec::new();
         for stay in stays {

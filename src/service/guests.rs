@@ -119,7 +119,7 @@ impl Vault {
         let gid = guest_id.as_str().to_string();
         let dek = Dek::generate().map_err(|e| VaultError::Internal(e.to_string()))?;
         let wrapped = self
-            .keyring
+            .keys()
             .wrap_dek(&dek, &gid)
             .map_err(|e| VaultError::Internal(e.to_string()))?;
         let sealed = self.seal_fields(&gid, &dek, &validated)?;
@@ -336,10 +336,7 @@ impl Vault {
                     .await)
             }
         };
-        let dek = self
-            .keyring
-            .unwrap_dek(&sealed.wrapped_dek, &gid)
-            .map_err(|e| VaultError::Internal(e.to_string()))?;
+        let dek = self.open_dek(&sealed.wrapped_dek, &gid)?;
         let sealed_fields = self.seal_fields(&gid, &dek, &validated)?;
         let now = self.now_ts();
         let permit = grant.permit();
@@ -538,7 +535,7 @@ impl Vault {
                 return Err(self.refuse(caller, action, None, name, e, rules).await);
             }
         };
-        let digest = self.keyring.indexer().digest(field, normalized.expose());
+        let digest = self.keys().indexer().digest(field, normalized.expose());
         let permit = grant.permit();
         let field_owned = field.to_string();
         let hits = self
@@ -642,10 +639,7 @@ impl Vault {
         want: impl Fn(&str) -> bool,
     ) -> Result<Vec<(String, Pii)>, VaultError> {
         let gid = guest_id.as_str();
-        let dek = self
-            .keyring
-            .unwrap_dek(&sealed.wrapped_dek, gid)
-            .map_err(|e| VaultError::Internal(e.to_string()))?;
+        let dek = self.open_dek(&sealed.wrapped_dek, gid)?;
         let cipher = FieldCipher::new(&dek, gid);
         let mut out = Vec::new();
         for (name, ct) in &sealed.fields {
@@ -684,7 +678,7 @@ impl Vault {
                             .seal(name, v.expose().as_bytes())
                             .map_err(|e| VaultError::Internal(e.to_string()))?,
                     ),
-                    digest: searchable.then(|| self.keyring.indexer().digest(name, v.expose())),
+                    digest: searchable.then(|| self.keys().indexer().digest(name, v.expose())),
                 },
                 None => SealedField {
                     name: name.clone(),

@@ -7,6 +7,8 @@ mod consents;
 mod erasure;
 mod export;
 mod guests;
+mod keys;
+mod restore;
 mod retention;
 mod stays;
 
@@ -16,6 +18,7 @@ pub use consents::{ConsentInput, ConsentRecord, ConsentsView};
 pub use erasure::{Receipt, Retained, ERASURE_REASONS};
 pub use export::EXPORT_FORMAT;
 pub use guests::{GuestView, NewGuest, RevealView};
+pub use keys::{KeySource, KeyStatus, RotationReport};
 pub use retention::{ClassCount, SweepReport, SWEEP_ACTOR};
 pub use stays::StayView;
 
@@ -52,6 +55,8 @@ pub enum VaultError {
     AuditUnavailable(#[source] StoreError),
     #[error("storage unavailable")]
     Store(#[from] StoreError),
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -71,7 +76,11 @@ impl VaultError {
 #[derive(Debug, Clone)]
 pub struct Vault {
     policies: Arc<Policies>,
-    keyring: Arc<Keyring>,
+    /// Swapped whole when a KEK is added or retired; readers take a cheap `Arc` clone.
+    keyring: Arc<std::sync::RwLock<Arc<Keyring>>>,
+    key_source: Arc<KeySource>,
+    rotation: Arc<keys::RotationProgress>,
+    ledger: Arc<crate::ledger::ErasureLedger>,
     writer: Writer,
     readers: Arc<Readers>,
     clock: Arc<dyn Clock>,
@@ -80,14 +89,19 @@ pub struct Vault {
 impl Vault {
     pub fn new(
         policies: Arc<Policies>,
-        keyring: Arc<Keyring>,
+        keyring: Keyring,
+        key_source: KeySource,
+        ledger: crate::ledger::ErasureLedger,
         writer: Writer,
         readers: Arc<Readers>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             policies,
-            keyring,
+            keyring: Arc::new(std::sync::RwLock::new(Arc::new(keyring))),
+            key_source: Arc::new(key_source),
+            rotation: Arc::default(),
+            ledger: Arc::new(ledger),
             writer,
             readers,
             clock,
@@ -98,8 +112,58 @@ impl Vault {
         &self.policies
     }
 
-    pub fn keyring(&self) -> &Keyring {
-        &self.keyring
+    /// The keyring in force now.
+    pub fn keys(&self) -> Arc<Keyring> {
+        match self.keyring.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn install_keyring(&self, k: Keyring) {
+        let k = Arc::new(k);
+        match self.keyring.write() {
+            Ok(mut g) => *g = k,
+            Err(poisoned) => *poisoned.into_inner() = k,
+        }
+    }
+
+    pub fn key_path(&self) -> &std::path::Path {
+        &self.key_source.path
+    }
+
+    /// Re-reads the keyring file (after a rotation or retirement by another process). Refuses a
+    /// file with a different fingerprint: that is another vault's keyring.
+    pub fn reload_keyring(&self) -> Result<(), VaultError> {
+        let k = self
+            .key_source
+            .load()
+            .map_err(|e| VaultError::Internal(e.to_string()))?;
+        if k.fingerprint() != self.keys().fingerprint() {
+            return Err(VaultError::Internal(
+                "keyring file now belongs to another vault".into(),
+            ));
+        }
+        self.install_keyring(k);
+        Ok(())
+    }
+
+    /// Unwraps a guest's DEK; a KEK version this process does not know yet (another process
+    /// rotated) triggers one reload of the keyring file.
+    pub(crate) fn open_dek(
+        &self,
+        wrapped: &crate::crypto::WrappedDek,
+        gid: &str,
+    ) -> Result<crate::crypto::Dek, VaultError> {
+        match self.keys().unwrap_dek(wrapped, gid) {
+            Err(crate::crypto::CryptoError::UnknownKeyVersion(_)) => {
+                self.reload_keyring()?;
+                self.keys()
+                    .unwrap_dek(wrapped, gid)
+                    .map_err(|e| VaultError::Internal(e.to_string()))
+            }
+            r => r.map_err(|e| VaultError::Internal(e.to_string())),
+        }
     }
 
     pub fn writer(&self) -> &Writer {

@@ -104,10 +104,7 @@ impl Vault {
             serde_json::to_vec(&doc).map_err(|e| VaultError::Internal(e.to_string()))?,
         );
         let stay_id = uuid::Uuid::now_v7().hyphenated().to_string();
-        let dek = self
-            .keyring
-            .unwrap_dek(&sealed.wrapped_dek, &gid)
-            .map_err(|e| VaultError::Internal(e.to_string()))?;
+        let dek = self.open_dek(&sealed.wrapped_dek, &gid)?;
         let ciphertext = FieldCipher::new(&dek, &gid)
             .seal(&stay_label(&stay_id), &plaintext)
             .map_err(|e| VaultError::Internal(e.to_string()))?;
@@ -179,10 +176,7 @@ impl Vault {
             .readers
             .run(move |c| store::list_stays(c, &permit, &read_gid))
             .await?;
-        let dek = self
-            .keyring
-            .unwrap_dek(&sealed.wrapped_dek, &gid)
-            .map_err(|e| VaultError::Internal(e.to_string()))?;
+        let dek = self.open_dek(&sealed.wrapped_dek, &gid)?;
         let cipher = FieldCipher::new(&dek, &gid);
         let mut out = Vec::with_capacity(stays.len());
         let mut shown = std::collections::BTreeSet::new();

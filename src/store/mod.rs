@@ -4,6 +4,7 @@
 
 mod erasure;
 mod guests;
+mod keys;
 mod readers;
 mod writer;
 
@@ -14,6 +15,7 @@ use rusqlite_migration::{Migrations, M};
 
 pub use erasure::*;
 pub use guests::*;
+pub use keys::*;
 pub use readers::Readers;
 pub use writer::{Writer, WriterStats};
 

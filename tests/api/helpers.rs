@@ -48,6 +48,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     #[allow(dead_code, reason = "time-travel tests use it")]
     pub clock: Arc<ManualClock>,
+    /// The running vault, for operations that have no HTTP route (paused rotations).
+    #[allow(dead_code, reason = "only some tests use it")]
+    pub vault: guestvault::service::Vault,
     /// Every response body with a 4xx/5xx status, for the canary scan.
     pub error_bodies: Mutex<Vec<String>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -76,6 +79,7 @@ pub async fn spawn_on(dir: tempfile::TempDir, config: Config) -> TestApp {
         .await
         .unwrap();
     let addr = format!("http://127.0.0.1:{}", app.port());
+    let vault = app.state().vault.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         app.run_until(async {
@@ -92,6 +96,7 @@ pub async fn spawn_on(dir: tempfile::TempDir, config: Config) -> TestApp {
             .build()
             .unwrap(),
         clock,
+        vault,
         error_bodies: Mutex::new(Vec::new()),
         stop: Some(stop),
         server: Some(server),
@@ -214,15 +219,24 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) -> (tempfile::TempDir, Config) {
-        if let Some(s) = self.stop.take() {
+    /// Stops the server gracefully and waits for it (the writer thread ends once every handle
+    /// on the vault, including this one, is gone).
+    pub async fn stop(self) -> (tempfile::TempDir, Config) {
+        let TestApp {
+            dir,
+            config,
+            stop,
+            server,
+            vault,
+            ..
+        } = self;
+        drop(vault);
+        if let Some(s) = stop {
             let _ = s.send(());
         }
-        if let Some(h) = self.server.take() {
+        if let Some(h) = server {
             h.await.unwrap();
         }
-        let TestApp { dir, config, .. } = self;
         (dir, config)
     }
 }

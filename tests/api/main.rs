@@ -6,4 +6,5 @@ mod erasure;
 mod errors;
 mod guests;
 mod helpers;
+mod keys;
 mod startup;

@@ -1,0 +1,62 @@
+//! Key operations for the admin role: status and an online rotation started in the background.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::error::ApiError;
+use super::extract::Auth;
+use super::AppState;
+use crate::policy::Action;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/keys", get(key_status))
+        .route("/v1/admin/keys/rotate", post(start_rotation))
+}
+
+async fn key_status(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(state.vault.key_status(&caller).await?))
+}
+
+/// 202: the rotation runs in the background; follow it at `GET /v1/admin/keys`.
+async fn start_rotation(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+) -> Result<impl IntoResponse, ApiError> {
+    state
+        .vault
+        .policies()
+        .access
+        .authorize(&caller.role, None, Action::AdminKeys)
+        .map_err(|_| ApiError::Forbidden("forbidden"))?;
+    if state
+        .vault
+        .rotation_progress()
+        .running
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        return Err(ApiError::Conflict);
+    }
+    let vault = state.vault.clone();
+    tokio::spawn(async move {
+        match vault.rotate_keys(&caller, None, |_, _| {}).await {
+            Ok(r) => tracing::info!(
+                target_version = r.target_version,
+                rewrapped = r.rewrapped,
+                "key rotation finished"
+            ),
+            Err(e) => tracing::error!(error = %e, "key rotation failed"),
+        }
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "status": "started", "follow": "/v1/admin/keys" })),
+    ))
+}

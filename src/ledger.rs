@@ -1,0 +1,196 @@
+//! The erasure ledger (REQ-27): every completed erasure is also appended to a hash-chained
+//! JSON Lines file kept apart from the database (`<data_dir>/erasure-ledger.jsonl`), holding
+//! only guest ids and times. A backup restored later is older than some erasures; `restore`
+//! re-applies every erasure in the ledger before the server serves, so an erased guest stays
+//! erased. Each line: `{"seq","guest_id","erased_at","prev_hash","hash"}` with
+//! `hash = SHA-256(prev_hash bytes | {"seq","guest_id","erased_at"} compact JSON)`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{hex, sha256, unhex};
+
+pub const LEDGER_FILE: &str = "erasure-ledger.jsonl";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub seq: u64,
+    pub guest_id: String,
+    pub erased_at: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+#[derive(Serialize)]
+struct Canonical<'a> {
+    seq: u64,
+    guest_id: &'a str,
+    erased_at: &'a str,
+}
+
+fn entry_hash(prev: &[u8], seq: u64, guest_id: &str, erased_at: &str) -> [u8; 32] {
+    let body = serde_json::to_vec(&Canonical {
+        seq,
+        guest_id,
+        erased_at,
+    })
+    .unwrap_or_default();
+    sha256(&[prev, &body])
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("erasure ledger `{path}`: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("erasure ledger `{path}` is damaged at line {line}: {reason}")]
+    Broken {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+}
+
+/// Appends to the ledger; one process-wide lock keeps lines whole and in order.
+#[derive(Debug)]
+pub struct ErasureLedger {
+    path: PathBuf,
+    /// (last seq, last hash), read from the file on first use.
+    head: Mutex<Option<(u64, [u8; 32])>>,
+}
+
+impl ErasureLedger {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            head: Mutex::new(None),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one entry and fsyncs it before returning (it must outlive the database commit
+    /// that follows it: an entry for an erasure whose commit then failed only means the
+    /// erasure is re-applied after a restore, which errs on the side of the guest).
+    pub fn append(&self, guest_id: &str, erased_at: &str) -> Result<(), LedgerError> {
+        let io = |source| LedgerError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let (seq, prev) = match *head {
+            Some(h) => h,
+            None => match read_verified(&self.path)?.last() {
+                Some(e) => (e.seq, to_hash(&e.hash).unwrap_or([0; 32])),
+                None => (0, [0; 32]),
+            },
+        };
+        let seq = seq + 1;
+        let hash = entry_hash(&prev, seq, guest_id, erased_at);
+        let entry = LedgerEntry {
+            seq,
+            guest_id: guest_id.to_string(),
+            erased_at: erased_at.to_string(),
+            prev_hash: hex(&prev),
+            hash: hex(&hash),
+        };
+        let mut line = serde_json::to_vec(&entry).unwrap_or_default();
+        line.push(b'\n');
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&self.path).map_err(io)?;
+        f.write_all(&line).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        *head = Some((seq, hash));
+        Ok(())
+    }
+}
+
+fn to_hash(h: &str) -> Option<[u8; 32]> {
+    unhex(h)?.try_into().ok()
+}
+
+/// Reads the whole ledger, checking every link; a missing file is an empty ledger.
+pub fn read_verified(path: &Path) -> Result<Vec<LedgerEntry>, LedgerError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(LedgerError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    let mut out = Vec::new();
+    let mut prev = [0u8; 32];
+    for (i, line) in text.lines().enumerate() {
+        let broken = |reason: &str| LedgerError::Broken {
+            path: path.to_owned(),
+            line: i + 1,
+            reason: reason.into(),
+        };
+        let e: LedgerEntry =
+            serde_json::from_str(line).map_err(|_| broken("not a ledger entry"))?;
+        if e.seq != out.len() as u64 + 1 {
+            return Err(broken("out of sequence"));
+        }
+        if to_hash(&e.prev_hash) != Some(prev) {
+            return Err(broken("does not link to the previous entry"));
+        }
+        let h = entry_hash(&prev, e.seq, &e.guest_id, &e.erased_at);
+        if to_hash(&e.hash) != Some(h) {
+            return Err(broken("hash mismatch"));
+        }
+        prev = h;
+        out.push(e);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_chain_and_tampering_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LEDGER_FILE);
+        let l = ErasureLedger::new(path.clone());
+        l.append("g1", "2026-11-22T00:00:00Z").unwrap();
+        l.append("g2", "2026-11-23T00:00:00Z").unwrap();
+        // A second writer instance continues the same chain.
+        ErasureLedger::new(path.clone())
+            .append("g3", "2026-11-24T00:00:00Z")
+            .unwrap();
+        let entries = read_verified(&path).unwrap();
+        assert_eq!(
+            entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replacen("g2", "g9", 1)).unwrap();
+        assert!(matches!(
+            read_verified(&path),
+            Err(LedgerError::Broken { line: 2, .. })
+        ));
+        let lines: Vec<&str> = text.lines().collect();
+        std::fs::write(&path, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
+        assert!(matches!(
+            read_verified(&path),
+            Err(LedgerError::Broken { line: 2, .. })
+        ));
+    }
+}

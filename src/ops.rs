@@ -1,0 +1,177 @@
+//! Operations on a whole data dir: a consistent backup while the server runs (SQLite
+//! `VACUUM INTO`, no keys in it, with a manifest), and a restore that re-applies every erasure
+//! in the erasure ledger and verifies the audit chain before the server may serve.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+
+pub const LOCK_FILE: &str = "guestvault.lock";
+pub const BACKUP_FORMAT: &str = "guestvault-backup/v1";
+
+/// Written beside a backup as `<file>.manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub created_at: String,
+    pub schema_version: i64,
+    pub audit_head_seq: u64,
+    pub audit_head_hash: String,
+    pub keyring_fingerprint: String,
+    pub erasure_ledger_seq: u64,
+    pub sha256: String,
+}
+
+fn manifest_path(file: &Path) -> PathBuf {
+    let mut s = file.as_os_str().to_owned();
+    s.push(".manifest.json");
+    PathBuf::from(s)
+}
+
+fn file_sha256(path: &Path) -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    Ok(crate::crypto::hex(ctx.finish().as_ref()))
+}
+
+/// Takes the data-dir lock: held by a running server, and by `restore` while it works.
+pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join(LOCK_FILE);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open `{}`", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(_) => bail!(
+            "another guestvault process holds `{}`: stop the server on this data dir first",
+            path.display()
+        ),
+    }
+}
+
+/// A consistent snapshot of the database (safe while the server runs). Keys are never in
+/// the database, so the backup holds none; keep the keyring backed up separately.
+pub fn backup(config: &Config, out: &Path) -> anyhow::Result<Manifest> {
+    if out.exists() {
+        bail!("`{}` already exists", out.display());
+    }
+    let db = config.database_file();
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .with_context(|| format!("cannot open `{}`", db.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    let target = out.to_str().context("backup path must be UTF-8")?;
+    conn.execute("VACUUM INTO ?1", [target])
+        .context("snapshot failed")?;
+    drop(conn);
+    let snap =
+        rusqlite::Connection::open_with_flags(out, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let (seq, hash) = crate::audit::head(&snap)?;
+    let manifest = Manifest {
+        format: BACKUP_FORMAT.into(),
+        created_at: crate::clock::timestamp(time::OffsetDateTime::now_utc()),
+        schema_version: snap.query_row("PRAGMA user_version", [], |r| r.get(0))?,
+        audit_head_seq: seq,
+        audit_head_hash: crate::crypto::hex(&hash),
+        keyring_fingerprint: snap.query_row(
+            "SELECT value FROM meta WHERE key = 'keyring_fingerprint'",
+            [],
+            |r| r.get(0),
+        )?,
+        erasure_ledger_seq: crate::ledger::read_verified(&ledger_path(config))?
+            .last()
+            .map_or(0, |e| e.seq),
+        sha256: file_sha256(out)?,
+    };
+    drop(snap);
+    std::fs::write(manifest_path(out), serde_json::to_vec_pretty(&manifest)?)?;
+    Ok(manifest)
+}
+
+fn ledger_path(config: &Config) -> PathBuf {
+    config.storage.data_dir.join(crate::ledger::LEDGER_FILE)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    pub erasures_replayed: u64,
+    pub audit_events_verified: u64,
+}
+
+/// Installs `file` as the database. With the server stopped: checks the manifest, opens the
+/// snapshot (refusing one made under another keyring), re-applies every erasure in the ledger,
+/// verifies the audit chain, and only then replaces the database.
+pub async fn restore(config: &Config, file: &Path) -> anyhow::Result<RestoreReport> {
+    let _lock = lock_data_dir(&config.storage.data_dir)?;
+    let manifest_file = manifest_path(file);
+    if manifest_file.exists() {
+        let m: Manifest = serde_json::from_slice(&std::fs::read(&manifest_file)?)
+            .context("manifest is malformed")?;
+        if m.sha256 != file_sha256(file)? {
+            bail!(
+                "`{}` does not match its manifest (sha256 differs)",
+                file.display()
+            );
+        }
+    }
+    let entries = crate::ledger::read_verified(&ledger_path(config))?;
+    let db = config.database_file();
+    let staging = db.with_extension("db.restoring");
+    let _ = std::fs::remove_file(&staging);
+    std::fs::copy(file, &staging).with_context(|| format!("cannot copy `{}`", file.display()))?;
+
+    let result = async {
+        let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
+        let (vault, writer_thread) = crate::startup::open_vault_at(config, &staging, clock)?;
+        let replayed = vault.replay_erasures(&entries).await?;
+        let verified = vault.readers().run(crate::audit::verify_chain).await?;
+        drop(vault);
+        let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+        match verified {
+            Ok(n) => Ok(RestoreReport {
+                erasures_replayed: replayed,
+                audit_events_verified: n,
+            }),
+            Err(seq) => {
+                bail!("the restored audit chain is broken at seq {seq}; nothing was replaced")
+            }
+        }
+    }
+    .await;
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&staging);
+            return Err(e);
+        }
+    };
+    // Fold any WAL into the staged file, then swap it in.
+    {
+        let c = rusqlite::Connection::open(&staging)?;
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        c.pragma_update(None, "journal_mode", "DELETE")?;
+    }
+    for suffix in ["-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+    std::fs::rename(&staging, &db)?;
+    Ok(report)
+}

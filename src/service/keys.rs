@@ -1,0 +1,293 @@
+//! Key management: KEK rotation (add a version, make it active, rewrap every DEK under it in
+//! batches through the writer — online and resumable), retirement of old KEKs once no DEK uses
+//! them, and where the keyring comes from (file, optional passphrase). REQ-11.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use super::{Caller, Vault, VaultError};
+use crate::audit::Outcome;
+use crate::crypto::{Keyring, KeyringError};
+use crate::policy::{Action, Permit};
+use crate::store;
+
+const REWRAP_BATCH: usize = 500;
+
+/// Where the keyring is loaded from, and the passphrase if it is sealed (kept to reload it
+/// after a rotation by another process; zeroized on drop).
+#[derive(Default)]
+pub struct KeySource {
+    pub path: PathBuf,
+    pub passphrase: Option<Zeroizing<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySource")
+            .field("path", &self.path)
+            .field("sealed", &self.passphrase.is_some())
+            .finish()
+    }
+}
+
+impl KeySource {
+    pub fn load(&self) -> Result<Keyring, KeyringError> {
+        Keyring::load_with(&self.path, || {
+            self.passphrase
+                .clone()
+                .ok_or_else(|| KeyringError::PassphraseNeeded(self.path.clone()))
+        })
+    }
+}
+
+/// Progress of the running (or last) rotation, for `GET /v1/admin/keys` and metrics.
+#[derive(Debug, Default)]
+pub struct RotationProgress {
+    pub running: AtomicBool,
+    pub target_version: AtomicU32,
+    pub total: AtomicU64,
+    pub done: AtomicU64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RotationReport {
+    pub target_version: u32,
+    pub resumed: bool,
+    pub rewrapped: u64,
+    /// False when stopped early (`max_batches`); run again to resume.
+    pub finished: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyStatus {
+    pub active_version: u32,
+    pub sealed: bool,
+    pub versions: Vec<serde_json::Value>,
+    pub rotation: serde_json::Value,
+}
+
+impl Vault {
+    pub fn rotation_progress(&self) -> &RotationProgress {
+        &self.rotation
+    }
+
+    /// Rotates: if a previous rotation did not finish (DEKs remain under older versions), it
+    /// resumes it; otherwise it adds a KEK version first. `max_batches` stops early (tests of
+    /// resumption). Reads and writes continue throughout: new DEKs use the new KEK at once.
+    pub async fn rotate_keys(
+        &self,
+        caller: &Caller,
+        max_batches: Option<usize>,
+        progress: impl Fn(u64, u64),
+    ) -> Result<RotationReport, VaultError> {
+        let action = Action::AdminKeys;
+        let grant = self.authorize(caller, action, None).await?;
+        if self.rotation.running.swap(true, Ordering::SeqCst) {
+            return Err(VaultError::Internal(
+                "a key rotation is already running".into(),
+            ));
+        }
+        let result = self
+            .rotate_inner(caller, grant.rules().to_vec(), max_batches, progress)
+            .await;
+        self.rotation.running.store(false, Ordering::SeqCst);
+        result
+    }
+
+    async fn rotate_inner(
+        &self,
+        caller: &Caller,
+        rules: Vec<String>,
+        max_batches: Option<usize>,
+        progress: impl Fn(u64, u64),
+    ) -> Result<RotationReport, VaultError> {
+        let active = self.keys().active_kek_version();
+        let counts = self.readers.run(store::dek_counts).await?;
+        let pending: u64 = counts
+            .iter()
+            .filter(|(v, _)| *v != active)
+            .map(|(_, n)| n)
+            .sum();
+        let resumed = pending > 0;
+        let target = if resumed {
+            active
+        } else {
+            let mut k = self
+                .key_source
+                .load()
+                .map_err(|e| VaultError::Internal(e.to_string()))?;
+            let v = k
+                .add_kek()
+                .map_err(|e| VaultError::Internal(e.to_string()))?;
+            k.write_file(&self.key_source.path, false)
+                .map_err(|e| VaultError::Internal(e.to_string()))?;
+            self.install_keyring(k);
+            v
+        };
+        let total: u64 = if resumed {
+            pending
+        } else {
+            counts.iter().map(|(_, n)| n).sum()
+        };
+        self.rotation.target_version.store(target, Ordering::SeqCst);
+        self.rotation.total.store(total, Ordering::SeqCst);
+        self.rotation.done.store(0, Ordering::SeqCst);
+        let what = if resumed { "resumed" } else { "started" };
+        let event = self.event(
+            caller,
+            Action::AdminKeys,
+            None,
+            vec![],
+            Outcome::Allowed,
+            Some(&format!("key rotation to v{target} {what}: {total} DEKs")),
+            rules.clone(),
+        );
+        self.record(event).await?;
+
+        let permit = Permit::system_unchecked(Action::AdminKeys);
+        let mut rewrapped = 0u64;
+        let mut batches = 0usize;
+        let finished = loop {
+            if max_batches.is_some_and(|m| batches >= m) {
+                break false;
+            }
+            let p = permit.clone();
+            let batch = self
+                .readers
+                .run(move |c| store::deks_not_under(c, &p, target, REWRAP_BATCH))
+                .await?;
+            if batch.is_empty() {
+                break true;
+            }
+            let keys = self.keys();
+            let mut updates = Vec::with_capacity(batch.len());
+            for (gid, old) in batch {
+                let dek = self.open_dek(&old, &gid)?;
+                let new = keys
+                    .wrap_dek(&dek, &gid)
+                    .map_err(|e| VaultError::Internal(e.to_string()))?;
+                updates.push((gid, old.kek_version, new));
+            }
+            let p = permit.clone();
+            let n = self
+                .writer
+                .execute(move |c| {
+                    let mut n = 0u64;
+                    for (gid, old_version, new) in &updates {
+                        n += u64::from(store::rewrap(c, &p, gid, *old_version, new)?);
+                    }
+                    Ok(n)
+                })
+                .await
+                .map_err(VaultError::from_write)?;
+            rewrapped += n;
+            batches += 1;
+            self.rotation.done.fetch_add(n, Ordering::SeqCst);
+            progress(self.rotation.done.load(Ordering::SeqCst), total);
+        };
+        let reason = format!(
+            "key rotation to v{target} {}: {rewrapped} DEKs rewrapped",
+            if finished { "finished" } else { "paused" }
+        );
+        let event = self.event(
+            caller,
+            Action::AdminKeys,
+            None,
+            vec![],
+            Outcome::Allowed,
+            Some(&reason),
+            rules,
+        );
+        self.record(event).await?;
+        Ok(RotationReport {
+            target_version: target,
+            resumed,
+            rewrapped,
+            finished,
+        })
+    }
+
+    /// Removes KEK `version` from the keyring, only if it is not active and no DEK uses it.
+    pub async fn retire_kek(&self, caller: &Caller, version: u32) -> Result<(), VaultError> {
+        let action = Action::AdminKeys;
+        let grant = self.authorize(caller, action, None).await?;
+        let counts = self.readers.run(store::dek_counts).await?;
+        let in_use = counts
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map_or(0, |(_, n)| *n);
+        let refusal = if version == self.keys().active_kek_version() {
+            Some(format!("KEK v{version} is the active KEK"))
+        } else if in_use > 0 {
+            Some(format!(
+                "KEK v{version} still wraps {in_use} DEK(s): finish the rotation first"
+            ))
+        } else if !self.keys().kek_versions().contains(&version) {
+            Some(format!("KEK v{version} is not in the keyring"))
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            let e = self.event(
+                caller,
+                action,
+                None,
+                vec![],
+                Outcome::Denied,
+                Some(&why),
+                grant.rules().to_vec(),
+            );
+            self.record(e).await?;
+            return Err(VaultError::Conflict(why));
+        }
+        let mut k = self
+            .key_source
+            .load()
+            .map_err(|e| VaultError::Internal(e.to_string()))?;
+        k.retire(version)
+            .map_err(|e| VaultError::Conflict(e.to_string()))?;
+        k.write_file(&self.key_source.path, false)
+            .map_err(|e| VaultError::Internal(e.to_string()))?;
+        self.install_keyring(k);
+        let e = self.event(
+            caller,
+            action,
+            None,
+            vec![],
+            Outcome::Allowed,
+            Some(&format!("KEK v{version} retired")),
+            grant.rules().to_vec(),
+        );
+        self.record(e).await
+    }
+
+    /// Versions, DEKs per version, and rotation progress.
+    pub async fn key_status(&self, caller: &Caller) -> Result<KeyStatus, VaultError> {
+        self.authorize(caller, Action::AdminKeys, None).await?;
+        let counts = self.readers.run(store::dek_counts).await?;
+        let keys = self.keys();
+        let versions = keys
+            .kek_versions()
+            .into_iter()
+            .map(|v| {
+                let deks = counts.iter().find(|(cv, _)| *cv == v).map_or(0, |(_, n)| *n);
+                serde_json::json!({ "version": v, "active": v == keys.active_kek_version(), "deks": deks })
+            })
+            .collect();
+        let r = &self.rotation;
+        Ok(KeyStatus {
+            active_version: keys.active_kek_version(),
+            sealed: keys.is_sealed(),
+            versions,
+            rotation: serde_json::json!({
+                "running": r.running.load(Ordering::SeqCst),
+                "target_version": r.target_version.load(Ordering::SeqCst),
+                "done": r.done.load(Ordering::SeqCst),
+                "total": r.total.load(Ordering::SeqCst),
+            }),
+        })
+    }
+}

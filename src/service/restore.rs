@@ -1,0 +1,68 @@
+//! Restore support: re-applying the erasure ledger to a restored database (REQ-27).
+
+use super::erasure::{apply_plan, date_of, plan, Mode};
+use super::{Vault, VaultError};
+use crate::audit::Outcome;
+use crate::policy::Action;
+use crate::store::{self, GuestStatus};
+
+impl Vault {
+    /// Re-applies erasures from the ledger to a restored database (REQ-27): each as it was
+    /// decided on its own date, so statutory data of that time is restricted, not deleted.
+    /// Guests already gone are skipped, so replaying the whole ledger is safe.
+    pub async fn replay_erasures(
+        &self,
+        entries: &[crate::ledger::LedgerEntry],
+    ) -> Result<u64, VaultError> {
+        let mut replayed = 0;
+        for entry in entries {
+            let Some(gid) = crate::domain::GuestId::parse(&entry.guest_id) else {
+                continue;
+            };
+            let gid = gid.as_str().to_string();
+            let today = date_of(&entry.erased_at).unwrap_or_else(|| self.today());
+            let policies = self.policies.clone();
+            let now = self.now_ts();
+            let erased_at = entry.erased_at.clone();
+            let done = self
+                .writer
+                .execute(move |c| {
+                    let Some(facts) = store::retention_facts(c, &gid)? else {
+                        return Ok(false);
+                    };
+                    let permit = crate::policy::Permit::system_unchecked(Action::GuestErase);
+                    let plan = plan(&policies, &facts, today, Mode::Erasure);
+                    apply_plan(c, &permit, &gid, &plan)?;
+                    if plan.shreds_guest() {
+                        store::shred_guest(c, &permit, &gid)?;
+                    } else {
+                        store::set_status(c, &permit, &gid, GuestStatus::Restricted)?;
+                    }
+                    crate::audit::append(
+                        c,
+                        crate::audit::NewEvent {
+                            ts: now,
+                            request_id: format!("restore-{}", uuid::Uuid::new_v4()),
+                            actor: "system:restore".into(),
+                            role: "system".into(),
+                            purpose: None,
+                            action: "erasure.replay".into(),
+                            guest_id: Some(gid.clone()),
+                            fields: plan.delete_fields.clone(),
+                            outcome: Outcome::Allowed,
+                            reason: Some(format!(
+                                "erasure of {erased_at} re-applied after restore"
+                            )),
+                            rules: vec![],
+                            justification: None,
+                        },
+                    )?;
+                    Ok(true)
+                })
+                .await
+                .map_err(VaultError::from_write)?;
+            replayed += u64::from(done);
+        }
+        Ok(replayed)
+    }
+}

@@ -1,0 +1,360 @@
+//! Key rotation online, resumption, retirement, the sealed keyring, and backup/restore that
+//! keeps erasures (REQ-11, REQ-27).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{spawn_app, spawn_on, test_config, zhang_san, TestApp};
+
+/// Creates `n` guests over HTTP with 32 concurrent clients; returns their ids.
+async fn seed(app: &Arc<TestApp>, n: usize) -> Vec<String> {
+    let mut tasks = Vec::new();
+    for t in 0..32 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let token = app.token("pms");
+            let mut ids = Vec::new();
+            for i in (t..n).step_by(32) {
+                let body =
+                    json!({"fields": {"mobile": format!("139{:08}", i), "full_name": "王五"}});
+                let r = app
+                    .client
+                    .post(format!("{}/v1/guests", app.addr))
+                    .bearer_auth(&token)
+                    .header("X-Purpose", "check_in")
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::CREATED);
+                ids.push(
+                    r.json::<serde_json::Value>().await.unwrap()["guest_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                );
+            }
+            ids
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_guestvault"))
+        .args(args)
+        .env("GUESTVAULT_STORAGE_DATA_DIR", &app.config.storage.data_dir)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn rotation_of_10k_deks_runs_while_reads_continue_then_the_old_key_is_retired() {
+    let app = Arc::new(spawn_app().await);
+    let ids = Arc::new(seed(&app, 10_000).await);
+
+    // The active KEK cannot be retired.
+    let out = cli(&app, &["keys", "retire", "--version", "1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("active KEK"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (reads, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let reader = {
+        let (app, ids, stop, reads, errors) = (
+            app.clone(),
+            ids.clone(),
+            stop.clone(),
+            reads.clone(),
+            errors.clone(),
+        );
+        tokio::spawn(async move {
+            let token = app.token("front_desk");
+            let mut i = 0usize;
+            while !stop.load(Ordering::SeqCst) {
+                let id = &ids[(i * 7919) % ids.len()];
+                let r = app
+                    .client
+                    .get(format!("{}/v1/guests/{id}", app.addr))
+                    .bearer_auth(&token)
+                    .header("X-Purpose", "check_in")
+                    .send()
+                    .await
+                    .unwrap();
+                if r.status() == StatusCode::OK {
+                    reads.fetch_add(1, Ordering::SeqCst)
+                } else {
+                    errors.fetch_add(1, Ordering::SeqCst)
+                };
+                i += 1;
+            }
+        })
+    };
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/admin/keys/rotate",
+            Some("admin"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let status = loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let s = app
+            .call(Method::GET, "/v1/admin/keys", Some("admin"), None, None)
+            .await
+            .body;
+        if s["rotation"]["running"] == false
+            && s["rotation"]["done"] == s["rotation"]["total"]
+            && s["active_version"] == 2
+        {
+            break s;
+        }
+    };
+    // Creates during and after rotation use the new KEK.
+    let new_id = app.create_guest(zhang_san()).await;
+    stop.store(true, Ordering::SeqCst);
+    reader.await.unwrap();
+    assert_eq!(errors.load(Ordering::SeqCst), 0);
+    assert!(reads.load(Ordering::SeqCst) > 0);
+    assert_eq!(status["rotation"]["total"], 10_000);
+    let counts: Vec<(u32, i64)> = app
+        .db()
+        .prepare("SELECT kek_version, count(*) FROM guest_keys GROUP BY 1")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(counts, vec![(2, 10_001)]);
+
+    // Retire v1 (the CLI, while the server runs), restart, and everything still reads.
+    let out = cli(&app, &["keys", "retire", "--version", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let app = Arc::into_inner(app).unwrap();
+    let (dir, config) = app.stop().await;
+    let keyring = std::fs::read_to_string(config.keyring_file()).unwrap();
+    assert!(
+        !keyring.contains("\"version\": 1,"),
+        "v1 is gone from the keyring"
+    );
+    let app = spawn_on(dir, config).await;
+    for id in [&ids[0], &ids[9_999], &new_id] {
+        let r = app
+            .call(
+                Method::GET,
+                &format!("/v1/guests/{id}"),
+                Some("pms"),
+                Some("check_in"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let rotations: i64 = app
+        .db()
+        .query_row(
+            "SELECT count(*) FROM audit_events WHERE action = 'admin.keys'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(rotations >= 3, "start, finish and retire are audited");
+}
+
+#[tokio::test]
+async fn an_interrupted_rotation_resumes_without_a_new_key() {
+    let app = Arc::new(spawn_app().await);
+    seed(&app, 1_200).await;
+    let caller = guestvault::service::Caller {
+        request_id: "t".into(),
+        actor: "ops".into(),
+        role: "admin".into(),
+        purpose: None,
+    };
+    let first = app
+        .vault
+        .rotate_keys(&caller, Some(1), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            first.target_version,
+            first.rewrapped,
+            first.finished,
+            first.resumed
+        ),
+        (2, 500, false, false)
+    );
+    let second = app
+        .vault
+        .rotate_keys(&caller, None, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            second.target_version,
+            second.rewrapped,
+            second.finished,
+            second.resumed
+        ),
+        (2, 700, true, true)
+    );
+    assert_eq!(app.vault.keys().kek_versions(), vec![1, 2]);
+}
+
+#[tokio::test]
+async fn a_sealed_keyring_needs_its_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    let pass_file = dir.path().join("passphrase");
+    std::fs::write(&pass_file, "a long enough passphrase\n").unwrap();
+    config.keys.passphrase_file = Some(pass_file.clone());
+    let seal = guestvault::crypto::seal::SealKey::new(b"a long enough passphrase", 1_000).unwrap();
+    guestvault::cli::init_sealed(&config, Some(seal)).unwrap();
+    let text = std::fs::read_to_string(config.keyring_file()).unwrap();
+    assert!(text.contains("guestvault-keyring-sealed/v1") && !text.contains("index_root_key"));
+
+    let app = spawn_on(dir, config).await;
+    let id = app.create_guest(zhang_san()).await;
+    let (dir, mut config) = app.stop().await;
+    std::fs::write(&pass_file, "the wrong passphrase").unwrap();
+    let before = std::fs::read(config.keyring_file()).unwrap();
+    let err = format!(
+        "{:#}",
+        guestvault::startup::App::build(config.clone())
+            .await
+            .unwrap_err()
+    );
+    assert!(err.contains("wrong passphrase"), "{err}");
+    assert_eq!(std::fs::read(config.keyring_file()).unwrap(), before);
+    config.keys.passphrase_file = Some(pass_file.clone());
+    std::fs::write(&pass_file, "a long enough passphrase").unwrap();
+    let app = spawn_on(dir, config).await;
+    assert_eq!(
+        app.call(
+            Method::GET,
+            &format!("/v1/guests/{id}"),
+            Some("pms"),
+            Some("check_in"),
+            None
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_guest_erased_after_a_backup_stays_erased_after_restoring_it() {
+    let app = spawn_app().await;
+    let gone = app
+        .call(
+            Method::POST,
+            "/v1/guests",
+            Some("pms"),
+            Some("check_in"),
+            Some(json!({"fields":{"mobile":"13700001234"}})),
+        )
+        .await
+        .body["guest_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kept = app.create_guest(zhang_san()).await;
+    let backup = app.dir.path().join("snapshot.db");
+    let m = guestvault::ops::backup(&app.config, &backup).unwrap();
+    assert!(m.audit_head_seq > 0);
+    assert!(!std::fs::read_to_string(app.config.keyring_file())
+        .unwrap()
+        .is_empty());
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/guests/{gone}/erasure"),
+            Some("dsr_officer"),
+            Some("data_subject_request"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.body["status"], "completed", "{}", r.text);
+
+    // No restore under a running server.
+    let err = format!(
+        "{:#}",
+        guestvault::ops::restore(&app.config, &backup)
+            .await
+            .unwrap_err()
+    );
+    assert!(err.contains("stop the server"), "{err}");
+    let (dir, config) = app.stop().await;
+    let report = guestvault::ops::restore(&config, &backup).await.unwrap();
+    assert_eq!(report.erasures_replayed, 1);
+    assert!(report.audit_events_verified > 0);
+
+    let app = spawn_on(dir, config).await;
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/guests/{gone}"),
+            Some("pms"),
+            Some("check_in"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/guests/{kept}"),
+            Some("pms"),
+            Some("check_in"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        guestvault::audit::verify_chain(&app.db()).unwrap(),
+        Ok(app.audit_count() as u64)
+    );
+    let keys: i64 = app
+        .db()
+        .query_row(
+            "SELECT count(*) FROM guest_keys WHERE guest_id = ?1",
+            [&gone],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(keys, 0);
+
+    // A tampered snapshot is refused by its manifest.
+    let mut bytes = std::fs::read(&backup).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&backup, bytes).unwrap();
+    let (_dir, config) = app.stop().await;
+    let err = format!(
+        "{:#}",
+        guestvault::ops::restore(&config, &backup)
+            .await
+            .unwrap_err()
+    );
+    assert!(err.contains("does not match its manifest"), "{err}");
+}
