@@ -1,9 +1,12 @@
 //! Building and running the server: `App::build(config)` loads policies and keys, opens the
 //! database (refusing a keyring that does not match it), starts the writer and readers, and
-//! binds the listener (port 0 picks a free port, which the tests use).
+//! binds the listener (port 0 picks a free port, which the tests use). While serving, a timer
+//! signs an audit checkpoint every `audit.checkpoint_interval_secs` when there are new events,
+//! and one more is signed at shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -22,6 +25,7 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     max_body_bytes: usize,
+    checkpoint_interval: Duration,
     writer_thread: std::thread::JoinHandle<()>,
 }
 
@@ -39,19 +43,19 @@ pub fn open_vault(
             config.storage.data_dir.display()
         );
     }
-    let keyring = Keyring::load(&keyring_file)?;
+    let keyring = Arc::new(Keyring::load(&keyring_file)?);
     let db = config.database_file();
     let conn = store::open_writer(&db, &config.storage.synchronous, keyring.fingerprint())
         .with_context(|| format!("cannot open database `{}`", db.display()))?;
-    let (writer, writer_thread) = Writer::start(conn, config.storage.max_batch)?;
-    let readers = Readers::open(&db, config.storage.readers)?;
-    let vault = Vault::new(
-        Arc::new(policies),
-        Arc::new(keyring),
-        writer,
-        readers,
-        clock,
+    let hook = crate::audit::checkpoint::every_n_events(
+        keyring.clone(),
+        clock.clone(),
+        config.audit.checkpoint_every,
     );
+    let (writer, writer_thread) =
+        Writer::start_with_hook(conn, config.storage.max_batch, Some(hook))?;
+    let readers = Readers::open(&db, config.storage.readers)?;
+    let vault = Vault::new(Arc::new(policies), keyring, writer, readers, clock);
     Ok((vault, writer_thread))
 }
 
@@ -78,6 +82,7 @@ impl App {
                 auth: Arc::new(auth),
             },
             max_body_bytes: config.server.max_body_bytes,
+            checkpoint_interval: Duration::from_secs(config.audit.checkpoint_interval_secs),
             writer_thread,
         })
     }
@@ -95,16 +100,27 @@ impl App {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `signal` completes, then drains in-flight requests and lets the writer
-    /// commit what it holds before returning.
+    /// Serves until `signal` completes, then drains in-flight requests, signs a last audit
+    /// checkpoint and lets the writer commit what it holds before returning.
     pub async fn run_until(
         self,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = app(self.state.clone(), self.max_body_bytes);
-        axum::serve(self.listener, router)
+        let timer = tokio::spawn(checkpoint_timer(
+            self.state.vault.clone(),
+            self.checkpoint_interval,
+        ));
+        let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(signal)
-            .await?;
+            .await;
+        // The timer holds a writer handle: stop it, or the writer thread would never end.
+        timer.abort();
+        let _ = timer.await;
+        if let Err(e) = self.state.vault.checkpoint_now().await {
+            tracing::error!(error = %e, "could not sign the shutdown audit checkpoint");
+        }
+        served?;
         drop(self.state);
         let thread = self.writer_thread;
         tokio::task::spawn_blocking(move || thread.join())
@@ -112,6 +128,21 @@ impl App {
             .ok();
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Signs a checkpoint every `interval` when there are events since the last one.
+async fn checkpoint_timer(vault: Vault, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await; // the first tick is immediate
+    loop {
+        ticks.tick().await;
+        match vault.checkpoint_now().await {
+            Ok(Some(seq)) => tracing::debug!(seq, "audit checkpoint signed"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not sign the periodic audit checkpoint"),
+        }
     }
 }
 

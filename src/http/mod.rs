@@ -2,6 +2,7 @@
 //! writes the one access-log line per request (route template, status, latency; never a path
 //! with ids or any body), and the body-size limit.
 
+mod audit;
 mod error;
 mod extract;
 mod guests;
@@ -32,6 +33,7 @@ pub struct AppState {
 pub fn app(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(guests::router())
+        .merge(audit::router())
         .merge(health::router())
         .route_layer(axum::middleware::from_fn(remember_route))
         .fallback(|| async { ApiError::NotFound("not_found").into_response() })

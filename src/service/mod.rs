@@ -3,11 +3,13 @@
 //! audit event in the same transaction as its data change; reads answer only after their event
 //! has committed. If the audit event cannot be written the operation fails and no data leaves.
 
+mod audit;
 mod guests;
 mod stays;
 
 use std::sync::Arc;
 
+pub use audit::{AuditExport, AuditPage, EventOut, PublicKeyInfo};
 pub use guests::{GuestView, NewGuest, RevealView};
 pub use stays::StayView;
 

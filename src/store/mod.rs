@@ -13,7 +13,7 @@ use rusqlite_migration::{Migrations, M};
 
 pub use guests::*;
 pub use readers::Readers;
-pub use writer::{Writer, WriterStats};
+pub use writer::{PreCommitHook, Writer, WriterStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
