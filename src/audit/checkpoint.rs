@@ -152,6 +152,16 @@ pub fn latest(conn: &Connection) -> Result<Option<Checkpoint>, StoreError> {
     .transpose()
 }
 
+/// The checkpoints with `from <= seq <= to`, oldest first.
+pub fn in_range(conn: &Connection, from: u64, to: u64) -> Result<Vec<Checkpoint>, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audit_checkpoints WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq"
+    ))?
+    .query_map([from as i64, to as i64], read_row)?
+    .map(|r| assemble(r?))
+    .collect()
+}
+
 /// Signs and records the head of the chain if it is at least `min_new_events` past the newest
 /// checkpoint; returns the new checkpoint. Runs inside the caller's (write) transaction.
 pub fn checkpoint_head(

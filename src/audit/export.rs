@@ -36,10 +36,10 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use rusqlite::Connection;
 
-use super::checkpoint::Checkpoint;
+use super::checkpoint::{self, Checkpoint};
 use super::query::{resolve_range, ExportFormat, ExportParams, Filter, Range};
 use super::{read_after, ChainedEvent};
-use crate::crypto::{hex, Keyring};
+use crate::crypto::{hex, sha256, Keyring};
 use crate::store::StoreError;
 
 pub const FORMAT_ID: &str = "guestvault-audit-export/v1";
@@ -137,7 +137,9 @@ pub fn export_signature_message(digest: &[u8; 32]) -> Vec<u8> {
 
 /// A streaming export: call [`header`](Self::header), then [`next_page`](Self::next_page)
 /// until it returns `None`, then [`finish`](Self::finish). Memory stays at one page whatever
-/// the range. Each event is re-hashed and its link checked on the way out.
+/// the range. Each event is re-hashed and its link checked on the way out, and each checkpoint
+/// recorded inside the range must carry a valid signature over the same hash: a chain that was
+/// rewritten and re-hashed after it was signed is never signed again.
 #[derive(Debug)]
 pub struct Export {
     format: ExportFormat,
@@ -148,12 +150,19 @@ pub struct Export {
     digest: RecordDigest,
     events: u64,
     stubs: u64,
+    /// The audit public key, to check the checkpoints met on the way.
+    public_key: Vec<u8>,
 }
 
 impl Export {
-    pub fn plan(conn: &Connection, params: &ExportParams) -> Result<Self, StoreError> {
+    pub fn plan(
+        conn: &Connection,
+        params: &ExportParams,
+        public_key: &[u8],
+    ) -> Result<Self, StoreError> {
         let range = resolve_range(conn, &params.filter)?;
         Ok(Self {
+            public_key: public_key.to_vec(),
             format: params.format,
             filter: params.filter.clone(),
             after: range.first - 1,
@@ -217,6 +226,10 @@ impl Export {
         if batch.first().is_none_or(|e| e.event.seq != self.after + 1) {
             return Err(ExportError::Broken(self.after + 1));
         }
+        let page_last = batch.last().map_or(0, |e| e.event.seq).min(self.range.last);
+        let mut signed = checkpoint::in_range(conn, self.after + 1, page_last)?
+            .into_iter()
+            .peekable();
         let mut out = Vec::with_capacity(batch.len() * 320);
         let mut csv = (self.format == ExportFormat::Csv).then(csv_writer);
         for e in batch {
@@ -224,16 +237,23 @@ impl Export {
             if seq > self.range.last {
                 break;
             }
+            // Serialized once: hashed here and, if shown, written as is.
+            let canonical = e.event.canonical();
             let hash: [u8; 32] = match e.hash.as_slice().try_into() {
                 Ok(h)
                     if seq == self.after + 1
                         && e.prev_hash == self.prev
-                        && e.event.chain_hash(&e.prev_hash) == h =>
+                        && sha256(&[&e.prev_hash, &canonical]) == h =>
                 {
                     h
                 }
                 _ => return Err(ExportError::Broken(seq)),
             };
+            if let Some(cp) = signed.next_if(|cp| cp.seq == seq) {
+                if cp.hash != hash || !cp.is_valid_for(&self.public_key) {
+                    return Err(ExportError::Broken(seq));
+                }
+            }
             let shown = self.filter.matches(&e.event);
             let kind = if shown {
                 self.events += 1;
@@ -249,7 +269,7 @@ impl Export {
                     w,
                     sparse(&[(0, "stub"), (1, &seq.to_string()), (15, &hex(&hash))]),
                 )?,
-                None if shown => push_event_line(&mut out, &e),
+                None if shown => push_event_line(&mut out, canonical, &e.prev_hash, &hash),
                 None => out.extend_from_slice(
                     format!("{{\"seq\":{seq},\"hash\":\"{}\"}}\n", hex(&hash)).as_bytes(),
                 ),
@@ -304,14 +324,13 @@ impl Export {
 }
 
 /// The canonical bytes with the two chain keys appended before the closing brace.
-fn push_event_line(out: &mut Vec<u8>, e: &ChainedEvent) {
-    let mut canonical = e.event.canonical();
+fn push_event_line(out: &mut Vec<u8>, mut canonical: Vec<u8>, prev_hash: &[u8], hash: &[u8]) {
     canonical.pop(); // INVARIANT: a serialized struct ends with `}`.
     out.extend_from_slice(&canonical);
     out.extend_from_slice(b",\"prev_hash\":\"");
-    out.extend_from_slice(hex(&e.prev_hash).as_bytes());
+    out.extend_from_slice(hex(prev_hash).as_bytes());
     out.extend_from_slice(b"\",\"hash\":\"");
-    out.extend_from_slice(hex(&e.hash).as_bytes());
+    out.extend_from_slice(hex(hash).as_bytes());
     out.extend_from_slice(b"\"}\n");
 }
 

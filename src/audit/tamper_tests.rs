@@ -66,7 +66,7 @@ impl Fixture {
     }
 
     fn export(&self, params: &ExportParams) -> Vec<u8> {
-        let mut ex = Export::plan(&self.conn, params).unwrap();
+        let mut ex = Export::plan(&self.conn, params, self.keyring.audit_public_key()).unwrap();
         let mut out = ex.header().unwrap();
         // A small page so that every test crosses page boundaries.
         while let Some(page) = ex.next_page(&self.conn, 7).unwrap() {
@@ -305,6 +305,39 @@ fn a_changed_csv_cell_is_caught_at_its_seq() {
 }
 
 #[test]
+fn the_fast_and_the_strict_line_parsers_compute_the_same_hashes() {
+    use super::verify::records::{canonical_event, json_record, Record};
+    let f = fixture(15);
+    let text = f.jsonl("");
+    let events: Vec<&str> = text.lines().filter(|l| l.contains("\"ts\"")).collect();
+    assert_eq!(events.len(), 15);
+    for line in events {
+        let fast = canonical_event(line.as_bytes()).unwrap();
+        let strict = json_record(line.as_bytes()).unwrap();
+        match (fast, strict) {
+            (
+                Record::Event {
+                    seq: a,
+                    hash: h1,
+                    computed: c1,
+                    ..
+                },
+                Record::Event {
+                    seq: b,
+                    hash: h2,
+                    computed: c2,
+                    ..
+                },
+            ) => assert!(a == b && h1 == h2 && c1 == h1 && c2 == h2, "seq {a}"),
+            _ => panic!("not events"),
+        }
+    }
+    // A line of another shape is left to the strict parser.
+    assert!(canonical_event(b"{\"seq\":1,\"hash\":\"00\"}").is_none());
+    assert!(canonical_event(b"{\"seq\":01,\"ts\":\"x\"}").is_none());
+}
+
+#[test]
 fn an_added_key_or_garbage_line_is_malformed() {
     let f = fixture(5);
     let mut l = lines(&f.jsonl(""));
@@ -381,12 +414,66 @@ fn a_rewritten_row_in_the_store_is_found() {
     let v = verify_store(&f.conn, f.keyring.audit_public_key()).unwrap();
     assert_eq!((v.intact, v.events, v.first_bad_seq), (false, 6, Some(7)));
     // And an export refuses to sign it.
-    let mut ex = Export::plan(&f.conn, &parse_export(None).unwrap()).unwrap();
+    let mut ex = Export::plan(
+        &f.conn,
+        &parse_export(None).unwrap(),
+        f.keyring.audit_public_key(),
+    )
+    .unwrap();
     ex.header().unwrap();
     assert!(matches!(
         ex.next_page(&f.conn, 100),
         Err(super::export::ExportError::Broken(7))
     ));
+}
+
+#[test]
+fn a_rewritten_and_rehashed_chain_contradicts_its_checkpoint_and_is_not_signed_again() {
+    let f = fixture(12);
+    checkpoint::checkpoint_head(&f.conn, &f.keyring, timestamp(T0), 1).unwrap();
+    append(&f.conn, new_event(13, T0)).unwrap();
+    // Someone with the database but not the key rewrites event 7 and recomputes every hash.
+    f.conn
+        .execute_batch("DROP TRIGGER audit_events_no_update;")
+        .unwrap();
+    let mut prev = read_after(&f.conn, 5, 1).unwrap().remove(0).hash;
+    for mut e in read_after(&f.conn, 6, 100).unwrap() {
+        if e.event.seq == 7 {
+            e.event.actor = "someone-else".into();
+        }
+        let hash = e.event.chain_hash(&prev);
+        f.conn
+            .execute(
+                "UPDATE audit_events SET actor = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
+                rusqlite::params![e.event.actor, prev, hash.as_slice(), e.event.seq as i64],
+            )
+            .unwrap();
+        prev = hash.to_vec();
+    }
+    assert_eq!(
+        verify_chain(&f.conn).unwrap(),
+        Ok(13),
+        "the chain alone looks fine"
+    );
+    let v = verify_store(&f.conn, f.keyring.audit_public_key()).unwrap();
+    assert_eq!((v.intact, v.first_bad_seq), (false, Some(12)));
+    let mut ex = Export::plan(
+        &f.conn,
+        &parse_export(None).unwrap(),
+        f.keyring.audit_public_key(),
+    )
+    .unwrap();
+    ex.header().unwrap();
+    let stopped = loop {
+        match ex.next_page(&f.conn, 5) {
+            Ok(Some(_)) => continue,
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(stopped, Err(super::export::ExportError::Broken(12))),
+        "{stopped:?}"
+    );
 }
 
 #[test]
@@ -510,4 +597,61 @@ fn bad_query_parameters_are_named_and_never_echoed() {
     assert_eq!(got, ["until", "format"]);
     assert_eq!(parse_query(Some("%zz=1")).unwrap_err()[0].code, "malformed");
     assert_eq!(Filter::default().names(), Vec::<String>::new());
+}
+
+/// Resident memory in KiB (Linux), to show that an export's memory does not grow with its size.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4)
+}
+
+#[test]
+#[ignore = "benchmark: GV_BENCH_EVENTS=1000000 cargo test --release --lib audit_throughput -- --ignored --nocapture"]
+fn audit_throughput() {
+    use std::io::Write;
+    let n: u64 = std::env::var("GV_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let f = fixture(0);
+    f.conn.execute_batch("BEGIN").unwrap();
+    for i in 1..=n {
+        append(
+            &f.conn,
+            new_event(i, T0 + time::Duration::seconds(i as i64)),
+        )
+        .unwrap();
+    }
+    f.conn.execute_batch("COMMIT").unwrap();
+    let path = f._dir.path().join("export.jsonl");
+    let rss_before = rss_kib();
+    let started = std::time::Instant::now();
+    let mut ex = Export::plan(
+        &f.conn,
+        &parse_export(None).unwrap(),
+        f.keyring.audit_public_key(),
+    )
+    .unwrap();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    out.write_all(&ex.header().unwrap()).unwrap();
+    while let Some(page) = ex.next_page(&f.conn, super::export::PAGE_EVENTS).unwrap() {
+        out.write_all(&page).unwrap();
+    }
+    let cp = ex.checkpoint(&f.keyring, timestamp(T0));
+    out.write_all(&ex.finish(&f.keyring, &cp).unwrap()).unwrap();
+    out.flush().unwrap();
+    let export_secs = started.elapsed().as_secs_f64();
+    let rss_growth = rss_kib().saturating_sub(rss_before);
+    let started = std::time::Instant::now();
+    let report = verify_export(std::fs::File::open(&path).unwrap(), &f.key()).unwrap();
+    let verify_secs = started.elapsed().as_secs_f64();
+    assert_eq!(report.events, n);
+    let size_mib = std::fs::metadata(&path).unwrap().len() as f64 / 1_048_576.0;
+    println!(
+        "{n} events, {size_mib:.0} MiB: export {:.0} events/s (RSS +{rss_growth} KiB), verify {:.0} events/s",
+        n as f64 / export_secs,
+        n as f64 / verify_secs
+    );
 }

@@ -210,7 +210,7 @@ pub fn export_file(
     tx.commit()?;
 
     let read = store::open_reader(&config.database_file())?;
-    let mut export = Export::plan(&read, params)?;
+    let mut export = Export::plan(&read, params, keyring.audit_public_key())?;
     let bar = if progress {
         indicatif::ProgressBar::with_draw_target(
             Some(export.total()),

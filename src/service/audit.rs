@@ -149,7 +149,11 @@ impl Vault {
             )
             .await?;
         let format = params.format;
-        let export = self.readers.run(move |c| Export::plan(c, &params)).await?;
+        let keyring = self.keyring.clone();
+        let export = self
+            .readers
+            .run(move |c| Export::plan(c, &params, keyring.audit_public_key()))
+            .await?;
         Ok(AuditExport {
             vault: self.clone(),
             export,
