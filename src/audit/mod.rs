@@ -24,6 +24,8 @@ pub mod export;
 pub mod purge;
 pub mod query;
 #[cfg(test)]
+mod store_tests;
+#[cfg(test)]
 mod tamper_tests;
 pub mod verify;
 
