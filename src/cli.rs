@@ -1,5 +1,7 @@
-//! The `guestvault` command line: init, serve, demo, token, policy check.
+//! The `guestvault` command line: init, serve, demo, token, policy check, audit.
 #![expect(clippy::print_stdout, reason = "a command line prints its results")]
+
+pub mod audit;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -59,6 +61,11 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+    /// Export, verify and purge the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
     /// Key management: rotate the KEK, retire old versions, show status.
     Keys {
@@ -147,6 +154,13 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Verification is offline: it needs no config, keyring or database.
+    if let Command::Audit {
+        command: audit::AuditCommand::Verify { file, public_key },
+    } = &cli.command
+    {
+        return Ok(audit::verify(file, public_key));
+    }
     let mut config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Init { data_dir, seal } => {
@@ -250,6 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Audit { command } => audit::run(&config, command),
     }
 }
 

@@ -112,6 +112,9 @@ pub struct AuditConfig {
     pub checkpoint_every: u64,
     /// ... or after this many seconds with new events.
     pub checkpoint_interval_secs: u64,
+    /// Days the trail is kept before `guestvault audit purge` may remove it; at least 1095
+    /// (3 years, PIPL Art. 56, REQ-19).
+    pub retention_days: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -160,6 +163,7 @@ impl Default for AuditConfig {
         Self {
             checkpoint_every: 10_000,
             checkpoint_interval_secs: 60,
+            retention_days: crate::audit::purge::DEFAULT_RETENTION_DAYS,
         }
     }
 }
@@ -294,6 +298,13 @@ impl Config {
                 "checkpoint settings must be positive",
             ));
         }
+        if self.audit.retention_days < crate::audit::purge::MIN_RETENTION_DAYS {
+            // PIPL Art. 56: processing records are kept at least three years (REQ-19).
+            return Err(bad(
+                "audit.retention_days",
+                "must be at least 1095 days (3 years, PIPL Art. 56)",
+            ));
+        }
         Ok(())
     }
 
@@ -408,6 +419,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("storage.synchronous"), "{err}");
+    }
+
+    #[test]
+    fn audit_retention_below_three_years_is_refused() {
+        // REQ-19: `pi_audit=30d` is a configuration error naming the key.
+        let err = Config::load_with_env(None, env(&[("GUESTVAULT_AUDIT_RETENTION_DAYS", "30")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("audit.retention_days"), "{err}");
+        assert!(err.contains("PIPL Art. 56"), "{err}");
+        let ok = Config::load_with_env(None, env(&[("GUESTVAULT_AUDIT_RETENTION_DAYS", "1095")]))
+            .unwrap();
+        assert_eq!(ok.audit.retention_days, 1095);
+        assert_eq!(Config::default().audit.retention_days, 1096);
     }
 
     #[test]

@@ -10,10 +10,11 @@
 //! - [`crypto`]: keyring, DEK envelopes, field AEAD, blind index.
 //! - [`domain`]: ids, `Pii`, validators and masking (pure).
 //! - [`store`]: SQLite, migrations, group-commit writer, reader pool.
-//! - [`audit`]: events and the hash chain.
+//! - [`audit`]: events, the hash chain, signed checkpoints, query, the signed export format
+//!   and its offline verifier, and retention of the trail.
 //! - [`ledger`]: the erasure ledger kept apart from the database (survives restores).
 //! - [`ops`]: backup and restore.
-//! - [`cli`]: the `guestvault` command.
+//! - [`cli`]: the `guestvault` command (`audit export|verify|purge|public-key` in `cli::audit`).
 #![forbid(unsafe_code)]
 
 pub mod audit;

@@ -1,9 +1,12 @@
 //! Building and running the server: `App::build(config)` loads policies and keys, opens the
 //! database (refusing a keyring that does not match it), starts the writer and readers, and
-//! binds the listener (port 0 picks a free port, which the tests use).
+//! binds the listener (port 0 picks a free port, which the tests use). While serving, a timer
+//! signs an audit checkpoint every `audit.checkpoint_interval_secs` when there are new events
+//! (and one more at shutdown), the retention sweeper runs, and the keyring file is watched.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -21,7 +24,8 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     max_body_bytes: usize,
-    sweep_interval: std::time::Duration,
+    sweep_interval: Duration,
+    checkpoint_interval: Duration,
     writer_thread: std::thread::JoinHandle<()>,
     /// Held while the server runs: one server per data dir, and no restore under it.
     _lock: std::fs::File,
@@ -54,10 +58,17 @@ pub fn open_vault_at(
         passphrase: passphrase_for(config, &keyring_file)?,
         path: keyring_file.clone(),
     };
-    let keyring = key_source.load()?;
+    let keyring = Arc::new(key_source.load()?);
     let conn = store::open_writer(db, &config.storage.synchronous, keyring.fingerprint())
         .with_context(|| format!("cannot open database `{}`", db.display()))?;
-    let (writer, writer_thread) = Writer::start(conn, config.storage.max_batch)?;
+    // The audit signing key never changes with KEK rotation, so the hook may keep this keyring.
+    let hook = crate::audit::checkpoint::every_n_events(
+        keyring.clone(),
+        clock.clone(),
+        config.audit.checkpoint_every,
+    );
+    let (writer, writer_thread) =
+        Writer::start_with_hook(conn, config.storage.max_batch, Some(hook))?;
     let readers = Readers::open(db, config.storage.readers)?;
     let ledger =
         crate::ledger::ErasureLedger::new(config.storage.data_dir.join(crate::ledger::LEDGER_FILE));
@@ -126,7 +137,8 @@ impl App {
                 auth: Arc::new(auth),
             },
             max_body_bytes: config.server.max_body_bytes,
-            sweep_interval: std::time::Duration::from_secs(config.retention.sweep_interval_secs),
+            sweep_interval: Duration::from_secs(config.retention.sweep_interval_secs),
+            checkpoint_interval: Duration::from_secs(config.audit.checkpoint_interval_secs),
             writer_thread,
             _lock: lock,
         })
@@ -152,16 +164,33 @@ impl App {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = app(self.state.clone(), self.max_body_bytes);
-        let sweeper = (!self.sweep_interval.is_zero())
-            .then(|| tokio::spawn(sweep_forever(self.state.vault.clone(), self.sweep_interval)));
-        let watcher = tokio::spawn(watch_keyring(self.state.vault.clone()));
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(signal)
-            .await?;
-        if let Some(s) = sweeper {
-            s.abort();
+        let mut tasks = vec![
+            tokio::spawn(checkpoint_timer(
+                self.state.vault.clone(),
+                self.checkpoint_interval,
+            )),
+            tokio::spawn(watch_keyring(self.state.vault.clone())),
+        ];
+        if !self.sweep_interval.is_zero() {
+            tasks.push(tokio::spawn(sweep_forever(
+                self.state.vault.clone(),
+                self.sweep_interval,
+            )));
         }
-        watcher.abort();
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(signal)
+            .await;
+        // The background tasks hold writer handles: stop them, or the writer never ends.
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        if let Err(e) = self.state.vault.checkpoint_now().await {
+            tracing::error!(error = %e, "could not sign the shutdown audit checkpoint");
+        }
+        served?;
         drop(self.state);
         let thread = self.writer_thread;
         tokio::task::spawn_blocking(move || thread.join())
@@ -169,6 +198,21 @@ impl App {
             .ok();
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Signs a checkpoint every `interval` when there are events since the last one.
+async fn checkpoint_timer(vault: Vault, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await; // the first tick is immediate
+    loop {
+        ticks.tick().await;
+        match vault.checkpoint_now().await {
+            Ok(Some(seq)) => tracing::debug!(seq, "audit checkpoint signed"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not sign the periodic audit checkpoint"),
+        }
     }
 }
 

@@ -11,6 +11,23 @@
 //! rules, justification` (absent optional values are `null`). The writer assigns `seq` and
 //! the hashes inside the same transaction as the change the event records, so commit order and
 //! chain order are the same.
+//!
+//! # Modules
+//! - [`checkpoint`]: Ed25519-signed checkpoints and the database check behind `/v1/audit/verify`.
+//! - [`query`]: the compliance officer's filter, strict parameter parsing, SQL, export ranges.
+//! - [`export`]: the JSON Lines and CSV export format (documented there) and its encoder.
+//! - [`verify`]: the offline verifier of an export (`guestvault audit verify`).
+//! - [`purge`]: retention of the trail itself (3-year floor, PIPL Art. 56).
+
+pub mod checkpoint;
+pub mod export;
+pub mod purge;
+pub mod query;
+#[cfg(test)]
+mod store_tests;
+#[cfg(test)]
+mod tamper_tests;
+pub mod verify;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -184,47 +201,63 @@ pub struct ChainedEvent {
     pub hash: Vec<u8>,
 }
 
+/// The columns [`chained_from_row`] reads, in order.
+pub(crate) const EVENT_COLUMNS: &str =
+    "seq, ts, request_id, actor, role, purpose, action, guest_id, \
+     fields, outcome, reason, rules, justification, prev_hash, hash";
+
+/// Maps a row selected with [`EVENT_COLUMNS`].
+pub(crate) fn chained_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChainedEvent> {
+    let fields: String = r.get(8)?;
+    let rules: String = r.get(11)?;
+    Ok(ChainedEvent {
+        event: Event {
+            seq: r.get::<_, i64>(0)? as u64,
+            ts: r.get(1)?,
+            request_id: r.get(2)?,
+            actor: r.get(3)?,
+            role: r.get(4)?,
+            purpose: r.get(5)?,
+            action: r.get(6)?,
+            guest_id: r.get(7)?,
+            fields: serde_json::from_str(&fields).unwrap_or_default(),
+            outcome: Outcome::parse(&r.get::<_, String>(9)?),
+            reason: r.get(10)?,
+            rules: serde_json::from_str(&rules).unwrap_or_default(),
+            justification: r.get(12)?,
+        },
+        prev_hash: r.get(13)?,
+        hash: r.get(14)?,
+    })
+}
+
 /// Reads events with `seq > after_seq`, oldest first.
 pub fn read_after(
     conn: &Connection,
     after_seq: u64,
     limit: usize,
 ) -> Result<Vec<ChainedEvent>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, ts, request_id, actor, role, purpose, action, guest_id, fields, outcome, reason,
-                rules, justification, prev_hash, hash
-         FROM audit_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM audit_events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+    ))?;
     let rows = stmt
-        .query_map(params![after_seq as i64, limit as i64], |r| {
-            let fields: String = r.get(8)?;
-            let rules: String = r.get(11)?;
-            Ok(ChainedEvent {
-                event: Event {
-                    seq: r.get::<_, i64>(0)? as u64,
-                    ts: r.get(1)?,
-                    request_id: r.get(2)?,
-                    actor: r.get(3)?,
-                    role: r.get(4)?,
-                    purpose: r.get(5)?,
-                    action: r.get(6)?,
-                    guest_id: r.get(7)?,
-                    fields: serde_json::from_str(&fields).unwrap_or_default(),
-                    outcome: Outcome::parse(&r.get::<_, String>(9)?),
-                    reason: r.get(10)?,
-                    rules: serde_json::from_str(&rules).unwrap_or_default(),
-                    justification: r.get(12)?,
-                },
-                prev_hash: r.get(13)?,
-                hash: r.get(14)?,
-            })
-        })?
+        .query_map(params![after_seq as i64, limit as i64], chained_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
+/// The hash the event after `seq` must link to when event `seq` itself is not stored: genesis
+/// before the first event, else the signed checkpoint a retention purge left as the anchor.
+pub fn anchor_hash(conn: &Connection, seq: u64) -> Result<Option<[u8; 32]>, StoreError> {
+    if seq == 0 {
+        return Ok(Some(GENESIS_HASH));
+    }
+    Ok(checkpoint::at(conn, seq)?.map(|c| c.hash))
+}
+
 /// Recomputes the whole chain in the database; returns the number of events checked, or the
-/// first seq whose link or hash is wrong.
+/// first seq whose link or hash is wrong. The oldest stored event must link to genesis or to
+/// the purge anchor (a signed checkpoint), so history cannot be cut off silently.
 pub fn verify_chain(conn: &Connection) -> Result<Result<u64, u64>, StoreError> {
     let mut after = 0u64;
     let mut prev: Option<Vec<u8>> = None;
@@ -235,12 +268,21 @@ pub fn verify_chain(conn: &Connection) -> Result<Result<u64, u64>, StoreError> {
             return Ok(Ok(checked));
         }
         for e in batch {
-            let expected_prev = prev.clone().unwrap_or_else(|| e.prev_hash.clone());
+            let seq = e.event.seq;
+            let expected_prev = match prev.take() {
+                Some(p) if seq == after + 1 => p,
+                Some(_) => return Ok(Err(after + 1)),
+                None if seq == 0 => return Ok(Err(0)),
+                None => match anchor_hash(conn, seq - 1)? {
+                    Some(h) => h.to_vec(),
+                    None => return Ok(Err(seq)),
+                },
+            };
             if e.prev_hash != expected_prev || e.event.chain_hash(&e.prev_hash).as_slice() != e.hash
             {
-                return Ok(Err(e.event.seq));
+                return Ok(Err(seq));
             }
-            after = e.event.seq;
+            after = seq;
             prev = Some(e.hash);
             checked += 1;
         }

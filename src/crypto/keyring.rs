@@ -355,7 +355,7 @@ impl Keyring {
 
     /// A short, stable identifier of the audit key: the first 16 hex digits of its SHA-256.
     pub fn audit_key_id(&self) -> String {
-        hex(&super::sha256(&[self.audit_public_key()])[..8])
+        super::key_id(self.audit_public_key())
     }
 }
 

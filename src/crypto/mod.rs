@@ -54,6 +54,12 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The id of an Ed25519 public key: the first 16 hex digits of the SHA-256 of its 32 raw bytes.
+/// Exports name the key that signed them with it, so a verifier can say "wrong key" plainly.
+pub fn key_id(public_key: &[u8]) -> String {
+    hex(&sha256(&[public_key])[..8])
+}
+
 /// SHA-256 of the concatenation of `parts`.
 pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);

@@ -39,15 +39,6 @@ impl Period {
             Self::Years(y) => add_months(date, y.saturating_mul(12)),
         }
     }
-
-    /// A lower bound in days, to compare a period with a legal floor.
-    pub fn min_days(self) -> u32 {
-        match self {
-            Self::Days(d) => d,
-            Self::Months(m) => m.saturating_mul(28),
-            Self::Years(y) => y.saturating_mul(365),
-        }
-    }
 }
 
 fn add_months(date: Date, months: u32) -> Date {

@@ -3,6 +3,7 @@
 //! with ids or any body), and the body-size limit.
 
 mod admin;
+mod audit;
 mod consents;
 mod erasure;
 mod error;
@@ -40,6 +41,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(admin::router())
         .merge(erasure::router())
         .merge(policy::router())
+        .merge(audit::router())
         .merge(health::router())
         .route_layer(axum::middleware::from_fn(remember_route))
         .fallback(|| async { ApiError::NotFound("not_found").into_response() })

@@ -18,7 +18,7 @@ pub use access::{
     View,
 };
 pub use catalog::{is_identifier, Catalog, FieldScope, FieldSpec, FieldType, Sensitivity};
-pub use retention::{Anchor, RetentionClass, Schedule, AUDIT_FLOOR_DAYS};
+pub use retention::{Anchor, RetentionClass, Schedule};
 
 pub const FIELDS_FILE: &str = "fields.toml";
 pub const ACCESS_FILE: &str = "access.toml";
@@ -212,18 +212,6 @@ mod tests {
             Ok(_) => vec![],
             Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
         }
-    }
-
-    #[test]
-    fn audit_retention_below_three_years_is_refused() {
-        let errs = check_retention(
-            &EMBEDDED_RETENTION.replace("[audit]\nretain = \"3y\"", "[audit]\nretain = \"30d\""),
-        );
-        assert!(
-            errs.iter()
-                .any(|e| e.contains("`audit.retain` must be at least 3y")),
-            "{errs:?}"
-        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The retention schedule (`retention.toml`) and the holiday calendar (`holidays.toml`),
 //! parsed and validated: every field category maps to a class, stays to one class, periods
-//! parse, and the audit trail is kept at least 3 years (PIPL Art. 56, REQ-19).
+//! parse. (The audit trail's retention is the config key `audit.retention_days`.)
 
 use std::collections::BTreeMap;
 
@@ -9,9 +9,6 @@ use serde::Deserialize;
 use super::catalog::{Catalog, FieldScope};
 use super::{AccessPolicy, Basis, PolicyError};
 use crate::domain::retention::{Period, WorkCalendar};
-
-/// The floor for the audit trail (PIPL Art. 56; Network Data Regulation Art. 12).
-pub const AUDIT_FLOOR_DAYS: u32 = 3 * 365;
 
 /// What a class's period runs from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,22 +29,11 @@ pub struct RetentionClass {
     pub withdrawal_purposes: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Schedule {
     pub classes: BTreeMap<String, RetentionClass>,
     /// The class that stays belong to.
     pub stay_class: String,
-    pub audit_retain: Period,
-}
-
-impl Default for Schedule {
-    fn default() -> Self {
-        Self {
-            classes: BTreeMap::new(),
-            stay_class: String::new(),
-            audit_retain: Period::Years(3),
-        }
-    }
 }
 
 impl Schedule {
@@ -60,7 +46,6 @@ impl Schedule {
 #[serde(deny_unknown_fields)]
 struct RawSchedule {
     classes: BTreeMap<String, RawClass>,
-    audit: RawAudit,
 }
 
 #[derive(Deserialize)]
@@ -72,12 +57,6 @@ struct RawClass {
     basis: String,
     #[serde(default)]
     withdrawal_purposes: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAudit {
-    retain: String,
 }
 
 impl Schedule {
@@ -151,15 +130,6 @@ impl Schedule {
                     },
                 );
             }
-        }
-        match Period::parse(&raw.audit.retain) {
-            Some(p) if p.min_days() >= AUDIT_FLOOR_DAYS => schedule.audit_retain = p,
-            Some(_) => errors.push(PolicyError::new(
-                file,
-                "audit.retain",
-                "must be at least 3y: PIPL Art. 56 requires keeping processing records 3 years",
-            )),
-            None => errors.push(PolicyError::new(file, "audit.retain", "must look like 3y")),
         }
         // Every field category names a class; all stay fields share one (a stay is one record).
         for scope in [FieldScope::Guest, FieldScope::Stay] {

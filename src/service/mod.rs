@@ -3,6 +3,7 @@
 //! audit event in the same transaction as its data change; reads answer only after their event
 //! has committed. If the audit event cannot be written the operation fails and no data leaves.
 
+mod audit;
 mod consents;
 mod erasure;
 mod export;
@@ -14,6 +15,7 @@ mod stays;
 
 use std::sync::Arc;
 
+pub use audit::{AuditExport, AuditPage, EventOut, PublicKeyInfo};
 pub use consents::{ConsentInput, ConsentRecord, ConsentsView};
 pub use erasure::{Receipt, Retained, ERASURE_REASONS};
 pub use export::EXPORT_FORMAT;
@@ -89,7 +91,7 @@ pub struct Vault {
 impl Vault {
     pub fn new(
         policies: Arc<Policies>,
-        keyring: Keyring,
+        keyring: Arc<Keyring>,
         key_source: KeySource,
         ledger: crate::ledger::ErasureLedger,
         writer: Writer,
@@ -98,7 +100,7 @@ impl Vault {
     ) -> Self {
         Self {
             policies,
-            keyring: Arc::new(std::sync::RwLock::new(Arc::new(keyring))),
+            keyring: Arc::new(std::sync::RwLock::new(keyring)),
             key_source: Arc::new(key_source),
             rotation: Arc::default(),
             ledger: Arc::new(ledger),

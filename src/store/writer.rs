@@ -15,6 +15,10 @@ use super::StoreError;
 
 type Completion = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+/// Runs in every group transaction after its operations and before the commit (in its own
+/// savepoint; a failure is logged and does not fail the group). The audit checkpoint every N
+/// events uses it.
+pub type PreCommitHook = Box<dyn FnMut(&Connection) -> Result<(), StoreError> + Send>;
 
 /// Counters the metrics endpoint and benchmarks read.
 #[derive(Debug, Default)]
@@ -37,12 +41,21 @@ impl Writer {
         conn: Connection,
         max_batch: usize,
     ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
+        Self::start_with_hook(conn, max_batch, None)
+    }
+
+    /// Like [`start`](Self::start), with a hook run before each group commit.
+    pub fn start_with_hook(
+        conn: Connection,
+        max_batch: usize,
+        hook: Option<PreCommitHook>,
+    ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel::<Job>();
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
         let handle = std::thread::Builder::new()
             .name("guestvault-writer".into())
-            .spawn(move || run(conn, rx, max_batch, &thread_stats))?;
+            .spawn(move || run(conn, rx, max_batch, hook, &thread_stats))?;
         Ok((Self { tx, stats }, handle))
     }
 
@@ -87,7 +100,13 @@ fn in_savepoint<T>(
     result
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize, stats: &WriterStats) {
+fn run(
+    conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+    mut hook: Option<PreCommitHook>,
+    stats: &WriterStats,
+) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < max_batch {
@@ -111,6 +130,11 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize, stats: &Writ
         let n = jobs.len() as u64;
         for job in jobs {
             completions.push(job(&conn));
+        }
+        if let Some(hook) = hook.as_mut() {
+            if let Err(e) = in_savepoint(&conn, |c| hook(c)) {
+                tracing::warn!(error = %e, "pre-commit hook failed");
+            }
         }
         let commit = match conn.execute_batch("COMMIT") {
             Ok(()) => Ok(()),

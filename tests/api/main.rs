@@ -1,5 +1,7 @@
 //! End-to-end HTTP tests: a real server on port 0 with its own temp data dir per test.
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly by design")]
+mod audit;
+mod audit_safety;
 mod canary;
 mod consents;
 mod erasure;

@@ -1,0 +1,378 @@
+//! Export → verify round trips and tamper tests: each edit an attacker could make to an export
+//! must be caught, at the right seq where one can be named (REQ-18, REQ-20). The fixture here is
+//! shared with `store_tests`.
+
+use super::checkpoint;
+use super::export::Export;
+use super::query::{parse_export, ExportFormat, ExportParams};
+use super::verify::{verify_export, Failure, Problem, PublicKey};
+use super::*;
+use crate::clock::timestamp;
+use crate::crypto::Keyring;
+
+pub(super) const T0: time::OffsetDateTime = time::macros::datetime!(2026-01-01 00:00 UTC);
+pub(super) const GUEST: &str = "0191a1d2-0000-7000-8000-000000000001";
+
+pub(super) struct Fixture {
+    pub(super) _dir: tempfile::TempDir,
+    pub(super) conn: Connection,
+    pub(super) keyring: Keyring,
+}
+
+pub(super) fn new_event(i: u64, at: time::OffsetDateTime) -> NewEvent {
+    NewEvent {
+        ts: timestamp(at),
+        request_id: format!("req-{i}"),
+        actor: if i.is_multiple_of(2) {
+            "staff-a"
+        } else {
+            "staff-b"
+        }
+        .into(),
+        role: "front_desk".into(),
+        purpose: Some("check_in".into()),
+        action: if i.is_multiple_of(3) {
+            "guest.reveal"
+        } else {
+            "guest.read"
+        }
+        .into(),
+        guest_id: i.is_multiple_of(4).then(|| GUEST.to_string()),
+        fields: vec!["mobile".into(), "id_number".into()],
+        outcome: if i.is_multiple_of(5) {
+            Outcome::Denied
+        } else {
+            Outcome::Allowed
+        },
+        reason: (i.is_multiple_of(5)).then(|| "purpose_not_allowed".to_string()),
+        rules: vec!["roles.front_desk.actions".into()],
+        justification: (i.is_multiple_of(3))
+            .then(|| "guest at the desk, \"ID\" check, 登记".to_string()),
+    }
+}
+
+/// `n` events, one minute apart from T0.
+pub(super) fn fixture(n: u64) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = crate::store::open_writer(&dir.path().join("a.db"), "normal", "fp").unwrap();
+    for i in 1..=n {
+        append(&conn, new_event(i, T0 + time::Duration::minutes(i as i64))).unwrap();
+    }
+    Fixture {
+        _dir: dir,
+        conn,
+        keyring: Keyring::generate().unwrap(),
+    }
+}
+
+impl Fixture {
+    pub(super) fn key(&self) -> PublicKey {
+        PublicKey::from_raw(self.keyring.audit_public_key()).unwrap()
+    }
+
+    pub(super) fn export(&self, params: &ExportParams) -> Vec<u8> {
+        let mut ex = Export::plan(&self.conn, params, self.keyring.audit_public_key()).unwrap();
+        let mut out = ex.header().unwrap();
+        // A small page so that every test crosses page boundaries.
+        while let Some(page) = ex.next_page(&self.conn, 7).unwrap() {
+            out.extend_from_slice(&page);
+        }
+        let cp = ex.checkpoint(&self.keyring, timestamp(T0));
+        checkpoint::store(&self.conn, &cp).unwrap();
+        out.extend_from_slice(&ex.finish(&self.keyring, &cp).unwrap());
+        out
+    }
+
+    pub(super) fn jsonl(&self, query: &str) -> String {
+        String::from_utf8(self.export(&parse_export(Some(query)).unwrap())).unwrap()
+    }
+}
+
+pub(super) fn verify(text: &str, key: &PublicKey) -> Result<super::verify::Report, Failure> {
+    verify_export(text.as_bytes(), key)
+}
+
+fn lines(text: &str) -> Vec<String> {
+    text.lines().map(str::to_string).collect()
+}
+
+fn join(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// The index of the line of event (or stub) `seq`.
+fn line_of(lines: &[String], seq: u64) -> usize {
+    let tag = format!("{{\"seq\":{seq},");
+    lines.iter().position(|l| l.starts_with(&tag)).unwrap()
+}
+
+#[test]
+fn a_full_export_verifies_in_both_formats() {
+    let f = fixture(30);
+    let report = verify(&f.jsonl(""), &f.key()).unwrap();
+    assert_eq!(
+        (
+            report.anchor_seq,
+            report.last_seq,
+            report.events,
+            report.stubs
+        ),
+        (0, 30, 30, 0)
+    );
+    assert!(report
+        .to_string()
+        .starts_with("intact: jsonl export of seq 1..=30"));
+    let csv = f.export(&parse_export(Some("format=csv")).unwrap());
+    assert!(csv.starts_with(b"record,seq,ts,"));
+    assert!(csv.windows(2).any(|w| w == b"\r\n"));
+    let report = verify_export(csv.as_slice(), &f.key()).unwrap();
+    assert_eq!((report.format, report.events), (ExportFormat::Csv, 30));
+}
+
+#[test]
+fn exports_are_deterministic_and_carry_no_export_time() {
+    let f = fixture(12);
+    assert_eq!(f.jsonl("actor=staff-a"), f.jsonl("actor=staff-a"));
+}
+
+#[test]
+fn a_filtered_export_verifies_with_stubs_for_what_it_leaves_out() {
+    let f = fixture(30);
+    let text = f.jsonl(&format!("guest_id={GUEST}&action=guest.read"));
+    let report = verify(&text, &f.key()).unwrap();
+    // i.is_multiple_of(4) and i % 3 != 0: 4, 8, 16, 20, 28.
+    assert_eq!(report.events, 5, "{text}");
+    assert_eq!(report.events + report.stubs, 30);
+    assert!(!text.contains("staff-b"), "stubs reveal nothing");
+}
+
+#[test]
+fn a_time_range_export_is_anchored_where_it_starts() {
+    let f = fixture(30);
+    let since = timestamp(T0 + time::Duration::minutes(10));
+    let until = timestamp(T0 + time::Duration::minutes(20));
+    let text = f.jsonl(&format!("since={since}&until={until}&format=jsonl"));
+    let report = verify(&text, &f.key()).unwrap();
+    assert_eq!(
+        (report.anchor_seq, report.last_seq, report.events),
+        (9, 19, 10)
+    );
+    // The anchor is the stored hash of event 9.
+    let h9 = read_after(&f.conn, 8, 1).unwrap().remove(0).hash;
+    assert!(text
+        .lines()
+        .next()
+        .unwrap()
+        .contains(&crate::crypto::hex(&h9)));
+}
+
+#[test]
+fn a_changed_byte_in_an_event_is_caught_at_its_seq() {
+    let f = fixture(20);
+    let mut l = lines(&f.jsonl(""));
+    let i = line_of(&l, 6);
+    l[i] = l[i].replacen("staff-a", "staff-c", 1);
+    let err = verify(&join(&l), &f.key()).unwrap_err();
+    assert_eq!(
+        (err.seq, err.problem.clone()),
+        (Some(6), Problem::HashMismatch),
+        "{err}"
+    );
+    assert_eq!(err.line, i as u64 + 1);
+}
+
+#[test]
+fn a_changed_hash_or_link_is_caught_at_its_seq() {
+    let f = fixture(20);
+    let base = lines(&f.jsonl(""));
+    let mut l = base.clone();
+    let i = line_of(&l, 8);
+    let pos = l[i].find("\"hash\":\"").unwrap() + 9;
+    let flipped = if &l[i][pos..pos + 1] == "0" { "1" } else { "0" };
+    l[i].replace_range(pos..pos + 1, flipped);
+    let err = verify(&join(&l), &f.key()).unwrap_err();
+    assert_eq!((err.seq, err.problem), (Some(8), Problem::HashMismatch));
+    let mut l = base;
+    let pos = l[i].find("\"prev_hash\":\"").unwrap() + 14;
+    let flipped = if &l[i][pos..pos + 1] == "a" { "b" } else { "a" };
+    l[i].replace_range(pos..pos + 1, flipped);
+    let err = verify(&join(&l), &f.key()).unwrap_err();
+    assert_eq!((err.seq, err.problem), (Some(8), Problem::BrokenLink));
+}
+
+#[test]
+fn a_deleted_line_is_caught_at_the_missing_seq() {
+    let f = fixture(20);
+    let mut l = lines(&f.jsonl(""));
+    l.remove(line_of(&l, 11));
+    let err = verify(&join(&l), &f.key()).unwrap_err();
+    assert_eq!(
+        (err.seq, err.problem),
+        (Some(11), Problem::OutOfOrder { found: 12 })
+    );
+    // The last event removed: the checkpoint no longer sits at the end.
+    let mut l = lines(&f.jsonl(""));
+    l.remove(line_of(&l, 20));
+    let err = verify(&join(&l), &f.key()).unwrap_err();
+    assert_eq!(err.seq, Some(20), "{err}");
+    // The checkpoint removed: truncated.
+    let mut l = lines(&f.jsonl(""));
+    l.pop();
+    assert_eq!(
+        verify(&join(&l), &f.key()).unwrap_err().problem,
+        Problem::MissingCheckpoint
+    );
+}
+
+#[test]
+fn swapped_lines_are_caught_at_the_first_displaced_seq() {
+    let f = fixture(20);
+    let mut l = lines(&f.jsonl(""));
+    let i = line_of(&l, 4);
+    l.swap(i, i + 1);
+    let err = verify(&join(&l), &f.key()).unwrap_err();
+    assert_eq!(
+        (err.seq, err.problem),
+        (Some(4), Problem::OutOfOrder { found: 5 })
+    );
+}
+
+#[test]
+fn a_replaced_signature_or_another_key_fails() {
+    let f = fixture(10);
+    let text = f.jsonl("");
+    // A genuine signature by another key over the same checkpoint, with the key id kept.
+    let other = Keyring::generate().unwrap();
+    let (seq, hash) = head(&f.conn).unwrap();
+    let forged = other.audit_sign(&checkpoint::checkpoint_message(seq, &hash));
+    let mut l = lines(&text);
+    let last = l.len() - 1;
+    let sig = |s: &str| {
+        s.split("\"signature\":\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let old = sig(&l[last]);
+    l[last] = l[last].replacen(
+        &old,
+        &base64::Engine::encode(&base64::engine::general_purpose::STANDARD, forged),
+        1,
+    );
+    let err = verify(&join(&l), &f.key()).unwrap_err();
+    assert_eq!(
+        (err.seq, err.problem),
+        (Some(10), Problem::BadCheckpointSignature)
+    );
+    // The untouched file checked with another key: named as such.
+    let err = verify(
+        &text,
+        &PublicKey::from_raw(other.audit_public_key()).unwrap(),
+    )
+    .unwrap_err();
+    assert!(matches!(err.problem, Problem::WrongKey { .. }), "{err}");
+}
+
+#[test]
+fn an_event_hidden_as_a_stub_or_a_forged_anchor_breaks_the_export_signature() {
+    let f = fixture(10);
+    let text = f.jsonl("");
+    let mut l = lines(&text);
+    let i = line_of(&l, 5);
+    let hash = l[i].split("\"hash\":\"").nth(1).unwrap()[..64].to_string();
+    l[i] = format!("{{\"seq\":5,\"hash\":\"{hash}\"}}");
+    let err = verify(&join(&l), &f.key()).unwrap_err();
+    assert_eq!(err.problem, Problem::BadExportSignature);
+    // Cutting off the beginning behind a new anchor made from event 3's own hash.
+    let mut l = lines(&text);
+    let h3 = l[line_of(&l, 3)].split("\"hash\":\"").nth(1).unwrap()[..64].to_string();
+    l.drain(0..=line_of(&l, 3));
+    l.insert(0, format!("{{\"type\":\"anchor\",\"format\":\"guestvault-audit-export/v1\",\"seq\":3,\"hash\":\"{h3}\"}}"));
+    let err = verify(&join(&l), &f.key()).unwrap_err();
+    assert_eq!(err.problem, Problem::BadExportSignature);
+}
+
+#[test]
+fn a_changed_csv_cell_is_caught_at_its_seq() {
+    let f = fixture(10);
+    let csv = String::from_utf8(f.export(&parse_export(Some("format=csv")).unwrap())).unwrap();
+    let tampered = csv.replacen(
+        "event,7,2026-01-01T00:07:00.000000Z,req-7,staff-b",
+        "event,7,2026-01-01T00:07:00.000000Z,req-7,staff-x",
+        1,
+    );
+    assert_ne!(csv, tampered);
+    let err = verify(&tampered, &f.key()).unwrap_err();
+    assert_eq!((err.seq, err.problem), (Some(7), Problem::HashMismatch));
+}
+
+#[test]
+fn the_fast_and_the_strict_line_parsers_compute_the_same_hashes() {
+    use super::verify::records::{canonical_event, json_record, Record};
+    let f = fixture(15);
+    let text = f.jsonl("");
+    let events: Vec<&str> = text.lines().filter(|l| l.contains("\"ts\"")).collect();
+    assert_eq!(events.len(), 15);
+    for line in events {
+        let fast = canonical_event(line.as_bytes()).unwrap();
+        let strict = json_record(line.as_bytes()).unwrap();
+        match (fast, strict) {
+            (
+                Record::Event {
+                    seq: a,
+                    hash: h1,
+                    computed: c1,
+                    ..
+                },
+                Record::Event {
+                    seq: b,
+                    hash: h2,
+                    computed: c2,
+                    ..
+                },
+            ) => assert!(a == b && h1 == h2 && c1 == h1 && c2 == h2, "seq {a}"),
+            _ => panic!("not events"),
+        }
+    }
+    // A line of another shape is left to the strict parser.
+    assert!(canonical_event(b"{\"seq\":1,\"hash\":\"00\"}").is_none());
+    assert!(canonical_event(b"{\"seq\":01,\"ts\":\"x\"}").is_none());
+}
+
+#[test]
+fn an_added_key_or_garbage_line_is_malformed() {
+    let f = fixture(5);
+    let mut l = lines(&f.jsonl(""));
+    let i = line_of(&l, 2);
+    l[i] = l[i].replacen("{", "{\"note\":\"x\",", 1);
+    let err = verify(&join(&l), &f.key()).unwrap_err();
+    assert!(
+        matches!(err.problem, Problem::Malformed(_)) && err.seq == Some(2),
+        "{err}"
+    );
+    assert!(verify("{not json\n", &f.key()).is_err());
+    assert!(verify("", &f.key()).is_err());
+}
+
+#[test]
+fn public_keys_are_read_as_base64_json_or_pem() {
+    let k = Keyring::generate().unwrap();
+    let key = PublicKey::from_raw(k.audit_public_key()).unwrap();
+    let b64 = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        k.audit_public_key(),
+    );
+    assert_eq!(PublicKey::parse(&format!("{b64}\n")).unwrap(), key);
+    assert_eq!(PublicKey::parse(&key.to_pem()).unwrap(), key);
+    let json = format!(
+        r#"{{"key_id":"{}","algorithm":"Ed25519","public_key":"{b64}"}}"#,
+        k.audit_key_id()
+    );
+    assert_eq!(PublicKey::parse(&json).unwrap(), key);
+    assert_eq!(key.key_id(), k.audit_key_id());
+    assert!(PublicKey::parse("not a key").is_err());
+    assert!(PublicKey::parse(&json.replace("Ed25519", "RSA")).is_err());
+}

@@ -1,0 +1,294 @@
+//! Parsing the records of an export, JSON Lines or CSV, into one shape the checker walks.
+//! Strict: unknown keys, missing keys and stubs carrying more than `seq` and `hash` are
+//! refused, so nothing can ride along that the hashes do not cover.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::Deserialize;
+
+use crate::audit::export::{CSV_HEADER, FORMAT_ID};
+use crate::audit::{Event, Outcome};
+use crate::crypto::unhex;
+
+/// One parsed record of either encoding.
+#[derive(Debug)]
+pub(in crate::audit) enum Record {
+    Anchor {
+        seq: u64,
+        hash: [u8; 32],
+    },
+    /// An event, with the hash its content actually has (`computed`) beside the one it states.
+    Event {
+        seq: u64,
+        prev_hash: [u8; 32],
+        hash: [u8; 32],
+        computed: [u8; 32],
+    },
+    Stub {
+        seq: u64,
+        hash: [u8; 32],
+    },
+    Checkpoint {
+        seq: u64,
+        hash: [u8; 32],
+        key_id: String,
+        signature: Vec<u8>,
+        export_digest: [u8; 32],
+        export_signature: Vec<u8>,
+    },
+}
+
+/// `,"prev_hash":"<64 hex>","hash":"<64 hex>"}`: how every exported event line ends.
+const CHAIN_SUFFIX_BYTES: usize = 14 + 64 + 10 + 64 + 2;
+
+/// The fast path for a JSONL event line as the vault writes it: the canonical bytes followed
+/// by the two chain keys. The hash is computed over the line's own bytes (so any change of a
+/// byte is a mismatch) without parsing and re-serializing; a line of another shape returns
+/// `None` and takes the strict parser.
+pub(in crate::audit) fn canonical_event(line: &[u8]) -> Option<Record> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let rest = line.strip_prefix(b"{\"seq\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || (digits > 1 && rest[0] == b'0') || !rest[digits..].starts_with(b",\"ts\":\"")
+    {
+        return None;
+    }
+    let seq: u64 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let split = line.len().checked_sub(CHAIN_SUFFIX_BYTES)?;
+    let (body, suffix) = line.split_at(split);
+    let suffix = suffix.strip_prefix(b",\"prev_hash\":\"")?;
+    let (prev_hex, suffix) = suffix.split_at_checked(64)?;
+    let suffix = suffix.strip_prefix(b"\",\"hash\":\"")?;
+    let (hash_hex, suffix) = suffix.split_at_checked(64)?;
+    if suffix != b"\"}" {
+        return None;
+    }
+    // Decoded in place: this runs once per line of files with millions of lines.
+    let hex32 = |h: &[u8]| -> Option<[u8; 32]> {
+        let nibble = |c: u8| (c as char).to_digit(16);
+        let mut out = [0u8; 32];
+        for (o, pair) in out.iter_mut().zip(h.chunks_exact(2)) {
+            *o = u8::try_from(nibble(pair[0])? << 4 | nibble(pair[1])?).ok()?;
+        }
+        (h.len() == 64).then_some(out)
+    };
+    let prev_hash = hex32(prev_hex)?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(&prev_hash);
+    ctx.update(body);
+    ctx.update(b"}");
+    let computed = ctx.finish().as_ref().try_into().ok()?;
+    Some(Record::Event {
+        seq,
+        prev_hash,
+        hash: hex32(hash_hex)?,
+        computed,
+    })
+}
+
+/// The keys any JSONL record may have; which are present decides the record's kind.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecord {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    format: Option<String>,
+    seq: Option<u64>,
+    ts: Option<String>,
+    request_id: Option<String>,
+    actor: Option<String>,
+    role: Option<String>,
+    purpose: Option<String>,
+    action: Option<String>,
+    guest_id: Option<String>,
+    fields: Option<Vec<String>>,
+    outcome: Option<String>,
+    reason: Option<String>,
+    rules: Option<Vec<String>>,
+    justification: Option<String>,
+    prev_hash: Option<String>,
+    hash: Option<String>,
+    key_id: Option<String>,
+    signature: Option<String>,
+    export_digest: Option<String>,
+    export_signature: Option<String>,
+}
+
+pub(in crate::audit) fn json_record(line: &[u8]) -> Result<Record, String> {
+    let raw: RawRecord = serde_json::from_slice(line).map_err(|e| {
+        // The error's own text can quote values; say only what kind of problem and where.
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "unexpected key or value type",
+            _ => "not valid JSON",
+        };
+        format!("{what} at column {}", e.column())
+    })?;
+    let kind = match raw.kind.clone() {
+        Some(k) => k,
+        None if raw.ts.is_none() => "stub".to_string(),
+        None => "event".to_string(),
+    };
+    if kind == "anchor" && raw.format.as_deref() != Some(FORMAT_ID) {
+        return Err(format!("the anchor must name format `{FORMAT_ID}`"));
+    }
+    build(&kind, raw)
+}
+
+pub(super) fn csv_record(row: &csv::ByteRecord) -> Result<Record, String> {
+    if row.len() != CSV_HEADER.len() {
+        return Err(format!(
+            "expected {} cells, found {}",
+            CSV_HEADER.len(),
+            row.len()
+        ));
+    }
+    let cell =
+        |i: usize| std::str::from_utf8(&row[i]).map_err(|_| "a cell is not UTF-8".to_string());
+    let text = |i: usize| -> Result<Option<String>, String> {
+        let v = cell(i)?;
+        Ok((!v.is_empty()).then(|| v.to_string()))
+    };
+    let list = |i: usize| -> Result<Option<Vec<String>>, String> {
+        text(i)?
+            .map(|v| {
+                serde_json::from_str(&v)
+                    .map_err(|_| format!("`{}` is not a JSON array", CSV_HEADER[i]))
+            })
+            .transpose()
+    };
+    let kind = cell(0)?;
+    let event = kind == "event";
+    // Required text columns of an event are never null, so an empty cell is an empty string.
+    let required = |i: usize| -> Result<Option<String>, String> {
+        Ok(if event {
+            Some(cell(i)?.to_string())
+        } else {
+            text(i)?
+        })
+    };
+    let raw = RawRecord {
+        kind: Some(kind.to_string()),
+        format: None,
+        seq: text(1)?
+            .map(|s| s.parse().map_err(|_| "`seq` is not a number".to_string()))
+            .transpose()?,
+        ts: required(2)?,
+        request_id: required(3)?,
+        actor: required(4)?,
+        role: required(5)?,
+        purpose: text(6)?,
+        action: required(7)?,
+        guest_id: text(8)?,
+        fields: list(9)?,
+        outcome: text(10)?,
+        reason: text(11)?,
+        rules: list(12)?,
+        justification: text(13)?,
+        prev_hash: text(14)?,
+        hash: text(15)?,
+        key_id: text(16)?,
+        signature: text(17)?,
+        export_digest: text(18)?,
+        export_signature: text(19)?,
+    };
+    build(kind, raw)
+}
+
+fn build(kind: &str, raw: RawRecord) -> Result<Record, String> {
+    let need =
+        |v: Option<String>, name: &str| v.ok_or_else(|| format!("{kind} record lacks `{name}`"));
+    let hash32 = |v: Option<String>, name: &str| -> Result<[u8; 32], String> {
+        unhex(&need(v, name)?)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| format!("`{name}` is not 32 bytes of hex"))
+    };
+    let b64 = |v: Option<String>, name: &str| -> Result<Vec<u8>, String> {
+        B64.decode(need(v, name)?)
+            .map_err(|_| format!("`{name}` is not base64"))
+    };
+    let seq = raw
+        .seq
+        .ok_or_else(|| format!("{kind} record lacks `seq`"))?;
+    match kind {
+        "anchor" => Ok(Record::Anchor {
+            seq,
+            hash: hash32(raw.hash, "hash")?,
+        }),
+        "stub" => {
+            // A stub carries nothing its hash does not cover: only `seq` and `hash`.
+            let extra = [
+                &raw.ts,
+                &raw.request_id,
+                &raw.actor,
+                &raw.role,
+                &raw.purpose,
+                &raw.action,
+            ]
+            .iter()
+            .chain([&raw.guest_id, &raw.outcome, &raw.reason, &raw.justification].iter())
+            .chain(
+                [
+                    &raw.prev_hash,
+                    &raw.key_id,
+                    &raw.signature,
+                    &raw.export_digest,
+                ]
+                .iter(),
+            )
+            .chain([&raw.export_signature, &raw.format].iter())
+            .any(|v| v.is_some())
+                || raw.fields.is_some()
+                || raw.rules.is_some();
+            if extra {
+                return Err("a stub has only `seq` and `hash`".into());
+            }
+            Ok(Record::Stub {
+                seq,
+                hash: hash32(raw.hash, "hash")?,
+            })
+        }
+        "checkpoint" => Ok(Record::Checkpoint {
+            seq,
+            hash: hash32(raw.hash, "hash")?,
+            key_id: need(raw.key_id, "key_id")?,
+            signature: b64(raw.signature, "signature")?,
+            export_digest: hash32(raw.export_digest, "export_digest")?,
+            export_signature: b64(raw.export_signature, "export_signature")?,
+        }),
+        "event" => {
+            let outcome = match need(raw.outcome, "outcome")?.as_str() {
+                "allowed" => Outcome::Allowed,
+                "denied" => Outcome::Denied,
+                "error" => Outcome::Error,
+                _ => return Err("`outcome` is not allowed, denied or error".into()),
+            };
+            let event = Event {
+                seq,
+                ts: need(raw.ts, "ts")?,
+                request_id: need(raw.request_id, "request_id")?,
+                actor: need(raw.actor, "actor")?,
+                role: need(raw.role, "role")?,
+                purpose: raw.purpose,
+                action: need(raw.action, "action")?,
+                guest_id: raw.guest_id,
+                fields: raw.fields.ok_or("event record lacks `fields`")?,
+                outcome,
+                reason: raw.reason,
+                rules: raw.rules.ok_or("event record lacks `rules`")?,
+                justification: raw.justification,
+            };
+            let prev_hash = hash32(raw.prev_hash, "prev_hash")?;
+            Ok(Record::Event {
+                seq,
+                computed: event.chain_hash(&prev_hash),
+                prev_hash,
+                hash: hash32(raw.hash, "hash")?,
+            })
+        }
+        _ => Err(format!(
+            "unknown record kind `{}`",
+            kind.chars().take(16).collect::<String>()
+        )),
+    }
+}
