@@ -421,7 +421,8 @@ fn print_demo(config: &Config, addr: &str, policies: &Policies) -> anyhow::Resul
         config.storage.data_dir.display()
     );
     let mut pms = String::new();
-    for role in policies.access.roles.keys() {
+    // A self-only role (the guest) needs a guest id as `sub`: mint it with `guestvault token`.
+    for role in policies.access.roles.values().filter(|r| !r.self_only).map(|r| &r.name) {
         let token =
             crate::auth::mint_with_config(config, role, &format!("demo-{role}"), DEMO_TOKEN_TTL)?;
         let var = role.to_uppercase();

@@ -7,10 +7,12 @@ mod audit;
 mod consents;
 mod erasure;
 mod export;
+mod fields;
 mod guests;
 mod keys;
 mod restore;
 mod retention;
+mod search;
 mod stays;
 
 use std::sync::Arc;

@@ -1,0 +1,142 @@
+//! Field-level plumbing shared by the guest, stay and export use cases: which submitted
+//! fields a grant may write, loading a sealed guest with its consent, decrypting selected
+//! fields, and sealing validated values (with blind-index digests) for storage.
+
+use serde_json::{Map, Value};
+
+use super::{consent_state, Vault, VaultError};
+use crate::crypto::{Dek, FieldCipher};
+use crate::domain::{FieldError, GuestId, Pii};
+use crate::policy::{ConsentFacts, FieldScope, Grant, View};
+use crate::store::{self, SealedGuest};
+
+impl Vault {
+    /// Every submitted field must be one the purpose may touch and the role may see
+    /// (REQ-03 minimum collection); unknown names are left to validation.
+    pub(super) fn check_writable(
+        &self,
+        grant: &Grant<'_>,
+        scope: FieldScope,
+        input: &Map<String, Value>,
+    ) -> Result<(), Vec<FieldError>> {
+        let errors: Vec<FieldError> = input
+            .keys()
+            .filter(|k| self.policies.catalog.get(scope, k).is_some())
+            .filter(|k| grant.view(scope, k).0 == View::None)
+            .map(|k| FieldError::new(k, "field_not_permitted_for_purpose"))
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Loads the sealed guest and the caller's purpose consent in one reader round trip.
+    pub(super) async fn load(
+        &self,
+        grant: &Grant<'_>,
+        guest_id: &GuestId,
+    ) -> Result<(Option<SealedGuest>, ConsentFacts), VaultError> {
+        let permit = grant.permit();
+        let gid = guest_id.as_str().to_string();
+        let purpose = grant.purpose().name.clone();
+        Ok(self
+            .readers
+            .run(move |c| {
+                Ok((
+                    store::load_guest(c, &permit, &gid)?,
+                    consent_state(c, &gid, &purpose)?,
+                ))
+            })
+            .await?)
+    }
+
+    /// Decrypts the fields `want` selects. Decryption failure is an internal error, never data.
+    pub(super) fn open_fields(
+        &self,
+        guest_id: &GuestId,
+        sealed: &SealedGuest,
+        want: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(String, Pii)>, VaultError> {
+        let gid = guest_id.as_str();
+        let dek = self.open_dek(&sealed.wrapped_dek, gid)?;
+        let cipher = FieldCipher::new(&dek, gid);
+        let mut out = Vec::new();
+        for (name, ct) in &sealed.fields {
+            if !want(name) {
+                continue;
+            }
+            let bytes = cipher
+                .open(name, ct)
+                .map_err(|e| VaultError::Internal(e.to_string()))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| VaultError::Internal("field is not UTF-8".into()))?;
+            out.push((name.clone(), Pii::new(text)));
+        }
+        Ok(out)
+    }
+
+    pub(super) fn seal_fields(
+        &self,
+        gid: &str,
+        dek: &Dek,
+        validated: &crate::domain::Validated,
+    ) -> Result<Vec<SealedField>, VaultError> {
+        let cipher = FieldCipher::new(dek, gid);
+        let mut out = Vec::with_capacity(validated.len());
+        for (name, value) in validated {
+            let searchable = self
+                .policies
+                .catalog
+                .get(FieldScope::Guest, name)
+                .is_some_and(|s| s.searchable);
+            out.push(match value {
+                Some(v) => SealedField {
+                    name: name.clone(),
+                    ciphertext: Some(
+                        cipher
+                            .seal(name, v.expose().as_bytes())
+                            .map_err(|e| VaultError::Internal(e.to_string()))?,
+                    ),
+                    digest: searchable.then(|| self.keys().indexer().digest(name, v.expose())),
+                },
+                None => SealedField {
+                    name: name.clone(),
+                    ciphertext: None,
+                    digest: None,
+                },
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// A field ready for storage: `None` ciphertext removes it.
+#[derive(Debug)]
+pub(super) struct SealedField {
+    name: String,
+    ciphertext: Option<Vec<u8>>,
+    digest: Option<Vec<u8>>,
+}
+
+pub(super) fn write_sealed(
+    c: &rusqlite::Connection,
+    permit: &crate::policy::Permit,
+    gid: &str,
+    now: &str,
+    fields: Vec<SealedField>,
+) -> Result<(), store::StoreError> {
+    for f in fields {
+        match f.ciphertext {
+            Some(ct) => {
+                store::put_field(c, permit, gid, &f.name, &ct, now)?;
+                if let Some(d) = f.digest {
+                    store::put_index(c, permit, gid, &f.name, &d)?;
+                }
+            }
+            None => store::delete_field(c, permit, gid, &f.name)?,
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! Exact-match search through the keyed blind index (REQ-12): the value is normalized the
+//! way stored values were, digested with the field's own HMAC key, and looked up. Each guest
+//! found is an audited touch (a search reveals that the guest exists).
+
+use super::{Caller, Vault, VaultError};
+use crate::audit::Outcome;
+use crate::domain::{FieldError, Pii};
+use crate::policy::{Action, DenyReason, FieldScope, View};
+use crate::store;
+
+impl Vault {
+    pub async fn search(
+        &self,
+        caller: &Caller,
+        field: &str,
+        value: &str,
+    ) -> Result<Vec<String>, VaultError> {
+        let action = Action::GuestSearch;
+        let grant = self.authorize(caller, action, None).await?;
+        let name = if crate::policy::is_identifier(field) {
+            vec![field.to_string()]
+        } else {
+            vec![]
+        };
+        let spec = match self.policies.catalog.get(FieldScope::Guest, field) {
+            Some(spec) if spec.searchable => spec,
+            _ => {
+                return Err(self
+                    .refuse(
+                        caller,
+                        action,
+                        None,
+                        name,
+                        VaultError::FieldNotSearchable,
+                        vec![],
+                    )
+                    .await)
+            }
+        };
+        let (view, rule) = grant.view(FieldScope::Guest, field);
+        let mut rules = grant.rules().to_vec();
+        rules.push(rule);
+        if view == View::None {
+            return Err(self
+                .refuse(
+                    caller,
+                    action,
+                    None,
+                    name,
+                    VaultError::Denied(DenyReason::FieldNotAllowed),
+                    rules,
+                )
+                .await);
+        }
+        let normalized = match crate::domain::normalize_for_search(spec, value, self.today()) {
+            Ok(v) => Pii::new(v),
+            Err(code) => {
+                let e = VaultError::Validation(vec![FieldError::new("value", code)]);
+                return Err(self.refuse(caller, action, None, name, e, rules).await);
+            }
+        };
+        let digest = self.keys().indexer().digest(field, normalized.expose());
+        let permit = grant.permit();
+        let field_owned = field.to_string();
+        let hits = self
+            .readers
+            .run(move |c| store::search_index(c, &permit, &field_owned, &digest))
+            .await?;
+        let restricted_ok = grant.purpose().restricted_access;
+        let ids: Vec<String> = hits
+            .into_iter()
+            .filter(|(_, s)| match s {
+                store::GuestStatus::Active => true,
+                store::GuestStatus::Restricted => restricted_ok,
+                store::GuestStatus::Erased => false,
+            })
+            .map(|(id, _)| id)
+            .collect();
+        // One event per guest found: a search reveals that the guest exists.
+        let events: Vec<_> = if ids.is_empty() {
+            vec![self.event(
+                caller,
+                action,
+                None,
+                name.clone(),
+                Outcome::Allowed,
+                Some("no match"),
+                rules.clone(),
+            )]
+        } else {
+            ids.iter()
+                .map(|id| {
+                    self.event(
+                        caller,
+                        action,
+                        Some(id),
+                        name.clone(),
+                        Outcome::Allowed,
+                        None,
+                        rules.clone(),
+                    )
+                })
+                .collect()
+        };
+        self.writer
+            .execute(move |c| {
+                for e in events {
+                    crate::audit::append(c, e)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(VaultError::from_write)?;
+        Ok(ids)
+    }
+}
