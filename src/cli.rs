@@ -233,9 +233,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore { file } => {
             let report = runtime()?.block_on(crate::ops::restore(&config, &file))?;
             println!(
-                "restored {}: {} erasure(s) from the ledger re-applied, audit chain verified ({} events)",
+                "restored {}: {} erasure(s) from the ledger re-applied, {} newer audit event(s) carried over, {} guest(s) swept, audit chain verified ({} events)",
                 file.display(),
                 report.erasures_replayed,
+                report.audit_events_carried,
+                report.guests_swept,
                 report.audit_events_verified
             );
             Ok(ExitCode::SUCCESS)
@@ -422,7 +424,13 @@ fn print_demo(config: &Config, addr: &str, policies: &Policies) -> anyhow::Resul
     );
     let mut pms = String::new();
     // A self-only role (the guest) needs a guest id as `sub`: mint it with `guestvault token`.
-    for role in policies.access.roles.values().filter(|r| !r.self_only).map(|r| &r.name) {
+    for role in policies
+        .access
+        .roles
+        .values()
+        .filter(|r| !r.self_only)
+        .map(|r| &r.name)
+    {
         let token =
             crate::auth::mint_with_config(config, role, &format!("demo-{role}"), DEMO_TOKEN_TTL)?;
         let var = role.to_uppercase();

@@ -101,7 +101,20 @@ pub fn backup(config: &Config, out: &Path) -> anyhow::Result<Manifest> {
     };
     drop(snap);
     std::fs::write(manifest_path(out), serde_json::to_vec_pretty(&manifest)?)?;
+    restrict_to_owner(&manifest_path(out))?;
     Ok(manifest)
+}
+
+/// Backups hold wrapped keys, the blind index and the audit trail: owner-only, like the data dir.
+fn restrict_to_owner(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn ledger_path(config: &Config) -> PathBuf {
@@ -111,7 +124,55 @@ fn ledger_path(config: &Config) -> PathBuf {
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreReport {
     pub erasures_replayed: u64,
+    /// Audit events newer than the snapshot, carried over from the database being replaced so
+    /// the trail is not shortened (PIPL Art. 56).
+    pub audit_events_carried: u64,
+    pub guests_swept: u64,
     pub audit_events_verified: u64,
+}
+
+/// The snapshot's audit chain is a prefix of the live database's (same events, same hashes),
+/// so the live events after the snapshot's head link onto it unchanged: copy them (and their
+/// checkpoints) into the staged database. Refuses if the live chain does not descend from the
+/// snapshot's head (another vault's backup, or history rewritten).
+fn carry_newer_audit_events(live: &Path, staging: &Path) -> anyhow::Result<u64> {
+    if !live.exists() {
+        return Ok(0);
+    }
+    let conn = rusqlite::Connection::open(staging)?;
+    let (head_seq, head_hash) = crate::audit::head(&conn)?;
+    conn.execute(
+        "ATTACH DATABASE ?1 AS live",
+        [live.to_str().context("database path must be UTF-8")?],
+    )?;
+    let live_hash: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT hash FROM live.audit_events WHERE seq = ?1",
+            [head_seq as i64],
+            |r| r.get(0),
+        )
+        .ok();
+    let newer: i64 = conn.query_row(
+        "SELECT count(*) FROM live.audit_events WHERE seq > ?1",
+        [head_seq as i64],
+        |r| r.get(0),
+    )?;
+    if newer == 0 {
+        return Ok(0);
+    }
+    if head_seq > 0 && live_hash.as_deref() != Some(head_hash.as_slice()) {
+        bail!("the live audit trail does not continue the snapshot's (seq {head_seq}); refusing to drop its newer events");
+    }
+    conn.execute(
+        "INSERT INTO main.audit_events SELECT * FROM live.audit_events WHERE seq > ?1",
+        [head_seq as i64],
+    )?;
+    conn.execute(
+        "INSERT OR IGNORE INTO main.audit_checkpoints SELECT * FROM live.audit_checkpoints WHERE seq > ?1",
+        [head_seq as i64],
+    )?;
+    conn.execute("DETACH DATABASE live", [])?;
+    Ok(newer as u64)
 }
 
 /// Installs `file` as the database. With the server stopped: checks the manifest, opens the
@@ -138,14 +199,19 @@ pub async fn restore(config: &Config, file: &Path) -> anyhow::Result<RestoreRepo
 
     let result = async {
         let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
+        let carried = carry_newer_audit_events(&db, &staging)?;
         let (vault, writer_thread) = crate::startup::open_vault_at(config, &staging, clock)?;
         let replayed = vault.replay_erasures(&entries).await?;
+        // Whatever expired since the snapshot goes again before the server serves.
+        let swept = vault.retention_run("restore", false, |_| {}).await?;
         let verified = vault.readers().run(crate::audit::verify_chain).await?;
         drop(vault);
         let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
         match verified {
             Ok(n) => Ok(RestoreReport {
                 erasures_replayed: replayed,
+                audit_events_carried: carried,
+                guests_swept: swept.guests_affected,
                 audit_events_verified: n,
             }),
             Err(seq) => {

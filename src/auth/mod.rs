@@ -40,6 +40,22 @@ pub enum AuthError {
     Invalid(String),
 }
 
+impl AuthError {
+    /// A fixed description of the failure, safe to log (no token text).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Invalid(m) if m.contains("xpired") => "expired",
+            Self::Invalid(m) if m.contains("ignature") => "bad_signature",
+            Self::Invalid(m) if m.contains("udience") => "wrong_audience",
+            Self::Invalid(m) if m.contains("ssuer") => "wrong_issuer",
+            Self::Invalid(m) if m.contains("algorithm") => "algorithm_not_allowed",
+            Self::Invalid(m) if m.starts_with("malformed") => "malformed_claims",
+            Self::Invalid(_) => "invalid",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthSetupError {
     #[error(transparent)]
@@ -48,6 +64,8 @@ pub enum AuthSetupError {
     WeakSecret,
     #[error("config key `auth.public_key_files`: `{0}` is not an Ed25519, RSA or P-256 public key in PEM")]
     BadKey(String),
+    #[error("config key `auth.hs256_secret_file`: `{0}` is readable by group or others; run `chmod 600` on it")]
+    SecretPermissions(String),
     #[error("no token verification key: set `auth.hs256_secret_file` or `auth.public_key_files` (or run `guestvault init`)")]
     NoKeys,
 }
@@ -86,8 +104,25 @@ impl Authenticator {
             v.validate_nbf = true;
             v
         };
+        // HS256 (shared secret) is for development and small sites: it is on when configured
+        // explicitly, or by default only when no public keys are configured, so adding
+        // `public_key_files` turns the data dir's dev secret off.
         let secret_file = config.hs256_secret_file();
-        if config.auth.hs256_secret_file.is_some() || secret_file.exists() {
+        let hs256 = config.auth.hs256_secret_file.is_some()
+            || (config.auth.public_key_files.is_empty() && secret_file.exists());
+        if hs256 {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&secret_file)
+                    .map(|m| m.permissions().mode())
+                    .unwrap_or(0);
+                if mode & 0o077 != 0 {
+                    return Err(AuthSetupError::SecretPermissions(
+                        secret_file.display().to_string(),
+                    ));
+                }
+            }
             let secret = read_secret_file("auth.hs256_secret_file", &secret_file)?;
             if secret.len() < MIN_HS256_SECRET_BYTES {
                 return Err(AuthSetupError::WeakSecret);
@@ -343,6 +378,17 @@ mod tests {
         let mut config = Config::default();
         config.storage.data_dir = dir.path().to_owned();
         std::fs::write(config.hs256_secret_file(), "short").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let f = config.hs256_secret_file();
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert!(matches!(
+                Authenticator::from_config(&config),
+                Err(AuthSetupError::SecretPermissions(_))
+            ));
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         assert!(matches!(
             Authenticator::from_config(&config),
             Err(AuthSetupError::WeakSecret)

@@ -17,7 +17,8 @@ pub enum Period {
 impl Period {
     /// Parses `"30d"`, `"6m"`, `"3y"`.
     pub fn parse(s: &str) -> Option<Self> {
-        let (n, unit) = s.split_at(s.len().checked_sub(1)?);
+        let (last_at, _) = s.char_indices().last()?;
+        let (n, unit) = s.split_at(last_at);
         let n: u32 = n.parse().ok()?;
         if n == 0 || n > 100_000 {
             return None;
@@ -110,6 +111,7 @@ mod tests {
         assert_eq!(Period::parse("0d"), None);
         assert_eq!(Period::parse("3w"), None);
         assert_eq!(Period::parse(""), None);
+        assert_eq!(Period::parse("3年"), None);
         assert_eq!(
             Period::Years(1).add_to(date!(2024 - 02 - 29)),
             date!(2025 - 02 - 28)

@@ -32,10 +32,8 @@ async fn start_rotation(
 ) -> Result<impl IntoResponse, ApiError> {
     state
         .vault
-        .policies()
-        .access
-        .authorize(&caller.role, None, Action::AdminKeys)
-        .map_err(|_| ApiError::Forbidden("forbidden"))?;
+        .authorize_operation(&caller, Action::AdminKeys)
+        .await?;
     if state
         .vault
         .rotation_progress()

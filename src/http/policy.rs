@@ -24,9 +24,10 @@ async fn effective_policy(
 ) -> Result<impl IntoResponse, ApiError> {
     let policies = state.vault.policies();
     let access = &policies.access;
-    access
-        .authorize(&caller.role, None, Action::PolicyRead)
-        .map_err(|_| ApiError::Forbidden("forbidden"))?;
+    state
+        .vault
+        .authorize_operation(&caller, Action::PolicyRead)
+        .await?;
     let purposes: BTreeMap<&str, Value> = access
         .purposes
         .values()

@@ -311,10 +311,21 @@ impl AccessPolicy {
                     )),
                 }
             }
-            // A self-only role must not be able to discover other guests.
+            // A self-only role acts on one guest's own data: nothing that reaches other guests
+            // (search, create, the audit trail, operations) is allowed.
             if r.self_only {
-                for a in [Action::GuestSearch, Action::GuestCreate] {
-                    if actions.contains(&a) {
+                const SELF_ACTIONS: [Action; 8] = [
+                    Action::GuestRead,
+                    Action::GuestUpdate,
+                    Action::GuestReveal,
+                    Action::StayRead,
+                    Action::ConsentRead,
+                    Action::ConsentWrite,
+                    Action::GuestExport,
+                    Action::GuestErase,
+                ];
+                for a in actions.iter().copied() {
+                    if !SELF_ACTIONS.contains(&a) {
                         errors.push(PolicyError::new(
                             file,
                             &format!("{key}.actions"),

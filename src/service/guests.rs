@@ -375,15 +375,20 @@ impl Vault {
                 )
                 .await);
         }
-        let read_grant = match self.policies.access.authorize(
+        // The answer is the read shape only for a role that may read; otherwise just the id
+        // (an update right must not double as a read right).
+        match self.policies.access.authorize(
             &caller.role,
             caller.purpose.as_deref(),
             Action::GuestRead,
         ) {
-            Ok(g) => g,
-            Err(_) => grant,
-        };
-        self.read_with(caller, &read_grant, &guest_id).await
+            Ok(read_grant) => self.read_with(caller, &read_grant, &guest_id).await,
+            Err(_) => Ok(GuestView {
+                guest_id: guest_id.to_string(),
+                fields: BTreeMap::new(),
+                views: BTreeMap::new(),
+            }),
+        }
     }
 
     pub async fn reveal(
@@ -448,17 +453,40 @@ impl Vault {
             }
         }
         let (sealed, consent) = self.load(&grant, &guest_id).await?;
-        self.check_guest(
-            caller,
-            &grant,
-            &guest_id,
-            sealed.as_ref().map(|s| s.status),
-            consent,
-        )
-        .await?;
+        let consent = self
+            .check_guest(
+                caller,
+                &grant,
+                &guest_id,
+                sealed.as_ref().map(|s| s.status),
+                consent,
+            )
+            .await?;
         let Some(sealed) = sealed else {
             return Err(VaultError::NotFound);
         };
+        // PIPL Art. 29: under a consent purpose a sensitive field needs a separate consent, also
+        // to be revealed.
+        for f in &fields {
+            let sensitive = self
+                .policies
+                .catalog
+                .get(FieldScope::Guest, f)
+                .is_some_and(|s| s.is_sensitive());
+            if grant.field_view(FieldScope::Guest, f, sensitive, consent).0 < View::Reveal {
+                let rule = format!("purposes.{}.basis.separate_consent", grant.purpose().name);
+                return Err(self
+                    .refuse(
+                        caller,
+                        action,
+                        Some(&gid),
+                        vec![],
+                        VaultError::Denied(DenyReason::FieldNotAllowed),
+                        vec![rule],
+                    )
+                    .await);
+            }
+        }
         let plain = self.open_fields(&guest_id, &sealed, |n| fields.iter().any(|f| f == n))?;
         let mut out = RevealView {
             guest_id: gid.clone(),

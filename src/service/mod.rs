@@ -298,6 +298,16 @@ impl Vault {
         }
     }
 
+    /// Authorizes an operation that touches no personal data (admin, policy); refusals are
+    /// audited like any other.
+    pub async fn authorize_operation(
+        &self,
+        caller: &Caller,
+        action: Action,
+    ) -> Result<(), VaultError> {
+        self.authorize(caller, action, None).await.map(|_| ())
+    }
+
     /// Parses a path id. A malformed id, and for a self-only role (the `guest` role) any id but
     /// its own, is answered exactly like an unknown guest: no enumeration, no existence oracle.
     async fn target(

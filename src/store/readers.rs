@@ -48,13 +48,32 @@ impl Readers {
                 .map_err(|_| StoreError::Other("reader pool poisoned".into()))?
                 .pop()
                 .ok_or_else(|| StoreError::Other("reader pool empty".into()))?;
-            let result = f(&conn);
-            if let Ok(mut conns) = pool.conns.lock() {
-                conns.push(conn);
-            }
+            // Give the connection back even if `f` panics, or the pool would shrink for good.
+            let guard = ReturnOnDrop {
+                pool: &pool,
+                conn: Some(conn),
+            };
+            let result = f(guard
+                .conn
+                .as_ref()
+                .ok_or_else(|| StoreError::Other("no connection".into()))?);
+            drop(guard);
             result
         })
         .await
         .map_err(|_| StoreError::Panicked)?
+    }
+}
+
+struct ReturnOnDrop<'a> {
+    pool: &'a Readers,
+    conn: Option<Connection>,
+}
+
+impl Drop for ReturnOnDrop<'_> {
+    fn drop(&mut self) {
+        if let (Some(conn), Ok(mut conns)) = (self.conn.take(), self.pool.conns.lock()) {
+            conns.push(conn);
+        }
     }
 }

@@ -308,6 +308,8 @@ async fn a_guest_erased_after_a_backup_stays_erased_after_restoring_it() {
     let report = guestvault::ops::restore(&config, &backup).await.unwrap();
     assert_eq!(report.erasures_replayed, 1);
     assert!(report.audit_events_verified > 0);
+    // The erasure's own audit events (after the snapshot) survive the restore.
+    assert!(report.audit_events_carried >= 1, "{report:?}");
 
     let app = spawn_on(dir, config).await;
     let r = app
