@@ -1,9 +1,10 @@
-//! The erasure ledger (REQ-27): every completed erasure is also appended to a hash-chained
-//! JSON Lines file kept apart from the database (`<data_dir>/erasure-ledger.jsonl`), holding
-//! only guest ids and times. A backup restored later is older than some erasures; `restore`
-//! re-applies every erasure in the ledger before the server serves, so an erased guest stays
-//! erased. Each line: `{"seq","guest_id","erased_at","prev_hash","hash"}` with
-//! `hash = SHA-256(prev_hash bytes | {"seq","guest_id","erased_at"} compact JSON)`.
+//! The erasure ledger (REQ-27): every completed erasure — and every consent withdrawal, which
+//! a restore must not undo either (PIPL Art. 15) — is also appended to a hash-chained JSON
+//! Lines file kept apart from the database (`<data_dir>/erasure-ledger.jsonl`), holding only
+//! guest ids, what happened (`erasure` or `consent_withdrawn:<purpose>`) and times. A backup
+//! restored later is older than some of them; `restore` re-applies every entry before the
+//! server serves. Each line: `{"seq","guest_id","event","erased_at","prev_hash","hash"}` with
+//! `hash = SHA-256(prev_hash bytes | {"seq","guest_id","event","erased_at"} compact JSON)`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,9 @@ pub const LEDGER_FILE: &str = "erasure-ledger.jsonl";
 pub struct LedgerEntry {
     pub seq: u64,
     pub guest_id: String,
+    /// `erasure` or `consent_withdrawn:<purpose>`.
+    pub event: String,
+    /// When it happened.
     pub erased_at: String,
     pub prev_hash: String,
     pub hash: String,
@@ -28,13 +32,18 @@ pub struct LedgerEntry {
 struct Canonical<'a> {
     seq: u64,
     guest_id: &'a str,
+    event: &'a str,
     erased_at: &'a str,
 }
 
-fn entry_hash(prev: &[u8], seq: u64, guest_id: &str, erased_at: &str) -> [u8; 32] {
+pub const ERASURE_EVENT: &str = "erasure";
+pub const WITHDRAWAL_PREFIX: &str = "consent_withdrawn:";
+
+fn entry_hash(prev: &[u8], seq: u64, guest_id: &str, event: &str, erased_at: &str) -> [u8; 32] {
     let body = serde_json::to_vec(&Canonical {
         seq,
         guest_id,
+        event,
         erased_at,
     })
     .unwrap_or_default();
@@ -79,7 +88,7 @@ impl ErasureLedger {
     /// Appends one entry and fsyncs it before returning (it must outlive the database commit
     /// that follows it: an entry for an erasure whose commit then failed only means the
     /// erasure is re-applied after a restore, which errs on the side of the guest).
-    pub fn append(&self, guest_id: &str, erased_at: &str) -> Result<(), LedgerError> {
+    pub fn append(&self, guest_id: &str, event: &str, erased_at: &str) -> Result<(), LedgerError> {
         let io = |source| LedgerError::Io {
             path: self.path.clone(),
             source,
@@ -93,10 +102,11 @@ impl ErasureLedger {
             },
         };
         let seq = seq + 1;
-        let hash = entry_hash(&prev, seq, guest_id, erased_at);
+        let hash = entry_hash(&prev, seq, guest_id, event, erased_at);
         let entry = LedgerEntry {
             seq,
             guest_id: guest_id.to_string(),
+            event: event.to_string(),
             erased_at: erased_at.to_string(),
             prev_hash: hex(&prev),
             hash: hex(&hash),
@@ -150,7 +160,7 @@ pub fn read_verified(path: &Path) -> Result<Vec<LedgerEntry>, LedgerError> {
         if to_hash(&e.prev_hash) != Some(prev) {
             return Err(broken("does not link to the previous entry"));
         }
-        let h = entry_hash(&prev, e.seq, &e.guest_id, &e.erased_at);
+        let h = entry_hash(&prev, e.seq, &e.guest_id, &e.event, &e.erased_at);
         if to_hash(&e.hash) != Some(h) {
             return Err(broken("hash mismatch"));
         }
@@ -169,11 +179,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LEDGER_FILE);
         let l = ErasureLedger::new(path.clone());
-        l.append("g1", "2026-11-22T00:00:00Z").unwrap();
-        l.append("g2", "2026-11-23T00:00:00Z").unwrap();
+        l.append("g1", ERASURE_EVENT, "2026-11-22T00:00:00Z")
+            .unwrap();
+        l.append("g2", "consent_withdrawn:marketing", "2026-11-23T00:00:00Z")
+            .unwrap();
         // A second writer instance continues the same chain.
         ErasureLedger::new(path.clone())
-            .append("g3", "2026-11-24T00:00:00Z")
+            .append("g3", ERASURE_EVENT, "2026-11-24T00:00:00Z")
             .unwrap();
         let entries = read_verified(&path).unwrap();
         assert_eq!(

@@ -207,6 +207,9 @@ impl Vault {
         let purpose = change.purpose.clone();
         let requested = change.purpose.clone();
         let permit = grant.permit();
+        let ledger = self.ledger.clone();
+        let withdrawal =
+            (!grant_it).then(|| format!("{}{}", crate::ledger::WITHDRAWAL_PREFIX, change.purpose));
         let applied = self
             .writer
             .execute(move |c| {
@@ -215,6 +218,12 @@ impl Vault {
                     _ => {}
                 }
                 apply(c, &gid, &change, &actor, &now)?;
+                // A restore of an older backup must not bring the consent back (PIPL Art. 15).
+                if let Some(w) = &withdrawal {
+                    ledger
+                        .append(&gid, w, &now)
+                        .map_err(|e| StoreError::Other(e.to_string()))?;
+                }
                 for e in events {
                     crate::audit::append(c, e)?;
                 }

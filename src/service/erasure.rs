@@ -289,7 +289,7 @@ impl Vault {
                 apply_plan(c, &permit, &gid, &plan)?;
                 // Before the commit, so a restore can never forget this erasure (REQ-27).
                 ledger
-                    .append(&gid, &now)
+                    .append(&gid, crate::ledger::ERASURE_EVENT, &now)
                     .map_err(|e| store::StoreError::Other(e.to_string()))?;
                 if plan.shreds_guest() {
                     store::shred_guest(c, &permit, &gid)?;

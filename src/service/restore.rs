@@ -16,6 +16,10 @@ impl Vault {
     ) -> Result<u64, VaultError> {
         let mut replayed = 0;
         for entry in entries {
+            if let Some(purpose) = entry.event.strip_prefix(crate::ledger::WITHDRAWAL_PREFIX) {
+                replayed += u64::from(self.replay_withdrawal(entry, purpose).await?);
+                continue;
+            }
             let Some(gid) = crate::domain::GuestId::parse(&entry.guest_id) else {
                 continue;
             };
@@ -64,5 +68,59 @@ impl Vault {
             replayed += u64::from(done);
         }
         Ok(replayed)
+    }
+}
+
+impl Vault {
+    /// Withdraws a consent again if the restored database still shows it granted since before
+    /// the withdrawal.
+    async fn replay_withdrawal(
+        &self,
+        entry: &crate::ledger::LedgerEntry,
+        purpose: &str,
+    ) -> Result<bool, VaultError> {
+        let Some(gid) = crate::domain::GuestId::parse(&entry.guest_id) else {
+            return Ok(false);
+        };
+        let gid = gid.as_str().to_string();
+        let purpose = purpose.to_string();
+        let at = entry.erased_at.clone();
+        let now = self.now_ts();
+        self.writer
+            .execute(move |c| {
+                let n = c.execute(
+                    "UPDATE consents SET status = 'withdrawn', withdrawn_at = ?3
+                     WHERE guest_id = ?1 AND purpose = ?2 AND status = 'granted' AND granted_at <= ?3",
+                    rusqlite::params![gid, purpose, at],
+                )?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                c.execute(
+                    "INSERT INTO consent_events (guest_id, purpose, status, separate, actor, at)
+                     VALUES (?1, ?2, 'withdrawn', 0, 'system:restore', ?3)",
+                    rusqlite::params![gid, purpose, at],
+                )?;
+                crate::audit::append(
+                    c,
+                    crate::audit::NewEvent {
+                        ts: now,
+                        request_id: format!("restore-{}", uuid::Uuid::new_v4()),
+                        actor: "system:restore".into(),
+                        role: "system".into(),
+                        purpose: None,
+                        action: "consent.replay".into(),
+                        guest_id: Some(gid),
+                        fields: vec![],
+                        outcome: Outcome::Allowed,
+                        reason: Some(format!("consent withdrawn: {purpose} (re-applied after restore)")),
+                        rules: vec![],
+                        justification: None,
+                    },
+                )?;
+                Ok(true)
+            })
+            .await
+            .map_err(VaultError::from_write)
     }
 }

@@ -279,6 +279,16 @@ async fn a_guest_erased_after_a_backup_stays_erased_after_restoring_it() {
         .unwrap()
         .to_string();
     let kept = app.create_guest(zhang_san()).await;
+    let consent = json!({"notice_version":"1","channel":"app"});
+    let path = format!("/v1/guests/{kept}/consents/marketing");
+    app.call(
+        Method::PUT,
+        &path,
+        Some("pms"),
+        Some("check_in"),
+        Some(consent),
+    )
+    .await;
     let backup = app.dir.path().join("snapshot.db");
     let m = guestvault::ops::backup(&app.config, &backup).unwrap();
     assert!(m.audit_head_seq > 0);
@@ -295,6 +305,9 @@ async fn a_guest_erased_after_a_backup_stays_erased_after_restoring_it() {
         )
         .await;
     assert_eq!(r.body["status"], "completed", "{}", r.text);
+    // Withdrawn after the snapshot: must stay withdrawn after the restore.
+    app.call(Method::DELETE, &path, Some("pms"), Some("check_in"), None)
+        .await;
 
     // No restore under a running server.
     let err = format!(
@@ -306,7 +319,10 @@ async fn a_guest_erased_after_a_backup_stays_erased_after_restoring_it() {
     assert!(err.contains("stop the server"), "{err}");
     let (dir, config) = app.stop().await;
     let report = guestvault::ops::restore(&config, &backup).await.unwrap();
-    assert_eq!(report.erasures_replayed, 1);
+    assert_eq!(
+        report.erasures_replayed, 2,
+        "one erasure and one withdrawal"
+    );
     assert!(report.audit_events_verified > 0);
     // The erasure's own audit events (after the snapshot) survive the restore.
     assert!(report.audit_events_carried >= 1, "{report:?}");
@@ -345,6 +361,20 @@ async fn a_guest_erased_after_a_backup_stays_erased_after_restoring_it() {
         )
         .unwrap();
     assert_eq!(keys, 0);
+
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/guests/{kept}"),
+            Some("marketing"),
+            Some("marketing"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.body["code"], "consent_required",
+        "the withdrawal survived the restore"
+    );
 
     // A tampered snapshot is refused by its manifest.
     let mut bytes = std::fs::read(&backup).unwrap();
