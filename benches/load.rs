@@ -197,6 +197,7 @@ fn run(args: Args) -> Results {
                 skipped: None,
                 server_cpu: Default::default(),
                 loadgen_cpu: 0.0,
+                disk_write_bytes: 0,
             };
             if op == Op::Erasure {
                 if let Some(why) = driver::erasure_missing(&ctx).await {
@@ -210,19 +211,23 @@ fn run(args: Args) -> Results {
                 driver::drive(&ctx, op, args.connections, args.warmup).await;
             }
             let (s0, c0) = (server::cpu_snapshot(&server_pid), server::cpu_snapshot(&self_pid));
+            let io0 = server::io_bytes(&server_pid);
             let out = driver::drive(&ctx, op, args.connections, args.duration()).await;
             let (s1, c1) = (server::cpu_snapshot(&server_pid), server::cpu_snapshot(&self_pid));
+            let io1 = server::io_bytes(&server_pid);
+            scenario.disk_write_bytes = io1.1.saturating_sub(io0.1);
             let secs = out.elapsed.as_secs_f64();
             scenario.server_cpu = server::cpu_use(&s0, &s1, secs, hz);
             scenario.loadgen_cpu = server::cpu_use(&c0, &c1, secs, hz).total;
             eprintln!(
-                "  {:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms, {} errors; server {:.2} cores, load generator {:.2}",
+                "  {:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms, {} errors; server {:.2} cores, load generator {:.2}; server wrote {:.1} KiB/op",
                 out.per_second(),
                 out.quantile_ms(0.5),
                 out.quantile_ms(0.99),
                 out.errors,
                 scenario.server_cpu.total,
-                scenario.loadgen_cpu
+                scenario.loadgen_cpu,
+                scenario.disk_write_bytes as f64 / out.ok.max(1) as f64 / 1024.0
             );
             for e in &out.error_samples {
                 eprintln!("    error: {e}");
@@ -231,6 +236,7 @@ fn run(args: Args) -> Results {
             scenarios.push(scenario);
         }
         let (rss_peak, rss_end) = srv.memory();
+        let server_threads = server::threads(&server_pid);
         let log_file = srv.log_file.clone();
         drop(ctx);
         step("stop the vault");
@@ -254,6 +260,7 @@ fn run(args: Args) -> Results {
             scenarios,
             rss_peak,
             rss_end,
+            server_threads,
             stop_time,
             server_log_bytes: seed::file_size(&log_file),
             db_bytes_end: 0,

@@ -99,6 +99,8 @@ pub struct Scenario {
     pub skipped: Option<String>,
     pub server_cpu: CpuUse,
     pub loadgen_cpu: f64,
+    /// Bytes the server wrote to storage during the measured run.
+    pub disk_write_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +122,7 @@ pub struct Results {
     pub scenarios: Vec<Scenario>,
     pub rss_peak: u64,
     pub rss_end: u64,
+    pub server_threads: usize,
     pub stop_time: Duration,
     pub server_log_bytes: u64,
     pub db_bytes_end: u64,
@@ -474,7 +477,8 @@ impl Results {
             },
             mb(self.server_log_bytes)
         );
-        let _ = writeln!(o, "- Peak RSS is the server's `VmHWM` just before it was stopped; its resident set at that moment was {}. A graceful stop (SIGTERM) took {:.0} ms.", mb(self.rss_end), self.stop_time.as_secs_f64() * 1000.0);
+        let _ = writeln!(o, "- Peak RSS is the server's `VmHWM` just before it was stopped; its resident set at that moment was {}, with {} threads. A graceful stop (SIGTERM) took {:.0} ms.", mb(self.rss_end), self.server_threads, self.stop_time.as_secs_f64() * 1000.0);
+        let _ = writeln!(o, "- Server disk writes are `write_bytes` from `/proc/<pid>/io` over the measured run (WAL frames, checkpoints into the database file, the log), divided by successful operations.");
         let _ = writeln!(o, "- Throughput counts successful operations only; errors are listed above when there were any.");
         o
     }

@@ -189,6 +189,24 @@ pub fn cpu_snapshot(pid: &str) -> CpuSnapshot {
     snap
 }
 
+/// Bytes the process caused to be read from and written to storage (`/proc/<pid>/io`
+/// `read_bytes`, `write_bytes`): WAL frames, checkpoints and the log file.
+pub fn io_bytes(pid: &str) -> (u64, u64) {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    let get = |key: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (get("read_bytes:"), get("write_bytes:"))
+}
+
+/// Number of threads the process has now.
+pub fn threads(pid: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
+}
+
 /// Clock ticks per second (`getconf CLK_TCK`, 100 on every common Linux).
 pub fn ticks_per_second() -> f64 {
     Command::new("getconf")
