@@ -12,5 +12,8 @@
 # Exits non-zero if any request errored.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export BENCH_COMMAND="bench/run.sh${*:+ $*}"
+# The report records the command as given, quoted so it can be pasted back.
+BENCH_COMMAND="bench/run.sh"
+if [ $# -gt 0 ]; then BENCH_COMMAND+=$(printf ' %q' "$@"); fi
+export BENCH_COMMAND
 exec cargo bench --bench load -- "$@"

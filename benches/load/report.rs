@@ -361,43 +361,47 @@ impl Results {
              axum ceiling. CPU is in cores (this machine has {}).\n",
             a.connections, m.cores
         );
-        let _ = writeln!(o, "| scenario | ops/s | p50 | p95 | p99 | max | errors | vs ceiling | server CPU | load-generator CPU |\n|---|---|---|---|---|---|---|---|---|---|");
-        let row =
-            |o: &mut String, name: &str, out: &Outcome, reqs: u64, server: &str, client: f64| {
-                let _ = writeln!(
-                    o,
-                    "| {name} | {} | {} | {} | {} | {} | {} | {:.2}× | {server} | {client:.2} |",
-                    int(out.per_second()),
-                    ms(out.quantile_ms(0.5)),
-                    ms(out.quantile_ms(0.95)),
-                    ms(out.quantile_ms(0.99)),
-                    ms(out.quantile_ms(1.0)),
-                    out.errors,
-                    out.per_second() * reqs as f64 / ceiling.max(1e-9),
-                );
-            };
+        let _ = writeln!(
+            o,
+            "| scenario | ops/s | p50 | p95 | p99 | max | errors | vs ceiling | server CPU | \
+             load-generator CPU | server disk writes/op |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        let row = |o: &mut String, name: &str, out: &Outcome, reqs: u64, rest: &str| {
+            let _ = writeln!(
+                o,
+                "| {name} | {} | {} | {} | {} | {} | {} | {:.2}× | {rest} |",
+                int(out.per_second()),
+                ms(out.quantile_ms(0.5)),
+                ms(out.quantile_ms(0.95)),
+                ms(out.quantile_ms(0.99)),
+                ms(out.quantile_ms(1.0)),
+                out.errors,
+                out.per_second() * reqs as f64 / ceiling.max(1e-9),
+            );
+        };
+        let rest = format!("(in-process) | {:.2} | —", self.ceiling_loadgen_cpu);
         row(
             &mut o,
             "trivial axum GET (ceiling)",
             &self.ceiling,
             1,
-            "(in-process)",
-            self.ceiling_loadgen_cpu,
+            &rest,
         );
         for s in &self.scenarios {
             match &s.outcome {
-                Some(out) => row(
-                    &mut o,
-                    s.name,
-                    out,
-                    s.op.requests(),
-                    &format!("{:.2}", s.server_cpu.total),
-                    s.loadgen_cpu,
-                ),
+                Some(out) => {
+                    let per_op = s.disk_write_bytes as f64 / out.ok.max(1) as f64 / 1024.0;
+                    let rest = format!(
+                        "{:.2} | {:.2} | {per_op:.1} KiB",
+                        s.server_cpu.total, s.loadgen_cpu
+                    );
+                    row(&mut o, s.name, out, s.op.requests(), &rest);
+                }
                 None => {
                     let _ = writeln!(
                         o,
-                        "| {} | {} | | | | | | | | |",
+                        "| {} | {} | | | | | | | | | |",
                         s.name,
                         s.skipped.clone().unwrap_or_default()
                     );
