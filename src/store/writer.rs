@@ -14,7 +14,9 @@ use rusqlite::Connection;
 use super::StoreError;
 
 type Completion = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+/// Runs its operation on the connection, or, given `None` (the group transaction could not
+/// begin), skips it; either way returns how to answer the caller once the group is settled.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> Completion + Send>;
 /// Runs in every group transaction after its operations and before the commit (in its own
 /// savepoint; a failure is logged and does not fail the group). The audit checkpoint every N
 /// events uses it.
@@ -71,8 +73,13 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<T, StoreError>>();
-        let job: Job = Box::new(move |conn: &Connection| {
-            let result = in_savepoint(conn, op);
+        let job: Job = Box::new(move |conn: Option<&Connection>| {
+            // Without the group transaction the operation must not run: outside a transaction
+            // its savepoint would commit on its own while the caller is told it failed.
+            let result = match conn {
+                Some(conn) => in_savepoint(conn, op),
+                None => Err(StoreError::Other("not run".into())),
+            };
             Box::new(move |commit: Result<(), Arc<StoreError>>| {
                 let outcome = match (commit, result) {
                     (Ok(()), r) => r,
@@ -121,15 +128,14 @@ fn run(
         if let Err(e) = begin {
             let e = Arc::new(StoreError::from(e));
             for job in jobs {
-                // The job never ran its op; answer with the begin failure.
-                let completion = job(&conn);
-                completion(Err(e.clone()));
+                // The op is not run; answer with the begin failure.
+                job(None)(Err(e.clone()));
             }
             continue;
         }
         let n = jobs.len() as u64;
         for job in jobs {
-            completions.push(job(&conn));
+            completions.push(job(Some(&conn)));
         }
         if let Some(hook) = hook.as_mut() {
             if let Err(e) = in_savepoint(&conn, |c| hook(c)) {
@@ -190,6 +196,34 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(keys, vec!["a".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn an_operation_is_not_run_when_the_group_transaction_cannot_begin() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let conn = super::super::open_writer(&path, "full", "fp").unwrap();
+        conn.busy_timeout(std::time::Duration::from_millis(50))
+            .unwrap();
+        let (w, _h) = Writer::start(conn, 64).unwrap();
+        // Another process holds the write lock, so `BEGIN IMMEDIATE` times out.
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        let r = w
+            .execute(move |_| {
+                flag.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
+        assert!(r.is_err());
+        assert!(
+            !ran.load(Ordering::SeqCst),
+            "the operation ran outside a transaction"
+        );
+        other.execute_batch("COMMIT").unwrap();
+        assert!(w.execute(|_| Ok(1)).await.is_ok());
     }
 
     #[tokio::test]

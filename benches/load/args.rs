@@ -1,0 +1,157 @@
+//! The harness's command line. `cargo bench` appends `--bench` to the arguments of a
+//! `harness = false` target, so that flag is accepted and ignored.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Full,
+    Quick,
+    Smoke,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Quick => "quick",
+            Self::Smoke => "smoke",
+        }
+    }
+}
+
+/// The scenarios, in the order they run.
+pub const SCENARIOS: [&str; 5] = ["create", "read", "search_read", "add_stay", "erasure"];
+
+#[derive(Debug, Clone)]
+pub struct Args {
+    pub mode: Mode,
+    pub guests: u64,
+    pub seconds: u64,
+    pub connections: usize,
+    /// Unmeasured run before each measured one (connections warm, caches filled).
+    pub warmup: Duration,
+    /// Length of each raw baseline run.
+    pub baseline: Duration,
+    pub scenarios: Vec<String>,
+    pub out: PathBuf,
+    pub note: Option<String>,
+    pub keep_data: bool,
+    /// `log.level` for the server; `None` keeps the vault's default (`info`, one access-log
+    /// line per request).
+    pub server_log_level: Option<String>,
+    /// The arguments as given (without cargo's `--bench`), for the report.
+    pub given: Vec<String>,
+}
+
+pub const USAGE: &str = "\
+usage: bench/run.sh [--quick|--smoke] [--guests N] [--seconds S] [--connections C]
+                    [--scenarios create,read,search_read,add_stay,erasure]
+                    [--out FILE] [--note TEXT] [--server-log-level LEVEL] [--keep-data]
+
+  (default)      1,000,000 guests, 64 connections, 30 s per scenario -> BENCHMARKS.md
+  --quick        100,000 guests                                      -> BENCHMARKS.md
+  --smoke        200 guests, 8 connections, 2 s (CI)                 -> target/BENCHMARKS-smoke.md
+  --out FILE     write the report here instead
+  --note TEXT    a line of context for the report (e.g. what else the machine was doing)
+  --keep-data    keep the temporary data dir (its path is printed)
+Exits non-zero if any request errored.";
+
+fn text(flag: &str, v: Option<String>) -> Result<String, String> {
+    v.ok_or_else(|| format!("`{flag}` needs a value"))
+}
+
+/// A number; `1_000_000` and `1,000,000` are accepted.
+fn number<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
+    let v = text(flag, v)?;
+    v.replace(['_', ','], "")
+        .parse()
+        .map_err(|_| format!("`{flag}`: `{v}` is not a valid number"))
+}
+
+impl Args {
+    pub fn parse(raw: impl IntoIterator<Item = String>) -> Result<Self, String> {
+        let given: Vec<String> = raw.into_iter().filter(|a| a != "--bench").collect();
+        let mut mode = Mode::Full;
+        let (mut guests, mut seconds, mut connections) = (None, None, None);
+        let mut scenarios: Vec<String> = SCENARIOS.iter().map(|s| s.to_string()).collect();
+        let mut out = None;
+        let mut note = None;
+        let mut keep_data = false;
+        let mut server_log_level = None;
+        let mut it = given.clone().into_iter();
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--quick" => mode = Mode::Quick,
+                "--smoke" => mode = Mode::Smoke,
+                "--guests" => guests = Some(number::<u64>(&arg, it.next())?),
+                "--seconds" => seconds = Some(number::<u64>(&arg, it.next())?),
+                "--connections" => connections = Some(number::<usize>(&arg, it.next())?),
+                "--out" => out = Some(PathBuf::from(text(&arg, it.next())?)),
+                "--note" => note = Some(text(&arg, it.next())?),
+                "--server-log-level" => server_log_level = Some(text(&arg, it.next())?),
+                "--keep-data" => keep_data = true,
+                "--scenarios" => {
+                    let list = text(&arg, it.next())?;
+                    scenarios = list
+                        .split([',', ' '])
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    if let Some(bad) = scenarios.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
+                        return Err(format!("unknown scenario `{bad}`"));
+                    }
+                }
+                "-h" | "--help" => return Err(String::new()),
+                other => return Err(format!("unknown argument `{other}`")),
+            }
+        }
+        let (g, s, c) = match mode {
+            Mode::Full => (1_000_000, 30, 64),
+            Mode::Quick => (100_000, 30, 64),
+            Mode::Smoke => (200, 2, 8),
+        };
+        let guests = guests.unwrap_or(g);
+        let seconds = seconds.unwrap_or(s);
+        let connections = connections.unwrap_or(c);
+        if guests == 0 || seconds == 0 || connections == 0 {
+            return Err("--guests, --seconds and --connections must be positive".into());
+        }
+        if guests >= 90_000_000 {
+            return Err("--guests must be below 90,000,000 (unique mobile numbers)".into());
+        }
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let out = out.unwrap_or_else(|| match mode {
+            Mode::Smoke => manifest.join("target").join("BENCHMARKS-smoke.md"),
+            _ => manifest.join("BENCHMARKS.md"),
+        });
+        let smoke = mode == Mode::Smoke;
+        Ok(Self {
+            mode,
+            guests,
+            seconds,
+            connections,
+            warmup: if smoke {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(seconds.clamp(1, 30) / 10).max(Duration::from_secs(1))
+            },
+            baseline: Duration::from_secs(if smoke { 1 } else { seconds.min(5) }),
+            scenarios,
+            out,
+            note,
+            keep_data,
+            server_log_level,
+            given,
+        })
+    }
+
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs(self.seconds)
+    }
+
+    pub fn runs(&self, scenario: &str) -> bool {
+        self.scenarios.iter().any(|s| s == scenario)
+    }
+}
