@@ -79,6 +79,20 @@ struct VerifyKey {
 /// Verifies bearer tokens against the configured keys.
 pub struct Authenticator {
     keys: Vec<VerifyKey>,
+    /// Tokens verified in the last minute (never past their `exp`): a client sends the same
+    /// token with every request, and re-checking its signature and claims each time was a
+    /// measurable share of a read.
+    cache: std::sync::Mutex<std::collections::HashMap<String, (Principal, u64)>>,
+}
+
+const CACHE_SECS: u64 = 60;
+const CACHE_MAX_ENTRIES: usize = 10_000;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -147,17 +161,46 @@ impl Authenticator {
         if keys.is_empty() {
             return Err(AuthSetupError::NoKeys);
         }
-        Ok(Self { keys })
+        Ok(Self {
+            keys,
+            cache: std::sync::Mutex::default(),
+        })
     }
 
-    /// Verifies `token` and returns its principal.
+    /// Verifies `token` and returns its principal (from the cache when it was verified in the
+    /// last minute and has not expired).
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let now = unix_now();
+        if let Ok(cache) = self.cache.lock() {
+            if let Some((p, until)) = cache.get(token) {
+                if now < *until {
+                    return Ok(p.clone());
+                }
+            }
+        }
+        let (principal, exp) = self.verify_uncached(token)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_MAX_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(
+                token.to_string(),
+                (principal.clone(), exp.min(now + CACHE_SECS)),
+            );
+        }
+        Ok(principal)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<(Principal, u64), AuthError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let mut last = AuthError::Invalid("no key for the token's algorithm".into());
         for k in self.keys.iter().filter(|k| k.algorithm == header.alg) {
             match jsonwebtoken::decode::<Claims>(token, &k.key, &k.validation) {
-                Ok(data) => return principal(data.claims),
+                Ok(data) => {
+                    let exp = data.claims.exp;
+                    return principal(data.claims).map(|p| (p, exp));
+                }
                 Err(e) => last = AuthError::Invalid(e.to_string()),
             }
         }
@@ -354,6 +397,27 @@ mod tests {
         )
         .unwrap();
         assert!(auth.verify(&iss).is_err());
+    }
+
+    #[test]
+    fn a_cached_token_still_expires() {
+        let (_d, config, auth) = setup();
+        let secret = read_secret_file("k", &config.hs256_secret_file()).unwrap();
+        // exp two seconds ago, within the 30 s leeway: valid now, but the cache must not keep
+        // it past exp.
+        let t = mint_hs256(
+            &secret,
+            "guestvault",
+            "guestvault",
+            "pms",
+            "s",
+            std::time::Duration::ZERO,
+            now() - 2,
+        )
+        .unwrap();
+        assert!(auth.verify(&t).is_ok());
+        let until = auth.cache.lock().unwrap().get(&t).unwrap().1;
+        assert!(until <= now(), "cached until {until}, past exp");
     }
 
     #[test]

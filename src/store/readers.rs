@@ -1,79 +1,118 @@
-//! A small pool of read-only connections. WAL lets readers run beside the writer; each read
-//! runs on the blocking thread pool so SQLite never stalls the async runtime.
+//! A small pool of read-only connections, each owned by its own thread. WAL lets readers run
+//! beside the writer. A fixed set of threads (rather than the async runtime's blocking pool)
+//! keeps each connection's statement cache warm and avoids spawning threads under load.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 use rusqlite::Connection;
 
 use super::{open_reader, StoreError};
 
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
 #[derive(Debug)]
 pub struct Readers {
-    conns: Mutex<Vec<Connection>>,
-    permits: Arc<tokio::sync::Semaphore>,
+    tx: Mutex<Option<mpsc::Sender<ReadJob>>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Readers {
     pub fn open(path: &Path, size: usize) -> Result<Arc<Self>, StoreError> {
-        let conns = (0..size)
-            .map(|_| open_reader(path))
-            .collect::<Result<Vec<_>, _>>()?;
+        let (tx, rx) = mpsc::channel::<ReadJob>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut threads = Vec::with_capacity(size);
+        for i in 0..size {
+            let conn = open_reader(path)?;
+            let rx = rx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("guestvault-reader-{i}"))
+                .spawn(move || serve(&conn, &rx))
+                .map_err(|e| StoreError::Other(format!("cannot start a reader thread: {e}")))?;
+            threads.push(handle);
+        }
         Ok(Arc::new(Self {
-            conns: Mutex::new(conns),
-            permits: Arc::new(tokio::sync::Semaphore::new(size)),
+            tx: Mutex::new(Some(tx)),
+            threads: Mutex::new(threads),
         }))
     }
 
-    /// Runs `f` on a pooled connection on the blocking pool.
+    /// Runs `f` on the next free reader connection.
     pub async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| StoreError::Other("reader pool closed".into()))?;
-        let pool = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            // INVARIANT: the semaphore has as many permits as the pool has connections, so a
-            // holder of a permit always finds one. The lock is held only to pop and push.
-            let conn = pool
-                .conns
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let _ = done_tx.send(f(conn));
+        });
+        {
+            let tx = self
+                .tx
                 .lock()
-                .map_err(|_| StoreError::Other("reader pool poisoned".into()))?
-                .pop()
-                .ok_or_else(|| StoreError::Other("reader pool empty".into()))?;
-            // Give the connection back even if `f` panics, or the pool would shrink for good.
-            let guard = ReturnOnDrop {
-                pool: &pool,
-                conn: Some(conn),
-            };
-            let result = f(guard
-                .conn
-                .as_ref()
-                .ok_or_else(|| StoreError::Other("no connection".into()))?);
-            drop(guard);
-            result
-        })
-        .await
-        .map_err(|_| StoreError::Panicked)?
+                .map_err(|_| StoreError::Other("reader pool poisoned".into()))?;
+            tx.as_ref()
+                .ok_or_else(|| StoreError::Other("reader pool closed".into()))?
+                .send(job)
+                .map_err(|_| StoreError::Other("reader pool closed".into()))?;
+        }
+        // A panicking read drops its sender: the caller gets an error, the thread lives on.
+        done_rx.await.map_err(|_| StoreError::Panicked)?
     }
 }
 
-struct ReturnOnDrop<'a> {
-    pool: &'a Readers,
-    conn: Option<Connection>,
+fn serve(conn: &Connection, rx: &Mutex<mpsc::Receiver<ReadJob>>) {
+    loop {
+        let job = match rx.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(job) => {
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(conn)));
+            }
+            Err(_) => return,
+        }
+    }
 }
 
-impl Drop for ReturnOnDrop<'_> {
+impl Drop for Readers {
+    /// Closes the queue and waits for the threads, so every connection is closed on return
+    /// (restore swaps database files right after).
     fn drop(&mut self) {
-        if let (Some(conn), Ok(mut conns)) = (self.conn.take(), self.pool.conns.lock()) {
-            conns.push(conn);
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
         }
+        if let Ok(mut threads) = self.threads.lock() {
+            for t in threads.drain(..) {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_read_fails_alone_and_the_pool_keeps_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("r.db");
+        drop(super::super::open_writer(&db, "full", "fp").unwrap());
+        let readers = Readers::open(&db, 2).unwrap();
+        for _ in 0..5 {
+            let r = readers
+                .run(|_| -> Result<(), StoreError> { panic!("boom") })
+                .await;
+            assert!(matches!(r, Err(StoreError::Panicked)));
+        }
+        let n: i64 = readers
+            .run(|c| Ok(c.query_row("SELECT 41 + 1", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(n, 42);
     }
 }
