@@ -208,8 +208,8 @@ pub(crate) fn apply_plan(
     Ok(())
 }
 
-/// Reason codes an erasure request may carry (free text could hold personal data, so it is not
-/// stored).
+/// Reason codes recorded as given; any other (free-text) reason is accepted but recorded only
+/// as `other`, since it could hold personal data.
 pub const ERASURE_REASONS: [&str; 5] = [
     "guest_request",
     "consent_withdrawn",
@@ -233,12 +233,9 @@ impl Vault {
         let action = Action::GuestErase;
         let grant = self.authorize(caller, action, Some(raw_id)).await?;
         let guest_id = self.target(caller, &grant, raw_id).await?;
-        if let Some(r) = reason.filter(|r| !ERASURE_REASONS.contains(r)) {
-            let _ = r;
-            let e = VaultError::Validation(vec![crate::domain::FieldError::new(
-                "reason",
-                "not_allowed",
-            )]);
+        if reason.is_some_and(|r| r.chars().count() > 500) {
+            let e =
+                VaultError::Validation(vec![crate::domain::FieldError::new("reason", "too_long")]);
             return Err(self
                 .refuse(
                     caller,
@@ -269,7 +266,13 @@ impl Vault {
             grant.rules().to_vec(),
         );
         let restricted_ok = grant.purpose().restricted_access;
-        let reason = reason.unwrap_or("guest_request").to_string();
+        // A known reason code is recorded; free text is accepted but never stored (it could hold
+        // personal data, and the audit trail outlives the erasure).
+        let reason = match reason {
+            None => "guest_request".to_string(),
+            Some(r) if ERASURE_REASONS.contains(&r) => r.to_string(),
+            Some(_) => "other (free text not stored)".to_string(),
+        };
         let job_subject = subject.clone();
         let ledger = self.ledger.clone();
         let outcome = self

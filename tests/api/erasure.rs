@@ -650,3 +650,44 @@ async fn a_request_received_before_national_day_is_due_after_it() {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn a_free_text_reason_is_accepted_but_never_stored() {
+    let app = spawn_app().await;
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/guests",
+            Some("pms"),
+            Some("check_in"),
+            Some(json!({"fields":{"mobile":"13700001234"}})),
+        )
+        .await;
+    let id = r.body["guest_id"].as_str().unwrap().to_string();
+    let reason = "Mr 龙傲天 phoned from 13911112222 and asked us to delete everything";
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/guests/{id}/erasure"),
+            Some(DSR.0),
+            Some(DSR.1),
+            Some(json!({ "reason": reason })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let stored: String = app
+        .db()
+        .query_row(
+            "SELECT reason FROM audit_events WHERE action = 'guest.erase'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(stored.contains("other (free text not stored)"), "{stored}");
+    for entry in std::fs::read_dir(app.dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+        assert!(!bytes
+            .windows("13911112222".len())
+            .any(|w| w == b"13911112222"));
+    }
+}
