@@ -55,9 +55,15 @@ impl Writer {
         let (tx, rx) = mpsc::channel::<Job>();
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
+        let checkpointer = Checkpointer::start(&conn);
         let handle = std::thread::Builder::new()
             .name("guestvault-writer".into())
-            .spawn(move || run(conn, rx, max_batch, hook, &thread_stats))?;
+            .spawn(move || {
+                run(conn, rx, max_batch, hook, &thread_stats);
+                if let Some(c) = checkpointer {
+                    c.stop();
+                }
+            })?;
         Ok((Self { tx, stats }, handle))
     }
 
@@ -105,6 +111,54 @@ fn in_savepoint<T>(
     }
     conn.execute_batch("RELEASE op")?;
     result
+}
+
+/// Copies the WAL back into the database from its own thread and connection. Left to SQLite,
+/// the automatic checkpoint runs inside a commit on the writer thread and stalls every caller
+/// of that group behind a database fsync.
+struct Checkpointer {
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+    /// Takes over checkpointing for `writer`'s database; `None` (SQLite keeps doing it) if the
+    /// database has no file or a second connection cannot be opened.
+    fn start(writer: &Connection) -> Option<Self> {
+        let path = writer.path().filter(|p| !p.is_empty())?.to_string();
+        let conn = Connection::open(&path).ok()?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).ok()?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("guestvault-checkpoint".into())
+            .spawn(move || loop {
+                let last = !matches!(
+                    stopped.recv_timeout(Self::EVERY),
+                    Err(mpsc::RecvTimeoutError::Timeout)
+                );
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+                if last {
+                    return;
+                }
+            })
+            .ok()?;
+        if writer.pragma_update(None, "wal_autocheckpoint", 0).is_err() {
+            let _ = stop.send(());
+            let _ = thread.join();
+            return None;
+        }
+        Some(Self { stop, thread })
+    }
+
+    /// A last checkpoint, then the thread ends (before the writer's own join returns).
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
 }
 
 fn run(
