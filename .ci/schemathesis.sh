@@ -29,7 +29,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-python3 -m venv "$work/venv"
+python3 -m venv "$work/venv" || {
+    echo "python3 cannot create a venv (on Debian and Ubuntu: apt-get install python3-venv)" >&2
+    exit 1
+}
 "$work/venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -266,3 +266,26 @@ fn for_each_operation(doc: &mut Value, mut f: impl FnMut(&str, &mut Value)) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_place_the_policy_narrows_exists_in_the_generated_document() {
+        let policies = Policies::load(None).unwrap();
+        let mut doc =
+            serde_json::to_value(<super::super::ApiDoc as utoipa::OpenApi>::openapi()).unwrap();
+        assert_eq!(narrow(&mut doc, &policies), Vec::<String>::new());
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(
+            schemas["GuestFieldsInput"]["properties"]["gender"]["enum"],
+            json!(["M", "F", "U"])
+        );
+        assert_eq!(
+            schemas["GuestFieldChanges"]["properties"]["preferences"]["type"],
+            json!(["object", "null"])
+        );
+        assert_eq!(schemas["GuestExport"].get("$schema"), None);
+    }
+}
