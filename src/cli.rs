@@ -449,16 +449,35 @@ fn print_demo(config: &Config, addr: &str, policies: &Policies) -> anyhow::Resul
 
 /// Logs go to stderr; the level comes from `log.level` (or `RUST_LOG`).
 pub fn init_tracing(config: &Config) {
+    use tracing_subscriber::util::SubscriberInitExt;
+    let _ = log_subscriber(config, std::io::stderr).try_init();
+}
+
+/// The log subscriber for `config`: the `log.level` filter (or `RUST_LOG`), and with
+/// `log.format = "json"` one flat JSON object per line (`timestamp`, `level`, `target`,
+/// `message`, then the event's fields: for the access log `request_id`, `method`, `route`,
+/// `status`, `latency_us`, `role`, `purpose`).
+pub fn log_subscriber<W>(config: &Config, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if config.log.format == "json" {
-        builder.json().try_init()
+        .with_writer(writer);
+    if config.log.format == "json" {
+        Box::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .finish(),
+        )
     } else {
-        builder.try_init()
-    };
+        Box::new(builder.finish())
+    }
 }
 
 #[cfg(test)]

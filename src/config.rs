@@ -37,6 +37,42 @@ pub struct Config {
     pub audit: AuditConfig,
     pub retention: RetentionConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// Who may scrape `GET /metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Client networks (CIDR, or a bare address) that may scrape without a token. Default:
+    /// loopback only. Empty: nobody without a token.
+    pub allow: Vec<String>,
+    /// Roles whose bearer token may scrape from any address (e.g. `["admin"]`). Default: none.
+    pub bearer_roles: Vec<String>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            bearer_roles: Vec::new(),
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// The `allow` networks, parsed (validated at load, so a bad entry never gets here).
+    pub fn allowed_networks(&self) -> Vec<ipnet::IpNet> {
+        self.allow.iter().filter_map(|s| parse_network(s)).collect()
+    }
+}
+
+/// `10.0.0.0/8`, `::1/128`, or a bare address meaning just that host.
+fn parse_network(s: &str) -> Option<ipnet::IpNet> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -286,6 +322,25 @@ impl Config {
         if self.server.max_body_bytes < 1024 {
             return Err(bad("server.max_body_bytes", "must be at least 1024"));
         }
+        if let Some(bad_net) = self
+            .metrics
+            .allow
+            .iter()
+            .find(|n| parse_network(n).is_none())
+        {
+            return Err(bad(
+                "metrics.allow",
+                &format!("`{bad_net}` is not a network such as 10.0.0.0/8 or an address"),
+            ));
+        }
+        if self
+            .metrics
+            .bearer_roles
+            .iter()
+            .any(|r| !crate::policy::is_identifier(r))
+        {
+            return Err(bad("metrics.bearer_roles", "must be role names"));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(bad("log.format", "must be `text` or `json`"));
         }
@@ -328,9 +383,12 @@ impl Config {
     }
 }
 
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: [&str; 2] = ["allow", "bearer_roles"];
+
 /// Environment values are TOML when they parse as a number, boolean or array; else strings.
 fn env_value(key: &str, raw: &str) -> toml::Value {
-    if key.ends_with("files") {
+    if key.ends_with("files") || LIST_KEYS.contains(&key) {
         let items = raw
             .split(',')
             .filter(|s| !s.trim().is_empty())
@@ -433,6 +491,32 @@ mod tests {
             .unwrap();
         assert_eq!(ok.audit.retention_days, 1095);
         assert_eq!(Config::default().audit.retention_days, 1096);
+    }
+
+    #[test]
+    fn metrics_scrapers_default_to_loopback_and_come_from_the_environment() {
+        let c = Config::load_with_env(None, env(&[])).unwrap();
+        let nets = c.metrics.allowed_networks();
+        assert!(nets
+            .iter()
+            .any(|n| n.contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap())));
+        assert!(!nets
+            .iter()
+            .any(|n| n.contains(&"10.1.2.3".parse::<std::net::IpAddr>().unwrap())));
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("GUESTVAULT_METRICS_ALLOW", "10.0.0.0/8, 192.0.2.7"),
+                ("GUESTVAULT_METRICS_BEARER_ROLES", "admin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.metrics.allowed_networks().len(), 2);
+        assert_eq!(c.metrics.bearer_roles, vec!["admin".to_string()]);
+        let err = Config::load_with_env(None, env(&[("GUESTVAULT_METRICS_ALLOW", "10.0.0.0/33")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("metrics.allow"), "{err}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`config`]: typed configuration (file + `GUESTVAULT_*` env + `*_file` secrets).
 //! - [`startup`]: `App::build` → `port()` / `run_until_stopped()`.
-//! - [`http`]: routes, extractors, problem+json errors; never touches storage.
+//! - [`http`]: routes, extractors, problem+json errors, `/metrics`, and the OpenAPI document
+//!   generated from the handlers (`/openapi.json`); never touches storage.
 //! - [`auth`]: JWT verification, `Principal`.
 //! - [`policy`]: field catalog and access policy, validation, decisions, `Permit`.
 //! - [`service`]: the use cases, the single choke point for personal data.
@@ -13,6 +14,7 @@
 //! - [`audit`]: events, the hash chain, signed checkpoints, query, the signed export format
 //!   and its offline verifier, and retention of the trail.
 //! - [`ledger`]: the erasure ledger kept apart from the database (survives restores).
+//! - [`metrics`]: Prometheus metric names, the recorder, what is recorded where.
 //! - [`ops`]: backup and restore.
 //! - [`cli`]: the `guestvault` command (`audit export|verify|purge|public-key` in `cli::audit`).
 #![forbid(unsafe_code)]
@@ -26,6 +28,7 @@ pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod ledger;
+pub mod metrics;
 pub mod ops;
 pub mod policy;
 pub mod service;

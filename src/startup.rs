@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use crate::auth::Authenticator;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::http::{app, AppState};
+use crate::http::{app, AppState, Peer, ScrapeAccess};
 use crate::policy::Policies;
 use crate::service::Vault;
 use crate::store::{self, Readers, Writer};
@@ -135,6 +135,7 @@ impl App {
             state: AppState {
                 vault,
                 auth: Arc::new(auth),
+                scrape: Arc::new(ScrapeAccess::from_config(&config.metrics)),
             },
             max_body_bytes: config.server.max_body_bytes,
             sweep_interval: Duration::from_secs(config.retention.sweep_interval_secs),
@@ -163,6 +164,7 @@ impl App {
         self,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let metrics = crate::metrics::install();
         let router = app(self.state.clone(), self.max_body_bytes);
         let mut tasks = vec![
             tokio::spawn(checkpoint_timer(
@@ -171,13 +173,17 @@ impl App {
             )),
             tokio::spawn(watch_keyring(self.state.vault.clone())),
         ];
+        if let Some(handle) = metrics {
+            tasks.push(tokio::spawn(metrics_upkeep(handle)));
+        }
         if !self.sweep_interval.is_zero() {
             tasks.push(tokio::spawn(sweep_forever(
                 self.state.vault.clone(),
                 self.sweep_interval,
             )));
         }
-        let served = axum::serve(self.listener, router)
+        let service = router.into_make_service_with_connect_info::<Peer>();
+        let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(signal)
             .await;
         // The background tasks hold writer handles: stop them, or the writer never ends.
@@ -248,14 +254,31 @@ async fn sweep_forever(vault: Vault, interval: std::time::Duration) {
         tick.tick().await;
         let run_id = format!("retention-{}", uuid::Uuid::new_v4());
         match vault.retention_run(&run_id, false, |_| {}).await {
-            Ok(r) => tracing::info!(
-                checked = r.guests_checked,
-                affected = r.guests_affected,
-                erased = r.guests_erased,
-                "retention sweep"
-            ),
-            Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+            Ok(r) => {
+                crate::metrics::record_sweep("background", Some(&r));
+                tracing::info!(
+                    checked = r.guests_checked,
+                    affected = r.guests_affected,
+                    erased = r.guests_erased,
+                    "retention sweep"
+                );
+            }
+            Err(e) => {
+                crate::metrics::record_sweep("background", None);
+                tracing::error!(error = %e, "retention sweep failed");
+            }
         }
+    }
+}
+
+/// Folds buffered histogram samples into their buckets, so memory stays bounded when nobody
+/// scrapes for a while.
+async fn metrics_upkeep(handle: &'static metrics_exporter_prometheus::PrometheusHandle) {
+    let mut tick = tokio::time::interval(crate::metrics::UPKEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
     }
 }
 

@@ -181,7 +181,7 @@ pub fn checkpoint_head(
 }
 
 /// The result of checking the audit trail in the database.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StoreVerification {
     pub intact: bool,
     /// Events whose hash and link were checked (up to the first bad one).

@@ -37,7 +37,7 @@ use crate::store::StoreError;
 
 pub const GENESIS_HASH: [u8; 32] = [0u8; 32];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Allowed,
@@ -81,7 +81,7 @@ pub struct NewEvent {
 }
 
 /// A stored event; also the canonical form (field order is the hash contract).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     pub seq: u64,
     pub ts: String,

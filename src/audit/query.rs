@@ -117,9 +117,11 @@ pub fn parse_query(raw: Option<&str>) -> Result<QueryParams, Vec<FieldError>> {
     let filter = parse_filter(&pairs, &["after_seq", "limit"], &mut errors);
     for (k, v) in &pairs {
         match k.as_str() {
-            "after_seq" => match v.parse::<u64>() {
-                Ok(n) => after_seq = n,
-                Err(_) => errors.push(FieldError::new("after_seq", "invalid_number")),
+            // Seqs are SQLite integers: a value past i64::MAX would wrap to a negative bound
+            // and page from the start of the trail.
+            "after_seq" => match v.parse::<i64>().ok().and_then(|n| u64::try_from(n).ok()) {
+                Some(n) => after_seq = n,
+                None => errors.push(FieldError::new("after_seq", "invalid_number")),
             },
             "limit" => match v.parse::<usize>() {
                 Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,

@@ -238,6 +238,26 @@ fn bad_query_parameters_are_named_and_never_echoed() {
     assert_eq!(Filter::default().names(), Vec::<String>::new());
 }
 
+/// Found by schemathesis: a seq past i64::MAX wrapped to a negative SQL bound and paged from
+/// the start of the trail instead of being refused.
+#[test]
+fn an_after_seq_beyond_what_sqlite_stores_is_refused() {
+    let max = i64::MAX.to_string();
+    assert_eq!(
+        parse_query(Some(&format!("after_seq={max}")))
+            .unwrap()
+            .after_seq,
+        i64::MAX as u64
+    );
+    for bad in ["9223372036854775808", "18446744073709551615", "-1"] {
+        let err = parse_query(Some(&format!("after_seq={bad}"))).unwrap_err();
+        assert_eq!(
+            (err[0].field.as_str(), err[0].code),
+            ("after_seq", "invalid_number")
+        );
+    }
+}
+
 /// Resident memory in KiB (Linux), to show that an export's memory does not grow with its size.
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/statm")

@@ -15,9 +15,11 @@ const TEXT_MAX_CHARS: usize = 500;
 const JSON_MAX_BYTES: usize = 8 * 1024;
 
 /// One problem with one submitted field.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct FieldError {
+    /// The field or parameter name (`(invalid field name)` when it does not look like one).
     pub field: String,
+    /// What is wrong, e.g. `required`, `invalid_format`, `unknown_field`.
     pub code: &'static str,
 }
 

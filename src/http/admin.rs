@@ -5,12 +5,15 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::extract::Auth;
+use super::problems::{OpsProblems, RotateProblems};
 use super::AppState;
 use crate::policy::Action;
+use crate::service::KeyStatus;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -18,6 +21,9 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/keys/rotate", post(start_rotation))
 }
 
+#[utoipa::path(get, path = "/v1/admin/keys", tag = "admin",
+    summary = "KEK versions, DEKs per version, rotation progress",
+    responses((status = 200, description = "the key status", body = KeyStatus), OpsProblems))]
 async fn key_status(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -25,7 +31,19 @@ async fn key_status(
     Ok(Json(state.vault.key_status(&caller).await?))
 }
 
+/// `POST /v1/admin/keys/rotate` answers at once; the rotation goes on in the background.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct RotationStarted {
+    /// Always `started`.
+    status: &'static str,
+    /// Where to follow the progress: `/v1/admin/keys`.
+    follow: &'static str,
+}
+
 /// 202: the rotation runs in the background; follow it at `GET /v1/admin/keys`.
+#[utoipa::path(post, path = "/v1/admin/keys/rotate", tag = "admin",
+    summary = "Start a KEK rotation in the background",
+    responses((status = 202, description = "started", body = RotationStarted), RotateProblems))]
 async fn start_rotation(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -55,6 +73,9 @@ async fn start_rotation(
     });
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "status": "started", "follow": "/v1/admin/keys" })),
+        Json(RotationStarted {
+            status: "started",
+            follow: "/v1/admin/keys",
+        }),
     ))
 }

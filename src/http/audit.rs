@@ -12,8 +12,12 @@ use axum::{Json, Router};
 
 use super::error::ApiError;
 use super::extract::Auth;
+use super::openapi::{AuditExportParams, AuditQueryParams};
+use super::problems::{OpsProblems, OpsQueryProblems, TokenOnlyProblems};
 use super::AppState;
+use crate::audit::checkpoint::StoreVerification;
 use crate::audit::query::ExportFormat;
+use crate::service::{AuditPage, PublicKeyInfo};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -23,6 +27,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/audit/public-key", get(public_key))
 }
 
+#[utoipa::path(get, path = "/v1/audit/events", tag = "audit",
+    summary = "Query the audit trail, oldest first, a page at a time",
+    description = "An unknown, repeated or invalid parameter gets 422 naming it.",
+    params(AuditQueryParams),
+    responses((status = 200, description = "a page of events", body = AuditPage), OpsQueryProblems))]
 async fn query_events(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -35,6 +44,17 @@ async fn query_events(
 
 /// Streams the export: the response starts once the export is authorized, audited and
 /// planned; the pages follow from a background task.
+#[utoipa::path(get, path = "/v1/audit/export", tag = "audit",
+    summary = "Streamed, signed export of the audit trail (JSON Lines or CSV)",
+    description = "Format `guestvault-audit-export/v1` (see the README); ends with a signed checkpoint.",
+    params(AuditExportParams),
+    responses(
+        (status = 200, description = "the export", content(
+            (String = "application/x-ndjson"),
+            (String = "text/csv"),
+        )),
+        OpsQueryProblems,
+    ))]
 async fn export_events(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -69,6 +89,9 @@ async fn export_events(
     Ok(resp)
 }
 
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit",
+    summary = "Check the whole chain and every checkpoint",
+    responses((status = 200, description = "the result", body = StoreVerification), OpsProblems))]
 async fn verify_trail(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -78,6 +101,9 @@ async fn verify_trail(
 
 /// The audit public key is not secret: any authenticated caller may fetch it (an auditor
 /// should still receive it through a channel other than the export itself).
+#[utoipa::path(get, path = "/v1/audit/public-key", tag = "audit",
+    summary = "The Ed25519 key that signs checkpoints and exports",
+    responses((status = 200, description = "the key", body = PublicKeyInfo), TokenOnlyProblems))]
 async fn public_key(State(state): State<AppState>, Auth(_caller): Auth) -> impl IntoResponse {
     Json(state.vault.audit_public_key())
 }

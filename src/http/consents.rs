@@ -1,14 +1,16 @@
 //! Consent routes: list, grant (`PUT`), withdraw (`DELETE`) — one call each way (REQ-05).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
 use super::error::ApiError;
-use super::extract::{ApiJson, Auth};
+use super::extract::{ApiJson, ApiPath, Auth};
+use super::openapi::{ConsentPath, GuestPath, PurposeHeader};
+use super::problems::{ConsentGrantProblems, ConsentListProblems, ConsentWithdrawProblems};
 use super::AppState;
-use crate::service::ConsentInput;
+use crate::service::{ConsentInput, ConsentRecord, ConsentsView};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -19,18 +21,27 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+#[utoipa::path(get, path = "/v1/guests/{id}/consents", tag = "consents",
+    summary = "The consent ledger: current consent per purpose and the full history",
+    params(GuestPath, PurposeHeader),
+    responses((status = 200, description = "the ledger", body = ConsentsView), ConsentListProblems))]
 async fn list_consents(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(state.vault.list_consents(&caller, &id).await?))
 }
 
+#[utoipa::path(put, path = "/v1/guests/{id}/consents/{purpose}", tag = "consents",
+    summary = "Record a consent for a consent-based purpose",
+    description = "`notice_version` is required; `purpose` in the body is not used here (the path names it).",
+    params(ConsentPath, PurposeHeader), request_body = ConsentInput,
+    responses((status = 200, description = "the current consent for the purpose", body = ConsentRecord), ConsentGrantProblems))]
 async fn grant_consent(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path((id, purpose)): Path<(String, String)>,
+    ApiPath((id, purpose)): ApiPath<(String, String)>,
     ApiJson(input): ApiJson<ConsentInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(
@@ -41,10 +52,14 @@ async fn grant_consent(
     ))
 }
 
+#[utoipa::path(delete, path = "/v1/guests/{id}/consents/{purpose}", tag = "consents",
+    summary = "Withdraw a consent (effective on the next request)",
+    params(ConsentPath, PurposeHeader),
+    responses((status = 200, description = "the current consent for the purpose", body = ConsentRecord), ConsentWithdrawProblems))]
 async fn withdraw_consent(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path((id, purpose)): Path<(String, String)>,
+    ApiPath((id, purpose)): ApiPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let none = ConsentInput {
         purpose: None,

@@ -47,17 +47,25 @@ pub enum ApiError {
     Internal,
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem: every error answer, as `application/problem+json`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `https://guestvault.dev/problems/{code}`.
     #[serde(rename = "type")]
+    #[schema(format = "uri")]
     kind: String,
-    title: &'a str,
+    title: &'static str,
+    /// The HTTP status.
     status: u16,
-    code: &'a str,
-    detail: &'a str,
+    /// Stable snake_case code; each route documents the codes it answers with.
+    code: &'static str,
+    /// A fixed explanation: never a submitted value or internal error text.
+    detail: &'static str,
+    /// Also in the `X-Request-Id` header; quote it when asking about a request.
     request_id: String,
+    /// With `validation_failed`: the field (or parameter) names and what is wrong with them.
     #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<&'a [FieldError]>,
+    errors: Option<Vec<FieldError>>,
 }
 
 impl ApiError {
@@ -90,8 +98,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, title, detail) = self.parts();
         let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
-        let errors = match &self {
-            Self::Validation(e) => Some(e.as_slice()),
+        let errors = match self {
+            Self::Validation(e) => Some(e),
             _ => None,
         };
         let body = Problem {

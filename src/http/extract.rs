@@ -3,7 +3,7 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, REQUEST_ID};
@@ -23,17 +23,7 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(ApiError::Unauthorized)?;
+        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
         // Only the kind of failure is logged: the token's own text (header, claims) is
         // attacker-supplied and could forge log lines.
         let principal = state.auth.verify(token).map_err(|e| {
@@ -46,6 +36,13 @@ impl FromRequestParts<AppState> for Auth {
                 .map(|s| s.trim().to_string())
                 .unwrap_or_else(|_| "(invalid)".into())
         });
+        if let Some(slot) = parts.extensions.get::<super::AccessLog>() {
+            slot.record(
+                &state.vault.policies().access,
+                &principal.role,
+                purpose.as_deref(),
+            );
+        }
         Ok(Self(Caller {
             request_id: REQUEST_ID.try_with(Clone::clone).unwrap_or_default(),
             actor: principal.sub,
@@ -53,6 +50,19 @@ impl FromRequestParts<AppState> for Auth {
             purpose,
         }))
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if there is one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// `axum::Json` with rejections mapped to our problem codes.
@@ -74,6 +84,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             }
             Err(_) => Err(ApiError::MalformedJson),
         }
+    }
+}
+
+/// `axum::extract::Path` with rejections (a segment that does not decode to UTF-8) answered
+/// like an unknown guest: 404 `guest_not_found`, no echo.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Self(v))
+            .map_err(|_| ApiError::NotFound("guest_not_found"))
     }
 }
 

@@ -1,17 +1,20 @@
 //! Guest routes: create, read, correct, reveal, search, and stays.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::error::ApiError;
-use super::extract::{ApiJson, Auth};
+use super::extract::{ApiJson, ApiPath, Auth};
+use super::openapi::{GuestPath, PurposeHeader};
+use super::problems::{CreateProblems, ReadProblems, SearchProblems, WriteProblems};
 use super::AppState;
-use crate::service::{ConsentInput, NewGuest};
+use crate::service::{ConsentInput, GuestView, NewGuest, RevealView, StayView};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,35 +25,82 @@ pub fn router() -> Router<AppState> {
         .route("/v1/guests/{id}/stays", post(add_stay).get(list_stays))
 }
 
-#[derive(Debug, Deserialize)]
+/// A new guest: its fields, and consents given at registration.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateGuestBody {
+pub(super) struct CreateGuestBody {
+    /// Field name → value, validated by the field catalog (`policies/fields.toml`).
+    #[schema(value_type = Object)]
     fields: Map<String, Value>,
+    /// Each needs its `purpose`, a consent-based one.
     #[serde(default)]
     consents: Vec<ConsentInput>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Corrections: field name → new value, or `null` to remove the field.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FieldsBody {
+pub(super) struct UpdateGuestBody {
+    #[schema(value_type = Object)]
     fields: Map<String, Value>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A stay: stay field name → value.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RevealBody {
+pub(super) struct StayBody {
+    #[schema(value_type = Object)]
+    fields: Map<String, Value>,
+}
+
+/// Fields to show in plain, and why (the justification is audited).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RevealBody {
+    /// Guest field names the role may reveal.
+    #[schema(min_items = 1)]
     fields: Vec<String>,
+    /// Why, in at least 10 characters (audited; never put personal data here).
     #[serde(default)]
+    #[schema(required, min_length = 10)]
     justification: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// An exact-match search on one searchable field (a POST, so the value is in no URL or log).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SearchBody {
+pub(super) struct SearchBody {
+    /// A searchable field (`mobile`, `email`, `id_number` by default).
     field: String,
+    /// Any common spelling; normalized like the stored value.
     value: String,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct GuestCreated {
+    #[schema(format = "uuid")]
+    guest_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SearchResult {
+    /// Ids of the matching guests.
+    guest_ids: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct StayCreated {
+    stay_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct StayList {
+    stays: Vec<StayView>,
+}
+
+#[utoipa::path(post, path = "/v1/guests", tag = "guests", summary = "Register a guest",
+    params(PurposeHeader), request_body = CreateGuestBody,
+    responses((status = 201, description = "created", body = GuestCreated), CreateProblems))]
 async fn create_guest(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -61,35 +111,46 @@ async fn create_guest(
         consents: body.consents,
     };
     let id = state.vault.create_guest(&caller, new).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "guest_id": id.as_str() })),
-    ))
+    let created = GuestCreated {
+        guest_id: id.as_str().to_string(),
+    };
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
+#[utoipa::path(get, path = "/v1/guests/{id}", tag = "guests", summary = "Read a guest",
+    description = "Fields the role may see under the purpose, plain or masked; others are absent.",
+    params(GuestPath, PurposeHeader),
+    responses((status = 200, description = "the guest", body = GuestView), ReadProblems))]
 async fn read_guest(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(state.vault.read_guest(&caller, &id).await?))
 }
 
+#[utoipa::path(patch, path = "/v1/guests/{id}", tag = "guests", summary = "Correct or remove fields",
+    params(GuestPath, PurposeHeader), request_body = UpdateGuestBody,
+    responses((status = 200, description = "the guest after the change", body = GuestView), WriteProblems))]
 async fn update_guest(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<FieldsBody>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateGuestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(
         state.vault.update_guest(&caller, &id, body.fields).await?,
     ))
 }
 
+#[utoipa::path(post, path = "/v1/guests/{id}/reveal", tag = "guests", summary = "Reveal fields in plain",
+    description = "Only fields the role may reveal; the justification is audited.",
+    params(GuestPath, PurposeHeader), request_body = RevealBody,
+    responses((status = 200, description = "the fields in plain", body = RevealView), WriteProblems))]
 async fn reveal_fields(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RevealBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(
@@ -100,33 +161,42 @@ async fn reveal_fields(
     ))
 }
 
+#[utoipa::path(post, path = "/v1/guests/search", tag = "guests", summary = "Find guests by an exact value",
+    params(PurposeHeader), request_body = SearchBody,
+    responses((status = 200, description = "matching guest ids", body = SearchResult), SearchProblems))]
 async fn search_guests(
     State(state): State<AppState>,
     Auth(caller): Auth,
     ApiJson(body): ApiJson<SearchBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let ids = state
+    let guest_ids = state
         .vault
         .search(&caller, &body.field, &body.value)
         .await?;
-    Ok(Json(json!({ "guest_ids": ids })))
+    Ok(Json(SearchResult { guest_ids }))
 }
 
+#[utoipa::path(post, path = "/v1/guests/{id}/stays", tag = "guests", summary = "Add a stay",
+    params(GuestPath, PurposeHeader), request_body = StayBody,
+    responses((status = 201, description = "created", body = StayCreated), WriteProblems))]
 async fn add_stay(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<FieldsBody>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<StayBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let stay_id = state.vault.add_stay(&caller, &id, body.fields).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "stay_id": stay_id }))))
+    Ok((StatusCode::CREATED, Json(StayCreated { stay_id })))
 }
 
+#[utoipa::path(get, path = "/v1/guests/{id}/stays", tag = "guests", summary = "List a guest's stays",
+    params(GuestPath, PurposeHeader),
+    responses((status = 200, description = "the stays", body = StayList), ReadProblems))]
 async fn list_stays(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let stays = state.vault.list_stays(&caller, &id).await?;
-    Ok(Json(json!({ "stays": stays })))
+    Ok(Json(StayList { stays }))
 }

@@ -1,6 +1,7 @@
 //! The REST surface: one router per resource merged here, a request-id middleware that also
-//! writes the one access-log line per request (route template, status, latency; never a path
-//! with ids or any body), and the body-size limit.
+//! writes the one access-log line per request and records the request metrics (route
+//! template, status, latency, the caller's role and purpose; never a path with ids, a header
+//! value or any body), and the body-size limit.
 
 mod admin;
 mod audit;
@@ -10,9 +11,12 @@ mod error;
 mod extract;
 mod guests;
 mod health;
+pub mod metrics;
+pub mod openapi;
 mod policy;
+mod problems;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -22,8 +26,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 pub use error::{ApiError, REQUEST_ID};
+pub use metrics::{Peer, ScrapeAccess};
 
 use crate::auth::Authenticator;
+use crate::policy::AccessPolicy;
 use crate::service::Vault;
 
 /// Shared state of every handler.
@@ -31,10 +37,13 @@ use crate::service::Vault;
 pub struct AppState {
     pub vault: Vault,
     pub auth: Arc<Authenticator>,
+    /// Who may scrape `/metrics`.
+    pub scrape: Arc<ScrapeAccess>,
 }
 
 /// The single router constructor; tests and the server both use it.
 pub fn app(state: AppState, max_body_bytes: usize) -> Router {
+    let openapi = openapi::router(state.vault.policies());
     Router::new()
         .merge(guests::router())
         .merge(consents::router())
@@ -43,6 +52,8 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(policy::router())
         .merge(audit::router())
         .merge(health::router())
+        .merge(metrics::router())
+        .merge(openapi)
         .route_layer(axum::middleware::from_fn(remember_route))
         .fallback(|| async { ApiError::NotFound("not_found").into_response() })
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -77,26 +88,78 @@ async fn remember_route(req: Request, next: Next) -> Response {
     resp
 }
 
-async fn request_context(req: Request, next: Next) -> Response {
+/// The caller as the access log shows it, filled in by the `Auth` extractor: the role and
+/// purpose only when they are names the policy defines (a header or token could carry
+/// anything, even personal data), `(unknown)` otherwise, `-` when absent.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AccessLog(Arc<OnceLock<(String, String)>>);
+
+impl AccessLog {
+    pub(crate) fn record(&self, access: &AccessPolicy, role: &str, purpose: Option<&str>) {
+        let role = if access.roles.contains_key(role) {
+            role
+        } else {
+            "(unknown)"
+        };
+        let purpose = match purpose {
+            None => "-",
+            Some(p) if access.purposes.contains_key(p) => p,
+            Some(_) => "(unknown)",
+        };
+        let _ = self.0.set((role.to_string(), purpose.to_string()));
+    }
+
+    fn role_and_purpose(&self) -> (&str, &str) {
+        self.0
+            .get()
+            .map_or(("-", "-"), |(r, p)| (r.as_str(), p.as_str()))
+    }
+}
+
+/// A method label from a fixed set: a client may send any token as its method.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method as M;
+    match *method {
+        M::GET => "GET",
+        M::POST => "POST",
+        M::PUT => "PUT",
+        M::PATCH => "PATCH",
+        M::DELETE => "DELETE",
+        M::HEAD => "HEAD",
+        M::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+async fn request_context(mut req: Request, next: Next) -> Response {
+    let _in_flight = crate::metrics::InFlight::start();
     let id = request_id(&req);
-    let method = req.method().clone();
+    let method = method_label(req.method());
+    let caller = AccessLog::default();
+    req.extensions_mut().insert(caller.clone());
     let started = Instant::now();
     let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    let latency = started.elapsed();
     let route = resp
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "(unmatched)".into());
+        .map_or("(unmatched)", |p| p.as_str())
+        .to_string();
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
+    let status = resp.status().as_u16();
+    let (role, purpose) = caller.role_and_purpose();
     tracing::info!(
         request_id = %id,
         method = %method,
         route = %route,
-        status = resp.status().as_u16(),
-        latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        status,
+        latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+        role = %role,
+        purpose = %purpose,
         "request"
     );
+    crate::metrics::record_request(method, route, status, latency);
     resp
 }

@@ -1,16 +1,18 @@
 //! `GET /v1/policy`: the effective access matrix for compliance officers (role × purpose ×
 //! field → view, with each purpose's legal basis).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::extract::Auth;
+use super::problems::PolicyProblems;
 use super::AppState;
 use crate::policy::{Action, FieldScope};
 
@@ -18,6 +20,44 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/policy", get(effective_policy))
 }
 
+/// The effective policy: every purpose and every role.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct EffectivePolicy {
+    purposes: BTreeMap<String, PurposeSummary>,
+    roles: BTreeMap<String, RoleSummary>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct PurposeSummary {
+    /// `consent`, `contract`, `legal_obligation` or `vital_interest`.
+    basis: &'static str,
+    /// May process storage-only (restricted) data.
+    restricted_access: bool,
+    /// Guest fields the purpose may touch (minimum necessary).
+    fields: BTreeSet<String>,
+    stay_fields: BTreeSet<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct RoleSummary {
+    purposes: BTreeSet<String>,
+    actions: Vec<&'static str>,
+    /// Acts only on the guest whose id is the token's `sub`.
+    self_only: bool,
+    /// Per purpose: the view of each visible field.
+    views: BTreeMap<String, PurposeViews>,
+}
+
+/// Field → `plain`, `masked` or `reveal`; fields shown `none` are absent.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub(super) struct PurposeViews {
+    fields: BTreeMap<String, &'static str>,
+    stay_fields: BTreeMap<String, &'static str>,
+}
+
+#[utoipa::path(get, path = "/v1/policy", tag = "policy",
+    summary = "The effective access matrix (compliance officer, admin)",
+    responses((status = 200, description = "the matrix", body = EffectivePolicy), PolicyProblems))]
 async fn effective_policy(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -28,19 +68,17 @@ async fn effective_policy(
         .vault
         .authorize_operation(&caller, Action::PolicyRead)
         .await?;
-    let purposes: BTreeMap<&str, Value> = access
+    let purposes = access
         .purposes
         .values()
         .map(|p| {
-            (
-                p.name.as_str(),
-                json!({
-                    "basis": p.basis.as_str(),
-                    "restricted_access": p.restricted_access,
-                    "fields": p.fields,
-                    "stay_fields": p.stay_fields,
-                }),
-            )
+            let summary = PurposeSummary {
+                basis: p.basis.as_str(),
+                restricted_access: p.restricted_access,
+                fields: p.fields.clone(),
+                stay_fields: p.stay_fields.clone(),
+            };
+            (p.name.clone(), summary)
         })
         .collect();
     let mut roles = BTreeMap::new();
@@ -51,7 +89,7 @@ async fn effective_policy(
                 .authorize(&role.name, Some(purpose), Action::GuestRead)
                 .or_else(|_| access.authorize(&role.name, Some(purpose), Action::StayRead))
             else {
-                matrix.insert(purpose.as_str(), json!({ "fields": {}, "stay_fields": {} }));
+                matrix.insert(purpose.clone(), PurposeViews::default());
                 continue;
             };
             let views = |scope: FieldScope| -> BTreeMap<String, &'static str> {
@@ -62,20 +100,19 @@ async fn effective_policy(
                     .filter(|(_, v)| *v != "none")
                     .collect()
             };
-            matrix.insert(
-                purpose.as_str(),
-                json!({ "fields": views(FieldScope::Guest), "stay_fields": views(FieldScope::Stay) }),
-            );
+            let shown = PurposeViews {
+                fields: views(FieldScope::Guest),
+                stay_fields: views(FieldScope::Stay),
+            };
+            matrix.insert(purpose.clone(), shown);
         }
-        roles.insert(
-            role.name.as_str(),
-            json!({
-                "purposes": role.purposes,
-                "actions": role.actions.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
-                "self_only": role.self_only,
-                "views": matrix,
-            }),
-        );
+        let summary = RoleSummary {
+            purposes: role.purposes.clone(),
+            actions: role.actions.iter().map(|a| a.as_str()).collect(),
+            self_only: role.self_only,
+            views: matrix,
+        };
+        roles.insert(role.name.clone(), summary);
     }
-    Ok(Json(json!({ "purposes": purposes, "roles": roles })))
+    Ok(Json(EffectivePolicy { purposes, roles }))
 }

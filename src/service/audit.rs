@@ -20,7 +20,7 @@ use crate::policy::Action;
 const CHANNEL_PAGES: usize = 4;
 
 /// One page of `GET /v1/audit/events`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub events: Vec<EventOut>,
     /// Pass as `after_seq` for the next page; `null` when this page was the last.
@@ -29,7 +29,7 @@ pub struct AuditPage {
 
 /// An event as the API shows it: the canonical keys, then `prev_hash` and `hash` in hex (the
 /// same shape as an export line).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventOut {
     #[serde(flatten)]
     pub event: Event,
@@ -48,7 +48,7 @@ impl From<ChainedEvent> for EventOut {
 }
 
 /// `GET /v1/audit/public-key`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PublicKeyInfo {
     pub key_id: String,
     pub algorithm: &'static str,

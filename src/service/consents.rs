@@ -26,7 +26,7 @@ pub const CHANNELS: [&str; 8] = [
 const NOTICE_VERSION_MAX: usize = 64;
 
 /// A consent as submitted (`PUT .../consents/{purpose}` or `consents` in `POST /v1/guests`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentInput {
     #[serde(default)]
@@ -34,14 +34,18 @@ pub struct ConsentInput {
     /// A separate consent (PIPL Art. 29) covers the purpose's sensitive fields.
     #[serde(default)]
     pub separate: bool,
+    /// The privacy notice the guest saw: letters, digits, `.`, `-`, `_`.
     #[serde(default)]
+    #[schema(required, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub notice_version: String,
+    /// Where the consent was given (one of `CHANNELS`).
     #[serde(default)]
+    #[schema(required)]
     pub channel: String,
 }
 
 /// The current consent of a guest for one purpose.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConsentRecord {
     pub purpose: String,
     /// `granted`, `withdrawn`, or `none` (never recorded).
@@ -54,7 +58,7 @@ pub struct ConsentRecord {
 }
 
 /// One ledger entry.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConsentEvent {
     pub purpose: String,
     pub status: String,
@@ -65,7 +69,7 @@ pub struct ConsentEvent {
     pub at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConsentsView {
     pub guest_id: String,
     pub consents: Vec<ConsentRecord>,

@@ -117,7 +117,7 @@ pub(crate) fn plan(p: &Policies, f: &RetentionFacts, today: Date, mode: Mode) ->
 }
 
 /// The erasure receipt (part of the public contract).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Receipt {
     pub request_id: String,
     /// `completed` or `partially_completed` (something is kept, storage only).
@@ -129,7 +129,7 @@ pub struct Receipt {
     pub due_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Retained {
     /// A field name, or `stays`.
     pub field: String,
@@ -139,6 +139,16 @@ pub struct Retained {
     pub until: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<usize>,
+}
+
+/// A data-subject request past its due date (`GET /v1/erasure-requests?status=overdue`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OverdueRequest {
+    pub request_id: String,
+    pub kind: String,
+    pub status: String,
+    pub received_at: String,
+    pub due_at: String,
 }
 
 fn receipt_for(
@@ -420,7 +430,7 @@ impl Vault {
     pub async fn overdue_requests(
         &self,
         caller: &Caller,
-    ) -> Result<Vec<serde_json::Value>, VaultError> {
+    ) -> Result<Vec<OverdueRequest>, VaultError> {
         let action = Action::GuestErase;
         let grant = self.authorize(caller, action, None).await?;
         if grant.role().self_only {
@@ -453,7 +463,13 @@ impl Vault {
         self.record(event).await?;
         Ok(rows
             .into_iter()
-            .map(|r| serde_json::json!({"request_id": r.request_id, "kind": r.kind, "status": r.status, "received_at": r.received_at, "due_at": r.due_at}))
+            .map(|r| OverdueRequest {
+                request_id: r.request_id,
+                kind: r.kind,
+                status: r.status,
+                received_at: r.received_at,
+                due_at: r.due_at,
+            })
             .collect())
     }
 }

@@ -26,14 +26,14 @@ pub struct NewGuest {
 }
 
 /// The read shape: visible fields (plain or masked) and the view each was shown in.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct GuestView {
     pub guest_id: String,
     pub fields: BTreeMap<String, Value>,
     pub views: BTreeMap<String, &'static str>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RevealView {
     pub guest_id: String,
     pub fields: BTreeMap<String, Value>,

@@ -61,12 +61,29 @@ pub struct RotationReport {
     pub finished: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyStatus {
     pub active_version: u32,
     pub sealed: bool,
-    pub versions: Vec<serde_json::Value>,
-    pub rotation: serde_json::Value,
+    pub versions: Vec<KekVersionStatus>,
+    pub rotation: RotationStatus,
+}
+
+/// One KEK version and how many DEKs it wraps.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct KekVersionStatus {
+    pub version: u32,
+    pub active: bool,
+    pub deks: u64,
+}
+
+/// The running (or last) rotation of this server.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RotationStatus {
+    pub running: bool,
+    pub target_version: u32,
+    pub done: u64,
+    pub total: u64,
 }
 
 impl Vault {
@@ -273,8 +290,15 @@ impl Vault {
             .kek_versions()
             .into_iter()
             .map(|v| {
-                let deks = counts.iter().find(|(cv, _)| *cv == v).map_or(0, |(_, n)| *n);
-                serde_json::json!({ "version": v, "active": v == keys.active_kek_version(), "deks": deks })
+                let deks = counts
+                    .iter()
+                    .find(|(cv, _)| *cv == v)
+                    .map_or(0, |(_, n)| *n);
+                KekVersionStatus {
+                    version: v,
+                    active: v == keys.active_kek_version(),
+                    deks,
+                }
             })
             .collect();
         let r = &self.rotation;
@@ -282,12 +306,12 @@ impl Vault {
             active_version: keys.active_kek_version(),
             sealed: keys.is_sealed(),
             versions,
-            rotation: serde_json::json!({
-                "running": r.running.load(Ordering::SeqCst),
-                "target_version": r.target_version.load(Ordering::SeqCst),
-                "done": r.done.load(Ordering::SeqCst),
-                "total": r.total.load(Ordering::SeqCst),
-            }),
+            rotation: RotationStatus {
+                running: r.running.load(Ordering::SeqCst),
+                target_version: r.target_version.load(Ordering::SeqCst),
+                done: r.done.load(Ordering::SeqCst),
+                total: r.total.load(Ordering::SeqCst),
+            },
         })
     }
 }

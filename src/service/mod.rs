@@ -18,11 +18,11 @@ mod stays;
 use std::sync::Arc;
 
 pub use audit::{AuditExport, AuditPage, EventOut, PublicKeyInfo};
-pub use consents::{ConsentInput, ConsentRecord, ConsentsView};
-pub use erasure::{Receipt, Retained, ERASURE_REASONS};
+pub use consents::{ConsentInput, ConsentRecord, ConsentsView, CHANNELS};
+pub use erasure::{OverdueRequest, Receipt, Retained, ERASURE_REASONS};
 pub use export::EXPORT_FORMAT;
 pub use guests::{GuestView, NewGuest, RevealView};
-pub use keys::{KeySource, KeyStatus, RotationReport};
+pub use keys::{KekVersionStatus, KeySource, KeyStatus, RotationReport, RotationStatus};
 pub use retention::{ClassCount, SweepReport, SWEEP_ACTOR};
 pub use stays::StayView;
 

@@ -16,13 +16,13 @@ use crate::store;
 const BATCH_GUESTS: usize = 500;
 pub const SWEEP_ACTOR: &str = "system:retention";
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ClassCount {
     pub fields: u64,
     pub stays: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct SweepReport {
     pub dry_run: bool,
     pub guests_checked: u64,

@@ -14,7 +14,7 @@ use crate::policy::{Action, FieldScope, View};
 use crate::store;
 
 /// One stay as a reader sees it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct StayView {
     pub stay_id: String,
     pub fields: BTreeMap<String, Value>,

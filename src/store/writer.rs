@@ -210,6 +210,7 @@ fn run(
             u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+        crate::metrics::record_group_commit(n, started.elapsed());
         for completion in completions {
             completion(commit.clone());
         }

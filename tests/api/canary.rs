@@ -104,6 +104,8 @@ async fn planted_canaries_appear_in_no_file_log_or_error_body() {
     )
     .await;
 
+    let metrics = app.call(Method::GET, "/metrics", None, None, None).await;
+    assert_eq!(metrics.status, StatusCode::OK);
     let errors = app.error_bodies.lock().unwrap().join("\n");
     assert!(
         errors.len() > 100,
@@ -113,6 +115,7 @@ async fn planted_canaries_appear_in_no_file_log_or_error_body() {
     let mut haystacks: Vec<(String, Vec<u8>)> = vec![
         ("logs".into(), captured_logs().into_bytes()),
         ("error bodies".into(), errors.into_bytes()),
+        ("metrics".into(), metrics.text.into_bytes()),
     ];
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         let p = entry.unwrap().path();
@@ -138,4 +141,6 @@ async fn planted_canaries_appear_in_no_file_log_or_error_body() {
     }
     // The scan can fail: the logs do contain what we expect to see there.
     assert!(captured_logs().contains("route=/v1/guests/{id}"));
+    assert!(captured_logs().contains("role=pms purpose=check_in"));
+    assert!(captured_logs().contains("purpose=(unknown)"));
 }

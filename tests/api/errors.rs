@@ -280,3 +280,23 @@ async fn every_error_carries_a_request_id() {
         rid
     );
 }
+
+#[tokio::test]
+async fn a_path_segment_that_is_not_utf8_answers_like_an_unknown_guest() {
+    let app = spawn_app().await;
+    for (method, path) in [
+        (Method::GET, "/v1/guests/%FF%FE"),
+        (Method::DELETE, "/v1/guests/%FF/consents/marketing"),
+    ] {
+        let r = app
+            .call(method, path, Some("pms"), Some("check_in"), None)
+            .await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("guest_not_found")),
+            "{path}: {}",
+            r.text
+        );
+        assert_eq!(r.headers["content-type"], "application/problem+json");
+    }
+}

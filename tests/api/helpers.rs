@@ -51,6 +51,9 @@ pub struct TestApp {
     /// The running vault, for operations that have no HTTP route (paused rotations).
     #[allow(dead_code, reason = "only some tests use it")]
     pub vault: guestvault::service::Vault,
+    /// The handlers' state, to build the router without a socket.
+    #[allow(dead_code, reason = "only some tests use it")]
+    pub state: guestvault::http::AppState,
     /// Every response body with a 4xx/5xx status, for the canary scan.
     pub error_bodies: Mutex<Vec<String>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -80,6 +83,7 @@ pub async fn spawn_on(dir: tempfile::TempDir, config: Config) -> TestApp {
         .unwrap();
     let addr = format!("http://127.0.0.1:{}", app.port());
     let vault = app.state().vault.clone();
+    let state = app.state().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         app.run_until(async {
@@ -97,6 +101,7 @@ pub async fn spawn_on(dir: tempfile::TempDir, config: Config) -> TestApp {
             .unwrap(),
         clock,
         vault,
+        state,
         error_bodies: Mutex::new(Vec::new()),
         stop: Some(stop),
         server: Some(server),
@@ -228,9 +233,11 @@ impl TestApp {
             stop,
             server,
             vault,
+            state,
             ..
         } = self;
         drop(vault);
+        drop(state);
         if let Some(s) = stop {
             let _ = s.send(());
         }

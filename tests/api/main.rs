@@ -9,4 +9,7 @@ mod errors;
 mod guests;
 mod helpers;
 mod keys;
+mod logs;
+mod metrics;
+mod openapi;
 mod startup;

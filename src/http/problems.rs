@@ -1,0 +1,361 @@
+//! The problem+json answers of each route, for the OpenAPI document: per status, the exact
+//! `code`s that route can answer with (as a `code` enum, so a client generator and
+//! schemathesis both hold the server to them). One set per route or group of routes with the
+//! same failures, referenced from the handlers' `#[utoipa::path]` as `responses(..., Set)`.
+
+use std::collections::BTreeMap;
+
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+
+/// Every problem `code` the API answers with, and when (the README's table).
+pub const CODES: [(&str, &str); 17] = [
+    (
+        "purpose_required",
+        "no `X-Purpose` header on a personal-data route",
+    ),
+    (
+        "malformed_json",
+        "the body is not JSON of the documented shape",
+    ),
+    ("unauthorized", "missing or invalid bearer token"),
+    (
+        "forbidden",
+        "unknown role, action not allowed, or field not revealable",
+    ),
+    (
+        "purpose_not_allowed",
+        "the role may not use this purpose, or the purpose is unknown",
+    ),
+    (
+        "consent_required",
+        "consent-based purpose without the guest's consent",
+    ),
+    (
+        "restricted",
+        "the guest's data is storage-only (PIPL Art. 47(2))",
+    ),
+    (
+        "guest_not_found",
+        "unknown or erased guest, or unknown request id (all answer alike)",
+    ),
+    ("not_found", "no such route"),
+    (
+        "conflict",
+        "the operation conflicts with the current state (a rotation is running)",
+    ),
+    ("payload_too_large", "body over `server.max_body_bytes`"),
+    (
+        "unsupported_media_type",
+        "no `Content-Type: application/json`",
+    ),
+    (
+        "validation_failed",
+        "bad field values or parameters; see `errors`",
+    ),
+    (
+        "field_not_searchable",
+        "search on a field without a blind index",
+    ),
+    (
+        "internal",
+        "an internal error (details are logged, never sent)",
+    ),
+    (
+        "audit_unavailable",
+        "the audit event could not be written, so nothing was done or shown",
+    ),
+    ("unavailable", "storage is unavailable; try again"),
+];
+
+/// The responses for `spec`: per status, the codes it may carry.
+pub fn responses(spec: &[(u16, &[&str])]) -> BTreeMap<String, RefOr<Response>> {
+    spec.iter()
+        .map(|(status, codes)| (status.to_string(), RefOr::T(response(*status, codes))))
+        .collect()
+}
+
+fn response(status: u16, codes: &[&str]) -> Response {
+    let when: Vec<String> = codes
+        .iter()
+        .map(|c| {
+            let meaning = CODES.iter().find(|(k, _)| k == c).map_or("", |(_, m)| *m);
+            format!("`{c}`: {meaning}")
+        })
+        .collect();
+    let narrowed = ObjectBuilder::new()
+        .property(
+            "code",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(codes.iter().copied())),
+        )
+        .property(
+            "status",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .enum_values(Some([status])),
+        );
+    let schema = AllOfBuilder::new()
+        .item(Ref::from_schema_name("Problem"))
+        .item(narrowed)
+        .build();
+    let mut builder = ResponseBuilder::new()
+        .description(format!("Problem ({}).", when.join("; ")))
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Schema::AllOf(schema)))
+                .build(),
+        );
+    if status == 401 {
+        builder = builder.header(
+            "WWW-Authenticate",
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::String))
+                .description(Some(
+                    "`Bearer realm=\"guestvault\", error=\"invalid_token\"`",
+                ))
+                .build(),
+        );
+    }
+    builder.build()
+}
+
+/// `Name { status => [codes], ... }`: a unit type whose `IntoResponses` lists those problems.
+macro_rules! problem_sets {
+    ($($(#[$doc:meta])* $name:ident { $($status:literal => [$($code:literal),+ $(,)?]),+ $(,)? })+) => {
+        $(
+            $(#[$doc])*
+            #[derive(Debug)]
+            pub struct $name;
+
+            impl utoipa::IntoResponses for $name {
+                fn responses() -> BTreeMap<String, RefOr<Response>> {
+                    responses(&[$(($status, &[$($code),+])),+])
+                }
+            }
+        )+
+
+        /// Every set, for the test that each code is one the API really answers with.
+        #[cfg(test)]
+        pub(super) fn all_sets() -> Vec<(&'static str, BTreeMap<String, RefOr<Response>>)> {
+            vec![$((stringify!($name), <$name as utoipa::IntoResponses>::responses())),+]
+        }
+    };
+}
+
+problem_sets! {
+    /// `POST /v1/guests`: no guest exists yet, so no 404 or `restricted`.
+    CreateProblems {
+        400 => ["purpose_required", "malformed_json"],
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed", "consent_required"],
+        413 => ["payload_too_large"],
+        415 => ["unsupported_media_type"],
+        422 => ["validation_failed"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
+    }
+    /// Reads of one guest (record, stays, export).
+    ReadProblems {
+        400 => ["purpose_required"],
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed", "consent_required", "restricted"],
+        404 => ["guest_not_found"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
+    }
+    /// Writes to one guest with a JSON body (correct, reveal, add a stay).
+    WriteProblems {
+        400 => ["purpose_required", "malformed_json"],
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed", "consent_required", "restricted"],
+        404 => ["guest_not_found"],
+        413 => ["payload_too_large"],
+        415 => ["unsupported_media_type"],
+        422 => ["validation_failed"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
+    }
+    /// `POST /v1/guests/search`.
+    SearchProblems {
+        400 => ["purpose_required", "malformed_json"],
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed"],
+        413 => ["payload_too_large"],
+        415 => ["unsupported_media_type"],
+        422 => ["validation_failed", "field_not_searchable"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
+    }
+    /// `GET .../consents`: never needs consent itself.
+    ConsentListProblems {
+        400 => ["purpose_required"],
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed", "restricted"],
+        404 => ["guest_not_found"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
+    }
+    /// `PUT .../consents/{purpose}`.
+    ConsentGrantProblems {
+        400 => ["purpose_required", "malformed_json"],
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed", "restricted"],
+        404 => ["guest_not_found"],
+        413 => ["payload_too_large"],
+        415 => ["unsupported_media_type"],
+        422 => ["validation_failed"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
+    }
+    /// `DELETE .../consents/{purpose}`.
+    ConsentWithdrawProblems {
+        400 => ["purpose_required"],
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed", "restricted"],
+        404 => ["guest_not_found"],
+        422 => ["validation_failed"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
+    }
+    /// `POST .../erasure`: `restricted` when a restricted guest's erasure cannot proceed.
+    EraseProblems {
+        400 => ["purpose_required", "malformed_json"],
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed", "restricted"],
+        404 => ["guest_not_found"],
+        413 => ["payload_too_large"],
+        415 => ["unsupported_media_type"],
+        422 => ["validation_failed"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
+    }
+    /// `GET /v1/erasure-requests?status=overdue`.
+    OverdueProblems {
+        400 => ["purpose_required"],
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed"],
+        422 => ["validation_failed"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
+    }
+    /// `GET /v1/erasure-requests/{request_id}`: an unknown id answers like an unknown guest.
+    ReceiptProblems {
+        400 => ["purpose_required"],
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed"],
+        404 => ["guest_not_found"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
+    }
+    /// Operations on no personal data that take query parameters (audit query and export,
+    /// retention run). A purpose is not needed; one that is sent must be the role's.
+    OpsQueryProblems {
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed"],
+        422 => ["validation_failed"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
+    }
+    /// Operations on no personal data without parameters (key status, audit verify).
+    OpsProblems {
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
+    }
+    /// `POST /v1/admin/keys/rotate`: starts in the background.
+    RotateProblems {
+        401 => ["unauthorized"],
+        403 => ["forbidden"],
+        409 => ["conflict"],
+    }
+    /// `GET /v1/policy`.
+    PolicyProblems {
+        401 => ["unauthorized"],
+        403 => ["forbidden"],
+    }
+    /// `GET /v1/audit/public-key`: any valid token.
+    TokenOnlyProblems {
+        401 => ["unauthorized"],
+    }
+    /// `GET /metrics`: a peer outside `metrics.allow` without an accepted token.
+    MetricsProblems {
+        401 => ["unauthorized"],
+        403 => ["forbidden"],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::ApiError;
+    use axum::response::IntoResponse;
+
+    /// The codes `ApiError` really produces, read from its rendered bodies.
+    fn produced_codes() -> Vec<String> {
+        let errors = [
+            ApiError::Unauthorized,
+            ApiError::Forbidden("forbidden"),
+            ApiError::Forbidden("purpose_not_allowed"),
+            ApiError::Forbidden("consent_required"),
+            ApiError::PurposeRequired,
+            ApiError::NotFound("guest_not_found"),
+            ApiError::NotFound("not_found"),
+            ApiError::Restricted,
+            ApiError::Validation(vec![]),
+            ApiError::FieldNotSearchable,
+            ApiError::MalformedJson,
+            ApiError::UnsupportedMediaType,
+            ApiError::PayloadTooLarge,
+            ApiError::AuditUnavailable,
+            ApiError::Unavailable,
+            ApiError::Conflict,
+            ApiError::Internal,
+        ];
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        errors
+            .into_iter()
+            .map(|e| {
+                let resp = e.into_response();
+                let status = resp.status().as_u16();
+                let body = rt
+                    .block_on(axum::body::to_bytes(resp.into_body(), 1 << 16))
+                    .unwrap();
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(v["status"], status);
+                format!("{status} {}", v["code"].as_str().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_documented_code_is_one_the_api_answers_with_at_that_status() {
+        let produced = produced_codes();
+        for (code, _) in CODES {
+            assert!(
+                produced.iter().any(|p| p.ends_with(&format!(" {code}"))),
+                "{code} is never produced"
+            );
+        }
+        for (set, responses) in all_sets() {
+            for (status, resp) in responses {
+                let RefOr::T(resp) = resp else {
+                    panic!("{set}: inline")
+                };
+                let json = serde_json::to_value(&resp).unwrap();
+                let codes = &json["content"]["application/problem+json"]["schema"]["allOf"][1]
+                    ["properties"]["code"]["enum"];
+                for code in codes.as_array().unwrap() {
+                    let pair = format!("{status} {}", code.as_str().unwrap());
+                    assert!(produced.contains(&pair), "{set}: {pair} is never produced");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Prometheus metrics: their names, the process-wide recorder, and what is recorded where.
+//!
+//! The `metrics` facade records; `metrics-exporter-prometheus` renders the text format inside
+//! the `/metrics` route (the exporter's own listener is not built). Labels are fixed sets or
+//! route *templates* and policy names (method, `/v1/guests/{id}`, status, retention class):
+//! never a raw path, guest id or value. Some values are sampled when scraped (guests stored,
+//! audit events, key rotation) because the database and the vault already hold them exactly.
+//!
+//! Before [`install`] (the offline CLI commands, unit tests) every record is a no-op.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::service::{SweepReport, Vault};
+
+pub const HTTP_REQUESTS: &str = "guestvault_http_requests_total";
+pub const HTTP_DURATION: &str = "guestvault_http_request_duration_seconds";
+pub const HTTP_IN_FLIGHT: &str = "guestvault_http_requests_in_flight";
+pub const HTTP_CONNECTIONS: &str = "guestvault_http_open_connections";
+pub const WRITER_BATCH: &str = "guestvault_writer_batch_size";
+pub const WRITER_COMMIT: &str = "guestvault_writer_commit_duration_seconds";
+pub const AUDIT_EVENTS: &str = "guestvault_audit_events_total";
+pub const GUESTS_STORED: &str = "guestvault_guests_stored";
+pub const KEK_ACTIVE: &str = "guestvault_kek_active_version";
+pub const ROTATION_RUNNING: &str = "guestvault_key_rotation_running";
+pub const ROTATION_TARGET: &str = "guestvault_key_rotation_target_version";
+pub const ROTATION_DONE: &str = "guestvault_key_rotation_deks_done";
+pub const ROTATION_TOTAL: &str = "guestvault_key_rotation_deks_total";
+pub const SWEEPS: &str = "guestvault_retention_sweeps_total";
+pub const SWEEP_GUESTS_CHECKED: &str = "guestvault_retention_guests_checked_total";
+pub const SWEEP_GUESTS_AFFECTED: &str = "guestvault_retention_guests_affected_total";
+pub const SWEEP_GUESTS_ERASED: &str = "guestvault_retention_guests_erased_total";
+pub const SWEEP_FIELDS: &str = "guestvault_retention_fields_purged_total";
+pub const SWEEP_STAYS: &str = "guestvault_retention_stays_purged_total";
+pub const BUILD_INFO: &str = "guestvault_build_info";
+
+/// HTTP latency buckets, in seconds: sub-millisecond reads to multi-second exports.
+const LATENCY_BUCKETS_S: [f64; 14] = [
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Group-commit latency buckets, in seconds (one fsync is about a millisecond here).
+const COMMIT_BUCKETS_S: [f64; 13] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+/// Operations per group commit, up to `storage.max_batch` (default 512).
+const BATCH_BUCKETS: [f64; 11] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
+/// How often histogram samples are folded into their buckets when nobody scrapes (the
+/// recorder buffers them until then).
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the Prometheus recorder for this process (once; later calls return the same
+/// handle). `None` if another recorder was installed first: then `/metrics` renders nothing.
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let built = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), &LATENCY_BUCKETS_S)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(WRITER_COMMIT.into()), &COMMIT_BUCKETS_S)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(WRITER_BATCH.into()), &BATCH_BUCKETS)
+                })
+                .and_then(PrometheusBuilder::install_recorder);
+            match built {
+                Ok(handle) => {
+                    describe();
+                    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+                    Some(handle)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed; /metrics will be empty");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests answered, by method, route template and status"
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "HTTP request latency, by method and route template"
+    );
+    describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being served");
+    describe_gauge!(HTTP_CONNECTIONS, "open client connections");
+    describe_histogram!(
+        WRITER_BATCH,
+        Unit::Count,
+        "operations committed together by the writer"
+    );
+    describe_histogram!(
+        WRITER_COMMIT,
+        Unit::Seconds,
+        "writer group transaction time, begin to commit"
+    );
+    describe_counter!(
+        AUDIT_EVENTS,
+        "audit events appended to the chain (its head seq, sampled at scrape)"
+    );
+    describe_gauge!(GUESTS_STORED, "guests not erased (sampled at scrape)");
+    describe_gauge!(KEK_ACTIVE, "active key-encryption key version");
+    describe_gauge!(
+        ROTATION_RUNNING,
+        "1 while a KEK rotation runs in this server"
+    );
+    describe_gauge!(
+        ROTATION_TARGET,
+        "KEK version of the running or last rotation"
+    );
+    describe_gauge!(
+        ROTATION_DONE,
+        "DEKs rewrapped by the running or last rotation"
+    );
+    describe_gauge!(
+        ROTATION_TOTAL,
+        "DEKs to rewrap in the running or last rotation"
+    );
+    describe_counter!(
+        SWEEPS,
+        "retention sweeps run by this server, by trigger and result"
+    );
+    describe_counter!(SWEEP_GUESTS_CHECKED, "guests checked by retention sweeps");
+    describe_counter!(SWEEP_GUESTS_AFFECTED, "guests that had expired data purged");
+    describe_counter!(
+        SWEEP_GUESTS_ERASED,
+        "guests crypto-shredded by retention sweeps"
+    );
+    describe_counter!(
+        SWEEP_FIELDS,
+        "field values purged by retention sweeps, by retention class"
+    );
+    describe_counter!(
+        SWEEP_STAYS,
+        "stays purged by retention sweeps, by retention class"
+    );
+    describe_gauge!(BUILD_INFO, "always 1; the version label names the build");
+}
+
+/// One answered HTTP request. `route` is a template (or `(unmatched)`), never a raw path;
+/// `method` comes from a fixed set.
+pub fn record_request(method: &'static str, route: String, status: u16, latency: Duration) {
+    histogram!(HTTP_DURATION, "method" => method, "route" => route.clone())
+        .record(latency.as_secs_f64());
+    counter!(HTTP_REQUESTS, "method" => method, "route" => route, "status" => status.to_string())
+        .increment(1);
+}
+
+/// One group transaction of the writer: how many operations it held and how long it took.
+pub fn record_group_commit(operations: u64, elapsed: Duration) {
+    histogram!(WRITER_BATCH).record(operations as f64);
+    histogram!(WRITER_COMMIT).record(elapsed.as_secs_f64());
+}
+
+/// A retention sweep's outcome (`None`: it failed); `trigger` is `background` or `api`.
+pub fn record_sweep(trigger: &'static str, report: Option<&SweepReport>) {
+    let Some(r) = report else {
+        counter!(SWEEPS, "trigger" => trigger, "result" => "failed").increment(1);
+        return;
+    };
+    counter!(SWEEPS, "trigger" => trigger, "result" => "ok").increment(1);
+    counter!(SWEEP_GUESTS_CHECKED).increment(r.guests_checked);
+    counter!(SWEEP_GUESTS_AFFECTED).increment(r.guests_affected);
+    counter!(SWEEP_GUESTS_ERASED).increment(r.guests_erased);
+    for (class, n) in &r.classes {
+        counter!(SWEEP_FIELDS, "class" => class.clone()).increment(n.fields);
+        counter!(SWEEP_STAYS, "class" => class.clone()).increment(n.stays);
+    }
+}
+
+/// Samples what the vault and the database already count exactly, just before a render.
+pub async fn sample(vault: &Vault) {
+    let counts = vault
+        .readers()
+        .run(|c| Ok((crate::store::count_guests(c)?, crate::audit::head(c)?.0)))
+        .await;
+    match counts {
+        Ok((guests, audit_seq)) => {
+            gauge!(GUESTS_STORED).set(guests as f64);
+            counter!(AUDIT_EVENTS).absolute(audit_seq);
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count guests and audit events"),
+    }
+    let r = vault.rotation_progress();
+    gauge!(KEK_ACTIVE).set(f64::from(vault.keys().active_kek_version()));
+    gauge!(ROTATION_RUNNING).set(if r.running.load(Ordering::SeqCst) {
+        1.0
+    } else {
+        0.0
+    });
+    gauge!(ROTATION_TARGET).set(f64::from(r.target_version.load(Ordering::SeqCst)));
+    gauge!(ROTATION_DONE).set(r.done.load(Ordering::SeqCst) as f64);
+    gauge!(ROTATION_TOTAL).set(r.total.load(Ordering::SeqCst) as f64);
+}
+
+/// Counts an open client connection for as long as it (or a clone) lives.
+#[derive(Debug)]
+pub struct ConnectionGuard(());
+
+impl ConnectionGuard {
+    pub fn open() -> Arc<Self> {
+        gauge!(HTTP_CONNECTIONS).increment(1.0);
+        Arc::new(Self(()))
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        gauge!(HTTP_CONNECTIONS).decrement(1.0);
+    }
+}
+
+/// Counts a request in flight until dropped (also when the client goes away mid-request).
+#[derive(Debug)]
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn start() -> Self {
+        gauge!(HTTP_IN_FLIGHT).increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        gauge!(HTTP_IN_FLIGHT).decrement(1.0);
+    }
+}
