@@ -67,11 +67,19 @@ pub fn open_vault_at(
         clock.clone(),
         config.audit.checkpoint_every,
     );
+    let ledger = Arc::new(crate::ledger::ErasureLedger::new(
+        config.storage.data_dir.join(crate::ledger::LEDGER_FILE),
+    ));
+    // Ledger lines written by a group are fsynced once, before that group commits.
+    let barrier_ledger = ledger.clone();
+    let barrier: store::CommitBarrier = Box::new(move || {
+        barrier_ledger
+            .sync()
+            .map_err(|e| store::StoreError::Other(e.to_string()))
+    });
     let (writer, writer_thread) =
-        Writer::start_with_hook(conn, config.storage.max_batch, Some(hook))?;
+        Writer::start_with_hooks(conn, config.storage.max_batch, Some(hook), Some(barrier))?;
     let readers = Readers::open(db, config.storage.readers)?;
-    let ledger =
-        crate::ledger::ErasureLedger::new(config.storage.data_dir.join(crate::ledger::LEDGER_FILE));
     let vault = Vault::new(
         Arc::new(policies),
         keyring,

@@ -17,7 +17,7 @@ pub use erasure::*;
 pub use guests::*;
 pub use keys::*;
 pub use readers::Readers;
-pub use writer::{PreCommitHook, Writer, WriterStats};
+pub use writer::{CommitBarrier, PreCommitHook, Writer, WriterStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

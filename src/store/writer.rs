@@ -21,6 +21,10 @@ type Job = Box<dyn FnOnce(Option<&Connection>) -> Completion + Send>;
 /// savepoint; a failure is logged and does not fail the group). The audit checkpoint every N
 /// events uses it.
 pub type PreCommitHook = Box<dyn FnMut(&Connection) -> Result<(), StoreError> + Send>;
+/// Runs in every group transaction just before the commit; unlike a [`PreCommitHook`], its
+/// failure fails the whole group (the erasure ledger's fsync: an erasure must never commit
+/// before its ledger line is durable).
+pub type CommitBarrier = Box<dyn FnMut() -> Result<(), StoreError> + Send>;
 
 /// Counters the metrics endpoint and benchmarks read.
 #[derive(Debug, Default)]
@@ -52,6 +56,17 @@ impl Writer {
         max_batch: usize,
         hook: Option<PreCommitHook>,
     ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
+        Self::start_with_hooks(conn, max_batch, hook, None)
+    }
+
+    /// Like [`start_with_hook`](Self::start_with_hook), plus a barrier that must succeed for a
+    /// group to commit.
+    pub fn start_with_hooks(
+        conn: Connection,
+        max_batch: usize,
+        hook: Option<PreCommitHook>,
+        barrier: Option<CommitBarrier>,
+    ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel::<Job>();
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
@@ -59,7 +74,7 @@ impl Writer {
         let handle = std::thread::Builder::new()
             .name("guestvault-writer".into())
             .spawn(move || {
-                run(conn, rx, max_batch, hook, &thread_stats);
+                run(conn, rx, max_batch, hook, barrier, &thread_stats);
                 if let Some(c) = checkpointer {
                     c.stop();
                 }
@@ -166,6 +181,7 @@ fn run(
     rx: mpsc::Receiver<Job>,
     max_batch: usize,
     mut hook: Option<PreCommitHook>,
+    mut barrier: Option<CommitBarrier>,
     stats: &WriterStats,
 ) {
     while let Ok(first) = rx.recv() {
@@ -196,12 +212,21 @@ fn run(
                 tracing::warn!(error = %e, "pre-commit hook failed");
             }
         }
-        let commit = match conn.execute_batch("COMMIT") {
+        let barrier_ok = match barrier.as_mut().map(|b| b()) {
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "commit barrier failed; the group is rolled back");
+                Err(e)
+            }
+            _ => Ok(()),
+        };
+        let commit = match barrier_ok
+            .and_then(|()| conn.execute_batch("COMMIT").map_err(StoreError::from))
+        {
             Ok(()) => Ok(()),
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed");
                 let _ = conn.execute_batch("ROLLBACK");
-                Err(Arc::new(StoreError::from(e)))
+                Err(Arc::new(e))
             }
         };
         stats.batches.fetch_add(1, Ordering::Relaxed);
@@ -323,5 +348,40 @@ mod tests {
             .unwrap();
         assert_eq!(n, 200);
         assert!(w.stats().batches.load(Ordering::Relaxed) < 202);
+    }
+
+    #[tokio::test]
+    async fn a_failing_barrier_rolls_back_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::open_writer(&dir.path().join("b.db"), "full", "fp").unwrap();
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let f = fail.clone();
+        let barrier: CommitBarrier = Box::new(move || {
+            if f.load(Ordering::SeqCst) {
+                Err(StoreError::Other("disk full".into()))
+            } else {
+                Ok(())
+            }
+        });
+        let (w, _h) = Writer::start_with_hooks(conn, 64, None, Some(barrier)).unwrap();
+        let r = w
+            .execute(|c| {
+                c.execute("INSERT INTO meta (key, value) VALUES ('x', '1')", [])?;
+                Ok(())
+            })
+            .await;
+        assert!(r.is_err(), "the caller is told its write failed");
+        fail.store(false, Ordering::SeqCst);
+        let n: i64 = w
+            .execute(|c| {
+                Ok(
+                    c.query_row("SELECT count(*) FROM meta WHERE key = 'x'", [], |r| {
+                        r.get(0)
+                    })?,
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "nothing of the failed group was committed");
     }
 }
