@@ -21,18 +21,7 @@ impl Vault {
         let grant = self.authorize(caller, action, Some(raw_id)).await?;
         let guest_id = self.target(caller, &grant, raw_id).await?;
         let gid = guest_id.as_str().to_string();
-        let (sealed, consent) = self.load(&grant, &guest_id).await?;
-        self.check_guest(
-            caller,
-            &grant,
-            &guest_id,
-            sealed.as_ref().map(|s| s.status),
-            consent,
-        )
-        .await?;
-        let Some(sealed) = sealed else {
-            return Err(VaultError::NotFound);
-        };
+        let (sealed, _consent) = self.load_checked(caller, &grant, &guest_id).await?;
 
         let plain = self.open_fields(&guest_id, &sealed, |n| {
             grant.view(FieldScope::Guest, n).0 != View::None

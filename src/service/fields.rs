@@ -32,6 +32,27 @@ impl Vault {
         }
     }
 
+    /// Loads the guest and applies the status and consent checks (audited when they refuse):
+    /// the record for a guest the caller may process under this grant, and its consent.
+    pub(super) async fn load_checked(
+        &self,
+        caller: &super::Caller,
+        grant: &Grant<'_>,
+        guest_id: &GuestId,
+    ) -> Result<(SealedGuest, ConsentFacts), VaultError> {
+        let (sealed, consent) = self.load(grant, guest_id).await?;
+        let consent = self
+            .check_guest(
+                caller,
+                grant,
+                guest_id,
+                sealed.as_ref().map(|s| s.status),
+                consent,
+            )
+            .await?;
+        sealed.map(|s| (s, consent)).ok_or(VaultError::NotFound)
+    }
+
     /// Loads the sealed guest and the caller's purpose consent in one reader round trip.
     pub(super) async fn load(
         &self,

@@ -207,19 +207,7 @@ impl Vault {
         grant: &Grant<'_>,
         guest_id: &GuestId,
     ) -> Result<GuestView, VaultError> {
-        let (sealed, consent) = self.load(grant, guest_id).await?;
-        let consent = self
-            .check_guest(
-                caller,
-                grant,
-                guest_id,
-                sealed.as_ref().map(|s| s.status),
-                consent,
-            )
-            .await?;
-        let Some(sealed) = sealed else {
-            return Err(VaultError::NotFound);
-        };
+        let (sealed, consent) = self.load_checked(caller, grant, guest_id).await?;
         let mut view = GuestView {
             guest_id: guest_id.to_string(),
             fields: BTreeMap::new(),
@@ -291,18 +279,7 @@ impl Vault {
                 )
                 .await);
         }
-        let (sealed, consent) = self.load(&grant, &guest_id).await?;
-        self.check_guest(
-            caller,
-            &grant,
-            &guest_id,
-            sealed.as_ref().map(|s| s.status),
-            consent,
-        )
-        .await?;
-        let Some(sealed) = sealed else {
-            return Err(VaultError::NotFound);
-        };
+        let (sealed, _consent) = self.load_checked(caller, &grant, &guest_id).await?;
         let existing: BTreeMap<String, String> = self
             .open_fields(&guest_id, &sealed, |n| CROSS_CHECKED.contains(&n))?
             .into_iter()
@@ -452,19 +429,7 @@ impl Vault {
                     .await);
             }
         }
-        let (sealed, consent) = self.load(&grant, &guest_id).await?;
-        let consent = self
-            .check_guest(
-                caller,
-                &grant,
-                &guest_id,
-                sealed.as_ref().map(|s| s.status),
-                consent,
-            )
-            .await?;
-        let Some(sealed) = sealed else {
-            return Err(VaultError::NotFound);
-        };
+        let (sealed, consent) = self.load_checked(caller, &grant, &guest_id).await?;
         // PIPL Art. 29: under a consent purpose a sensitive field needs a separate consent, also
         // to be revealed.
         for f in &fields {

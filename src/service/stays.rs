@@ -80,18 +80,7 @@ impl Vault {
                     .await)
             }
         };
-        let (sealed, consent) = self.load(&grant, &guest_id).await?;
-        self.check_guest(
-            caller,
-            &grant,
-            &guest_id,
-            sealed.as_ref().map(|s| s.status),
-            consent,
-        )
-        .await?;
-        let Some(sealed) = sealed else {
-            return Err(VaultError::NotFound);
-        };
+        let (sealed, _consent) = self.load_checked(caller, &grant, &guest_id).await?;
         let doc: BTreeMap<&str, &str> = validated
             .iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| (k.as_str(), v.expose())))
@@ -156,19 +145,7 @@ impl Vault {
         let action = Action::StayRead;
         let grant = self.authorize(caller, action, Some(raw_id)).await?;
         let guest_id = self.target(caller, &grant, raw_id).await?;
-        let (sealed, consent) = self.load(&grant, &guest_id).await?;
-        let consent = self
-            .check_guest(
-                caller,
-                &grant,
-                &guest_id,
-                sealed.as_ref().map(|s| s.status),
-                consent,
-            )
-            .await?;
-        let Some(sealed) = sealed else {
-            return Err(VaultError::NotFound);
-        };
+        let (sealed, consent) = self.load_checked(caller, &grant, &guest_id).await?;
         let gid = guest_id.as_str().to_string();
         let permit = grant.permit();
         let read_gid = gid.clone();
