@@ -16,6 +16,21 @@ pub enum Anchor {
     Created,
     LastCheckout,
     LastActivity,
+    /// The guest's withdrawal of consent for one of the class's `withdrawal_purposes`; while
+    /// no such consent is withdrawn the period has not begun.
+    ConsentWithdrawn,
+}
+
+impl Anchor {
+    /// The name `retention.toml` uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::LastCheckout => "last_checkout",
+            Self::LastActivity => "last_activity",
+            Self::ConsentWithdrawn => "consent_withdrawn",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -85,15 +100,33 @@ impl Schedule {
                 "created" => Some(Anchor::Created),
                 "last_checkout" => Some(Anchor::LastCheckout),
                 "last_activity" => Some(Anchor::LastActivity),
+                "consent_withdrawn" => Some(Anchor::ConsentWithdrawn),
                 _ => {
                     errors.push(PolicyError::new(
                         file,
                         &format!("{key}.after"),
-                        "must be created, last_checkout or last_activity",
+                        "must be created, last_checkout, last_activity or consent_withdrawn",
                     ));
                     None
                 }
             };
+            if after == Some(Anchor::ConsentWithdrawn) {
+                if c.withdrawal_purposes.is_empty() {
+                    errors.push(PolicyError::new(
+                        file,
+                        &format!("{key}.withdrawal_purposes"),
+                        "must name the consent-based purposes whose withdrawal starts the period \
+                         (after = \"consent_withdrawn\")",
+                    ));
+                }
+                if c.statutory {
+                    errors.push(PolicyError::new(
+                        file,
+                        &format!("{key}.statutory"),
+                        "a class kept by law cannot run from a consent withdrawal",
+                    ));
+                }
+            }
             if c.basis.trim().is_empty() {
                 errors.push(PolicyError::new(
                     file,

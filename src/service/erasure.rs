@@ -13,7 +13,7 @@ use time::Date;
 use super::{Caller, Vault, VaultError};
 use crate::audit::Outcome;
 use crate::domain::retention::kept_until;
-use crate::policy::{Action, Anchor, FieldScope, Policies};
+use crate::policy::{Action, Anchor, Basis, FieldScope, Policies};
 use crate::store::{self, DsrRow, GuestStatus, RetentionFacts};
 
 /// What an erasure request or a retention sweep does to one guest.
@@ -57,12 +57,6 @@ pub(crate) fn plan(p: &Policies, f: &RetentionFacts, today: Date, mode: Mode) ->
         .as_deref()
         .and_then(date_of)
         .unwrap_or(created);
-    let withdrawn: Vec<&str> = f
-        .consents
-        .iter()
-        .filter(|(_, status, _)| status == "withdrawn")
-        .map(|(p, _, _)| p.as_str())
-        .collect();
     let mut out = Plan::default();
     for field in &f.fields {
         let class = p
@@ -77,20 +71,28 @@ pub(crate) fn plan(p: &Policies, f: &RetentionFacts, today: Date, mode: Mode) ->
             }
             continue;
         };
-        let anchor = match class.after {
-            Anchor::Created => created,
-            Anchor::LastCheckout => last_checkout,
-            Anchor::LastActivity => last_activity,
+        let withdrawn_on = withdrawn_on(f, &class.withdrawal_purposes);
+        let until = match class.after {
+            Anchor::Created => kept_until(created, class.retain),
+            Anchor::LastCheckout => kept_until(last_checkout, class.retain),
+            Anchor::LastActivity => kept_until(last_activity, class.retain),
+            // The period has not begun while the consent stands.
+            Anchor::ConsentWithdrawn => withdrawn_on
+                .map(|d| kept_until(d, class.retain))
+                .unwrap_or(Date::MAX),
         };
-        let until = kept_until(anchor, class.retain);
         let keep = match mode {
             Mode::Erasure => class.statutory && today <= until,
             Mode::Sweep => {
-                let withdrawal = class
-                    .withdrawal_purposes
-                    .iter()
-                    .any(|w| withdrawn.contains(&w.as_str()));
-                today <= until && !withdrawal
+                // Withdrawal ends the period at once, except for what another basis still
+                // needs (REQ-25; PIPL Art. 13, 15, 47(1)(3)).
+                let until = match withdrawn_on {
+                    Some(_) if class.after != Anchor::ConsentWithdrawn => {
+                        until.min(still_needed_until(p, f, field, until))
+                    }
+                    _ => until,
+                };
+                today <= until
             }
         };
         if keep {
@@ -114,6 +116,49 @@ pub(crate) fn plan(p: &Policies, f: &RetentionFacts, today: Date, mode: Mode) ->
         }
     }
     out
+}
+
+/// The day the guest withdrew its consent for one of `purposes` (the earliest, if several),
+/// or `None` while none of them is withdrawn.
+fn withdrawn_on(f: &RetentionFacts, purposes: &[String]) -> Option<Date> {
+    f.consents
+        .iter()
+        .filter(|(p, status, _)| status == "withdrawn" && purposes.contains(p))
+        .filter_map(|(_, _, at)| at.as_deref().and_then(date_of))
+        .min()
+}
+
+/// After a consent withdrawal, how long another basis still needs `field` (REQ-25: "fields
+/// shared with stay service remain"): a legal obligation or vital interest, or another
+/// consent the guest still gives, keeps the class's own period (`until`); a contract keeps it
+/// for the stay in progress (through the last check-out; a guest without stays has none);
+/// nothing else keeps it at all.
+/// Purposes flagged `restricted_access` (police, data-subject requests) only read what is
+/// already held and are no reason to hold it.
+fn still_needed_until(p: &Policies, f: &RetentionFacts, field: &str, until: Date) -> Date {
+    let last_checkout = f.last_checkout.as_deref().and_then(date_of);
+    let granted = |purpose: &str| {
+        f.consents
+            .iter()
+            .any(|(p, status, _)| p == purpose && status == "granted")
+    };
+    let mut needed = Date::MIN;
+    for purpose in p.access.purposes.values() {
+        if purpose.restricted_access || !purpose.touches(FieldScope::Guest, field) {
+            continue;
+        }
+        let end = match purpose.basis {
+            Basis::LegalObligation | Basis::VitalInterest => until,
+            Basis::Consent if granted(&purpose.name) => until,
+            Basis::Consent => continue,
+            Basis::Contract => match last_checkout {
+                Some(d) => d,
+                None => continue,
+            },
+        };
+        needed = needed.max(end);
+    }
+    needed
 }
 
 /// The erasure receipt (part of the public contract).
@@ -550,21 +595,111 @@ mod tests {
         );
     }
 
+    fn withdrawn(f: &mut RetentionFacts, purpose: &str, on: &str) {
+        f.consents.push((
+            purpose.into(),
+            "withdrawn".into(),
+            Some(format!("{on}T09:00:00.000000Z")),
+        ));
+    }
+
+    /// The embedded policies with one text replaced in the retention or access file.
+    fn policies_with(file: &str, from: &str, to: &str) -> Policies {
+        let mut s = crate::policy::Sources::embedded();
+        let target = match file {
+            "retention" => &mut s.retention.1,
+            "access" => &mut s.access.1,
+            _ => unreachable!(),
+        };
+        assert!(target.contains(from), "{from:?} not in {file}");
+        *target = target.replacen(from, to, 1);
+        Policies::from_sources(&s).unwrap()
+    }
+
     #[test]
-    fn withdrawing_personalization_expires_preferences_at_once() {
+    fn withdrawing_personalization_expires_preferences_at_once_when_no_stay_is_in_progress() {
         let p = Policies::load(None).unwrap();
         let mut f = facts(&["preferences", "membership_level"], None, &[]);
         assert!(plan(&p, &f, date!(2026 - 11 - 22), Mode::Sweep)
             .delete_fields
             .is_empty());
-        f.consents.push((
-            "personalization".into(),
-            "withdrawn".into(),
-            Some("2026-11-22T00:00:00.000000Z".into()),
-        ));
+        withdrawn(&mut f, "personalization", "2026-11-22");
         assert_eq!(
             plan(&p, &f, date!(2026 - 11 - 22), Mode::Sweep).delete_fields,
             vec!["preferences"]
         );
+    }
+
+    /// REQ-25: withdrawal deletes what was held only for that purpose; what a contract purpose
+    /// (guest_service) shares is kept for the stay in progress, and what a legal obligation
+    /// shares keeps its own period.
+    #[test]
+    fn withdrawal_keeps_what_another_basis_still_needs() {
+        let p = Policies::load(None).unwrap();
+        // A stay in progress: check-out on 2026-11-25.
+        let mut f = facts(
+            &["dietary_needs", "preferences", "full_name"],
+            Some("2026-11-25"),
+            &[],
+        );
+        withdrawn(&mut f, "personalization", "2026-11-22");
+        let during = plan(&p, &f, date!(2026 - 11 - 25), Mode::Sweep);
+        assert!(
+            during.delete_fields.is_empty(),
+            "{:?}",
+            during.delete_fields
+        );
+        let after = plan(&p, &f, date!(2026 - 11 - 26), Mode::Sweep);
+        assert_eq!(after.delete_fields, vec!["dietary_needs", "preferences"]);
+
+        // Without guest_service touching preferences, nothing else needs them: gone at once.
+        let p = policies_with(
+            "access",
+            r#""email", "membership_level", "preferences", "dietary_needs""#,
+            r#""email", "membership_level", "dietary_needs""#,
+        );
+        let during = plan(&p, &f, date!(2026 - 11 - 23), Mode::Sweep);
+        assert_eq!(during.delete_fields, vec!["preferences"]);
+    }
+
+    #[test]
+    fn a_class_anchored_on_consent_withdrawal_runs_from_the_withdrawal() {
+        let p = policies_with(
+            "retention",
+            "retain = \"2y\"\nafter = \"last_activity\"",
+            "retain = \"7d\"\nafter = \"consent_withdrawn\"",
+        );
+        let mut f = facts(&["preferences"], None, &[]);
+        // While the consent stands the period has not begun, however old the data.
+        assert!(plan(&p, &f, date!(2040 - 01 - 01), Mode::Sweep)
+            .delete_fields
+            .is_empty());
+        withdrawn(&mut f, "personalization", "2026-11-22");
+        assert!(plan(&p, &f, date!(2026 - 11 - 29), Mode::Sweep)
+            .delete_fields
+            .is_empty());
+        assert_eq!(
+            plan(&p, &f, date!(2026 - 11 - 30), Mode::Sweep).delete_fields,
+            vec!["preferences"]
+        );
+        // An erasure request does not wait for it (not statutory).
+        let f = facts(&["preferences"], None, &[]);
+        assert_eq!(
+            plan(&p, &f, date!(2026 - 11 - 22), Mode::Erasure).delete_fields,
+            vec!["preferences"]
+        );
+    }
+
+    #[test]
+    fn a_consent_withdrawn_class_must_name_purposes_and_not_be_statutory() {
+        let mut s = crate::policy::Sources::embedded();
+        s.retention.1 = s.retention.1.replacen(
+            "retain = \"3y\"\nafter = \"last_checkout\"\nstatutory = true",
+            "retain = \"3y\"\nafter = \"consent_withdrawn\"\nstatutory = true",
+            1,
+        );
+        let e = Policies::from_sources(&s).unwrap_err().to_string();
+        assert!(e.contains("classes.identity.withdrawal_purposes"), "{e}");
+        assert!(e.contains("classes.identity.statutory"), "{e}");
     }
 }

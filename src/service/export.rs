@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::{Caller, Vault, VaultError};
 use crate::audit::Outcome;
 use crate::crypto::FieldCipher;
-use crate::policy::{Action, Anchor, FieldScope, View};
+use crate::policy::{Action, FieldScope, View};
 use crate::store::{self, DsrRow};
 
 pub const EXPORT_FORMAT: &str = "guestvault-export/v1";
@@ -121,14 +121,19 @@ impl Vault {
             .classes
             .values()
             .map(|c| {
-                let mut fields: Vec<&str> = p.catalog.fields(FieldScope::Guest).filter(|f| f.category == c.name).map(|f| f.name.as_str()).collect();
+                let mut fields: Vec<&str> = p
+                    .catalog
+                    .fields(FieldScope::Guest)
+                    .filter(|f| f.category == c.name)
+                    .map(|f| f.name.as_str())
+                    .collect();
                 if p.retention.stay_class == c.name {
                     fields.push("stays");
                 }
                 json!({
                     "class": c.name,
                     "retain": c.retain_text,
-                    "after": match c.after { Anchor::Created => "created", Anchor::LastCheckout => "last_checkout", Anchor::LastActivity => "last_activity" },
+                    "after": c.after.as_str(),
                     "statutory": c.statutory,
                     "basis": c.basis,
                     "fields": fields,

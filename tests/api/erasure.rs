@@ -691,3 +691,54 @@ async fn a_free_text_reason_is_accepted_but_never_stored() {
             .any(|w| w == b"13911112222"));
     }
 }
+
+/// REQ-25: withdrawing personalization in the middle of a stay keeps what guest_service (a
+/// contract purpose) also uses — the allergy note — through check-out, then the sweep deletes
+/// it; the withdrawal is not a licence to keep it for its full 30 days either.
+#[tokio::test]
+async fn a_withdrawal_during_a_stay_keeps_what_the_stay_needs_until_check_out() {
+    let app = spawn_app().await;
+    app.clock.set(datetime!(2026-11-20 10:00 UTC));
+    let id = app
+        .create_guest(json!({"full_name":"李四","dietary_needs":"peanut allergy","preferences":{"room":"quiet"}}))
+        .await;
+    let stay =
+        json!({"fields":{"property":"SHA01","check_in":"2026-11-20","check_out":"2026-11-23"}});
+    for (method, path, body) in [
+        (Method::POST, format!("/v1/guests/{id}/stays"), Some(stay)),
+        (
+            Method::PUT,
+            format!("/v1/guests/{id}/consents/personalization"),
+            Some(json!({"notice_version":"1","channel":"app","separate":true})),
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/guests/{id}/consents/personalization"),
+            None,
+        ),
+    ] {
+        let r = app
+            .call(method, &path, Some("pms"), Some("check_in"), body)
+            .await;
+        assert!(r.status.is_success(), "{path}: {}", r.status);
+    }
+    let has = |f: &str| -> bool {
+        app.db()
+            .query_row(
+                "SELECT count(*) FROM guest_fields WHERE guest_id = ?1 AND field = ?2",
+                [id.as_str(), f],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+            == 1
+    };
+    app.clock.set(datetime!(2026-11-23 20:00 UTC));
+    sweep(&app, false).await;
+    assert!(has("dietary_needs"), "needed for the stay in progress");
+    assert!(has("preferences"), "guest_service uses preferences too");
+    app.clock.set(datetime!(2026-11-24 09:00 UTC));
+    let report = sweep(&app, false).await;
+    assert!(!has("dietary_needs"), "{report}");
+    assert!(!has("preferences"), "{report}");
+    assert!(has("full_name"), "identity keeps its statutory period");
+}
