@@ -252,6 +252,44 @@ impl Vault {
         Ok(view)
     }
 
+    /// The fields a patch would remove (`null`) that a law requires keeping for now: a
+    /// correction must not bypass the storage-only rule of an erasure (PIPL Art. 47(2)). The
+    /// way to end them early is `POST /v1/guests/{id}/erasure`, which restricts them instead.
+    async fn statutory_removals(
+        &self,
+        gid: &str,
+        patch: &Map<String, Value>,
+    ) -> Result<Vec<FieldError>, VaultError> {
+        let removed: Vec<String> = patch
+            .iter()
+            .filter(|(_, v)| v.is_null())
+            .map(|(k, _)| k.clone())
+            .collect();
+        if removed.is_empty() {
+            return Ok(vec![]);
+        }
+        let id = gid.to_string();
+        let Some(mut facts) = self
+            .readers
+            .run(move |c| store::retention_facts(c, &id))
+            .await?
+        else {
+            return Ok(vec![]);
+        };
+        facts.fields = removed;
+        let plan = super::erasure::plan(
+            &self.policies,
+            &facts,
+            self.today(),
+            super::erasure::Mode::Erasure,
+        );
+        Ok(plan
+            .kept_fields
+            .into_iter()
+            .map(|(field, _, _)| FieldError::new(&field, "statutory_retention"))
+            .collect())
+    }
+
     pub async fn update_guest(
         &self,
         caller: &Caller,
@@ -280,6 +318,19 @@ impl Vault {
                 .await);
         }
         let (sealed, _consent) = self.load_checked(caller, &grant, &guest_id).await?;
+        let kept = self.statutory_removals(&gid, &patch).await?;
+        if !kept.is_empty() {
+            return Err(self
+                .refuse(
+                    caller,
+                    action,
+                    Some(&gid),
+                    names,
+                    VaultError::Validation(kept),
+                    grant.rules().to_vec(),
+                )
+                .await);
+        }
         let existing: BTreeMap<String, String> = self
             .open_fields(&guest_id, &sealed, |n| CROSS_CHECKED.contains(&n))?
             .into_iter()
@@ -327,29 +378,27 @@ impl Vault {
             grant.rules().to_vec(),
         );
         let write_gid = gid.clone();
-        let found = self
+        let status = self
             .writer
             .execute(move |c| {
-                match store::touch_guest(c, &permit, &write_gid, &now)? {
-                    Some(store::GuestStatus::Active) => {}
-                    _ => return Ok(false),
+                let status = store::touch_guest(c, &permit, &write_gid, &now)?;
+                if status == Some(store::GuestStatus::Active) {
+                    write_sealed(c, &permit, &write_gid, &now, sealed_fields)?;
+                    crate::audit::append(c, event)?;
                 }
-                write_sealed(c, &permit, &write_gid, &now, sealed_fields)?;
-                crate::audit::append(c, event)?;
-                Ok(true)
+                Ok(status)
             })
             .await
             .map_err(VaultError::from_write)?;
-        if !found {
+        if status != Some(store::GuestStatus::Active) {
+            // Restricted data is storage only (PIPL Art. 47(2)): even a purpose that may read
+            // it may not change it.
+            let error = match status {
+                Some(store::GuestStatus::Restricted) => VaultError::Restricted,
+                _ => VaultError::NotFound,
+            };
             return Err(self
-                .refuse(
-                    caller,
-                    action,
-                    Some(&gid),
-                    vec![],
-                    VaultError::NotFound,
-                    vec![],
-                )
+                .refuse(caller, action, Some(&gid), vec![], error, vec![])
                 .await);
         }
         // The answer is the read shape only for a role that may read; otherwise just the id

@@ -742,3 +742,47 @@ async fn a_withdrawal_during_a_stay_keeps_what_the_stay_needs_until_check_out() 
     assert!(!has("preferences"), "{report}");
     assert!(has("full_name"), "identity keeps its statutory period");
 }
+
+/// PIPL Art. 47(2): a correction cannot delete registration data a law requires keeping (the
+/// erasure route restricts it instead), and restricted data is storage only — not even a
+/// purpose that may read it may change it.
+#[tokio::test]
+async fn a_correction_cannot_remove_statutory_data_or_change_restricted_data() {
+    let app = spawn_app().await;
+    let id = app.create_guest(zhang_san()).await;
+    let path = format!("/v1/guests/{id}");
+    let patch = |fields: Value| {
+        app.call(
+            Method::PATCH,
+            &path,
+            Some("dsr_officer"),
+            Some("data_subject_request"),
+            Some(json!({ "fields": fields })),
+        )
+    };
+    let r = patch(json!({"id_number": null, "mobile": null})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(
+        r.body["errors"],
+        json!([{"field":"id_number","code":"statutory_retention"}]),
+        "{}",
+        r.text
+    );
+    let kept: i64 = app
+        .db()
+        .query_row(
+            "SELECT count(*) FROM guest_fields WHERE guest_id = ?1 AND field IN ('id_number','mobile')",
+            [&id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, 2, "a refused patch changes nothing");
+    // A non-statutory field may be removed; a statutory one corrected.
+    let r = patch(json!({"mobile": null, "full_name": "张三"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    assert_eq!(erase(&app, &id).await.status, StatusCode::OK);
+    let r = patch(json!({"full_name": "张三丰"})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_eq!(r.body["code"], "restricted");
+}
