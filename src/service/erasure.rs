@@ -383,7 +383,10 @@ impl Vault {
             .await
             .map_err(VaultError::from_write)?;
         match outcome {
-            Erased::Done(r) => Ok(*r),
+            Erased::Done(r) => {
+                self.writer.note_shredded();
+                Ok(*r)
+            }
             Erased::Repeat(row) => {
                 let receipt: Receipt = serde_json::from_str(&row.receipt)
                     .map_err(|e| VaultError::Internal(e.to_string()))?;

@@ -89,9 +89,10 @@ impl Vault {
                         };
                         r.guests_checked += 1;
                         let plan = plan(&policies, &facts, today, Mode::Sweep);
-                        let shred = plan.shreds_guest()
-                            && (!facts.fields.is_empty() || !facts.stays.is_empty());
-                        if plan.delete_fields.is_empty() && plan.delete_stays.is_empty() {
+                        // Nothing left to keep (even a guest whose every field was removed by
+                        // corrections): the whole guest goes, consents and data key included.
+                        let shred = plan.shreds_guest();
+                        if plan.delete_fields.is_empty() && plan.delete_stays.is_empty() && !shred {
                             continue;
                         }
                         r.guests_affected += 1;
@@ -154,6 +155,9 @@ impl Vault {
                 })
                 .await
                 .map_err(VaultError::from_write)?;
+            if !dry_run && batch.guests_affected > 0 {
+                self.writer.note_shredded();
+            }
             report.merge(batch);
             progress(report.guests_checked);
         }

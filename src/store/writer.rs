@@ -5,7 +5,7 @@
 //! So an acknowledged write is durable, and an audit event commits with the change it records.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -39,6 +39,8 @@ pub struct WriterStats {
 pub struct Writer {
     tx: mpsc::Sender<Job>,
     stats: Arc<WriterStats>,
+    /// Set after a commit that deleted personal data: the checkpointer then empties the WAL.
+    shredded: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -70,7 +72,8 @@ impl Writer {
         let (tx, rx) = mpsc::channel::<Job>();
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
-        let checkpointer = Checkpointer::start(&conn);
+        let shredded = Arc::new(AtomicBool::new(false));
+        let checkpointer = Checkpointer::start(&conn, shredded.clone());
         let handle = std::thread::Builder::new()
             .name("guestvault-writer".into())
             .spawn(move || {
@@ -79,11 +82,27 @@ impl Writer {
                     c.stop();
                 }
             })?;
-        Ok((Self { tx, stats }, handle))
+        Ok((
+            Self {
+                tx,
+                stats,
+                shredded,
+            },
+            handle,
+        ))
     }
 
     pub fn stats(&self) -> &WriterStats {
         &self.stats
+    }
+
+    /// Call after a committed write that deleted personal data (erasure, retention purge).
+    /// The deleted rows' old page images are still in the WAL file, which SQLite only
+    /// overwrites as it is reused; the checkpointer's next round (within half a second) copies
+    /// the WAL into the database, where `secure_delete` has zeroed them, and truncates the WAL
+    /// to nothing.
+    pub fn note_shredded(&self) {
+        self.shredded.store(true, Ordering::Release);
     }
 
     /// Runs `op` inside a savepoint of the next group transaction and returns its result once
@@ -140,8 +159,9 @@ impl Checkpointer {
     const EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
     /// Takes over checkpointing for `writer`'s database; `None` (SQLite keeps doing it) if the
-    /// database has no file or a second connection cannot be opened.
-    fn start(writer: &Connection) -> Option<Self> {
+    /// database has no file or a second connection cannot be opened. When `shredded` is set,
+    /// the next round truncates the WAL (and retries until nothing blocked it).
+    fn start(writer: &Connection, shredded: Arc<AtomicBool>) -> Option<Self> {
         let path = writer.path().filter(|p| !p.is_empty())?.to_string();
         let conn = Connection::open(&path).ok()?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).ok()?;
@@ -153,8 +173,22 @@ impl Checkpointer {
                     stopped.recv_timeout(Self::EVERY),
                     Err(mpsc::RecvTimeoutError::Timeout)
                 );
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                let truncate = shredded.swap(false, Ordering::AcqRel);
+                let sql = if truncate {
+                    "PRAGMA wal_checkpoint(TRUNCATE)"
+                } else {
+                    "PRAGMA wal_checkpoint(PASSIVE)"
+                };
+                match conn.query_row(sql, [], |r| r.get::<_, i64>(0)) {
+                    // Busy: a reader or the writer was in the way; try again next round.
+                    Ok(busy) if truncate && busy != 0 => shredded.store(true, Ordering::Release),
+                    Ok(_) => {}
+                    Err(e) => {
+                        if truncate {
+                            shredded.store(true, Ordering::Release);
+                        }
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
                 }
                 if last {
                     return;

@@ -291,6 +291,45 @@ async fn full_erasure_leaves_no_row_keyed_by_the_guest_outside_the_audit_trail()
     )
     .await;
 
+    // The guest's key material and ciphertext as stored: after the erasure none of these
+    // bytes may remain in any file of the data dir, the WAL included.
+    let secrets: Vec<Vec<u8>> = {
+        let db = app.db();
+        let mut v: Vec<Vec<u8>> = db
+            .query_row(
+                "SELECT wrapped_dek FROM guest_keys WHERE guest_id = ?1",
+                [&id],
+                |r| r.get(0),
+            )
+            .map(|k| vec![k])
+            .unwrap();
+        let mut s = db
+            .prepare("SELECT ciphertext FROM guest_fields WHERE guest_id = ?1")
+            .unwrap();
+        v.extend(
+            s.query_map([&id], |r| r.get::<_, Vec<u8>>(0))
+                .unwrap()
+                .map(Result::unwrap),
+        );
+        v
+    };
+    assert!(secrets.len() >= 4, "a data key and the field ciphertexts");
+    let on_disk = |app: &TestApp| -> usize {
+        let files: Vec<Vec<u8>> = std::fs::read_dir(app.dir.path())
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap_or_default())
+            .collect();
+        secrets
+            .iter()
+            .filter(|s| {
+                files
+                    .iter()
+                    .any(|f| f.windows(s.len()).any(|w| w == &s[..]))
+            })
+            .count()
+    };
+    assert_eq!(on_disk(&app), secrets.len(), "the scan finds what is there");
+
     // The guest asks, with its own token.
     let me = app.token_for("guest", &id);
     let req = app
@@ -328,6 +367,20 @@ async fn full_erasure_leaves_no_row_keyed_by_the_guest_outside_the_audit_trail()
         .await;
     assert_eq!(r.body["guest_ids"], json!([]));
     assert_eq!(rows_naming(&app, &id), Vec::<String>::new());
+    // Crypto-shredding reaches the files too: the WAL is emptied within the checkpointer's
+    // next rounds (every 500 ms), while the server keeps running.
+    let mut left = on_disk(&app);
+    for _ in 0..40 {
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        left = on_disk(&app);
+    }
+    assert_eq!(
+        left, 0,
+        "wrapped DEK or ciphertext still on disk after erasure"
+    );
     for entry in std::fs::read_dir(app.dir.path()).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
         for canary in ["erase.me@example.com", "13700001234", "halal"] {
@@ -785,4 +838,38 @@ async fn a_correction_cannot_remove_statutory_data_or_change_restricted_data() {
     let r = patch(json!({"full_name": "张三丰"})).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     assert_eq!(r.body["code"], "restricted");
+}
+
+/// A guest whose every field was removed by corrections holds nothing a class could keep: the
+/// next sweep crypto-shreds what is left of it (data key, consents, the guest row).
+#[tokio::test]
+async fn the_sweeper_shreds_a_guest_that_corrections_left_empty() {
+    let app = spawn_app().await;
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/guests",
+            Some("pms"),
+            Some("check_in"),
+            Some(json!({"fields":{"mobile":"13700005678"}})),
+        )
+        .await;
+    let id = r.body["guest_id"].as_str().unwrap().to_string();
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/guests/{id}"),
+            Some("pms"),
+            Some("check_in"),
+            Some(json!({"fields":{"mobile":null}})),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    assert!(
+        !rows_naming(&app, &id).is_empty(),
+        "the guest row is still there"
+    );
+    let report = sweep(&app, false).await;
+    assert_eq!(report["guests_erased"], 1, "{report}");
+    assert_eq!(rows_naming(&app, &id), Vec::<String>::new());
 }
