@@ -207,6 +207,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Token { role, sub, ttl } => {
+            // A token for a role the policy does not define would be refused on every request.
+            let policies = Policies::load(config.policies.dir.as_deref())?;
+            if !policies.access.roles.contains_key(&role) {
+                anyhow::bail!(
+                    "unknown role `{role}`: access.toml defines {}",
+                    policies
+                        .access
+                        .roles
+                        .keys()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
             let token = crate::auth::mint_with_config(&config, &role, &sub, ttl)
                 .context("cannot mint a token (is the data dir initialized?)")?;
             println!("{token}");
@@ -423,6 +437,7 @@ fn print_demo(config: &Config, addr: &str, policies: &Policies) -> anyhow::Resul
         config.storage.data_dir.display()
     );
     let mut pms = String::new();
+    let mut front_desk = String::new();
     // A self-only role (the guest) needs a guest id as `sub`: mint it with `guestvault token`.
     for role in policies
         .access
@@ -435,15 +450,18 @@ fn print_demo(config: &Config, addr: &str, policies: &Policies) -> anyhow::Resul
             crate::auth::mint_with_config(config, role, &format!("demo-{role}"), DEMO_TOKEN_TTL)?;
         let var = role.to_uppercase();
         println!("export {var}_TOKEN={token}");
-        if role == "pms" {
-            pms = token;
+        match role.as_str() {
+            "pms" => pms = token,
+            "front_desk" => front_desk = token,
+            _ => {}
         }
     }
-    println!("\n# create a guest, then read it back masked (paste into another shell):");
+    // The sample carries its tokens inline, so it works pasted alone into any shell.
+    println!("\n# create a guest as the PMS, then read it back masked as the front desk:");
     println!(
         "ID=$(curl -s -X POST {addr}/v1/guests -H \"Authorization: Bearer {pms}\" -H 'X-Purpose: check_in' -H 'Content-Type: application/json' \\\n  -d '{{\"fields\":{{\"full_name\":\"张三丰\",\"mobile\":\"138 1234 5678\",\"id_type\":\"cn_resident_id\",\"id_number\":\"11010519491231002X\",\"gender\":\"F\"}}}}' | sed 's/.*\"guest_id\":\"\\([^\"]*\\)\".*/\\1/')"
     );
-    println!("curl -s {addr}/v1/guests/$ID -H \"Authorization: Bearer $FRONT_DESK_TOKEN\" -H 'X-Purpose: check_in'\n");
+    println!("curl -s {addr}/v1/guests/$ID -H \"Authorization: Bearer {front_desk}\" -H 'X-Purpose: check_in'\n");
     Ok(())
 }
 

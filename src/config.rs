@@ -8,6 +8,9 @@ use serde::Deserialize;
 
 pub const DEFAULT_CONFIG_FILE: &str = "guestvault.toml";
 const ENV_PREFIX: &str = "GUESTVAULT_";
+/// Largest `auth.leeway_secs`: clock skew beyond five minutes is a broken clock, and a large
+/// leeway would keep expired tokens valid.
+pub const MAX_LEEWAY_SECS: u64 = 300;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -240,7 +243,9 @@ impl Config {
             }
             None => (toml::Table::new(), "defaults".to_string()),
         };
-        let mut env_keys = Vec::new();
+        // (`section.key`, environment variable) of every override, to name the variable in
+        // errors.
+        let mut env_keys: Vec<(String, String)> = Vec::new();
         for (name, value) in env {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
@@ -263,39 +268,42 @@ impl Config {
                     message: "must be a table".into(),
                 });
             };
-            section_table.insert(key.to_string(), env_value(key, &value));
+            section_table.insert(key.to_string(), env_value(section, key, &value));
             env_keys.push((format!("{section}.{key}"), name));
         }
-        let config: Config =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| {
-                    // Name the key: an unknown or mistyped key's path is in the message; if it came
-                    // from the environment, say which variable.
-                    let message = e.message().to_string();
-                    let from_env = env_keys
-                        .iter()
-                        .find(|(key, _)| message.contains(key.rsplit('.').next().unwrap_or(key)));
-                    match from_env {
-                        Some((key, var)) => ConfigError::Key {
-                            key: key.clone(),
-                            origin: format!("environment variable {var}"),
-                            message,
-                        },
-                        None => ConfigError::Parse {
-                            path: origin.clone(),
-                            message,
-                        },
-                    }
-                })?;
-        config.validate(&origin)?;
+        let origin_of = |key: &str| -> String {
+            match env_keys.iter().find(|(k, _)| k == key) {
+                Some((_, var)) => format!("environment variable {var}"),
+                None => origin.clone(),
+            }
+        };
+        let config: Config = match toml::Value::Table(table.clone()).try_into() {
+            Ok(config) => config,
+            Err(e) => {
+                let e: toml::de::Error = e;
+                // The deserializer's message has no key path: find the key by checking each
+                // one on its own (every other key then takes its default).
+                return Err(match first_bad_key(&table) {
+                    Some((key, message)) => ConfigError::Key {
+                        origin: origin_of(&key),
+                        key,
+                        message,
+                    },
+                    None => ConfigError::Parse {
+                        path: origin.clone(),
+                        message: e.message().to_string(),
+                    },
+                });
+            }
+        };
+        config.validate(&origin_of)?;
         Ok(config)
     }
 
-    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+    fn validate(&self, origin_of: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
         let bad = |key: &str, message: &str| ConfigError::Key {
             key: key.into(),
-            origin: origin.into(),
+            origin: origin_of(key),
             message: message.into(),
         };
         if !matches!(
@@ -344,14 +352,29 @@ impl Config {
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(bad("log.format", "must be `text` or `json`"));
         }
-        if self.auth.issuer.is_empty() || self.auth.audience.is_empty() {
-            return Err(bad("auth.issuer", "issuer and audience must not be empty"));
-        }
-        if self.audit.checkpoint_every == 0 || self.audit.checkpoint_interval_secs == 0 {
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(bad(
-                "audit.checkpoint_every",
-                "checkpoint settings must be positive",
+                "log.level",
+                &format!("not a log filter such as `info` or `guestvault=debug,info`: {e}"),
             ));
+        }
+        if self.auth.issuer.is_empty() {
+            return Err(bad("auth.issuer", "must not be empty"));
+        }
+        if self.auth.audience.is_empty() {
+            return Err(bad("auth.audience", "must not be empty"));
+        }
+        if self.auth.leeway_secs > MAX_LEEWAY_SECS {
+            return Err(bad(
+                "auth.leeway_secs",
+                &format!("must be at most {MAX_LEEWAY_SECS} (seconds of clock skew)"),
+            ));
+        }
+        if self.audit.checkpoint_every == 0 {
+            return Err(bad("audit.checkpoint_every", "must be at least 1"));
+        }
+        if self.audit.checkpoint_interval_secs == 0 {
+            return Err(bad("audit.checkpoint_interval_secs", "must be at least 1"));
         }
         if self.audit.retention_days < crate::audit::purge::MIN_RETENTION_DAYS {
             // PIPL Art. 56: processing records are kept at least three years (REQ-19).
@@ -386,8 +409,10 @@ impl Config {
 /// Keys whose environment value is a comma-separated list.
 const LIST_KEYS: [&str; 2] = ["allow", "bearer_roles"];
 
-/// Environment values are TOML when they parse as a number, boolean or array; else strings.
-fn env_value(key: &str, raw: &str) -> toml::Value {
+/// Environment values are TOML when they parse as a number or boolean and the key takes one;
+/// else strings (`GUESTVAULT_AUTH_AUDIENCE=12345` is the string `"12345"`). List keys take
+/// comma-separated values.
+fn env_value(section: &str, key: &str, raw: &str) -> toml::Value {
     if key.ends_with("files") || LIST_KEYS.contains(&key) {
         let items = raw
             .split(',')
@@ -396,13 +421,59 @@ fn env_value(key: &str, raw: &str) -> toml::Value {
             .collect();
         return toml::Value::Array(items);
     }
-    if let Ok(i) = raw.parse::<i64>() {
-        return toml::Value::Integer(i);
+    let string = toml::Value::String(raw.to_string());
+    let coerced = if let Ok(i) = raw.parse::<i64>() {
+        toml::Value::Integer(i)
+    } else if let Ok(b) = raw.parse::<bool>() {
+        toml::Value::Boolean(b)
+    } else {
+        return string;
+    };
+    // Keep the coerced value if the key takes it, or if a string would not fit either (the
+    // error then names the type the key wants).
+    if check_key(section, key, &coerced).is_ok() || check_key(section, key, &string).is_err() {
+        coerced
+    } else {
+        string
     }
-    if let Ok(b) = raw.parse::<bool>() {
-        return toml::Value::Boolean(b);
+}
+
+/// Deserializes a config holding only `section.key = value` (everything else defaulted).
+fn check_key(section: &str, key: &str, value: &toml::Value) -> Result<(), String> {
+    let mut inner = toml::Table::new();
+    inner.insert(key.to_string(), value.clone());
+    check_section(section, toml::Value::Table(inner))
+}
+
+fn check_section(section: &str, value: toml::Value) -> Result<(), String> {
+    let mut outer = toml::Table::new();
+    outer.insert(section.to_string(), value);
+    toml::Value::Table(outer)
+        .try_into::<Config>()
+        .map(|_| ())
+        .map_err(|e| e.message().to_string())
+}
+
+/// The first key (`section.key`, or `section` when the section itself is wrong) that does not
+/// deserialize on its own, with the deserializer's message.
+fn first_bad_key(table: &toml::Table) -> Option<(String, String)> {
+    for (section, value) in table {
+        let Some(keys) = value.as_table() else {
+            if let Err(m) = check_section(section, value.clone()) {
+                return Some((section.clone(), m));
+            }
+            continue;
+        };
+        if let Err(m) = check_section(section, toml::Value::Table(toml::Table::new())) {
+            return Some((section.clone(), m));
+        }
+        for (key, v) in keys {
+            if let Err(m) = check_key(section, key, v) {
+                return Some((format!("{section}.{key}"), m));
+            }
+        }
     }
-    toml::Value::String(raw.to_string())
+    None
 }
 
 /// Reads a secret from a file, trimming one trailing newline. Used for every `*_file` key.
@@ -530,5 +601,94 @@ mod tests {
                 .as_slice(),
             b"hunter2"
         );
+    }
+
+    #[test]
+    fn a_wrongly_typed_value_names_its_key_and_where_it_came_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("g.toml");
+        std::fs::write(&file, "[storage]\nreaders = \"four\"\n").unwrap();
+        let err = Config::load_with_env(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`storage.readers`"), "{err}");
+        assert!(err.contains("g.toml"), "{err}");
+        let err = Config::load_with_env(None, env(&[("GUESTVAULT_STORAGE_READERS", "four")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`storage.readers`"), "{err}");
+        assert!(err.contains("GUESTVAULT_STORAGE_READERS"), "{err}");
+        assert!(!err.contains("defaults"), "{err}");
+        // A wrong section type and an unknown section are named too.
+        std::fs::write(&file, "storage = 3\n").unwrap();
+        let err = Config::load_with_env(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`storage`"), "{err}");
+        std::fs::write(&file, "[storge]\nreaders = 2\n").unwrap();
+        let err = Config::load_with_env(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`storge`"), "{err}");
+    }
+
+    #[test]
+    fn a_validation_error_on_an_env_value_names_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("g.toml");
+        std::fs::write(&file, "[server]\nmax_body_bytes = 10\n").unwrap();
+        let err = Config::load_with_env(Some(&file), env(&[("GUESTVAULT_STORAGE_READERS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`storage.readers`"), "{err}");
+        assert!(err.contains("GUESTVAULT_STORAGE_READERS"), "{err}");
+        let err = Config::load_with_env(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`server.max_body_bytes`"), "{err}");
+        assert!(err.contains("g.toml"), "{err}");
+    }
+
+    #[test]
+    fn numeric_looking_env_values_stay_strings_for_string_keys() {
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("GUESTVAULT_AUTH_AUDIENCE", "12345"),
+                ("GUESTVAULT_AUTH_ISSUER", "true"),
+                ("GUESTVAULT_STORAGE_DATA_DIR", "2024"),
+                ("GUESTVAULT_STORAGE_MAX_BATCH", "64"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.auth.audience, "12345");
+        assert_eq!(c.auth.issuer, "true");
+        assert_eq!(c.storage.data_dir, PathBuf::from("2024"));
+        assert_eq!(c.storage.max_batch, 64);
+    }
+
+    #[test]
+    fn log_level_must_be_a_valid_filter() {
+        for ok in ["info", "guestvault=debug,info", "warn"] {
+            let c = Config::load_with_env(None, env(&[("GUESTVAULT_LOG_LEVEL", ok)])).unwrap();
+            assert_eq!(c.log.level, ok);
+        }
+        let err = Config::load_with_env(None, env(&[("GUESTVAULT_LOG_LEVEL", "guestvault=loud")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`log.level`"), "{err}");
+        assert!(err.contains("GUESTVAULT_LOG_LEVEL"), "{err}");
+    }
+
+    #[test]
+    fn leeway_has_an_upper_bound() {
+        let c =
+            Config::load_with_env(None, env(&[("GUESTVAULT_AUTH_LEEWAY_SECS", "300")])).unwrap();
+        assert_eq!(c.auth.leeway_secs, 300);
+        let err = Config::load_with_env(None, env(&[("GUESTVAULT_AUTH_LEEWAY_SECS", "86400")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`auth.leeway_secs`"), "{err}");
+        assert!(err.contains("GUESTVAULT_AUTH_LEEWAY_SECS"), "{err}");
     }
 }

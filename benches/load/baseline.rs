@@ -110,9 +110,7 @@ pub fn raw_point_read(db: &Path, ids: &Arc<Vec<uuid::Uuid>>, duration: Duration)
 /// The SQL of one vault read (`store::load_guest` and the consent lookup): three queries.
 pub fn raw_record_load(db: &Path, ids: &Arc<Vec<uuid::Uuid>>, duration: Duration) -> Rate {
     raw_reads(db, ids, duration, |conn, id| {
-        let permit =
-            guestvault::policy::Permit::system_unchecked(guestvault::policy::Action::GuestRead);
-        let sealed = guestvault::store::load_guest(conn, &permit, id)
+        let sealed = guestvault::store::load_guest(conn, read_permit(), id)
             .unwrap()
             .expect("a seeded guest");
         assert!(!sealed.fields.is_empty());
@@ -122,6 +120,24 @@ pub fn raw_record_load(db: &Path, ids: &Arc<Vec<uuid::Uuid>>, duration: Duration
             .query_row([id, "check_in"], |r| r.get(0))
             .ok();
         assert!(consent.is_none());
+    })
+}
+
+/// The permit a vault read carries: `pms` reading under `check_in`, granted by the default
+/// access policy (the bench goes through the policy like the service does).
+fn read_permit() -> &'static guestvault::policy::Permit {
+    static PERMIT: std::sync::OnceLock<guestvault::policy::Permit> = std::sync::OnceLock::new();
+    PERMIT.get_or_init(|| {
+        guestvault::policy::Policies::load(None)
+            .expect("the embedded policies load")
+            .access
+            .authorize(
+                "pms",
+                Some("check_in"),
+                guestvault::policy::Action::GuestRead,
+            )
+            .expect("pms may read under check_in")
+            .permit()
     })
 }
 

@@ -26,10 +26,18 @@ struct Claims {
     sub: String,
     role: String,
     iss: String,
-    aud: String,
+    /// One audience or several (RFC 7519 §4.1.3); validation needs the configured one in it.
+    aud: Audience,
     exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     iat: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -62,8 +70,8 @@ pub enum AuthSetupError {
     Config(#[from] crate::config::ConfigError),
     #[error("config key `auth.hs256_secret_file`: the secret must be at least {MIN_HS256_SECRET_BYTES} bytes")]
     WeakSecret,
-    #[error("config key `auth.public_key_files`: `{0}` is not an Ed25519, RSA or P-256 public key in PEM")]
-    BadKey(String),
+    #[error("config key `auth.public_key_files`: `{path}`: {reason}")]
+    BadKey { path: String, reason: &'static str },
     #[error("config key `auth.hs256_secret_file`: `{0}` is readable by group or others; run `chmod 600` on it")]
     SecretPermissions(String),
     #[error("no token verification key: set `auth.hs256_secret_file` or `auth.public_key_files` (or run `guestvault init`)")]
@@ -148,10 +156,12 @@ impl Authenticator {
             });
         }
         for path in &config.auth.public_key_files {
-            let pem = std::fs::read(path)
-                .map_err(|_| AuthSetupError::BadKey(path.display().to_string()))?;
-            let (algorithm, key) = parse_public_key(&pem)
-                .ok_or_else(|| AuthSetupError::BadKey(path.display().to_string()))?;
+            let bad = |reason| AuthSetupError::BadKey {
+                path: path.display().to_string(),
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|_| bad("cannot read the file"))?;
+            let (algorithm, key) = parse_public_key(&pem).map_err(bad)?;
             keys.push(VerifyKey {
                 algorithm,
                 key,
@@ -208,21 +218,44 @@ impl Authenticator {
     }
 }
 
-fn parse_public_key(pem: &[u8]) -> Option<(Algorithm, DecodingKey)> {
-    let text = std::str::from_utf8(pem).ok()?;
+const NOT_A_KEY: &str = "not an Ed25519, RSA or P-256 public key in PEM (SubjectPublicKeyInfo)";
+/// DER of the OIDs id-ecPublicKey (1.2.840.10045.2.1) and prime256v1 (1.2.840.10045.3.1.7).
+const OID_EC_PUBLIC_KEY: [u8; 9] = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const OID_P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+/// A PEM public key and the one algorithm it verifies: Ed25519 → EdDSA, P-256 → ES256,
+/// RSA → RS256. EC keys on other curves are refused (ring verifies ES256 on P-256 only, and a
+/// P-384 key would otherwise load and then reject every token).
+fn parse_public_key(pem: &[u8]) -> Result<(Algorithm, DecodingKey), &'static str> {
+    let text = std::str::from_utf8(pem).map_err(|_| NOT_A_KEY)?;
     if let Ok(k) = DecodingKey::from_ed_pem(pem) {
-        return Some((Algorithm::EdDSA, k));
+        return Ok((Algorithm::EdDSA, k));
     }
     if let Ok(k) = DecodingKey::from_ec_pem(pem) {
-        // P-256 is the only curve ring verifies for ES256; P-384 keys would need ES384.
-        return Some((Algorithm::ES256, k));
+        let der = pem_body(text).ok_or(NOT_A_KEY)?;
+        let has = |oid: &[u8]| der.windows(oid.len()).any(|w| w == oid);
+        if !has(&OID_EC_PUBLIC_KEY) || !has(&OID_P256) {
+            return Err("an EC key on a curve other than P-256: only P-256 (ES256) is supported");
+        }
+        return Ok((Algorithm::ES256, k));
     }
     if text.contains("RSA") || text.contains("PUBLIC KEY") {
         if let Ok(k) = DecodingKey::from_rsa_pem(pem) {
-            return Some((Algorithm::RS256, k));
+            return Ok((Algorithm::RS256, k));
         }
     }
-    None
+    Err(NOT_A_KEY)
+}
+
+/// The DER inside a PEM block.
+fn pem_body(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let b64: String = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("-----"))
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
 }
 
 fn principal(claims: Claims) -> Result<Principal, AuthError> {
@@ -258,7 +291,7 @@ pub fn mint_hs256(
         sub: sub.to_string(),
         role: role.to_string(),
         iss: issuer.to_string(),
-        aud: audience.to_string(),
+        aud: Audience::One(audience.to_string()),
         exp: now_unix + ttl.as_secs(),
         iat: Some(now_unix),
     };
@@ -457,5 +490,173 @@ mod tests {
             Authenticator::from_config(&config),
             Err(AuthSetupError::WeakSecret)
         ));
+    }
+
+    // ---- PEM public keys (Ed25519, P-256, RSA) ----
+
+    use ring::signature::KeyPair as _;
+
+    /// SubjectPublicKeyInfo DER prefixes (algorithm identifier + BIT STRING header).
+    const ED25519_SPKI: &[u8] = &[
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    const P256_SPKI: &[u8] = &[
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
+        0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    ];
+    const P384_SPKI: &[u8] = &[
+        0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05,
+        0x2b, 0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00,
+    ];
+    /// A 2048-bit RSA key made with `openssl genrsa -traditional` for these tests only.
+    const RSA_TEST_PRIVATE_PEM: &str = include_str!("testdata/rsa2048-test-only.key.pem");
+    const RSA_TEST_PUBLIC_PEM: &str = include_str!("testdata/rsa2048-test-only.pub.pem");
+
+    fn spki_pem(prefix: &[u8], public: &[u8]) -> String {
+        use base64::Engine;
+        let der = [prefix, public].concat();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            lines.join("\n")
+        )
+    }
+
+    fn ed25519() -> (Vec<u8>, String) {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let pem = spki_pem(ED25519_SPKI, pair.public_key().as_ref());
+        (pkcs8.as_ref().to_vec(), pem)
+    }
+
+    fn ecdsa(
+        signing: &'static ring::signature::EcdsaSigningAlgorithm,
+        prefix: &[u8],
+    ) -> (Vec<u8>, String) {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(signing, &rng).unwrap();
+        let pair =
+            ring::signature::EcdsaKeyPair::from_pkcs8(signing, pkcs8.as_ref(), &rng).unwrap();
+        let pem = spki_pem(prefix, pair.public_key().as_ref());
+        (pkcs8.as_ref().to_vec(), pem)
+    }
+
+    /// A config whose only verification keys are `pems`, with an HS256 secret lying in the
+    /// data dir (which must then be ignored).
+    fn pem_config(dir: &std::path::Path, pems: &[&str]) -> Config {
+        let mut config = Config::default();
+        config.storage.data_dir = dir.to_owned();
+        write_new_secret(&config.hs256_secret_file()).unwrap();
+        for (i, pem) in pems.iter().enumerate() {
+            let path = dir.join(format!("key{i}.pem"));
+            std::fs::write(&path, pem).unwrap();
+            config.auth.public_key_files.push(path);
+        }
+        config
+    }
+
+    fn sign(alg: Algorithm, key: &EncodingKey, aud: serde_json::Value) -> String {
+        let claims = serde_json::json!({
+            "sub": "pms-1", "role": "pms", "iss": "guestvault", "aud": aud, "exp": now() + 60,
+        });
+        jsonwebtoken::encode(&Header::new(alg), &claims, key).unwrap()
+    }
+
+    #[test]
+    fn pem_public_keys_verify_tokens_signed_by_their_private_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ed_private, ed_pem) = ed25519();
+        let (ec_private, ec_pem) =
+            ecdsa(&ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING, P256_SPKI);
+        let config = pem_config(dir.path(), &[&ed_pem, &ec_pem, RSA_TEST_PUBLIC_PEM]);
+        let auth = Authenticator::from_config(&config).unwrap();
+        assert_eq!(
+            auth.keys.iter().map(|k| k.algorithm).collect::<Vec<_>>(),
+            vec![Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256]
+        );
+        let aud = serde_json::json!("guestvault");
+        let pms = Principal {
+            sub: "pms-1".into(),
+            role: "pms".into(),
+        };
+        let ed = sign(
+            Algorithm::EdDSA,
+            &EncodingKey::from_ed_der(&ed_private),
+            aud.clone(),
+        );
+        assert_eq!(auth.verify(&ed), Ok(pms.clone()));
+        let es = sign(
+            Algorithm::ES256,
+            &EncodingKey::from_ec_der(&ec_private),
+            aud.clone(),
+        );
+        assert_eq!(auth.verify(&es), Ok(pms.clone()));
+        let rsa_key = EncodingKey::from_rsa_pem(RSA_TEST_PRIVATE_PEM.as_bytes()).unwrap();
+        let rs = sign(Algorithm::RS256, &rsa_key, aud.clone());
+        assert_eq!(auth.verify(&rs), Ok(pms));
+        // Another key of the same kind is not enough.
+        let (other_ed, _) = ed25519();
+        let forged = sign(
+            Algorithm::EdDSA,
+            &EncodingKey::from_ed_der(&other_ed),
+            aud.clone(),
+        );
+        assert_eq!(auth.verify(&forged).unwrap_err().kind(), "bad_signature");
+        let (other_ec, _) = ecdsa(&ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING, P256_SPKI);
+        let forged = sign(Algorithm::ES256, &EncodingKey::from_ec_der(&other_ec), aud);
+        assert!(auth.verify(&forged).is_err());
+        // With only PEM keys configured, the data dir's HS256 secret is off: its tokens fail.
+        let hs =
+            mint_with_config(&config, "pms", "pms-1", std::time::Duration::from_secs(60)).unwrap();
+        assert!(auth.verify(&hs).is_err());
+        // An RSA-signed token relabelled as HS256 (key confusion) fails too.
+        let mut parts: Vec<&str> = rs.split('.').collect();
+        use base64::Engine;
+        let hs_header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+        parts[0] = &hs_header;
+        assert!(auth.verify(&parts.join(".")).is_err());
+    }
+
+    #[test]
+    fn ec_keys_on_other_curves_than_p256_are_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, p384_pem) = ecdsa(&ring::signature::ECDSA_P384_SHA384_FIXED_SIGNING, P384_SPKI);
+        let config = pem_config(dir.path(), &[&p384_pem]);
+        let err = Authenticator::from_config(&config).unwrap_err();
+        assert!(matches!(err, AuthSetupError::BadKey { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("auth.public_key_files"), "{msg}");
+        assert!(msg.contains("key0.pem"), "{msg}");
+        assert!(msg.contains("P-256"), "{msg}");
+        // Not a key at all.
+        let dir = tempfile::tempdir().unwrap();
+        let config = pem_config(dir.path(), &["hello"]);
+        let msg = Authenticator::from_config(&config).unwrap_err().to_string();
+        assert!(
+            msg.contains("not an Ed25519, RSA or P-256 public key"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn an_array_audience_must_contain_ours() {
+        let (_d, config, auth) = setup();
+        let secret = read_secret_file("k", &config.hs256_secret_file()).unwrap();
+        let key = EncodingKey::from_secret(&secret);
+        let t = sign(
+            Algorithm::HS256,
+            &key,
+            serde_json::json!(["billing-api", "guestvault"]),
+        );
+        assert!(auth.verify(&t).is_ok());
+        let t = sign(Algorithm::HS256, &key, serde_json::json!(["billing-api"]));
+        assert_eq!(auth.verify(&t).unwrap_err().kind(), "wrong_audience");
     }
 }

@@ -115,6 +115,8 @@ fn validate_one(
             Some(t) => pii::normalize_document(t, s, today).map_err(code),
             None => Err("id_type_required"),
         },
+        FieldType::ResidentId => pii::normalize_document("cn_resident_id", s, today).map_err(code),
+        FieldType::Passport => pii::normalize_document("passport", s, today).map_err(code),
         FieldType::Date => pii::parse_date(s).map(|d| d.to_string()).map_err(code),
         FieldType::BirthDate => pii::validate_birth_date(s, today)
             .map(|d| d.to_string())
@@ -307,5 +309,80 @@ mod tests {
             json!({"check_in":"2026-11-20","check_out":"2026-11-21","amount":"1280"})
         )
         .is_ok());
+    }
+
+    #[test]
+    fn design_type_names_cn_resident_id_and_passport_load_and_validate() {
+        // DESIGN lists `cn_resident_id` and `passport` as field types: a catalog written to
+        // DESIGN loads, and each field checks its one document kind.
+        let text = r#"
+[guest.resident_id]
+type = "cn_resident_id"
+category = "identity"
+sensitivity = "sensitive"
+searchable = true
+mask = "id_number"
+
+[guest.passport_no]
+type = "passport"
+category = "identity"
+sensitivity = "personal"
+searchable = true
+mask = "document"
+"#;
+        let mut errors = Vec::new();
+        let catalog = Catalog::parse("fields.toml", text, &mut errors);
+        assert_eq!(errors, vec![]);
+        assert_eq!(
+            catalog
+                .get(FieldScope::Guest, "resident_id")
+                .unwrap()
+                .field_type,
+            FieldType::ResidentId
+        );
+        assert_eq!(
+            catalog
+                .get(FieldScope::Guest, "passport_no")
+                .unwrap()
+                .field_type,
+            FieldType::Passport
+        );
+        let check = |v: Value| {
+            validate_fields(
+                &catalog,
+                FieldScope::Guest,
+                v.as_object().unwrap(),
+                &BTreeMap::new(),
+                false,
+                today(),
+            )
+        };
+        let ok =
+            check(json!({"resident_id":"11010519491231002x","passport_no":"e1234 5678"})).unwrap();
+        assert_eq!(
+            ok["resident_id"].as_ref().unwrap().expose(),
+            "11010519491231002X"
+        );
+        assert_eq!(ok["passport_no"].as_ref().unwrap().expose(), "E12345678");
+        // No id_type is needed, and a wrong checksum or a passport number is refused.
+        let errs = check(json!({"resident_id":"110105194912310021"})).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].field, "resident_id");
+        assert!(check(json!({"resident_id":"E12345678"})).is_err());
+        assert!(check(json!({"passport_no":"E1"})).is_err());
+        // Search normalizes the same way.
+        let spec = catalog.get(FieldScope::Guest, "resident_id").unwrap();
+        assert_eq!(
+            normalize_for_search(spec, "11010519491231002x", today()).unwrap(),
+            "11010519491231002X"
+        );
+        let mut errors = Vec::new();
+        Catalog::parse(
+            "fields.toml",
+            &text.replace("\"passport\"", "\"passportt\""),
+            &mut errors,
+        );
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].key, "guest.passport_no.type");
     }
 }

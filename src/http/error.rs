@@ -94,6 +94,13 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The problem `code` this error answers with.
+    pub(crate) fn code(&self) -> &'static str {
+        self.parts().1
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, title, detail) = self.parts();

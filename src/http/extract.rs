@@ -4,6 +4,7 @@
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, REQUEST_ID};
@@ -43,12 +44,39 @@ impl FromRequestParts<AppState> for Auth {
                 purpose.as_deref(),
             );
         }
-        Ok(Self(Caller {
+        let caller = Caller {
             request_id: REQUEST_ID.try_with(Clone::clone).unwrap_or_default(),
             actor: principal.sub,
             role: principal.role,
             purpose,
-        }))
+        };
+        if let Some(slot) = parts.extensions.get::<CallerSlot>() {
+            let _ = slot.0.set(caller.clone());
+        }
+        Ok(Self(caller))
+    }
+}
+
+/// Where the `Auth` extractor leaves the authenticated caller for the rejection-audit
+/// middleware (a request that never authenticates leaves it empty).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallerSlot(pub(crate) std::sync::Arc<std::sync::OnceLock<Caller>>);
+
+/// Marks a response as an extractor's rejection (malformed JSON, wrong media type, oversize
+/// body, undecodable path), answered before the service ran: the value is the problem code.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RejectedBeforeService(pub(crate) &'static str);
+
+/// The rejection of [`ApiJson`] and [`ApiPath`]: the problem, marked for the audit middleware.
+#[derive(Debug)]
+pub struct Rejected(ApiError);
+
+impl IntoResponse for Rejected {
+    fn into_response(self) -> Response {
+        let code = self.0.code();
+        let mut resp = self.0.into_response();
+        resp.extensions_mut().insert(RejectedBeforeService(code));
+        resp
     }
 }
 
@@ -70,19 +98,21 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
+    type Rejection = Rejected;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         use axum::extract::rejection::JsonRejection;
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
+            Err(JsonRejection::MissingJsonContentType(_)) => {
+                Err(Rejected(ApiError::UnsupportedMediaType))
+            }
             Err(JsonRejection::BytesRejection(e))
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
             {
-                Err(ApiError::PayloadTooLarge)
+                Err(Rejected(ApiError::PayloadTooLarge))
             }
-            Err(_) => Err(ApiError::MalformedJson),
+            Err(_) => Err(Rejected(ApiError::MalformedJson)),
         }
     }
 }
@@ -93,13 +123,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 pub struct ApiPath<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
-    type Rejection = ApiError;
+    type Rejection = Rejected;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(v)| Self(v))
-            .map_err(|_| ApiError::NotFound("guest_not_found"))
+            .map_err(|_| Rejected(ApiError::NotFound("guest_not_found")))
     }
 }
 

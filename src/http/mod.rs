@@ -19,7 +19,7 @@ mod problems;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -29,7 +29,7 @@ pub use error::{ApiError, REQUEST_ID};
 pub use metrics::{Peer, ScrapeAccess};
 
 use crate::auth::Authenticator;
-use crate::policy::AccessPolicy;
+use crate::policy::{AccessPolicy, Action};
 use crate::service::Vault;
 
 /// Shared state of every handler.
@@ -54,6 +54,10 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(health::router())
         .merge(metrics::router())
         .merge(openapi)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit_rejections,
+        ))
         .route_layer(axum::middleware::from_fn(remember_route))
         .fallback(|| async { ApiError::NotFound("not_found").into_response() })
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -86,6 +90,73 @@ async fn remember_route(req: Request, next: Next) -> Response {
         resp.extensions_mut().insert(m);
     }
     resp
+}
+
+/// The action a personal-data route performs, by method and route template: what an audit
+/// event names when the request is rejected before its handler reaches the service.
+fn route_action(method: &axum::http::Method, route: &str) -> Option<Action> {
+    use axum::http::Method as M;
+    Some(match (method.clone(), route) {
+        (M::POST, "/v1/guests") => Action::GuestCreate,
+        (M::POST, "/v1/guests/search") => Action::GuestSearch,
+        (M::GET, "/v1/guests/{id}") => Action::GuestRead,
+        (M::PATCH, "/v1/guests/{id}") => Action::GuestUpdate,
+        (M::POST, "/v1/guests/{id}/reveal") => Action::GuestReveal,
+        (M::POST, "/v1/guests/{id}/stays") => Action::StayCreate,
+        (M::GET, "/v1/guests/{id}/stays") => Action::StayRead,
+        (M::GET, "/v1/guests/{id}/consents") => Action::ConsentRead,
+        (M::PUT | M::DELETE, "/v1/guests/{id}/consents/{purpose}") => Action::ConsentWrite,
+        (M::GET, "/v1/guests/{id}/export") => Action::GuestExport,
+        (M::POST, "/v1/guests/{id}/erasure") => Action::GuestErase,
+        (M::GET, "/v1/erasure-requests/{request_id}") => Action::GuestErase,
+        _ => return None,
+    })
+}
+
+/// Audits what the extractors reject before the service runs (400 `malformed_json`, 413, 415,
+/// 404 for an undecodable path) when the caller authenticated and the route touches personal
+/// data: action from the route, outcome `error`, reason the problem code, the guest id only if
+/// the path holds a well-formed one, never a value. If that event cannot be written, the
+/// answer is 503 `audit_unavailable`, as for any other audited request.
+async fn audit_rejections(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let action = req
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|m| route_action(req.method(), m.as_str()));
+    let Some(action) = action else {
+        return next.run(req).await;
+    };
+    let (mut parts, body) = req.into_parts();
+    let guest_id = axum::extract::RawPathParams::from_request_parts(&mut parts, &state)
+        .await
+        .ok()
+        .and_then(|params| {
+            params
+                .iter()
+                .find(|(name, _)| *name == "id")
+                .map(|(_, value)| value.to_string())
+        });
+    let slot = extract::CallerSlot::default();
+    parts.extensions.insert(slot.clone());
+    let resp = next.run(Request::from_parts(parts, body)).await;
+    let (Some(rejected), Some(caller)) = (
+        resp.extensions().get::<extract::RejectedBeforeService>(),
+        slot.0.get(),
+    ) else {
+        return resp;
+    };
+    match state
+        .vault
+        .record_rejection(caller, action, guest_id.as_deref(), rejected.0)
+        .await
+    {
+        Ok(()) => resp,
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 /// The caller as the access log shows it, filled in by the `Auth` extractor: the role and

@@ -589,12 +589,38 @@ impl Permit {
         &self.purpose
     }
 
-    /// A permit for the vault's own housekeeping (retention sweeps, key rotation). The name
-    /// says what it is: it bypasses role and purpose checks and must only be used by jobs.
-    pub fn system_unchecked(action: Action) -> Self {
+    /// A permit for the vault's own housekeeping. The name says what it is: it bypasses role
+    /// and purpose checks, so it is crate-private and only mints the action of one of the
+    /// [`SystemJob`]s (never a read, create or update of guest data).
+    pub(crate) fn system_unchecked(job: SystemJob) -> Self {
         Self {
-            action,
+            action: job.action(),
             purpose: "system".to_string(),
+        }
+    }
+}
+
+/// The vault's own jobs that act without a caller's role and purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SystemJob {
+    /// A restore re-applies the erasure ledger's later erasures.
+    ErasureReplay,
+    /// KEK rotation rewraps DEKs.
+    KeyRotation,
+    /// The retention sweeper purges what expired.
+    RetentionSweep,
+}
+
+impl SystemJob {
+    #[cfg(test)]
+    pub(crate) const ALL: [SystemJob; 3] =
+        [Self::ErasureReplay, Self::KeyRotation, Self::RetentionSweep];
+
+    fn action(self) -> Action {
+        match self {
+            Self::ErasureReplay => Action::GuestErase,
+            Self::KeyRotation => Action::AdminKeys,
+            Self::RetentionSweep => Action::AdminRetention,
         }
     }
 }
@@ -672,6 +698,36 @@ mod tests {
                 .authorize(role, Some("check_in"), Action::GuestRead)
                 .unwrap_err();
             assert_eq!(d.reason, DenyReason::ActionNotAllowed, "{role}");
+        }
+    }
+
+    #[test]
+    fn system_permits_cover_only_the_housekeeping_actions() {
+        let minted: Vec<(Action, String)> = SystemJob::ALL
+            .into_iter()
+            .map(Permit::system_unchecked)
+            .map(|p| (p.action(), p.purpose().to_string()))
+            .collect();
+        assert_eq!(
+            minted,
+            vec![
+                (Action::GuestErase, "system".to_string()),
+                (Action::AdminKeys, "system".to_string()),
+                (Action::AdminRetention, "system".to_string()),
+            ]
+        );
+        for (action, _) in &minted {
+            assert!(!matches!(
+                action,
+                Action::GuestRead
+                    | Action::GuestCreate
+                    | Action::GuestUpdate
+                    | Action::GuestReveal
+                    | Action::GuestSearch
+                    | Action::GuestExport
+                    | Action::StayRead
+                    | Action::StayCreate
+            ));
         }
     }
 }

@@ -17,6 +17,10 @@ pub enum FieldType {
     Email,
     /// Checked against the guest's `id_type` (resident ID, passport, permits).
     IdDocument,
+    /// Always an 18-digit PRC resident ID (DESIGN's `cn_resident_id` type).
+    ResidentId,
+    /// Always a passport number (DESIGN's `passport` type; generic ICAO document number).
+    Passport,
     Date,
     BirthDate,
     Country,
@@ -35,6 +39,9 @@ impl FieldType {
             "phone" => Self::Phone,
             "email" => Self::Email,
             "id_document" => Self::IdDocument,
+            // The validator names DESIGN lists: a field that holds one kind of document only.
+            "cn_resident_id" => Self::ResidentId,
+            "passport" => Self::Passport,
             "date" => Self::Date,
             "birth_date" => Self::BirthDate,
             "country" => Self::Country,

@@ -13,6 +13,7 @@ mod scenarios;
 
 use std::path::{Path, PathBuf};
 
+pub(crate) use access::SystemJob;
 pub use access::{
     AccessPolicy, Action, Basis, ConsentFacts, Denial, DenyReason, Grant, Permit, Purpose, Role,
     View,

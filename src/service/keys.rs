@@ -164,7 +164,7 @@ impl Vault {
         );
         self.record(event).await?;
 
-        let permit = Permit::system_unchecked(Action::AdminKeys);
+        let permit = Permit::system_unchecked(crate::policy::SystemJob::KeyRotation);
         let mut rewrapped = 0u64;
         let mut batches = 0usize;
         let finished = loop {

@@ -272,6 +272,28 @@ impl Vault {
         }
     }
 
+    /// Audits a request the HTTP layer rejected before it reached a use case (malformed body,
+    /// wrong media type, oversize body, undecodable path): outcome `error`, the problem code as
+    /// reason, no fields and no values. `guest_id` is kept only if it is a well-formed id.
+    pub async fn record_rejection(
+        &self,
+        caller: &Caller,
+        action: Action,
+        guest_id: Option<&str>,
+        code: &'static str,
+    ) -> Result<(), VaultError> {
+        let event = self.event(
+            caller,
+            action,
+            guest_id,
+            vec![],
+            Outcome::Error,
+            Some(code),
+            vec!["http.request_rejected".to_string()],
+        );
+        self.record(event).await
+    }
+
     /// Request-level authorization, audited when refused.
     async fn authorize(
         &self,

@@ -3,7 +3,6 @@
 use super::erasure::{apply_plan, date_of, plan, Mode};
 use super::{Vault, VaultError};
 use crate::audit::Outcome;
-use crate::policy::Action;
 use crate::store::{self, GuestStatus};
 
 impl Vault {
@@ -34,7 +33,9 @@ impl Vault {
                     let Some(facts) = store::retention_facts(c, &gid)? else {
                         return Ok(false);
                     };
-                    let permit = crate::policy::Permit::system_unchecked(Action::GuestErase);
+                    let permit = crate::policy::Permit::system_unchecked(
+                        crate::policy::SystemJob::ErasureReplay,
+                    );
                     let plan = plan(&policies, &facts, today, Mode::Erasure);
                     apply_plan(c, &permit, &gid, &plan)?;
                     if plan.shreds_guest() {

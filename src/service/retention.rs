@@ -81,7 +81,7 @@ impl Vault {
             let batch = self
                 .writer
                 .execute(move |c| {
-                    let permit = Permit::system_unchecked(Action::AdminRetention);
+                    let permit = Permit::system_unchecked(crate::policy::SystemJob::RetentionSweep);
                     let mut r = SweepReport::default();
                     for (gid, subject) in subjects {
                         let Some(facts) = store::retention_facts(c, &gid)? else {

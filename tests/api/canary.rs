@@ -1,5 +1,6 @@
 //! REQ-11 / REQ-15: plant distinctive values, exercise the API (including failures), then scan
-//! the database files, the server logs and every error body. Zero hits allowed.
+//! the database files (the live WAL included), the server logs and every error body. Zero hits
+//! allowed.
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -111,20 +112,41 @@ async fn planted_canaries_appear_in_no_file_log_or_error_body() {
         errors.len() > 100,
         "the error paths above must have produced bodies"
     );
-    let (dir, config) = app.stop().await;
+    // While the server runs, the write-ahead log holds the recent writes (SQLite deletes it at
+    // a clean close): read every file of the data dir now, the WAL included.
+    let db_file = app.config.database_file();
+    let wal_file = std::path::PathBuf::from(format!("{}-wal", db_file.display()));
+    let wal = std::fs::read(&wal_file)
+        .unwrap_or_else(|e| panic!("{} must exist while serving: {e}", wal_file.display()));
+    assert!(!wal.is_empty(), "{} is empty", wal_file.display());
     let mut haystacks: Vec<(String, Vec<u8>)> = vec![
         ("logs".into(), captured_logs().into_bytes()),
         ("error bodies".into(), errors.into_bytes()),
         ("metrics".into(), metrics.text.into_bytes()),
+        (format!("{} (live)", wal_file.display()), wal),
     ];
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_file() {
-            haystacks.push((p.display().to_string(), std::fs::read(&p).unwrap()));
-        }
+    let files_of = |dir: &std::path::Path, when: &str| -> Vec<(String, Vec<u8>)> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|entry| {
+                let p = entry.unwrap().path();
+                // A file SQLite removes between listing and reading is skipped.
+                let bytes = std::fs::read(&p).ok().filter(|_| p.is_file())?;
+                Some((format!("{} ({when})", p.display()), bytes))
+            })
+            .collect()
+    };
+    haystacks.extend(files_of(app.dir.path(), "live"));
+    let (dir, _config) = app.stop().await;
+    haystacks.extend(files_of(dir.path(), "after stop"));
+    let db_name = db_file.file_name().unwrap().to_string_lossy().into_owned();
+    for (suffix, when) in [("", "live"), ("-wal", "live"), ("", "after stop")] {
+        let name = format!("/{db_name}{suffix} ({when})");
+        assert!(
+            haystacks.iter().any(|(n, _)| n.ends_with(&name)),
+            "{name} was not scanned"
+        );
     }
-    assert!(haystacks.iter().any(|(n, _)| n.ends_with("guestvault.db")));
-    let _ = config;
     for canary in [
         CANARY_NAME,
         CANARY_MOBILE,

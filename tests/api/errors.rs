@@ -300,3 +300,152 @@ async fn a_path_segment_that_is_not_utf8_answers_like_an_unknown_guest() {
         assert_eq!(r.headers["content-type"], "application/problem+json");
     }
 }
+
+/// (action, guest_id, outcome, reason, rules, fields, actor) of the audit events after `seq`.
+type Row = (
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+);
+
+fn events_after(app: &crate::helpers::TestApp, seq: i64) -> Vec<Row> {
+    let db = app.db();
+    let mut stmt = db
+        .prepare(
+            "SELECT action, guest_id, outcome, reason, rules, fields, actor FROM audit_events
+             WHERE seq > ?1 ORDER BY seq",
+        )
+        .unwrap();
+    stmt.query_map([seq], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+fn max_seq(app: &crate::helpers::TestApp) -> i64 {
+    app.db()
+        .query_row("SELECT COALESCE(max(seq), 0) FROM audit_events", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn rejections_before_the_service_are_audited_for_authenticated_callers() {
+    const CANARY: &str = "13911112222";
+    let app = spawn_app().await;
+    let id = app.create_guest(zhang_san()).await;
+    let guests = format!("{}/v1/guests", app.addr);
+    let cases: Vec<(
+        reqwest::RequestBuilder,
+        StatusCode,
+        &str,
+        &str,
+        Option<&str>,
+    )> = vec![
+        (
+            app.client
+                .post(&guests)
+                .header("content-type", "application/json")
+                .body(format!("{{\"fields\": {{\"mobile\": \"{CANARY}")),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "guest.create",
+            None,
+        ),
+        (
+            app.client
+                .patch(format!("{guests}/{id}"))
+                .body(format!("{{\"fields\":{{\"mobile\":\"{CANARY}\"}}}}")),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "guest.update",
+            Some(id.as_str()),
+        ),
+        (
+            app.client
+                .post(format!("{guests}/search"))
+                .json(&json!({"field": "mobile", "value": CANARY.repeat(10_000)})),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "guest.search",
+            None,
+        ),
+        (
+            app.client.get(format!("{guests}/%FF%FE/stays")),
+            StatusCode::NOT_FOUND,
+            "guest_not_found",
+            "stay.read",
+            None,
+        ),
+    ];
+    for (req, status, code, action, guest_id) in cases {
+        let before = max_seq(&app);
+        let r = app
+            .send(
+                req.bearer_auth(app.token("pms"))
+                    .header("X-Purpose", "check_in"),
+            )
+            .await;
+        assert_eq!((r.status, r.body["code"].as_str()), (status, Some(code)));
+        let events = events_after(&app, before);
+        assert_eq!(
+            events,
+            vec![(
+                action.to_string(),
+                guest_id.map(str::to_string),
+                "error".to_string(),
+                Some(code.to_string()),
+                "[\"http.request_rejected\"]".to_string(),
+                "[]".to_string(),
+                "test-pms".to_string(),
+            )],
+            "{code}"
+        );
+    }
+    // No token: 401 before anything else, and nothing to attribute an event to.
+    let before = max_seq(&app);
+    let r = app
+        .send(
+            app.client
+                .post(&guests)
+                .header("content-type", "application/json")
+                .body("{"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(events_after(&app, before), vec![]);
+    // A route that touches no personal data is not a guest access.
+    let r = app
+        .call(Method::GET, "/v1/nothing-here", Some("pms"), None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(events_after(&app, before), vec![]);
+    let all: String = app
+        .db()
+        .prepare("SELECT * FROM audit_events")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((0..13)
+                .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                .collect::<String>())
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!all.contains(CANARY), "a submitted value reached the trail");
+}

@@ -3,6 +3,7 @@
 mod audit;
 mod audit_safety;
 mod canary;
+mod cli;
 mod consents;
 mod erasure;
 mod errors;

@@ -126,3 +126,41 @@ async fn a_peer_outside_the_allowed_networks_is_refused_when_no_role_may_scrape(
         .await;
     assert_eq!(r.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_rejected_scrape_token_is_logged_by_kind_without_its_claims() {
+    const CANARY: &str = "scrape-canary-iat-5521";
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.metrics.allow = vec![];
+    config.metrics.bearer_roles = vec!["admin".into()];
+    guestvault::cli::init(&config).unwrap();
+    let app = spawn_on(dir, config).await;
+    // Correctly signed, but `iat` has the wrong type: the JWT library's error quotes it.
+    let secret = guestvault::config::read_secret_file(
+        "auth.hs256_secret_file",
+        &app.config.hs256_secret_file(),
+    )
+    .unwrap();
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"sub":"s","role":"admin","iss":"guestvault","aud":"guestvault","exp":exp,"iat":CANARY}),
+        &jsonwebtoken::EncodingKey::from_secret(&secret),
+    )
+    .unwrap();
+    let r = app
+        .send(
+            app.client
+                .get(format!("{}/metrics", app.addr))
+                .bearer_auth(token),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let logs = crate::helpers::captured_logs();
+    assert!(
+        logs.contains("bearer token rejected"),
+        "the rejection must be logged"
+    );
+    assert!(!logs.contains(CANARY), "a claim value reached the log");
+}
