@@ -307,7 +307,7 @@ impl Vault {
         let now_dt = self.now();
         let now = crate::clock::timestamp(now_dt);
         let today = now_dt.date();
-        let due = self.policies.calendar.dsr_due(today);
+        let due = self.policies.calendar.dsr_due(self.dsr_received_on());
         let request_id = uuid::Uuid::now_v7().hyphenated().to_string();
         let policies: Arc<Policies> = self.policies.clone();
         let permit = grant.permit();

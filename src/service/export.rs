@@ -71,14 +71,17 @@ impl Vault {
         });
         // Recorded as an access request (REQ-32) and audited.
         let subject = self.subject(&gid);
-        let today = self.today();
         let row = DsrRow {
             request_id: uuid::Uuid::now_v7().hyphenated().to_string(),
             kind: "access".into(),
             status: "completed".into(),
             received_at: now.clone(),
             completed_at: Some(now.clone()),
-            due_at: self.policies.calendar.dsr_due(today).to_string(),
+            due_at: self
+                .policies
+                .calendar
+                .dsr_due(self.dsr_received_on())
+                .to_string(),
             receipt:
                 json!({ "fields": fields.keys().collect::<Vec<_>>(), "stays": stay_list.len() })
                     .to_string(),

@@ -190,6 +190,13 @@ impl Vault {
         self.clock.now().date()
     }
 
+    /// The date a data-subject request is received on, in China Standard Time (UTC+8): the
+    /// deadline counts Chinese working days (REQ-32), so a request at 01:00 in Beijing on a
+    /// Monday is received on Monday, not on Sunday in UTC.
+    fn dsr_received_on(&self) -> time::Date {
+        self.clock.now().to_offset(time::macros::offset!(+8)).date()
+    }
+
     #[expect(
         clippy::too_many_arguments,
         reason = "mirrors the audit event's columns"

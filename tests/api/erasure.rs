@@ -873,3 +873,24 @@ async fn the_sweeper_shreds_a_guest_that_corrections_left_empty() {
     assert_eq!(report["guests_erased"], 1, "{report}");
     assert_eq!(rows_naming(&app, &id), Vec::<String>::new());
 }
+
+/// The receipt date is Beijing's: 17:00 UTC on Thursday 26 November is already Friday
+/// 27 November in China, so 15 working days end on Friday 18 December, not Thursday 17th
+/// (REQ-32).
+#[tokio::test]
+async fn the_deadline_counts_from_the_date_in_china() {
+    let app = spawn_app().await;
+    app.clock.set(datetime!(2026-11-26 17:00 UTC));
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/guests",
+            Some("pms"),
+            Some("check_in"),
+            Some(json!({"fields":{"mobile":"13700001234"}})),
+        )
+        .await;
+    let id = r.body["guest_id"].as_str().unwrap().to_string();
+    let r = erase(&app, &id).await;
+    assert_eq!(r.body["due_at"], "2026-12-18", "{}", r.text);
+}
