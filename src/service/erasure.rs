@@ -596,6 +596,23 @@ mod tests {
             plan(&p, &f, date!(2026 - 12 - 24), Mode::Sweep).delete_fields,
             vec!["dietary_needs"]
         );
+        // profile: 3 years after the last activity (2026-11-20); preferences: 2 years.
+        let f = facts(&["occupation", "preferences"], None, &[]);
+        let deleted = |d| plan(&p, &f, d, Mode::Sweep).delete_fields;
+        assert!(deleted(date!(2028 - 11 - 20)).is_empty());
+        assert_eq!(deleted(date!(2028 - 11 - 21)), vec!["preferences"]);
+        assert_eq!(deleted(date!(2029 - 11 - 20)), vec!["preferences"]);
+        assert_eq!(
+            deleted(date!(2029 - 11 - 21)),
+            vec!["occupation", "preferences"]
+        );
+        // identity: statutory, 3 years after the last check-out; the sweeper deletes it then.
+        let f = facts(&["id_number"], Some("2026-11-23"), &[("s1", "2026-11-23")]);
+        let p2 = plan(&p, &f, date!(2029 - 11 - 23), Mode::Sweep);
+        assert!(p2.delete_fields.is_empty() && p2.delete_stays.is_empty());
+        let p2 = plan(&p, &f, date!(2029 - 11 - 24), Mode::Sweep);
+        assert_eq!(p2.delete_fields, vec!["id_number"]);
+        assert_eq!(p2.delete_stays, vec!["s1"]);
     }
 
     fn withdrawn(f: &mut RetentionFacts, purpose: &str, on: &str) {

@@ -129,6 +129,7 @@ async fn erasure_of_a_guest_with_a_recent_stay_restricts_identity_and_stays_and_
         ("front_desk", "check_in"),
         ("concierge", "guest_service"),
         ("pms", "billing"),
+        ("finance", "billing"),
     ] {
         let r = app
             .call(Method::GET, &path, Some(role), Some(purpose), None)
@@ -138,6 +139,14 @@ async fn erasure_of_a_guest_with_a_recent_stay_restricts_identity_and_stays_and_
             (StatusCode::FORBIDDEN, Some("restricted")),
             "{role}"
         );
+    }
+    // Consent-based purposes are refused too (the guest gave no consent, and it is restricted).
+    for purpose in ["marketing", "personalization"] {
+        let r = app
+            .call(Method::GET, &path, Some("marketing"), Some(purpose), None)
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{purpose}");
+        assert!(r.body.get("fields").is_none());
     }
     let r = app
         .call(
