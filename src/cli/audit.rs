@@ -254,9 +254,15 @@ pub fn export_file(
     ))
 }
 
+/// The keyring the way the server loads it: a sealed file is opened with the passphrase from
+/// `keys.passphrase_file` (or the terminal), and a group-readable file is refused.
 fn load_keyring(config: &Config) -> anyhow::Result<Keyring> {
     let path = config.keyring_file();
-    Keyring::load(&path).with_context(|| {
+    let source = crate::service::KeySource {
+        passphrase: crate::startup::passphrase_for(config, &path)?,
+        path: path.clone(),
+    };
+    source.load().with_context(|| {
         format!(
             "cannot load the keyring `{}` (it signs the checkpoint)",
             path.display()

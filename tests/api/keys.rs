@@ -390,3 +390,64 @@ async fn a_guest_erased_after_a_backup_stays_erased_after_restoring_it() {
     );
     assert!(err.contains("does not match its manifest"), "{err}");
 }
+
+#[tokio::test]
+async fn the_audit_cli_exports_and_purges_on_a_sealed_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    let pass_file = dir.path().join("passphrase");
+    std::fs::write(&pass_file, "a long enough passphrase\n").unwrap();
+    config.keys.passphrase_file = Some(pass_file.clone());
+    let seal = guestvault::crypto::seal::SealKey::new(b"a long enough passphrase", 1_000).unwrap();
+    guestvault::cli::init_sealed(&config, Some(seal)).unwrap();
+    let app = spawn_on(dir, config).await;
+    app.create_guest(zhang_san()).await;
+    let key = app
+        .call(
+            Method::GET,
+            "/v1/audit/public-key",
+            Some("compliance_officer"),
+            None,
+            None,
+        )
+        .await
+        .body["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let data_dir = app.config.storage.data_dir.clone();
+    let out = data_dir.join("export.jsonl");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_guestvault"))
+            .args(args)
+            .env("GUESTVAULT_STORAGE_DATA_DIR", &data_dir)
+            .env("GUESTVAULT_KEYS_PASSPHRASE_FILE", &pass_file)
+            .output()
+            .unwrap()
+    };
+    let r = run(&["audit", "export", "--out", out.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let pk = guestvault::audit::verify::PublicKey::parse(&key).unwrap();
+    let report =
+        guestvault::audit::verify::verify_export(std::fs::File::open(&out).unwrap(), &pk).unwrap();
+    assert_eq!(report.events, app.audit_count() as u64);
+    let r = run(&["audit", "public-key"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(String::from_utf8_lossy(&r.stdout).trim(), key);
+    let r = run(&["audit", "purge", "--dry-run"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stdout).contains("nothing to purge"));
+    // Without the passphrase the sealed keyring is not opened, and says why.
+    let r = std::process::Command::new(env!("CARGO_BIN_EXE_guestvault"))
+        .args(["audit", "public-key"])
+        .env("GUESTVAULT_STORAGE_DATA_DIR", &data_dir)
+        .env_remove("GUESTVAULT_KEYS_PASSPHRASE_FILE")
+        .output()
+        .unwrap();
+    assert!(!r.status.success());
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("is sealed"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+}
