@@ -175,6 +175,51 @@ fn carry_newer_audit_events(live: &Path, staging: &Path) -> anyhow::Result<u64> 
     Ok(newer as u64)
 }
 
+/// Refuses a snapshot with DEKs wrapped under a KEK version the keyring no longer holds: a
+/// backup taken before `keys retire` would otherwise restore guests nobody can decrypt.
+fn check_kek_versions(counts: &[(u32, u64)], keyring: &[u32]) -> anyhow::Result<()> {
+    let missing: Vec<String> = counts
+        .iter()
+        .filter(|(v, n)| *n > 0 && !keyring.contains(v))
+        .map(|(v, n)| format!("v{v} ({n} DEK(s))"))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "the snapshot's data keys are wrapped under KEK version(s) the keyring no longer holds: {}. \
+             They were retired after this backup was taken; restore it only with the keyring file \
+             from before the retirement. Nothing was replaced",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The steps that run on the staged database through a vault opened on it: the KEK check,
+/// the ledger replay, a retention sweep and the audit check.
+async fn replay_into_staging(
+    vault: &crate::service::Vault,
+    entries: &[crate::ledger::LedgerEntry],
+    carried: u64,
+) -> anyhow::Result<RestoreReport> {
+    let counts = vault.readers().run(crate::store::dek_counts).await?;
+    check_kek_versions(&counts, &vault.keys().kek_versions())?;
+    let replayed = vault.replay_erasures(entries).await?;
+    // Whatever expired since the snapshot goes again before the server serves.
+    let swept = vault.retention_run("restore", false, |_| {}).await?;
+    let verified = vault.readers().run(crate::audit::verify_chain).await?;
+    match verified {
+        Ok(n) => Ok(RestoreReport {
+            erasures_replayed: replayed,
+            audit_events_carried: carried,
+            guests_swept: swept.guests_affected,
+            audit_events_verified: n,
+        }),
+        Err(seq) => {
+            bail!("the restored audit chain is broken at seq {seq}; nothing was replaced")
+        }
+    }
+}
+
 /// Installs `file` as the database. With the server stopped: checks the manifest, opens the
 /// snapshot (refusing one made under another keyring), re-applies every erasure in the ledger,
 /// verifies the audit chain, and only then replaces the database.
@@ -201,23 +246,10 @@ pub async fn restore(config: &Config, file: &Path) -> anyhow::Result<RestoreRepo
         let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
         let carried = carry_newer_audit_events(&db, &staging)?;
         let (vault, writer_thread) = crate::startup::open_vault_at(config, &staging, clock)?;
-        let replayed = vault.replay_erasures(&entries).await?;
-        // Whatever expired since the snapshot goes again before the server serves.
-        let swept = vault.retention_run("restore", false, |_| {}).await?;
-        let verified = vault.readers().run(crate::audit::verify_chain).await?;
+        let outcome = replay_into_staging(&vault, &entries, carried).await;
         drop(vault);
         let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
-        match verified {
-            Ok(n) => Ok(RestoreReport {
-                erasures_replayed: replayed,
-                audit_events_carried: carried,
-                guests_swept: swept.guests_affected,
-                audit_events_verified: n,
-            }),
-            Err(seq) => {
-                bail!("the restored audit chain is broken at seq {seq}; nothing was replaced")
-            }
-        }
+        outcome
     }
     .await;
     let report = match result {

@@ -451,3 +451,56 @@ async fn the_audit_cli_exports_and_purges_on_a_sealed_data_dir() {
         String::from_utf8_lossy(&r.stderr)
     );
 }
+
+fn ops_caller() -> guestvault::service::Caller {
+    guestvault::service::Caller {
+        request_id: "t".into(),
+        actor: "ops".into(),
+        role: "admin".into(),
+        purpose: None,
+    }
+}
+
+#[tokio::test]
+async fn a_backup_from_before_a_kek_was_retired_is_refused_and_nothing_is_replaced() {
+    let app = spawn_app().await;
+    let id = app.create_guest(zhang_san()).await;
+    let backup = app.dir.path().join("before-retire.db");
+    guestvault::ops::backup(&app.config, &backup).unwrap();
+    let caller = ops_caller();
+    let r = app
+        .vault
+        .rotate_keys(&caller, None, |_, _| {})
+        .await
+        .unwrap();
+    assert!(r.finished);
+    app.vault.retire_kek(&caller, 1).await.unwrap();
+    let (dir, config) = app.stop().await;
+    let before = std::fs::read(config.database_file()).unwrap();
+    let err = format!(
+        "{:#}",
+        guestvault::ops::restore(&config, &backup)
+            .await
+            .unwrap_err()
+    );
+    assert!(
+        err.contains("no longer holds: v1 (1 DEK(s))") && err.contains("Nothing was replaced"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(config.database_file()).unwrap(), before);
+    assert!(!config
+        .database_file()
+        .with_extension("db.restoring")
+        .exists());
+    let app = spawn_on(dir, config).await;
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/guests/{id}"),
+            Some("pms"),
+            Some("check_in"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
