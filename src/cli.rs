@@ -333,7 +333,14 @@ fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<ExitCode> {
                 );
             }
             KeysCommand::Retire { version } => {
-                vault.retire_kek(&caller, version).await?;
+                vault
+                    .retire_kek_settled(&caller, version, crate::service::KEYRING_SETTLE, |wait| {
+                        eprintln!(
+                            "waiting {}s until a running server has reloaded the changed keyring",
+                            wait.as_secs_f32().ceil()
+                        );
+                    })
+                    .await?;
                 println!("KEK v{version} retired");
             }
             KeysCommand::Status => println!(

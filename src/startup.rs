@@ -236,7 +236,7 @@ async fn watch_keyring(vault: Vault) {
     let path = vault.key_path().to_owned();
     let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut seen = mtime(&path);
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    let mut tick = tokio::time::interval(crate::service::KEYRING_POLL_INTERVAL);
     loop {
         tick.tick().await;
         let now = mtime(&path);

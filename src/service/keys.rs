@@ -2,8 +2,9 @@
 //! batches through the writer — online and resumable), retirement of old KEKs once no DEK uses
 //! them, and where the keyring comes from (file, optional passphrase). REQ-11.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -15,6 +16,41 @@ use crate::policy::{Action, Permit};
 use crate::store;
 
 const REWRAP_BATCH: usize = 500;
+
+/// How often a running server rereads the keyring file (`startup::watch_keyring`).
+pub const KEYRING_POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// How long the keyring file must have been unchanged before another process (the CLI) may
+/// count DEKs to retire a KEK: three polls, so a server beside it has reloaded the keyring and
+/// any create that wrapped its DEK under the old KEK just before the reload has committed.
+pub const KEYRING_SETTLE: Duration = Duration::from_secs(3 * KEYRING_POLL_INTERVAL.as_secs());
+
+/// Waits until the keyring file at `path` is at least `settle` old, or (when its mtime is in
+/// the future, a skewed clock) unchanged for a whole `settle` of our own; calls `waiting` with
+/// each wait. Returns at once for a file that has not changed for `settle`.
+pub async fn wait_until_keyring_settled(
+    path: &Path,
+    settle: Duration,
+    waiting: impl Fn(Duration),
+) -> std::io::Result<()> {
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified());
+    let mut seen = mtime(path)?;
+    loop {
+        let age = SystemTime::now()
+            .duration_since(seen)
+            .unwrap_or(Duration::ZERO);
+        if age >= settle {
+            return Ok(());
+        }
+        let wait = settle - age;
+        waiting(wait);
+        tokio::time::sleep(wait).await;
+        let now = mtime(path)?;
+        if now == seen {
+            return Ok(());
+        }
+        seen = now;
+    }
+}
 
 /// Where the keyring is loaded from, and the passphrase if it is sealed (kept to reload it
 /// after a rotation by another process; zeroized on drop).
@@ -227,7 +263,32 @@ impl Vault {
         })
     }
 
+    /// [`Vault::retire_kek`] from a process beside a running server (the CLI): a server rereads
+    /// the keyring file only every [`KEYRING_POLL_INTERVAL`], and until then wraps new DEKs
+    /// under the KEK a rotation just replaced. So unless the refusal needs no count (the active
+    /// KEK, an unknown version), this first waits until the file has been unchanged for
+    /// `settle`, reloads it, and only then counts the DEKs per version.
+    pub async fn retire_kek_settled(
+        &self,
+        caller: &Caller,
+        version: u32,
+        settle: Duration,
+        waiting: impl Fn(Duration),
+    ) -> Result<(), VaultError> {
+        let keys = self.keys();
+        if version != keys.active_kek_version() && keys.kek_versions().contains(&version) {
+            wait_until_keyring_settled(&self.key_source.path, settle, waiting)
+                .await
+                .map_err(|e| VaultError::Internal(format!("keyring file: {e}")))?;
+            self.reload_keyring()
+                .map_err(|e| VaultError::Internal(e.to_string()))?;
+        }
+        self.retire_kek(caller, version).await
+    }
+
     /// Removes KEK `version` from the keyring, only if it is not active and no DEK uses it.
+    /// The server's own path: its keyring is the one it wraps under. Another process must use
+    /// [`Vault::retire_kek_settled`].
     pub async fn retire_kek(&self, caller: &Caller, version: u32) -> Result<(), VaultError> {
         let action = Action::AdminKeys;
         let grant = self.authorize(caller, action, None).await?;

@@ -504,3 +504,64 @@ async fn a_backup_from_before_a_kek_was_retired_is_refused_and_nothing_is_replac
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
+
+/// `keys rotate && keys retire` from the CLI while a server runs: the server rereads the
+/// keyring only every 2 s and until then wraps new DEKs under the old KEK. The retirement must
+/// wait for the keyring to settle before it counts, so a DEK committed under v1 in that window
+/// (inserted here directly, as the server would) makes it refuse instead of orphaning the guest.
+#[tokio::test]
+async fn a_cli_retire_right_after_a_rotation_waits_and_counts_late_deks() {
+    let app = spawn_app().await;
+    app.create_guest(zhang_san()).await;
+    let out = cli(&app, &["keys", "rotate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started = std::time::Instant::now();
+    let retire = std::process::Command::new(env!("CARGO_BIN_EXE_guestvault"))
+        .args(["keys", "retire", "--version", "1"])
+        .env("GUESTVAULT_STORAGE_DATA_DIR", &app.config.storage.data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    {
+        let db = rusqlite::Connection::open(app.config.database_file()).unwrap();
+        db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+        db.execute(
+            "INSERT INTO guests (guest_id, created_at, status, last_activity_at)
+             VALUES ('late-guest', '2026-11-30T00:00:00Z', 'active', '2026-11-30T00:00:00Z')",
+            [],
+        )
+        .unwrap();
+        db.execute(
+            "INSERT INTO guest_keys (guest_id, kek_version, wrapped_dek) VALUES ('late-guest', 1, x'00')",
+            [],
+        )
+        .unwrap();
+    }
+    let out = tokio::task::spawn_blocking(move || retire.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "retired v1 under a late DEK: {stderr}"
+    );
+    assert!(stderr.contains("KEK v1 still wraps 1 DEK(s)"), "{stderr}");
+    assert!(stderr.contains("waiting"), "{stderr}");
+    assert!(
+        started.elapsed()
+            >= guestvault::service::KEYRING_SETTLE - std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let keyring = std::fs::read_to_string(app.config.keyring_file()).unwrap();
+    assert!(
+        keyring.contains("\"version\": 1,"),
+        "v1 is still in the keyring"
+    );
+}
