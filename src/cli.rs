@@ -81,6 +81,9 @@ enum Command {
     Restore {
         #[arg(value_name = "FILE")]
         file: PathBuf,
+        /// Restore a snapshot that has no manifest beside it (unchecked).
+        #[arg(long)]
+        force: bool,
     },
     /// Retention: purge what the schedule says has expired.
     Retention {
@@ -230,8 +233,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Restore { file } => {
-            let report = runtime()?.block_on(crate::ops::restore(&config, &file))?;
+        Command::Restore { file, force } => {
+            let report = runtime()?.block_on(crate::ops::restore(&config, &file, force))?;
             println!(
                 "restored {}: {} erasure(s) from the ledger re-applied, {} newer audit event(s) carried over, {} guest(s) swept, audit chain verified ({} events)",
                 file.display(),

@@ -206,27 +206,35 @@ async fn replay_into_staging(
     let replayed = vault.replay_erasures(entries).await?;
     // Whatever expired since the snapshot goes again before the server serves.
     let swept = vault.retention_run("restore", false, |_| {}).await?;
-    let verified = vault.readers().run(crate::audit::verify_chain).await?;
-    match verified {
-        Ok(n) => Ok(RestoreReport {
+    // The chain and every signed checkpoint: a trail rewritten with recomputed hashes passes
+    // the chain alone, but not the checkpoints signed by the audit key.
+    let public_key = vault.keys().audit_public_key().to_vec();
+    let verified = vault
+        .readers()
+        .run(move |c| crate::audit::checkpoint::verify_store(c, &public_key))
+        .await?;
+    match verified.first_bad_seq {
+        None => Ok(RestoreReport {
             erasures_replayed: replayed,
             audit_events_carried: carried,
             guests_swept: swept.guests_affected,
-            audit_events_verified: n,
+            audit_events_verified: verified.events,
         }),
-        Err(seq) => {
-            bail!("the restored audit chain is broken at seq {seq}; nothing was replaced")
+        Some(seq) => {
+            bail!("the restored audit trail does not verify (chain and signed checkpoints) at seq {seq}; nothing was replaced")
         }
     }
 }
 
-/// Installs `file` as the database. With the server stopped: checks the manifest, opens the
-/// snapshot (refusing one made under another keyring), re-applies every erasure in the ledger,
-/// verifies the audit chain, and only then replaces the database.
-pub async fn restore(config: &Config, file: &Path) -> anyhow::Result<RestoreReport> {
+/// Installs `file` as the database. With the server stopped: checks the manifest (required
+/// unless `force`), refuses an erasure ledger older than the one the backup saw, opens the
+/// snapshot (refusing one made under another keyring, or with DEKs under a retired KEK),
+/// re-applies every erasure in the ledger, verifies the audit chain and its signed
+/// checkpoints, and only then replaces the database.
+pub async fn restore(config: &Config, file: &Path, force: bool) -> anyhow::Result<RestoreReport> {
     let _lock = lock_data_dir(&config.storage.data_dir)?;
     let manifest_file = manifest_path(file);
-    if manifest_file.exists() {
+    let manifest = if manifest_file.exists() {
         let m: Manifest = serde_json::from_slice(&std::fs::read(&manifest_file)?)
             .context("manifest is malformed")?;
         if m.sha256 != file_sha256(file)? {
@@ -235,8 +243,29 @@ pub async fn restore(config: &Config, file: &Path) -> anyhow::Result<RestoreRepo
                 file.display()
             );
         }
-    }
+        Some(m)
+    } else if force {
+        None
+    } else {
+        bail!(
+            "no manifest `{}` beside the backup: without it the snapshot cannot be checked, nor \
+             the erasure ledger against it. Restore with --force only if you accept that",
+            manifest_file.display()
+        );
+    };
     let entries = crate::ledger::read_verified(&ledger_path(config))?;
+    if let Some(m) = &manifest {
+        let ledger_seq = entries.last().map_or(0, |e| e.seq);
+        if ledger_seq < m.erasure_ledger_seq {
+            bail!(
+                "the erasure ledger `{}` ends at seq {ledger_seq}, but it was at seq {} when this \
+                 backup was taken: it is lost or older, and restoring now could undo erasures. \
+                 Put the data dir's own ledger back first; nothing was replaced",
+                ledger_path(config).display(),
+                m.erasure_ledger_seq
+            );
+        }
+    }
     let db = config.database_file();
     let staging = db.with_extension("db.restoring");
     let _ = std::fs::remove_file(&staging);

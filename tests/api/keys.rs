@@ -312,13 +312,15 @@ async fn a_guest_erased_after_a_backup_stays_erased_after_restoring_it() {
     // No restore under a running server.
     let err = format!(
         "{:#}",
-        guestvault::ops::restore(&app.config, &backup)
+        guestvault::ops::restore(&app.config, &backup, false)
             .await
             .unwrap_err()
     );
     assert!(err.contains("stop the server"), "{err}");
     let (dir, config) = app.stop().await;
-    let report = guestvault::ops::restore(&config, &backup).await.unwrap();
+    let report = guestvault::ops::restore(&config, &backup, false)
+        .await
+        .unwrap();
     assert_eq!(
         report.erasures_replayed, 2,
         "one erasure and one withdrawal"
@@ -384,7 +386,7 @@ async fn a_guest_erased_after_a_backup_stays_erased_after_restoring_it() {
     let (_dir, config) = app.stop().await;
     let err = format!(
         "{:#}",
-        guestvault::ops::restore(&config, &backup)
+        guestvault::ops::restore(&config, &backup, false)
             .await
             .unwrap_err()
     );
@@ -479,7 +481,7 @@ async fn a_backup_from_before_a_kek_was_retired_is_refused_and_nothing_is_replac
     let before = std::fs::read(config.database_file()).unwrap();
     let err = format!(
         "{:#}",
-        guestvault::ops::restore(&config, &backup)
+        guestvault::ops::restore(&config, &backup, false)
             .await
             .unwrap_err()
     );
@@ -563,5 +565,139 @@ async fn a_cli_retire_right_after_a_rotation_waits_and_counts_late_deks() {
     assert!(
         keyring.contains("\"version\": 1,"),
         "v1 is still in the keyring"
+    );
+}
+
+/// A vault with one erasure in its ledger and a signed checkpoint, backed up, then stopped.
+async fn stopped_after_a_backup() -> (
+    tempfile::TempDir,
+    guestvault::config::Config,
+    std::path::PathBuf,
+) {
+    let app = spawn_app().await;
+    app.create_guest(zhang_san()).await;
+    let gone = app.create_guest(json!({"mobile": "13900001111"})).await;
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/guests/{gone}/erasure"),
+            Some("dsr_officer"),
+            Some("data_subject_request"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.body["status"], "completed", "{}", r.text);
+    app.vault.checkpoint_now().await.unwrap();
+    let backup = app.dir.path().join("snapshot.db");
+    let m = guestvault::ops::backup(&app.config, &backup).unwrap();
+    assert_eq!(m.erasure_ledger_seq, 1);
+    let (dir, config) = app.stop().await;
+    (dir, config, backup)
+}
+
+async fn restore_err(
+    config: &guestvault::config::Config,
+    backup: &std::path::Path,
+    force: bool,
+) -> String {
+    let before = std::fs::read(config.database_file()).unwrap();
+    let err = format!(
+        "{:#}",
+        guestvault::ops::restore(config, backup, force)
+            .await
+            .unwrap_err()
+    );
+    assert_eq!(
+        std::fs::read(config.database_file()).unwrap(),
+        before,
+        "nothing installed: {err}"
+    );
+    err
+}
+
+#[tokio::test]
+async fn restore_needs_the_manifest_unless_forced() {
+    let (_dir, config, backup) = stopped_after_a_backup().await;
+    let manifest = backup.with_extension("db.manifest.json");
+    std::fs::remove_file(&manifest).unwrap();
+    let err = restore_err(&config, &backup, false).await;
+    assert!(
+        err.contains("no manifest") && err.contains("--force"),
+        "{err}"
+    );
+    let report = guestvault::ops::restore(&config, &backup, true)
+        .await
+        .unwrap();
+    assert!(report.audit_events_verified > 0, "{report:?}");
+    // The CLI flag reaches it too.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_guestvault"))
+        .args(["restore", backup.to_str().unwrap()])
+        .env("GUESTVAULT_STORAGE_DATA_DIR", &config.storage.data_dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+}
+
+#[tokio::test]
+async fn restore_refuses_a_ledger_older_than_the_backup() {
+    let (_dir, config, backup) = stopped_after_a_backup().await;
+    let ledger = config
+        .storage
+        .data_dir
+        .join(guestvault::ledger::LEDGER_FILE);
+    let kept = std::fs::read(&ledger).unwrap();
+    std::fs::remove_file(&ledger).unwrap();
+    let err = restore_err(&config, &backup, false).await;
+    assert!(
+        err.contains("ends at seq 0, but it was at seq 1 when this backup was taken"),
+        "{err}"
+    );
+    // Even --force does not waive it while the manifest is there.
+    let err = restore_err(&config, &backup, true).await;
+    assert!(err.contains("could undo erasures"), "{err}");
+    std::fs::write(&ledger, kept).unwrap();
+    guestvault::ops::restore(&config, &backup, false)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn restore_refuses_a_trail_rewritten_with_recomputed_hashes() {
+    let (_dir, config, backup) = stopped_after_a_backup().await;
+    {
+        // Someone with the backup but not the audit key rewrites event 2 and rehashes the rest.
+        let c = rusqlite::Connection::open(&backup).unwrap();
+        c.execute_batch("DROP TRIGGER audit_events_no_update;")
+            .unwrap();
+        let mut prev = guestvault::audit::read_after(&c, 0, 1)
+            .unwrap()
+            .remove(0)
+            .hash;
+        for mut e in guestvault::audit::read_after(&c, 1, 10_000).unwrap() {
+            if e.event.seq == 2 {
+                e.event.actor = "someone-else".into();
+            }
+            let hash = e.event.chain_hash(&prev);
+            c.execute(
+                "UPDATE audit_events SET actor = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
+                rusqlite::params![e.event.actor, prev, hash.as_slice(), e.event.seq as i64],
+            )
+            .unwrap();
+            prev = hash.to_vec();
+        }
+        assert!(guestvault::audit::verify_chain(&c).unwrap().is_ok());
+    }
+    // ... and the manifest's checksum to match.
+    let manifest = backup.with_extension("db.manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let digest = ring::digest::digest(&ring::digest::SHA256, &std::fs::read(&backup).unwrap());
+    m["sha256"] = json!(guestvault::crypto::hex(digest.as_ref()));
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    let err = restore_err(&config, &backup, false).await;
+    assert!(
+        err.contains("does not verify (chain and signed checkpoints)"),
+        "{err}"
     );
 }
