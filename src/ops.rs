@@ -77,9 +77,15 @@ pub fn backup(config: &Config, out: &Path) -> anyhow::Result<Manifest> {
             .with_context(|| format!("cannot open `{}`", db.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     let target = out.to_str().context("backup path must be UTF-8")?;
-    conn.execute("VACUUM INTO ?1", [target])
-        .context("snapshot failed")?;
+    // Created empty and owner-only first (VACUUM INTO accepts an empty file), so the snapshot
+    // is never readable by others, not even while it is written.
+    create_owner_only(out)?;
+    if let Err(e) = conn.execute("VACUUM INTO ?1", [target]) {
+        let _ = std::fs::remove_file(out);
+        return Err(anyhow::Error::new(e).context("snapshot failed"));
+    }
     drop(conn);
+    restrict_to_owner(out)?;
     let snap =
         rusqlite::Connection::open_with_flags(out, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let (seq, hash) = crate::audit::head(&snap)?;
@@ -103,6 +109,20 @@ pub fn backup(config: &Config, out: &Path) -> anyhow::Result<Manifest> {
     std::fs::write(manifest_path(out), serde_json::to_vec_pretty(&manifest)?)?;
     restrict_to_owner(&manifest_path(out))?;
     Ok(manifest)
+}
+
+/// Creates `path` empty with mode 0600; fails if it exists.
+fn create_owner_only(path: &Path) -> anyhow::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+        .with_context(|| format!("cannot create `{}`", path.display()))?;
+    Ok(())
 }
 
 /// Backups hold wrapped keys, the blind index and the audit trail: owner-only, like the data dir.

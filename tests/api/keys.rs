@@ -292,9 +292,7 @@ async fn a_guest_erased_after_a_backup_stays_erased_after_restoring_it() {
     let backup = app.dir.path().join("snapshot.db");
     let m = guestvault::ops::backup(&app.config, &backup).unwrap();
     assert!(m.audit_head_seq > 0);
-    assert!(!std::fs::read_to_string(app.config.keyring_file())
-        .unwrap()
-        .is_empty());
+    assert_holds_no_key_material(&backup, &app.config.keyring_file());
     let r = app
         .call(
             Method::POST,
@@ -700,4 +698,95 @@ async fn restore_refuses_a_trail_rewritten_with_recomputed_hashes() {
         err.contains("does not verify (chain and signed checkpoints)"),
         "{err}"
     );
+}
+
+/// Every secret in the (unsealed) keyring file, in each encoding it could leak in: the base64
+/// of the file, the raw bytes, lower-case hex; for the audit key also its 32-byte Ed25519 seed
+/// inside the PKCS#8 document.
+fn key_material(keyring_file: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let k: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(keyring_file).unwrap()).unwrap();
+    let mut secrets: Vec<(String, String)> = k["keks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                format!("kek v{}", e["version"]),
+                e["key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    secrets.push((
+        "index root key".into(),
+        k["index_root_key"].as_str().unwrap().into(),
+    ));
+    secrets.push((
+        "audit signing key".into(),
+        k["audit_signing_key"].as_str().unwrap().into(),
+    ));
+    let mut needles = Vec::new();
+    for (name, encoded) in secrets {
+        let raw = b64.decode(&encoded).unwrap();
+        assert!(raw.len() >= 32, "{name}");
+        let mut forms = vec![raw.clone()];
+        if name == "audit signing key" {
+            // ring's Ed25519 PKCS#8 v2: a 16-byte header, then the 32-byte seed.
+            forms.push(raw[16..48].to_vec());
+        }
+        for f in forms {
+            needles.push((format!("{name} (base64)"), b64.encode(&f).into_bytes()));
+            needles.push((
+                format!("{name} (hex)"),
+                guestvault::crypto::hex(&f).into_bytes(),
+            ));
+            needles.push((format!("{name} (raw)"), f));
+        }
+    }
+    needles
+}
+
+fn assert_holds_no_key_material(backup: &std::path::Path, keyring_file: &std::path::Path) {
+    let needles = key_material(keyring_file);
+    assert!(
+        needles.len() >= 12,
+        "KEK, index root key and audit key found"
+    );
+    // The scan finds what it looks for: every base64 form is in the keyring file itself.
+    let keyring = std::fs::read(keyring_file).unwrap();
+    let in_keyring = needles
+        .iter()
+        .filter(|(what, n)| {
+            what.ends_with("(base64)") && keyring.windows(n.len()).any(|w| w == n.as_slice())
+        })
+        .count();
+    assert_eq!(
+        in_keyring,
+        needles.len() / 3 - 1,
+        "all but the seed's base64"
+    );
+    let manifest = backup.with_extension("db.manifest.json");
+    for file in [backup, manifest.as_path()] {
+        let bytes = std::fs::read(file).unwrap();
+        assert!(bytes.len() > 1000 || file == manifest.as_path());
+        for (what, needle) in &needles {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
+                "{} holds the {what}",
+                file.display()
+            );
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(file).unwrap().permissions().mode() & 0o777,
+                0o600,
+                "{} is owner-only",
+                file.display()
+            );
+        }
+    }
 }
