@@ -72,10 +72,24 @@ pub fn backup(config: &Config, out: &Path) -> anyhow::Result<Manifest> {
         bail!("`{}` already exists", out.display());
     }
     let db = config.database_file();
-    let conn =
+    let mut conn =
         rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
             .with_context(|| format!("cannot open `{}`", db.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    // Recorded before the snapshot, so the backup holds its own event (like every operation,
+    // as `cli:<user>`).
+    {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        crate::audit::append(
+            &tx,
+            operation_event(
+                crate::policy::Action::AdminBackup,
+                "backup snapshot taken (VACUUM INTO)".into(),
+            ),
+        )
+        .context("cannot record the backup in the audit trail")?;
+        tx.commit()?;
+    }
     let target = out.to_str().context("backup path must be UTF-8")?;
     // Created empty and owner-only first (VACUUM INTO accepts an empty file), so the snapshot
     // is never readable by others, not even while it is written.
@@ -109,6 +123,24 @@ pub fn backup(config: &Config, out: &Path) -> anyhow::Result<Manifest> {
     std::fs::write(manifest_path(out), serde_json::to_vec_pretty(&manifest)?)?;
     restrict_to_owner(&manifest_path(out))?;
     Ok(manifest)
+}
+
+/// An audit event for an operation run from the command line.
+fn operation_event(action: crate::policy::Action, reason: String) -> crate::audit::NewEvent {
+    crate::audit::NewEvent {
+        ts: crate::clock::timestamp(time::OffsetDateTime::now_utc()),
+        request_id: uuid::Uuid::new_v4().to_string(),
+        actor: crate::cli::audit::cli_actor(),
+        role: "operator".into(),
+        purpose: Some("administration".into()),
+        action: action.as_str().into(),
+        guest_id: None,
+        fields: vec![],
+        outcome: crate::audit::Outcome::Allowed,
+        reason: Some(reason),
+        rules: vec![],
+        justification: None,
+    }
 }
 
 /// Creates `path` empty with mode 0600; fails if it exists.
@@ -226,6 +258,16 @@ async fn replay_into_staging(
     let replayed = vault.replay_erasures(entries).await?;
     // Whatever expired since the snapshot goes again before the server serves.
     let swept = vault.retention_run("restore", false, |_| {}).await?;
+    vault
+        .record_operation(
+            &crate::cli::audit::cli_actor(),
+            crate::policy::Action::AdminRestore,
+            format!(
+                "restored a snapshot: {replayed} ledger entries re-applied, {carried} newer audit events carried over, {} guests swept",
+                swept.guests_affected
+            ),
+        )
+        .await?;
     // The chain and every signed checkpoint: a trail rewritten with recomputed hashes passes
     // the chain alone, but not the checkpoints signed by the audit key.
     let public_key = vault.keys().audit_public_key().to_vec();

@@ -279,7 +279,7 @@ fn open_write(config: &Config, keyring: &Keyring) -> anyhow::Result<rusqlite::Co
 }
 
 /// `cli:<login>` with the login reduced to safe characters, so the trail says who ran it.
-fn cli_actor() -> String {
+pub(crate) fn cli_actor() -> String {
     let user: String = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_default()

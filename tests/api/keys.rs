@@ -293,6 +293,19 @@ async fn a_guest_erased_after_a_backup_stays_erased_after_restoring_it() {
     let m = guestvault::ops::backup(&app.config, &backup).unwrap();
     assert!(m.audit_head_seq > 0);
     assert_holds_no_key_material(&backup, &app.config.keyring_file());
+    // The backup is audited, and its event is inside the snapshot (the newest one there).
+    let (action, actor, backup_seq): (String, String, i64) =
+        rusqlite::Connection::open_with_flags(&backup, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap()
+            .query_row(
+                "SELECT action, actor, seq FROM audit_events ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+    assert_eq!(action, "admin.backup");
+    assert!(actor.starts_with("cli:"), "{actor}");
+    assert_eq!(backup_seq as u64, m.audit_head_seq);
     let r = app
         .call(
             Method::POST,
@@ -328,6 +341,26 @@ async fn a_guest_erased_after_a_backup_stays_erased_after_restoring_it() {
     assert!(report.audit_events_carried >= 1, "{report:?}");
 
     let app = spawn_on(dir, config).await;
+    // The restore is audited after everything it carried over and re-applied.
+    let (restore_seq, actor, reason): (i64, String, String) = app
+        .db()
+        .query_row(
+            "SELECT seq, actor, reason FROM audit_events WHERE action = 'admin.restore'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert!(actor.starts_with("cli:"), "{actor}");
+    assert!(reason.contains("2 ledger entries re-applied"), "{reason}");
+    let newest_carried: i64 = app
+        .db()
+        .query_row(
+            "SELECT max(seq) FROM audit_events WHERE action = 'guest.erase'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(restore_seq > newest_carried && newest_carried > backup_seq);
     let r = app
         .call(
             Method::GET,
