@@ -168,15 +168,33 @@ async fn rotation_of_10k_deks_runs_while_reads_continue_then_the_old_key_is_reti
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }
-    let rotations: i64 = app
+    // Each step is audited, with what it did: the refusal, start, finish and retirement.
+    let steps: Vec<(String, Option<String>)> = app
         .db()
-        .query_row(
-            "SELECT count(*) FROM audit_events WHERE action = 'admin.keys'",
-            [],
-            |r| r.get(0),
+        .prepare(
+            "SELECT outcome, reason FROM audit_events WHERE action = 'admin.keys' ORDER BY seq",
         )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
         .unwrap();
-    assert!(rotations >= 3, "start, finish and retire are audited");
+    let expected = [
+        ("denied", "KEK v1 is the active KEK"),
+        ("allowed", "key rotation to v2 started: 10000 DEKs"),
+        (
+            "allowed",
+            "key rotation to v2 finished: 10000 DEKs rewrapped",
+        ),
+        ("allowed", "KEK v1 retired"),
+    ];
+    assert_eq!(
+        steps,
+        expected
+            .iter()
+            .map(|(o, r)| (o.to_string(), Some(r.to_string())))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
@@ -203,11 +221,45 @@ async fn an_interrupted_rotation_resumes_without_a_new_key() {
         ),
         (2, 500, false, false)
     );
+    // Mid-rotation v1 still wraps 700 DEKs: retiring it is refused.
+    match app.vault.retire_kek(&caller, 1).await {
+        Err(guestvault::service::VaultError::Conflict(why)) => {
+            assert_eq!(
+                why,
+                "KEK v1 still wraps 700 DEK(s): finish the rotation first"
+            )
+        }
+        other => panic!("retiring v1 mid-rotation: {other:?}"),
+    }
+    // Creates succeed mid-rotation and while the rotation resumes, all under the new KEK.
+    let mid = app.create_guest(zhang_san()).await;
+    let creator = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..40 {
+                let r = app
+                    .call(
+                        Method::POST,
+                        "/v1/guests",
+                        Some("pms"),
+                        Some("check_in"),
+                        Some(json!({"fields": {"mobile": format!("137{i:08}")}})),
+                    )
+                    .await;
+                assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+                ids.push(r.body["guest_id"].as_str().unwrap().to_string());
+            }
+            ids
+        })
+    };
     let second = app
         .vault
         .rotate_keys(&caller, None, |_, _| {})
         .await
         .unwrap();
+    let created = creator.await.unwrap();
+    assert_eq!(created.len(), 40);
     assert_eq!(
         (
             second.target_version,
@@ -218,6 +270,28 @@ async fn an_interrupted_rotation_resumes_without_a_new_key() {
         (2, 700, true, true)
     );
     assert_eq!(app.vault.keys().kek_versions(), vec![1, 2]);
+    let counts: Vec<(u32, i64)> = app
+        .db()
+        .prepare("SELECT kek_version, count(*) FROM guest_keys GROUP BY 1")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(counts, vec![(2, 1_200 + 1 + 40)]);
+    for id in created.iter().take(3).chain([&mid]) {
+        let r = app
+            .call(
+                Method::GET,
+                &format!("/v1/guests/{id}"),
+                Some("pms"),
+                Some("check_in"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    app.vault.retire_kek(&caller, 1).await.unwrap();
 }
 
 #[tokio::test]
