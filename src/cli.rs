@@ -360,7 +360,7 @@ fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<ExitCode> {
 /// A passphrase for a new sealed keyring: from keys.passphrase_file, else asked twice.
 fn new_seal_key(config: &Config) -> anyhow::Result<crate::crypto::seal::SealKey> {
     let pass = match &config.keys.passphrase_file {
-        Some(f) => crate::config::read_secret_file("keys.passphrase_file", f)?,
+        Some(f) => crate::config::read_private_secret_file("keys.passphrase_file", f)?,
         None => {
             let a =
                 zeroize::Zeroizing::new(rpassword::prompt_password("new keyring passphrase: ")?);

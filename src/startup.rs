@@ -93,19 +93,18 @@ pub fn open_vault_at(
 }
 
 /// The keyring passphrase, only if the keyring is sealed: from `keys.passphrase_file`
-/// (`GUESTVAULT_KEYS_PASSPHRASE_FILE`), else asked on the terminal.
+/// (`GUESTVAULT_KEYS_PASSPHRASE_FILE`, owner-only), else asked on the terminal. A keyring file
+/// that group or others can read, or one sealed too weakly, is refused first.
 pub fn passphrase_for(
     config: &Config,
     keyring_file: &std::path::Path,
 ) -> anyhow::Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
-    let text = std::fs::read(keyring_file)
-        .with_context(|| format!("cannot read `{}`", keyring_file.display()))?;
-    let sealed = serde_json::from_slice::<crate::crypto::seal::SealedFile>(&text).is_ok();
-    if !sealed {
+    // Permissions and the seal's strength are checked before any passphrase is read or asked.
+    if !crate::crypto::Keyring::check_file(keyring_file)? {
         return Ok(None);
     }
     if let Some(file) = &config.keys.passphrase_file {
-        return Ok(Some(crate::config::read_secret_file(
+        return Ok(Some(crate::config::read_private_secret_file(
             "keys.passphrase_file",
             file,
         )?));

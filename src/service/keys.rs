@@ -88,6 +88,16 @@ pub struct RotationProgress {
     pub done: AtomicU64,
 }
 
+/// The right to run the rotation; releases it on drop (also if the rotation task panics).
+#[derive(Debug)]
+pub struct RotationClaim(std::sync::Arc<RotationProgress>);
+
+impl Drop for RotationClaim {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::SeqCst);
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RotationReport {
     pub target_version: u32,
@@ -127,26 +137,50 @@ impl Vault {
         &self.rotation
     }
 
+    /// Claims the right to run the one rotation of this vault; `None` while another runs.
+    /// The claim ends when the returned value is dropped.
+    pub fn claim_rotation(&self) -> Option<RotationClaim> {
+        self.rotation
+            .running
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()
+            .map(|_| RotationClaim(self.rotation.clone()))
+    }
+
     /// Rotates: if a previous rotation did not finish (DEKs remain under older versions), it
     /// resumes it; otherwise it adds a KEK version first. `max_batches` stops early (tests of
     /// resumption). Reads and writes continue throughout: new DEKs use the new KEK at once.
+    /// A second rotation while one runs is refused (`Conflict`).
     pub async fn rotate_keys(
         &self,
         caller: &Caller,
         max_batches: Option<usize>,
         progress: impl Fn(u64, u64),
     ) -> Result<RotationReport, VaultError> {
-        let action = Action::AdminKeys;
-        let grant = self.authorize(caller, action, None).await?;
-        if self.rotation.running.swap(true, Ordering::SeqCst) {
-            return Err(VaultError::Internal(
-                "a key rotation is already running".into(),
-            ));
-        }
+        let grant = self.authorize(caller, Action::AdminKeys, None).await?;
+        let claim = self
+            .claim_rotation()
+            .ok_or_else(|| VaultError::Conflict("a key rotation is already running".into()))?;
         let result = self
             .rotate_inner(caller, grant.rules().to_vec(), max_batches, progress)
             .await;
-        self.rotation.running.store(false, Ordering::SeqCst);
+        drop(claim);
+        result
+    }
+
+    /// [`Vault::rotate_keys`] under a claim taken beforehand (`POST /v1/admin/keys/rotate`
+    /// claims before it answers 202, so a concurrent second call gets 409).
+    pub async fn rotate_keys_claimed(
+        &self,
+        caller: &Caller,
+        claim: RotationClaim,
+        progress: impl Fn(u64, u64),
+    ) -> Result<RotationReport, VaultError> {
+        let grant = self.authorize(caller, Action::AdminKeys, None).await?;
+        let result = self
+            .rotate_inner(caller, grant.rules().to_vec(), None, progress)
+            .await;
+        drop(claim);
         result
     }
 

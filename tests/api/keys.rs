@@ -299,9 +299,13 @@ async fn a_sealed_keyring_needs_its_passphrase() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     let pass_file = dir.path().join("passphrase");
-    std::fs::write(&pass_file, "a long enough passphrase\n").unwrap();
+    write_private(&pass_file, "a long enough passphrase\n");
     config.keys.passphrase_file = Some(pass_file.clone());
-    let seal = guestvault::crypto::seal::SealKey::new(b"a long enough passphrase", 1_000).unwrap();
+    let seal = guestvault::crypto::seal::SealKey::new(
+        b"a long enough passphrase",
+        guestvault::crypto::seal::MIN_ITERATIONS,
+    )
+    .unwrap();
     guestvault::cli::init_sealed(&config, Some(seal)).unwrap();
     let text = std::fs::read_to_string(config.keyring_file()).unwrap();
     assert!(text.contains("guestvault-keyring-sealed/v1") && !text.contains("index_root_key"));
@@ -503,9 +507,13 @@ async fn the_audit_cli_exports_and_purges_on_a_sealed_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     let pass_file = dir.path().join("passphrase");
-    std::fs::write(&pass_file, "a long enough passphrase\n").unwrap();
+    write_private(&pass_file, "a long enough passphrase\n");
     config.keys.passphrase_file = Some(pass_file.clone());
-    let seal = guestvault::crypto::seal::SealKey::new(b"a long enough passphrase", 1_000).unwrap();
+    let seal = guestvault::crypto::seal::SealKey::new(
+        b"a long enough passphrase",
+        guestvault::crypto::seal::MIN_ITERATIONS,
+    )
+    .unwrap();
     guestvault::cli::init_sealed(&config, Some(seal)).unwrap();
     let app = spawn_on(dir, config).await;
     app.create_guest(zhang_san()).await;
@@ -896,4 +904,95 @@ fn assert_holds_no_key_material(backup: &std::path::Path, keyring_file: &std::pa
             );
         }
     }
+}
+
+/// Writes a secret file owner-only, as the vault requires of `keys.passphrase_file`.
+fn write_private(path: &std::path::Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_readable_keyring_or_passphrase_file_is_refused_before_the_passphrase_is_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    let seal = guestvault::crypto::seal::SealKey::new(
+        b"a long enough passphrase",
+        guestvault::crypto::seal::MIN_ITERATIONS,
+    )
+    .unwrap();
+    guestvault::cli::init_sealed(&config, Some(seal)).unwrap();
+    let keyring = config.keyring_file();
+    let pass_file = dir.path().join("passphrase");
+    std::fs::write(&pass_file, "a long enough passphrase").unwrap();
+    std::fs::set_permissions(&pass_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    config.keys.passphrase_file = Some(pass_file.clone());
+    let err = format!(
+        "{:#}",
+        guestvault::startup::passphrase_for(&config, &keyring).unwrap_err()
+    );
+    assert!(
+        err.contains("keys.passphrase_file") && err.contains("chmod 600"),
+        "{err}"
+    );
+    std::fs::set_permissions(&pass_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(guestvault::startup::passphrase_for(&config, &keyring)
+        .unwrap()
+        .is_some());
+    // A group-readable keyring is refused before the passphrase file is even read.
+    std::fs::set_permissions(&keyring, std::fs::Permissions::from_mode(0o640)).unwrap();
+    config.keys.passphrase_file = Some(dir.path().join("does-not-exist"));
+    let err = format!(
+        "{:#}",
+        guestvault::startup::passphrase_for(&config, &keyring).unwrap_err()
+    );
+    assert!(
+        err.contains("readable by group or others; run `chmod 600`")
+            && err.contains("keyring.json"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_rotation_request_while_one_runs_gets_409() {
+    let app = Arc::new(spawn_app().await);
+    seed(&app, 2_000).await;
+    let post = || {
+        app.call(
+            Method::POST,
+            "/v1/admin/keys/rotate",
+            Some("admin"),
+            None,
+            None,
+        )
+    };
+    let (a, b) = tokio::join!(post(), post());
+    let mut statuses = vec![a.status, b.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        vec![StatusCode::ACCEPTED, StatusCode::CONFLICT],
+        "{} / {}",
+        a.text,
+        b.text
+    );
+    // Deterministically: while a claim is held, the route refuses; once released it starts.
+    loop {
+        if let Some(claim) = app.vault.claim_rotation() {
+            let r = post().await;
+            assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+            assert_eq!(r.body["code"], "conflict");
+            drop(claim);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let r = post().await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
 }
