@@ -81,6 +81,9 @@ enum Command {
     Restore {
         #[arg(value_name = "FILE")]
         file: PathBuf,
+        /// Restore a snapshot that has no manifest beside it (unchecked).
+        #[arg(long)]
+        force: bool,
     },
     /// Retention: purge what the schedule says has expired.
     Retention {
@@ -244,8 +247,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Restore { file } => {
-            let report = runtime()?.block_on(crate::ops::restore(&config, &file))?;
+        Command::Restore { file, force } => {
+            let report = runtime()?.block_on(crate::ops::restore(&config, &file, force))?;
             println!(
                 "restored {}: {} erasure(s) from the ledger re-applied, {} newer audit event(s) carried over, {} guest(s) swept, audit chain verified ({} events)",
                 file.display(),
@@ -347,7 +350,14 @@ fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<ExitCode> {
                 );
             }
             KeysCommand::Retire { version } => {
-                vault.retire_kek(&caller, version).await?;
+                vault
+                    .retire_kek_settled(&caller, version, crate::service::KEYRING_SETTLE, |wait| {
+                        eprintln!(
+                            "waiting {}s until a running server has reloaded the changed keyring",
+                            wait.as_secs_f32().ceil()
+                        );
+                    })
+                    .await?;
                 println!("KEK v{version} retired");
             }
             KeysCommand::Status => println!(
@@ -364,7 +374,7 @@ fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<ExitCode> {
 /// A passphrase for a new sealed keyring: from keys.passphrase_file, else asked twice.
 fn new_seal_key(config: &Config) -> anyhow::Result<crate::crypto::seal::SealKey> {
     let pass = match &config.keys.passphrase_file {
-        Some(f) => crate::config::read_secret_file("keys.passphrase_file", f)?,
+        Some(f) => crate::config::read_private_secret_file("keys.passphrase_file", f)?,
         None => {
             let a =
                 zeroize::Zeroizing::new(rpassword::prompt_password("new keyring passphrase: ")?);

@@ -476,6 +476,29 @@ fn first_bad_key(table: &toml::Table) -> Option<(String, String)> {
     None
 }
 
+/// [`read_secret_file`] for a secret that guards others (the keyring passphrase): refused when
+/// group or others can read the file, like the HS256 secret.
+pub fn read_private_secret_file(
+    key: &str,
+    path: &Path,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, ConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                return Err(ConfigError::Key {
+                    key: key.into(),
+                    origin: path.display().to_string(),
+                    message: "the file is readable by group or others; run `chmod 600` on it"
+                        .into(),
+                });
+            }
+        }
+    }
+    read_secret_file(key, path)
+}
+
 /// Reads a secret from a file, trimming one trailing newline. Used for every `*_file` key.
 pub fn read_secret_file(
     key: &str,

@@ -72,14 +72,34 @@ pub fn backup(config: &Config, out: &Path) -> anyhow::Result<Manifest> {
         bail!("`{}` already exists", out.display());
     }
     let db = config.database_file();
-    let conn =
+    let mut conn =
         rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
             .with_context(|| format!("cannot open `{}`", db.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    // Recorded before the snapshot, so the backup holds its own event (like every operation,
+    // as `cli:<user>`).
+    {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        crate::audit::append(
+            &tx,
+            operation_event(
+                crate::policy::Action::AdminBackup,
+                "backup snapshot taken (VACUUM INTO)".into(),
+            ),
+        )
+        .context("cannot record the backup in the audit trail")?;
+        tx.commit()?;
+    }
     let target = out.to_str().context("backup path must be UTF-8")?;
-    conn.execute("VACUUM INTO ?1", [target])
-        .context("snapshot failed")?;
+    // Created empty and owner-only first (VACUUM INTO accepts an empty file), so the snapshot
+    // is never readable by others, not even while it is written.
+    create_owner_only(out)?;
+    if let Err(e) = conn.execute("VACUUM INTO ?1", [target]) {
+        let _ = std::fs::remove_file(out);
+        return Err(anyhow::Error::new(e).context("snapshot failed"));
+    }
     drop(conn);
+    restrict_to_owner(out)?;
     let snap =
         rusqlite::Connection::open_with_flags(out, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let (seq, hash) = crate::audit::head(&snap)?;
@@ -103,6 +123,38 @@ pub fn backup(config: &Config, out: &Path) -> anyhow::Result<Manifest> {
     std::fs::write(manifest_path(out), serde_json::to_vec_pretty(&manifest)?)?;
     restrict_to_owner(&manifest_path(out))?;
     Ok(manifest)
+}
+
+/// An audit event for an operation run from the command line.
+fn operation_event(action: crate::policy::Action, reason: String) -> crate::audit::NewEvent {
+    crate::audit::NewEvent {
+        ts: crate::clock::timestamp(time::OffsetDateTime::now_utc()),
+        request_id: uuid::Uuid::new_v4().to_string(),
+        actor: crate::cli::audit::cli_actor(),
+        role: "operator".into(),
+        purpose: Some("administration".into()),
+        action: action.as_str().into(),
+        guest_id: None,
+        fields: vec![],
+        outcome: crate::audit::Outcome::Allowed,
+        reason: Some(reason),
+        rules: vec![],
+        justification: None,
+    }
+}
+
+/// Creates `path` empty with mode 0600; fails if it exists.
+fn create_owner_only(path: &Path) -> anyhow::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+        .with_context(|| format!("cannot create `{}`", path.display()))?;
+    Ok(())
 }
 
 /// Backups hold wrapped keys, the blind index and the audit trail: owner-only, like the data dir.
@@ -175,13 +227,76 @@ fn carry_newer_audit_events(live: &Path, staging: &Path) -> anyhow::Result<u64> 
     Ok(newer as u64)
 }
 
-/// Installs `file` as the database. With the server stopped: checks the manifest, opens the
-/// snapshot (refusing one made under another keyring), re-applies every erasure in the ledger,
-/// verifies the audit chain, and only then replaces the database.
-pub async fn restore(config: &Config, file: &Path) -> anyhow::Result<RestoreReport> {
+/// Refuses a snapshot with DEKs wrapped under a KEK version the keyring no longer holds: a
+/// backup taken before `keys retire` would otherwise restore guests nobody can decrypt.
+fn check_kek_versions(counts: &[(u32, u64)], keyring: &[u32]) -> anyhow::Result<()> {
+    let missing: Vec<String> = counts
+        .iter()
+        .filter(|(v, n)| *n > 0 && !keyring.contains(v))
+        .map(|(v, n)| format!("v{v} ({n} DEK(s))"))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "the snapshot's data keys are wrapped under KEK version(s) the keyring no longer holds: {}. \
+             They were retired after this backup was taken; restore it only with the keyring file \
+             from before the retirement. Nothing was replaced",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The steps that run on the staged database through a vault opened on it: the KEK check,
+/// the ledger replay, a retention sweep and the audit check.
+async fn replay_into_staging(
+    vault: &crate::service::Vault,
+    entries: &[crate::ledger::LedgerEntry],
+    carried: u64,
+) -> anyhow::Result<RestoreReport> {
+    let counts = vault.readers().run(crate::store::dek_counts).await?;
+    check_kek_versions(&counts, &vault.keys().kek_versions())?;
+    let replayed = vault.replay_erasures(entries).await?;
+    // Whatever expired since the snapshot goes again before the server serves.
+    let swept = vault.retention_run("restore", false, |_| {}).await?;
+    vault
+        .record_operation(
+            &crate::cli::audit::cli_actor(),
+            crate::policy::Action::AdminRestore,
+            format!(
+                "restored a snapshot: {replayed} ledger entries re-applied, {carried} newer audit events carried over, {} guests swept",
+                swept.guests_affected
+            ),
+        )
+        .await?;
+    // The chain and every signed checkpoint: a trail rewritten with recomputed hashes passes
+    // the chain alone, but not the checkpoints signed by the audit key.
+    let public_key = vault.keys().audit_public_key().to_vec();
+    let verified = vault
+        .readers()
+        .run(move |c| crate::audit::checkpoint::verify_store(c, &public_key))
+        .await?;
+    match verified.first_bad_seq {
+        None => Ok(RestoreReport {
+            erasures_replayed: replayed,
+            audit_events_carried: carried,
+            guests_swept: swept.guests_affected,
+            audit_events_verified: verified.events,
+        }),
+        Some(seq) => {
+            bail!("the restored audit trail does not verify (chain and signed checkpoints) at seq {seq}; nothing was replaced")
+        }
+    }
+}
+
+/// Installs `file` as the database. With the server stopped: checks the manifest (required
+/// unless `force`), refuses an erasure ledger older than the one the backup saw, opens the
+/// snapshot (refusing one made under another keyring, or with DEKs under a retired KEK),
+/// re-applies every erasure in the ledger, verifies the audit chain and its signed
+/// checkpoints, and only then replaces the database.
+pub async fn restore(config: &Config, file: &Path, force: bool) -> anyhow::Result<RestoreReport> {
     let _lock = lock_data_dir(&config.storage.data_dir)?;
     let manifest_file = manifest_path(file);
-    if manifest_file.exists() {
+    let manifest = if manifest_file.exists() {
         let m: Manifest = serde_json::from_slice(&std::fs::read(&manifest_file)?)
             .context("manifest is malformed")?;
         if m.sha256 != file_sha256(file)? {
@@ -190,8 +305,29 @@ pub async fn restore(config: &Config, file: &Path) -> anyhow::Result<RestoreRepo
                 file.display()
             );
         }
-    }
+        Some(m)
+    } else if force {
+        None
+    } else {
+        bail!(
+            "no manifest `{}` beside the backup: without it the snapshot cannot be checked, nor \
+             the erasure ledger against it. Restore with --force only if you accept that",
+            manifest_file.display()
+        );
+    };
     let entries = crate::ledger::read_verified(&ledger_path(config))?;
+    if let Some(m) = &manifest {
+        let ledger_seq = entries.last().map_or(0, |e| e.seq);
+        if ledger_seq < m.erasure_ledger_seq {
+            bail!(
+                "the erasure ledger `{}` ends at seq {ledger_seq}, but it was at seq {} when this \
+                 backup was taken: it is lost or older, and restoring now could undo erasures. \
+                 Put the data dir's own ledger back first; nothing was replaced",
+                ledger_path(config).display(),
+                m.erasure_ledger_seq
+            );
+        }
+    }
     let db = config.database_file();
     let staging = db.with_extension("db.restoring");
     let _ = std::fs::remove_file(&staging);
@@ -201,23 +337,10 @@ pub async fn restore(config: &Config, file: &Path) -> anyhow::Result<RestoreRepo
         let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
         let carried = carry_newer_audit_events(&db, &staging)?;
         let (vault, writer_thread) = crate::startup::open_vault_at(config, &staging, clock)?;
-        let replayed = vault.replay_erasures(&entries).await?;
-        // Whatever expired since the snapshot goes again before the server serves.
-        let swept = vault.retention_run("restore", false, |_| {}).await?;
-        let verified = vault.readers().run(crate::audit::verify_chain).await?;
+        let outcome = replay_into_staging(&vault, &entries, carried).await;
         drop(vault);
         let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
-        match verified {
-            Ok(n) => Ok(RestoreReport {
-                erasures_replayed: replayed,
-                audit_events_carried: carried,
-                guests_swept: swept.guests_affected,
-                audit_events_verified: n,
-            }),
-            Err(seq) => {
-                bail!("the restored audit chain is broken at seq {seq}; nothing was replaced")
-            }
-        }
+        outcome
     }
     .await;
     let report = match result {

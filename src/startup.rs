@@ -93,19 +93,18 @@ pub fn open_vault_at(
 }
 
 /// The keyring passphrase, only if the keyring is sealed: from `keys.passphrase_file`
-/// (`GUESTVAULT_KEYS_PASSPHRASE_FILE`), else asked on the terminal.
+/// (`GUESTVAULT_KEYS_PASSPHRASE_FILE`, owner-only), else asked on the terminal. A keyring file
+/// that group or others can read, or one sealed too weakly, is refused first.
 pub fn passphrase_for(
     config: &Config,
     keyring_file: &std::path::Path,
 ) -> anyhow::Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
-    let text = std::fs::read(keyring_file)
-        .with_context(|| format!("cannot read `{}`", keyring_file.display()))?;
-    let sealed = serde_json::from_slice::<crate::crypto::seal::SealedFile>(&text).is_ok();
-    if !sealed {
+    // Permissions and the seal's strength are checked before any passphrase is read or asked.
+    if !crate::crypto::Keyring::check_file(keyring_file)? {
         return Ok(None);
     }
     if let Some(file) = &config.keys.passphrase_file {
-        return Ok(Some(crate::config::read_secret_file(
+        return Ok(Some(crate::config::read_private_secret_file(
             "keys.passphrase_file",
             file,
         )?));
@@ -236,7 +235,7 @@ async fn watch_keyring(vault: Vault) {
     let path = vault.key_path().to_owned();
     let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut seen = mtime(&path);
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    let mut tick = tokio::time::interval(crate::service::KEYRING_POLL_INTERVAL);
     loop {
         tick.tick().await;
         let now = mtime(&path);

@@ -314,3 +314,30 @@ fn audit_throughput() {
         n as f64 / verify_secs
     );
 }
+
+#[test]
+fn deleting_the_newest_events_under_a_checkpoint_is_found() {
+    let f = fixture(12);
+    checkpoint::checkpoint_head(&f.conn, &f.keyring, timestamp(T0), 1).unwrap();
+    assert!(
+        verify_store(&f.conn, f.keyring.audit_public_key())
+            .unwrap()
+            .intact
+    );
+    // Someone with the database cuts the trail short (the trigger would refuse it).
+    f.conn
+        .execute_batch(
+            "DROP TRIGGER audit_events_no_delete; DELETE FROM audit_events WHERE seq >= 11;",
+        )
+        .unwrap();
+    assert_eq!(
+        verify_chain(&f.conn).unwrap(),
+        Ok(10),
+        "the chain alone looks fine"
+    );
+    let v = verify_store(&f.conn, f.keyring.audit_public_key()).unwrap();
+    assert_eq!(
+        (v.intact, v.events, v.checkpoints, v.first_bad_seq),
+        (false, 10, 0, Some(12))
+    );
+}

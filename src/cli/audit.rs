@@ -254,9 +254,15 @@ pub fn export_file(
     ))
 }
 
+/// The keyring the way the server loads it: a sealed file is opened with the passphrase from
+/// `keys.passphrase_file` (or the terminal), and a group-readable file is refused.
 fn load_keyring(config: &Config) -> anyhow::Result<Keyring> {
     let path = config.keyring_file();
-    Keyring::load(&path).with_context(|| {
+    let source = crate::service::KeySource {
+        passphrase: crate::startup::passphrase_for(config, &path)?,
+        path: path.clone(),
+    };
+    source.load().with_context(|| {
         format!(
             "cannot load the keyring `{}` (it signs the checkpoint)",
             path.display()
@@ -273,7 +279,7 @@ fn open_write(config: &Config, keyring: &Keyring) -> anyhow::Result<rusqlite::Co
 }
 
 /// `cli:<login>` with the login reduced to safe characters, so the trail says who ran it.
-fn cli_actor() -> String {
+pub(crate) fn cli_actor() -> String {
     let user: String = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_default()

@@ -245,11 +245,10 @@ impl Keyring {
         })
     }
 
-    /// Loads a keyring; `passphrase` is asked only if the file is sealed.
-    pub fn load_with(
-        path: &Path,
-        passphrase: impl FnOnce() -> Result<Zeroizing<Vec<u8>>, KeyringError>,
-    ) -> Result<Self, KeyringError> {
+    /// What can be checked before a passphrase is asked for: the file is not readable by group
+    /// or others, and a sealed one uses at least [`seal::MIN_ITERATIONS`]. Returns whether it
+    /// is sealed.
+    pub fn check_file(path: &Path) -> Result<bool, KeyringError> {
         let read_err = |source| KeyringError::Read {
             path: path.to_owned(),
             source,
@@ -264,6 +263,36 @@ impl Keyring {
         }
         #[cfg(not(unix))]
         let _ = meta;
+        let bytes = Zeroizing::new(std::fs::read(path).map_err(read_err)?);
+        match serde_json::from_slice::<SealedFile>(&bytes) {
+            Ok(sealed) if sealed.format == seal::SEALED_FORMAT => {
+                if sealed.iterations < seal::MIN_ITERATIONS {
+                    return Err(KeyringError::Malformed {
+                        path: path.to_owned(),
+                        reason: format!(
+                            "sealed with {} PBKDF2 iterations, fewer than the minimum {}",
+                            sealed.iterations,
+                            seal::MIN_ITERATIONS
+                        ),
+                    });
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Loads a keyring; `passphrase` is asked only if the file is sealed, and only after
+    /// [`Keyring::check_file`] passed.
+    pub fn load_with(
+        path: &Path,
+        passphrase: impl FnOnce() -> Result<Zeroizing<Vec<u8>>, KeyringError>,
+    ) -> Result<Self, KeyringError> {
+        let read_err = |source| KeyringError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        Self::check_file(path)?;
         let bytes = Zeroizing::new(std::fs::read(path).map_err(read_err)?);
         let malformed = |reason: String| KeyringError::Malformed {
             path: path.to_owned(),
@@ -411,7 +440,7 @@ mod tests {
     fn sealed_keyring_opens_only_with_its_passphrase_and_survives_rotation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keyring.json");
-        let seal = SealKey::new(b"s3cret pass", 1000).unwrap();
+        let seal = SealKey::new(b"s3cret pass", seal::MIN_ITERATIONS).unwrap();
         let mut created = Keyring::create_sealed(&path, Some(seal)).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains(seal::SEALED_FORMAT) && !text.contains("index_root_key"));
@@ -438,6 +467,36 @@ mod tests {
         let reloaded = Keyring::load_with(&path, pass(b"s3cret pass")).unwrap();
         assert_eq!(reloaded.active_kek_version(), 2);
         assert_eq!(reloaded.kek_versions(), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_weakly_sealed_or_group_readable_keyring_is_refused_before_the_passphrase_is_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.json");
+        let weak = SealKey::new(b"s3cret pass", seal::MIN_ITERATIONS - 1).unwrap();
+        Keyring::create_sealed(&path, Some(weak)).unwrap();
+        let never = || -> Result<Zeroizing<Vec<u8>>, KeyringError> {
+            panic!("the passphrase must not be asked for")
+        };
+        match Keyring::load_with(&path, never) {
+            Err(KeyringError::Malformed { reason, .. }) => {
+                assert!(reason.contains("fewer than the minimum 100000"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let path = dir.path().join("other.json");
+        let seal = SealKey::new(b"s3cret pass", seal::MIN_ITERATIONS).unwrap();
+        Keyring::create_sealed(&path, Some(seal)).unwrap();
+        assert!(Keyring::check_file(&path).unwrap());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+            assert!(matches!(
+                Keyring::load_with(&path, never),
+                Err(KeyringError::Permissions(_))
+            ));
+        }
     }
 
     #[test]

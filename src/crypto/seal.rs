@@ -17,6 +17,9 @@ use super::{random_bytes, CryptoError};
 pub const SEALED_FORMAT: &str = "guestvault-keyring-sealed/v1";
 /// OWASP's 2023 recommendation for PBKDF2-HMAC-SHA256.
 pub const DEFAULT_ITERATIONS: u32 = 600_000;
+/// A sealed file with fewer iterations is refused when opened: it would make guessing the
+/// passphrase of a stolen copy cheap, and a rotation would keep re-sealing it that weakly.
+pub const MIN_ITERATIONS: u32 = 100_000;
 const AAD: &[u8] = b"guestvault/keyring-seal/v1";
 
 /// The key derived from a passphrase, kept so the keyring can be re-sealed after a rotation
@@ -97,7 +100,7 @@ pub fn open(
     file: &SealedFile,
     passphrase: &[u8],
 ) -> Result<(Zeroizing<Vec<u8>>, SealKey), CryptoError> {
-    if file.kdf != "pbkdf2-hmac-sha256" || file.iterations == 0 {
+    if file.kdf != "pbkdf2-hmac-sha256" || file.iterations < MIN_ITERATIONS {
         return Err(CryptoError::Decrypt);
     }
     let salt: [u8; 16] = B64
@@ -125,7 +128,7 @@ mod tests {
 
     #[test]
     fn sealed_round_trip_and_wrong_passphrase() {
-        let key = SealKey::new(b"correct horse", 1000).unwrap();
+        let key = SealKey::new(b"correct horse", MIN_ITERATIONS).unwrap();
         let file = seal(&key, b"{\"k\":1}").unwrap();
         assert_eq!(
             open(&file, b"correct horse").unwrap().0.as_slice(),
@@ -136,5 +139,12 @@ mod tests {
             CryptoError::Decrypt
         );
         assert!(!format!("{key:?}").contains("key:"));
+        let weak = SealKey::new(b"correct horse", MIN_ITERATIONS - 1).unwrap();
+        let file = seal(&weak, b"{\"k\":1}").unwrap();
+        assert_eq!(
+            open(&file, b"correct horse").unwrap_err(),
+            CryptoError::Decrypt,
+            "too few iterations"
+        );
     }
 }

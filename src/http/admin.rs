@@ -52,17 +52,13 @@ async fn start_rotation(
         .vault
         .authorize_operation(&caller, Action::AdminKeys)
         .await?;
-    if state
-        .vault
-        .rotation_progress()
-        .running
-        .load(std::sync::atomic::Ordering::SeqCst)
-    {
+    // Claimed before answering, so of two concurrent calls exactly one gets 202.
+    let Some(claim) = state.vault.claim_rotation() else {
         return Err(ApiError::Conflict);
-    }
+    };
     let vault = state.vault.clone();
     tokio::spawn(async move {
-        match vault.rotate_keys(&caller, None, |_, _| {}).await {
+        match vault.rotate_keys_claimed(&caller, claim, |_, _| {}).await {
             Ok(r) => tracing::info!(
                 target_version = r.target_version,
                 rewrapped = r.rewrapped,

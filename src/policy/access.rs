@@ -31,10 +31,14 @@ pub enum Action {
     AdminRetention,
     AdminKeys,
     PolicyRead,
+    /// `guestvault backup` (CLI only; recorded, never authorized by the policy).
+    AdminBackup,
+    /// `guestvault restore` (CLI only; recorded, never authorized by the policy).
+    AdminRestore,
 }
 
 impl Action {
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 19] = [
         Self::GuestCreate,
         Self::GuestRead,
         Self::GuestUpdate,
@@ -52,6 +56,8 @@ impl Action {
         Self::AdminRetention,
         Self::AdminKeys,
         Self::PolicyRead,
+        Self::AdminBackup,
+        Self::AdminRestore,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +79,8 @@ impl Action {
             Self::AdminRetention => "admin.retention",
             Self::AdminKeys => "admin.keys",
             Self::PolicyRead => "policy.read",
+            Self::AdminBackup => "admin.backup",
+            Self::AdminRestore => "admin.restore",
         }
     }
 
@@ -90,6 +98,8 @@ impl Action {
                 | Self::AdminRetention
                 | Self::AdminKeys
                 | Self::PolicyRead
+                | Self::AdminBackup
+                | Self::AdminRestore
         )
     }
 }

@@ -2,8 +2,9 @@
 //! batches through the writer — online and resumable), retirement of old KEKs once no DEK uses
 //! them, and where the keyring comes from (file, optional passphrase). REQ-11.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -15,6 +16,41 @@ use crate::policy::{Action, Permit};
 use crate::store;
 
 const REWRAP_BATCH: usize = 500;
+
+/// How often a running server rereads the keyring file (`startup::watch_keyring`).
+pub const KEYRING_POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// How long the keyring file must have been unchanged before another process (the CLI) may
+/// count DEKs to retire a KEK: three polls, so a server beside it has reloaded the keyring and
+/// any create that wrapped its DEK under the old KEK just before the reload has committed.
+pub const KEYRING_SETTLE: Duration = Duration::from_secs(3 * KEYRING_POLL_INTERVAL.as_secs());
+
+/// Waits until the keyring file at `path` is at least `settle` old, or (when its mtime is in
+/// the future, a skewed clock) unchanged for a whole `settle` of our own; calls `waiting` with
+/// each wait. Returns at once for a file that has not changed for `settle`.
+pub async fn wait_until_keyring_settled(
+    path: &Path,
+    settle: Duration,
+    waiting: impl Fn(Duration),
+) -> std::io::Result<()> {
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified());
+    let mut seen = mtime(path)?;
+    loop {
+        let age = SystemTime::now()
+            .duration_since(seen)
+            .unwrap_or(Duration::ZERO);
+        if age >= settle {
+            return Ok(());
+        }
+        let wait = settle - age;
+        waiting(wait);
+        tokio::time::sleep(wait).await;
+        let now = mtime(path)?;
+        if now == seen {
+            return Ok(());
+        }
+        seen = now;
+    }
+}
 
 /// Where the keyring is loaded from, and the passphrase if it is sealed (kept to reload it
 /// after a rotation by another process; zeroized on drop).
@@ -50,6 +86,16 @@ pub struct RotationProgress {
     pub target_version: AtomicU32,
     pub total: AtomicU64,
     pub done: AtomicU64,
+}
+
+/// The right to run the rotation; releases it on drop (also if the rotation task panics).
+#[derive(Debug)]
+pub struct RotationClaim(std::sync::Arc<RotationProgress>);
+
+impl Drop for RotationClaim {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::SeqCst);
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -91,26 +137,50 @@ impl Vault {
         &self.rotation
     }
 
+    /// Claims the right to run the one rotation of this vault; `None` while another runs.
+    /// The claim ends when the returned value is dropped.
+    pub fn claim_rotation(&self) -> Option<RotationClaim> {
+        self.rotation
+            .running
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()
+            .map(|_| RotationClaim(self.rotation.clone()))
+    }
+
     /// Rotates: if a previous rotation did not finish (DEKs remain under older versions), it
     /// resumes it; otherwise it adds a KEK version first. `max_batches` stops early (tests of
     /// resumption). Reads and writes continue throughout: new DEKs use the new KEK at once.
+    /// A second rotation while one runs is refused (`Conflict`).
     pub async fn rotate_keys(
         &self,
         caller: &Caller,
         max_batches: Option<usize>,
         progress: impl Fn(u64, u64),
     ) -> Result<RotationReport, VaultError> {
-        let action = Action::AdminKeys;
-        let grant = self.authorize(caller, action, None).await?;
-        if self.rotation.running.swap(true, Ordering::SeqCst) {
-            return Err(VaultError::Internal(
-                "a key rotation is already running".into(),
-            ));
-        }
+        let grant = self.authorize(caller, Action::AdminKeys, None).await?;
+        let claim = self
+            .claim_rotation()
+            .ok_or_else(|| VaultError::Conflict("a key rotation is already running".into()))?;
         let result = self
             .rotate_inner(caller, grant.rules().to_vec(), max_batches, progress)
             .await;
-        self.rotation.running.store(false, Ordering::SeqCst);
+        drop(claim);
+        result
+    }
+
+    /// [`Vault::rotate_keys`] under a claim taken beforehand (`POST /v1/admin/keys/rotate`
+    /// claims before it answers 202, so a concurrent second call gets 409).
+    pub async fn rotate_keys_claimed(
+        &self,
+        caller: &Caller,
+        claim: RotationClaim,
+        progress: impl Fn(u64, u64),
+    ) -> Result<RotationReport, VaultError> {
+        let grant = self.authorize(caller, Action::AdminKeys, None).await?;
+        let result = self
+            .rotate_inner(caller, grant.rules().to_vec(), None, progress)
+            .await;
+        drop(claim);
         result
     }
 
@@ -227,7 +297,32 @@ impl Vault {
         })
     }
 
+    /// [`Vault::retire_kek`] from a process beside a running server (the CLI): a server rereads
+    /// the keyring file only every [`KEYRING_POLL_INTERVAL`], and until then wraps new DEKs
+    /// under the KEK a rotation just replaced. So unless the refusal needs no count (the active
+    /// KEK, an unknown version), this first waits until the file has been unchanged for
+    /// `settle`, reloads it, and only then counts the DEKs per version.
+    pub async fn retire_kek_settled(
+        &self,
+        caller: &Caller,
+        version: u32,
+        settle: Duration,
+        waiting: impl Fn(Duration),
+    ) -> Result<(), VaultError> {
+        let keys = self.keys();
+        if version != keys.active_kek_version() && keys.kek_versions().contains(&version) {
+            wait_until_keyring_settled(&self.key_source.path, settle, waiting)
+                .await
+                .map_err(|e| VaultError::Internal(format!("keyring file: {e}")))?;
+            self.reload_keyring()
+                .map_err(|e| VaultError::Internal(e.to_string()))?;
+        }
+        self.retire_kek(caller, version).await
+    }
+
     /// Removes KEK `version` from the keyring, only if it is not active and no DEK uses it.
+    /// The server's own path: its keyring is the one it wraps under. Another process must use
+    /// [`Vault::retire_kek_settled`].
     pub async fn retire_kek(&self, caller: &Caller, version: u32) -> Result<(), VaultError> {
         let action = Action::AdminKeys;
         let grant = self.authorize(caller, action, None).await?;

@@ -22,7 +22,10 @@ pub use consents::{ConsentInput, ConsentRecord, ConsentsView, CHANNELS};
 pub use erasure::{OverdueRequest, Receipt, Retained, ERASURE_REASONS};
 pub use export::EXPORT_FORMAT;
 pub use guests::{GuestView, NewGuest, RevealView};
-pub use keys::{KekVersionStatus, KeySource, KeyStatus, RotationReport, RotationStatus};
+pub use keys::{
+    wait_until_keyring_settled, KekVersionStatus, KeySource, KeyStatus, RotationClaim,
+    RotationReport, RotationStatus, KEYRING_POLL_INTERVAL, KEYRING_SETTLE,
+};
 pub use retention::{ClassCount, SweepReport, SWEEP_ACTOR};
 pub use stays::StayView;
 

@@ -6,6 +6,30 @@ use crate::audit::Outcome;
 use crate::store::{self, GuestStatus};
 
 impl Vault {
+    /// Records a completed operation by `actor` (`cli:<user>`), such as a restore, in the trail.
+    pub async fn record_operation(
+        &self,
+        actor: &str,
+        action: Action,
+        reason: String,
+    ) -> Result<(), VaultError> {
+        let event = crate::audit::NewEvent {
+            ts: self.now_ts(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            actor: actor.to_string(),
+            role: "operator".into(),
+            purpose: Some("administration".into()),
+            action: action.as_str().to_string(),
+            guest_id: None,
+            fields: vec![],
+            outcome: Outcome::Allowed,
+            reason: Some(reason),
+            rules: vec![],
+            justification: None,
+        };
+        self.record(event).await
+    }
+
     /// Re-applies erasures from the ledger to a restored database (REQ-27): each as it was
     /// decided on its own date, so statutory data of that time is restricted, not deleted.
     /// Guests already gone are skipped, so replaying the whole ledger is safe.

@@ -56,6 +56,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../../migrations/0001_init.sql")),
         M::up(include_str!("../../migrations/0002_dsr.sql")),
+        M::up(include_str!("../../migrations/0003_audit_guards.sql")),
     ])
 }
 
@@ -129,15 +130,69 @@ mod tests {
     fn audit_rows_cannot_be_updated_or_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let conn = open_writer(&dir.path().join("g.db"), "full", "fp").unwrap();
+        for seq in 1..=3 {
+            conn.execute(
+                "INSERT INTO audit_events (seq, ts, request_id, actor, role, action, fields, outcome, rules, prev_hash, hash)
+                 VALUES (?1, 't', 'r', 'a', 'x', 'guest.read', '[]', 'allowed', '[]', x'00', x'00')",
+                [seq],
+            )
+            .unwrap();
+        }
+        for seq in [1, 2] {
+            conn.execute(
+                "INSERT INTO audit_checkpoints (seq, hash, signed_at, key_id, signature)
+                 VALUES (?1, x'00', 't', 'k', x'00')",
+                [seq],
+            )
+            .unwrap();
+        }
+        let fails = |sql: &str| {
+            let err = conn.execute(sql, []).unwrap_err().to_string();
+            assert!(
+                err.contains("append-only") || err.contains("audit_purge_through"),
+                "{sql}: {err}"
+            );
+        };
+        fails("UPDATE audit_events SET actor = 'b'");
+        fails("DELETE FROM audit_events");
+        fails("DELETE FROM audit_events WHERE seq = 1");
+        fails("UPDATE audit_checkpoints SET signature = x'01'");
+        fails("UPDATE audit_checkpoints SET seq = 9 WHERE seq = 2");
+        fails("DELETE FROM audit_checkpoints");
+        fails("DELETE FROM audit_checkpoints WHERE seq = 2");
+        // The purge marker only moves forward, and only to a signed checkpoint.
+        fails("INSERT INTO meta (key, value) VALUES ('audit_purge_through', '3')");
+        fails("INSERT INTO meta (key, value) VALUES ('audit_purge_through', '0')");
+        fails("INSERT INTO meta (key, value) VALUES ('audit_purge_through', '01')");
         conn.execute(
-            "INSERT INTO audit_events (seq, ts, request_id, actor, role, action, fields, outcome, rules, prev_hash, hash)
-             VALUES (1, 't', 'r', 'a', 'x', 'guest.read', '[]', 'allowed', '[]', x'00', x'00')",
+            "INSERT INTO meta (key, value) VALUES ('audit_purge_through', '1')
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             [],
         )
         .unwrap();
-        assert!(conn
-            .execute("UPDATE audit_events SET actor = 'b'", [])
-            .is_err());
-        assert!(conn.execute("DELETE FROM audit_events", []).is_err());
+        assert_eq!(
+            conn.execute("DELETE FROM audit_events WHERE seq <= 1", [])
+                .unwrap(),
+            1,
+            "the purge path still works"
+        );
+        fails("DELETE FROM audit_events WHERE seq = 2");
+        fails("UPDATE meta SET value = '3' WHERE key = 'audit_purge_through'");
+        fails("UPDATE meta SET value = '0' WHERE key = 'audit_purge_through'");
+        fails("UPDATE meta SET key = 'x' WHERE key = 'audit_purge_through'");
+        fails("UPDATE meta SET key = 'audit_purge_through' WHERE key = 'keyring_fingerprint'");
+        fails("INSERT OR REPLACE INTO meta (key, value) VALUES ('audit_purge_through', '1')");
+        fails("DELETE FROM meta WHERE key = 'audit_purge_through'");
+        conn.execute(
+            "UPDATE meta SET value = '2' WHERE key = 'audit_purge_through'",
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            conn.query_row("SELECT count(*) FROM audit_checkpoints", [], |r| r
+                .get::<_, i64>(0))
+                .unwrap(),
+            2
+        );
     }
 }

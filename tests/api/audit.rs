@@ -129,6 +129,65 @@ async fn an_http_export_verifies_with_the_published_key_and_a_tampered_copy_fail
     let stderr = String::from_utf8_lossy(&no.stderr);
     assert_eq!(no.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("seq 3: hash does not match"), "{stderr}");
+
+    // A deleted line, a reordered pair, and a signature replaced by a valid signature of the
+    // same checkpoint under another key: each exits 1 naming the first bad seq.
+    let lines: Vec<&str> = text.lines().collect();
+    let join = |ls: Vec<&str>| ls.join("\n") + "\n";
+    let mut deleted = lines.clone();
+    deleted.remove(3);
+    let mut swapped = lines.clone();
+    swapped.swap(2, 3);
+    let last: serde_json::Value = serde_json::from_str(lines[lines.len() - 1]).unwrap();
+    assert_eq!(last["type"], "checkpoint");
+    let seq = last["seq"].as_u64().unwrap();
+    let hash: [u8; 32] = (0..32)
+        .map(|i| u8::from_str_radix(&last["hash"].as_str().unwrap()[2 * i..2 * i + 2], 16).unwrap())
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
+    let other = guestvault::crypto::Keyring::generate().unwrap();
+    let forged = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(other.audit_sign(
+            &guestvault::audit::checkpoint::checkpoint_message(seq, &hash),
+        ))
+    };
+    let resigned = text.replacen(last["signature"].as_str().unwrap(), &forged, 1);
+    assert_ne!(resigned, text);
+    for (name, body, expect) in [
+        (
+            "deleted",
+            join(deleted),
+            "seq 3: record out of place".to_string(),
+        ),
+        (
+            "swapped",
+            join(swapped),
+            "seq 2: record out of place".to_string(),
+        ),
+        (
+            "resigned",
+            resigned,
+            format!("seq {seq}: the checkpoint signature does not verify"),
+        ),
+    ] {
+        let file = dir.path().join(format!("{name}.jsonl"));
+        std::fs::write(&file, body).unwrap();
+        let out = cli()
+            .args(["audit", "verify"])
+            .arg(&file)
+            .arg("--public-key")
+            .arg(&key_file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(
+            stderr.starts_with("NOT INTACT: ") && stderr.contains(&expect),
+            "{name}: {stderr}"
+        );
+    }
 }
 
 #[tokio::test]
