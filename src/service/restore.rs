@@ -3,6 +3,7 @@
 use super::erasure::{apply_plan, date_of, plan, Mode};
 use super::{Vault, VaultError};
 use crate::audit::Outcome;
+use crate::policy::Action;
 use crate::store::{self, GuestStatus};
 
 impl Vault {
