@@ -84,7 +84,7 @@ pub fn backup(config: &Config, out: &Path) -> anyhow::Result<Manifest> {
             &tx,
             operation_event(
                 crate::policy::Action::AdminBackup,
-                "backup snapshot taken (VACUUM INTO)".into(),
+                "backup started (VACUUM INTO): the snapshot holds this event".into(),
             ),
         )
         .context("cannot record the backup in the audit trail")?;

@@ -134,6 +134,13 @@ impl Schedule {
                     "must not be empty",
                 ));
             }
+            if c.statutory && !c.withdrawal_purposes.is_empty() {
+                errors.push(PolicyError::new(
+                    file,
+                    &format!("{key}.withdrawal_purposes"),
+                    "a class kept by law cannot end on a consent withdrawal",
+                ));
+            }
             for p in &c.withdrawal_purposes {
                 match access.purposes.get(p) {
                     Some(purpose) if purpose.basis == Basis::Consent => {}

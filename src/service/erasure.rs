@@ -65,9 +65,14 @@ pub(crate) fn plan(p: &Policies, f: &RetentionFacts, today: Date, mode: Mode) ->
             .and_then(|spec| p.retention.class(&spec.category));
         let Some(class) = class else {
             // A field no longer in the catalog has no retention rule: erasure deletes it, the
-            // sweeper leaves it for an operator (a policy edit must not silently delete data).
-            if mode == Mode::Erasure {
-                out.delete_fields.push(field.clone());
+            // sweeper leaves it for an operator (a policy edit must not silently delete data),
+            // so it also keeps its guest from being shredded.
+            match mode {
+                Mode::Erasure => out.delete_fields.push(field.clone()),
+                Mode::Sweep => {
+                    out.kept_fields
+                        .push((field.clone(), "(unclassified)".into(), Date::MAX))
+                }
             }
             continue;
         };
@@ -721,5 +726,30 @@ mod tests {
         let e = Policies::from_sources(&s).unwrap_err().to_string();
         assert!(e.contains("classes.identity.withdrawal_purposes"), "{e}");
         assert!(e.contains("classes.identity.statutory"), "{e}");
+    }
+
+    #[test]
+    fn the_sweeper_keeps_a_field_no_longer_in_the_catalog_and_its_guest() {
+        let p = Policies::load(None).unwrap();
+        let f = facts(&["loyalty_card"], None, &[]);
+        let swept = plan(&p, &f, date!(2040 - 01 - 01), Mode::Sweep);
+        assert!(swept.delete_fields.is_empty());
+        assert!(!swept.shreds_guest(), "a policy edit must not delete data");
+        // An erasure request deletes it.
+        let erased = plan(&p, &f, date!(2026 - 11 - 22), Mode::Erasure);
+        assert_eq!(erased.delete_fields, vec!["loyalty_card"]);
+        assert!(erased.shreds_guest());
+    }
+
+    #[test]
+    fn a_statutory_class_cannot_end_on_a_consent_withdrawal() {
+        let mut s = crate::policy::Sources::embedded();
+        s.retention.1 = s.retention.1.replacen(
+            "statutory = true\nbasis = \"Hotel registration",
+            "statutory = true\nwithdrawal_purposes = [\"marketing\"]\nbasis = \"Hotel registration",
+            1,
+        );
+        let e = Policies::from_sources(&s).unwrap_err().to_string();
+        assert!(e.contains("classes.identity.withdrawal_purposes"), "{e}");
     }
 }

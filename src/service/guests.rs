@@ -401,6 +401,8 @@ impl Vault {
                 .refuse(caller, action, Some(&gid), vec![], error, vec![])
                 .await);
         }
+        // The replaced or removed ciphertext must not linger in the WAL either.
+        self.writer.note_shredded();
         // The answer is the read shape only for a role that may read; otherwise just the id
         // (an update right must not double as a read right).
         match self.policies.access.authorize(

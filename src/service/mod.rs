@@ -243,8 +243,9 @@ impl Vault {
 
     /// Appends one event in its own transaction; a failure becomes `AuditUnavailable`.
     async fn record(&self, event: NewEvent) -> Result<(), VaultError> {
+        // One INSERT (after reading the chain head): atomic without a savepoint.
         self.writer
-            .execute(move |c| crate::audit::append(c, event).map(|_| ()))
+            .execute_atomic(move |c| crate::audit::append(c, event).map(|_| ()))
             .await
             .map_err(VaultError::from_write)
     }

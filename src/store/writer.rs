@@ -112,12 +112,34 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit(op, true).await
+    }
+
+    /// Like [`execute`](Self::execute), without the savepoint: only for an operation that
+    /// changes the database in at most one statement (SQLite undoes a failed statement by
+    /// itself), such as appending one audit event. It spares the two extra statements per
+    /// operation on the hot path of every audited read.
+    pub async fn execute_atomic<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(op, false).await
+    }
+
+    async fn submit<T, F>(&self, op: F, savepoint: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<T, StoreError>>();
         let job: Job = Box::new(move |conn: Option<&Connection>| {
             // Without the group transaction the operation must not run: outside a transaction
             // its savepoint would commit on its own while the caller is told it failed.
             let result = match conn {
-                Some(conn) => in_savepoint(conn, op),
+                Some(conn) if savepoint => in_savepoint(conn, op),
+                Some(conn) => std::panic::catch_unwind(AssertUnwindSafe(|| op(conn)))
+                    .unwrap_or(Err(StoreError::Panicked)),
                 None => Err(StoreError::Other("not run".into())),
             };
             Box::new(move |commit: Result<(), Arc<StoreError>>| {
@@ -137,13 +159,18 @@ fn in_savepoint<T>(
     conn: &Connection,
     op: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT op")?;
+    // Prepared once per connection: these run around every operation.
+    let run = |sql: &str| -> Result<(), StoreError> {
+        conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    };
+    run("SAVEPOINT op")?;
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| op(conn)))
         .unwrap_or(Err(StoreError::Panicked));
     if result.is_err() {
-        conn.execute_batch("ROLLBACK TO op")?;
+        run("ROLLBACK TO op")?;
     }
-    conn.execute_batch("RELEASE op")?;
+    run("RELEASE op")?;
     result
 }
 
