@@ -200,22 +200,12 @@ impl Checkpointer {
                     stopped.recv_timeout(Self::EVERY),
                     Err(mpsc::RecvTimeoutError::Timeout)
                 );
-                let truncate = shredded.swap(false, Ordering::AcqRel);
-                let sql = if truncate {
-                    "PRAGMA wal_checkpoint(TRUNCATE)"
-                } else {
-                    "PRAGMA wal_checkpoint(PASSIVE)"
-                };
-                match conn.query_row(sql, [], |r| r.get::<_, i64>(0)) {
-                    // Busy: a reader or the writer was in the way; try again next round.
-                    Ok(busy) if truncate && busy != 0 => shredded.store(true, Ordering::Release),
-                    Ok(_) => {}
-                    Err(e) => {
-                        if truncate {
-                            shredded.store(true, Ordering::Release);
-                        }
-                        tracing::warn!(error = %e, "WAL checkpoint failed");
-                    }
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+                if shredded.swap(false, Ordering::AcqRel) && !Self::truncate(&conn) {
+                    // A reader or the writer was in the way: try again next round.
+                    shredded.store(true, Ordering::Release);
                 }
                 if last {
                     return;
@@ -228,6 +218,23 @@ impl Checkpointer {
             return None;
         }
         Some(Self { stop, thread })
+    }
+
+    /// Copies the rest of the WAL into the database and truncates the WAL to nothing; `false`
+    /// if it could not be done now. Writers wait while a TRUNCATE checkpoint waits for
+    /// readers, so it gets a few milliseconds, after a PASSIVE one has already copied almost
+    /// everything without blocking anyone.
+    fn truncate(conn: &Connection) -> bool {
+        const WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+        const NORMAL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+        if conn.busy_timeout(WAIT).is_err() {
+            return false;
+        }
+        let done = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        });
+        let _ = conn.busy_timeout(NORMAL_WAIT);
+        matches!(done, Ok(0))
     }
 
     /// A last checkpoint, then the thread ends (before the writer's own join returns).
