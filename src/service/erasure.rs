@@ -349,6 +349,14 @@ impl Vault {
                     return Ok(Erased::Restricted);
                 }
                 let plan = plan(&policies, &facts, today, Mode::Erasure);
+                let nothing_new = plan.delete_fields.is_empty() && plan.delete_stays.is_empty();
+                if facts.status == GuestStatus::Restricted && nothing_new && !plan.shreds_guest() {
+                    // Asked again while restricted, with nothing more to delete: the request
+                    // is the one already answered.
+                    if let Some(row) = store::latest_erasure(c, &job_subject)? {
+                        return Ok(Erased::Repeat(row));
+                    }
+                }
                 apply_plan(c, &permit, &gid, &plan)?;
                 // Before the commit, so a restore can never forget this erasure (REQ-27).
                 ledger
