@@ -335,12 +335,64 @@ async fn a_guest_token_sees_its_own_record_and_cannot_detect_another() {
         .json(&json!({"field":"mobile","value":"13900001111"}));
     assert_eq!(app.send(req).await.status, StatusCode::FORBIDDEN);
 
+    // The other guest's stays, export, erasure, correction and consents: 404 as well,
+    // and nothing of it changes.
+    let other = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut req = app
+            .client
+            .request(method, format!("{}/v1/guests/{theirs}{path}", app.addr))
+            .bearer_auth(&me)
+            .header("X-Purpose", "data_subject_request");
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        app.send(req)
+    };
+    // (Adding stays is not a guest action at all: 403 for every id, its own included.)
+    let attempts = [
+        (reqwest::Method::GET, "/stays", None),
+        (reqwest::Method::GET, "/export", None),
+        (reqwest::Method::POST, "/erasure", Some(json!({}))),
+        (
+            reqwest::Method::PATCH,
+            "",
+            Some(json!({"fields":{"email":"x@example.com"}})),
+        ),
+        (
+            reqwest::Method::PUT,
+            "/consents/marketing",
+            Some(json!({"notice_version":"1","channel":"app"})),
+        ),
+        (reqwest::Method::DELETE, "/consents/marketing", None),
+    ];
+    let n = attempts.len() as i64;
+    for (method, path, body) in attempts {
+        let r = other(method.clone(), path, body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path}: {}",
+            r.text
+        );
+    }
+    let theirs_rows: i64 = app
+        .db()
+        .query_row(
+            "SELECT (SELECT count(*) FROM stays WHERE guest_id = ?1)
+                  + (SELECT count(*) FROM consents WHERE guest_id = ?1)
+                  + (SELECT count(*) FROM guest_fields WHERE guest_id = ?1 AND field = 'email')",
+            [&theirs],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(theirs_rows, 0, "nothing of the other guest changed");
+
     // Every attempt on the other guest is audited as denied, under the guest's own id as actor.
     let denied: i64 = app
         .db()
         .query_row("SELECT count(*) FROM audit_events WHERE actor = ?1 AND guest_id = ?2 AND outcome = 'denied'", [&mine, &theirs], |r| r.get(0))
         .unwrap();
-    assert_eq!(denied, 2);
+    assert_eq!(denied, 2 + n);
 }
 
 #[tokio::test]
