@@ -36,6 +36,10 @@ pub(super) struct PurposeSummary {
     /// Guest fields the purpose may touch (minimum necessary).
     fields: BTreeSet<String>,
     stay_fields: BTreeSet<String>,
+    /// Sensitive fields this purpose shows only with the guest's *separate* consent (PIPL
+    /// Art. 29); without it they are withheld whatever the role's view says. Empty unless
+    /// the basis is `consent`.
+    separate_consent_fields: BTreeSet<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -72,11 +76,33 @@ async fn effective_policy(
         .purposes
         .values()
         .map(|p| {
+            let sensitive = |scope: FieldScope, names: &BTreeSet<String>| -> Vec<String> {
+                names
+                    .iter()
+                    .filter(|n| {
+                        policies
+                            .catalog
+                            .get(scope, n)
+                            .is_some_and(|f| f.is_sensitive())
+                    })
+                    .cloned()
+                    .collect()
+            };
+            let separate_consent_fields = if p.basis == crate::policy::Basis::Consent {
+                let mut s: BTreeSet<String> = sensitive(FieldScope::Guest, &p.fields)
+                    .into_iter()
+                    .collect();
+                s.extend(sensitive(FieldScope::Stay, &p.stay_fields));
+                s
+            } else {
+                BTreeSet::new()
+            };
             let summary = PurposeSummary {
                 basis: p.basis.as_str(),
                 restricted_access: p.restricted_access,
                 fields: p.fields.clone(),
                 stay_fields: p.stay_fields.clone(),
+                separate_consent_fields,
             };
             (p.name.clone(), summary)
         })

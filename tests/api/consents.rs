@@ -419,6 +419,15 @@ async fn compliance_officer_sees_the_effective_policy_matrix() {
             .is_none()
     );
     assert_eq!(r.body["roles"]["guest"]["self_only"], true);
+    // Sensitive fields under a consent purpose are flagged as needing a separate consent.
+    assert_eq!(
+        r.body["purposes"]["personalization"]["separate_consent_fields"],
+        json!(["accessibility_needs", "dietary_needs"])
+    );
+    assert_eq!(
+        r.body["purposes"]["guest_service"]["separate_consent_fields"],
+        json!([])
+    );
     let r = app
         .call(Method::GET, "/v1/policy", Some("concierge"), None, None)
         .await;
