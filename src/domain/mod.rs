@@ -6,7 +6,9 @@ pub mod pii;
 pub mod retention;
 mod validate;
 
-pub use validate::{normalize_for_search, validate_fields, FieldError, Validated};
+pub use validate::{
+    carries_personal_data, normalize_for_search, validate_fields, FieldError, Validated,
+};
 
 use zeroize::Zeroize;
 

@@ -225,6 +225,41 @@ fn cross_check(
     }
 }
 
+/// Whether a free-text note (a reveal's justification, which the audit trail keeps for years
+/// and outlives the guest) carries personal data: an e-mail address, a run of nine or more
+/// digits (phone, ID, passport and card numbers; spaces and hyphens ignored), or any of
+/// `known`, the guest's own identifying values (name, phone, e-mail, document number,
+/// address). Names of other people cannot be recognised; the check stops the common slips.
+pub fn carries_personal_data(note: &str, known: &[&str]) -> bool {
+    let compact: String = note
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
+    let mut digits = 0usize;
+    for c in compact.chars() {
+        digits = if c.is_ascii_digit() { digits + 1 } else { 0 };
+        if digits >= 9 {
+            return true;
+        }
+    }
+    if let Some((user, domain)) = compact.split_once('@') {
+        if !user.is_empty() && domain.contains('.') {
+            return true;
+        }
+    }
+    let lower = compact.to_lowercase();
+    known.iter().any(|value| {
+        let v: String = value
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect::<String>()
+            .to_lowercase();
+        // A phone number is also matched without its country code.
+        let national = v.strip_prefix("+86").unwrap_or(&v);
+        v.chars().count() >= 2 && (lower.contains(&v) || lower.contains(national))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,5 +419,38 @@ mask = "document"
         );
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].key, "guest.passport_no.type");
+    }
+
+    #[test]
+    fn personal_data_in_a_note_is_recognised() {
+        let known = ["赵六", "+8613899993333", "zhao@example.com"];
+        for note in [
+            "guest 赵六 at the desk asked for it",
+            "called back on 138 9999 3333",
+            "passport E123456789 checked",
+            "mail from zhao@example.com",
+            "contact someone@other.cn about it",
+            "resident ID 11010519491231002X verified",
+        ] {
+            assert!(carries_personal_data(note, &known), "{note}");
+        }
+        for note in [
+            "guest at desk, checking ID for police registration",
+            "billing dispute, ticket INC-20261130",
+            "police request no. 2026/118 received by fax",
+        ] {
+            assert!(!carries_personal_data(note, &known), "{note}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any note that embeds one of the guest's values is caught, however it is spaced.
+        #[test]
+        fn a_known_value_is_caught_anywhere(pre in "[a-z ]{0,20}", post in "[a-z ]{0,20}", mobile in "1[3-9][0-9]{9}") {
+            let stored = format!("+86{mobile}");
+            let spaced = format!("{} {} {}", &mobile[..3], &mobile[3..7], &mobile[7..]);
+            let note = format!("{pre}{spaced}{post}");
+            proptest::prop_assert!(carries_personal_data(&note, &[stored.as_str()]));
+        }
     }
 }

@@ -367,6 +367,27 @@ impl Vault {
         let sealed_fields = self.seal_fields(&gid, &dek, &validated)?;
         let now = self.now_ts();
         let permit = grant.permit();
+        // A correction the guest asks for (its own token, or a DSR officer acting on its
+        // request) is a data-subject request (PIPL Art. 46; REQ-32): recorded with its due
+        // date, answered at once. Field names only.
+        let dsr = (grant.purpose().name == "data_subject_request").then(|| {
+            (
+                self.subject(&gid),
+                store::DsrRow {
+                    request_id: uuid::Uuid::now_v7().hyphenated().to_string(),
+                    kind: "correction".into(),
+                    status: "completed".into(),
+                    received_at: now.clone(),
+                    completed_at: Some(now.clone()),
+                    due_at: self
+                        .policies
+                        .calendar
+                        .dsr_due(self.dsr_received_on())
+                        .to_string(),
+                    receipt: serde_json::json!({ "fields": names }).to_string(),
+                },
+            )
+        });
         // The event says which fields changed, never to what (PIPL Art. 46 correction).
         let event = self.event(
             caller,
@@ -384,6 +405,9 @@ impl Vault {
                 let status = store::touch_guest(c, &permit, &write_gid, &now)?;
                 if status == Some(store::GuestStatus::Active) {
                     write_sealed(c, &permit, &write_gid, &now, sealed_fields)?;
+                    if let Some((subject, row)) = &dsr {
+                        store::insert_dsr(c, subject, row)?;
+                    }
                     crate::audit::append(c, event)?;
                 }
                 Ok(status)
@@ -502,6 +526,33 @@ impl Vault {
                     )
                     .await);
             }
+        }
+        // The justification stays in the audit trail for years, after the guest is erased:
+        // it must not itself carry the guest's data.
+        let identifying = |n: &str| {
+            self.policies
+                .catalog
+                .get(FieldScope::Guest, n)
+                .is_some_and(|s| {
+                    matches!(
+                        s.field_type,
+                        FieldType::Name
+                            | FieldType::Phone
+                            | FieldType::Email
+                            | FieldType::IdDocument
+                            | FieldType::ResidentId
+                            | FieldType::Passport
+                            | FieldType::Text
+                    )
+                })
+        };
+        let known = self.open_fields(&guest_id, &sealed, identifying)?;
+        let known: Vec<&str> = known.iter().map(|(_, v)| v.expose()).collect();
+        if crate::domain::carries_personal_data(justification, &known) {
+            let e = VaultError::Validation(vec![FieldError::new("justification", "personal_data")]);
+            return Err(self
+                .refuse(caller, action, Some(&gid), names, e, rules)
+                .await);
         }
         let plain = self.open_fields(&guest_id, &sealed, |n| fields.iter().any(|f| f == n))?;
         let mut out = RevealView {

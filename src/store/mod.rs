@@ -57,6 +57,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0001_init.sql")),
         M::up(include_str!("../../migrations/0002_dsr.sql")),
         M::up(include_str!("../../migrations/0003_audit_guards.sql")),
+        M::up(include_str!("../../migrations/0004_dsr_corrections.sql")),
     ])
 }
 

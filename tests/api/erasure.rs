@@ -847,6 +847,24 @@ async fn a_correction_cannot_remove_statutory_data_or_change_restricted_data() {
     // A non-statutory field may be removed; a statutory one corrected.
     let r = patch(json!({"mobile": null, "full_name": "张三"})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // The correction is a data-subject request: recorded with a due date, field names only.
+    let (kind, status, due, receipt): (String, String, String, String) = app
+        .db()
+        .query_row(
+            "SELECT kind, status, due_at, receipt FROM dsr_requests WHERE kind = 'correction'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (kind.as_str(), status.as_str()),
+        ("correction", "completed")
+    );
+    assert_eq!(due.len(), 10, "{due}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&receipt).unwrap(),
+        json!({"fields":["full_name","mobile"]})
+    );
 
     assert_eq!(erase(&app, &id).await.status, StatusCode::OK);
     let r = patch(json!({"full_name": "张三丰"})).await;

@@ -80,6 +80,31 @@ async fn reveal_needs_a_justification_and_is_audited_with_it() {
         json!({"field":"justification","code":"required"})
     );
 
+    // A justification that carries the guest's own data is refused: the audit trail keeps it
+    // for years, after the guest is erased. Nothing is revealed and the text is not stored.
+    for leaky in [
+        "guest 张三丰 asked at the desk",
+        "called the guest back on 138 1234 5678",
+        "checking ID 11010519491231002X",
+    ] {
+        let r = app
+            .call(
+                Method::POST,
+                &path,
+                Some("front_desk"),
+                Some("check_in"),
+                Some(json!({"fields":["id_number"],"justification": leaky})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{leaky}");
+        assert_eq!(
+            r.body["errors"],
+            json!([{"field":"justification","code":"personal_data"}])
+        );
+        assert!(r.body.get("fields").is_none());
+        assert!(!r.text.contains("张三丰") && !r.text.contains("5678"));
+    }
+
     let why = "guest at desk, verifying ID for police registration";
     let r = app
         .call(
