@@ -250,7 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore { file, force } => {
             let report = runtime()?.block_on(crate::ops::restore(&config, &file, force))?;
             println!(
-                "restored {}: {} erasure(s) from the ledger re-applied, {} newer audit event(s) carried over, {} guest(s) swept, audit chain verified ({} events)",
+                "restored {}: {} erasure(s) or consent withdrawal(s) from the ledger re-applied (made after the snapshot), {} newer audit event(s) carried over, {} guest(s) swept, audit chain verified ({} events)",
                 file.display(),
                 report.erasures_replayed,
                 report.audit_events_carried,

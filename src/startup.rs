@@ -48,6 +48,18 @@ pub fn open_vault_at(
     let policies = Policies::load(config.policies.dir.as_deref())?;
     let keyring_file = config.keyring_file();
     if !keyring_file.exists() {
+        // After `demo`, the data is in ./demo-data: say so rather than send the user off to
+        // create a second, empty vault.
+        let demo = std::path::Path::new(crate::cli::DEMO_DATA_DIR);
+        if demo.join("keyring.json").exists() && config.storage.data_dir != demo {
+            anyhow::bail!(
+                "no keyring at `{}`; the demo's vault is in `./{}`: set \
+                 GUESTVAULT_STORAGE_DATA_DIR={} (or storage.data_dir) to work on it",
+                keyring_file.display(),
+                crate::cli::DEMO_DATA_DIR,
+                crate::cli::DEMO_DATA_DIR,
+            );
+        }
         anyhow::bail!(
             "no keyring at `{}`: run `guestvault init --data-dir {}` first (or set keys.keyring_file)",
             keyring_file.display(),

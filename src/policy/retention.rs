@@ -86,6 +86,10 @@ impl Schedule {
             return Self::default();
         };
         let mut schedule = Self::default();
+        // A class with a bad value is reported once, not again for every field naming it.
+        let declared: std::collections::BTreeSet<String> = raw.classes.keys().cloned().collect();
+        // Purposes can only be checked against an access policy that parsed.
+        let access_parsed = !access.purposes.is_empty();
         for (name, c) in raw.classes {
             let key = format!("classes.{name}");
             let retain = Period::parse(&c.retain);
@@ -141,7 +145,7 @@ impl Schedule {
                     "a class kept by law cannot end on a consent withdrawal",
                 ));
             }
-            for p in &c.withdrawal_purposes {
+            for p in c.withdrawal_purposes.iter().filter(|_| access_parsed) {
                 match access.purposes.get(p) {
                     Some(purpose) if purpose.basis == Basis::Consent => {}
                     Some(_) => errors.push(PolicyError::new(
@@ -174,7 +178,7 @@ impl Schedule {
         // Every field category names a class; all stay fields share one (a stay is one record).
         for scope in [FieldScope::Guest, FieldScope::Stay] {
             for f in catalog.fields(scope) {
-                if !schedule.classes.contains_key(&f.category) {
+                if !declared.contains(&f.category) {
                     errors.push(PolicyError::new(
                         file,
                         "classes",
@@ -246,4 +250,43 @@ pub fn parse_calendar(file: &str, text: &str, errors: &mut Vec<PolicyError>) -> 
         }
     }
     cal
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::{Policies, Sources};
+
+    fn errors_of(edit: impl FnOnce(&mut Sources)) -> Vec<String> {
+        let mut s = Sources::embedded();
+        edit(&mut s);
+        Policies::from_sources(&s)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_bad_class_is_reported_once_not_for_every_field_that_names_it() {
+        let errors = errors_of(|s| {
+            s.retention.1 = s.retention.1.replacen(
+                "retain = \"3y\"\nafter = \"last_checkout\"",
+                "retain = \"3x\"\nafter = \"last_checkout\"",
+                1,
+            );
+        });
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("classes.identity.retain"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_broken_access_file_does_not_make_retention_purposes_look_unknown() {
+        let errors = errors_of(|s| s.access.1.push_str("\n[roles.front_desk]\n"));
+        assert!(
+            errors.iter().all(|e| !e.contains("retention")),
+            "{errors:?}"
+        );
+        assert!(!errors.is_empty());
+    }
 }

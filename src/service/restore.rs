@@ -62,6 +62,14 @@ impl Vault {
                         crate::policy::SystemJob::ErasureReplay,
                     );
                     let plan = plan(&policies, &facts, today, Mode::Erasure);
+                    let changes = !plan.delete_fields.is_empty()
+                        || !plan.delete_stays.is_empty()
+                        || plan.shreds_guest()
+                        || facts.status != GuestStatus::Restricted;
+                    if !changes {
+                        // Erased (restricted) before the snapshot was taken: already in it.
+                        return Ok(false);
+                    }
                     apply_plan(c, &permit, &gid, &plan)?;
                     if plan.shreds_guest() {
                         store::shred_guest(c, &permit, &gid)?;
