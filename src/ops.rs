@@ -65,6 +65,26 @@ pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
+/// How long `restore` waits for the data-dir lock before it gives up.
+const RESTORE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// [`lock_data_dir`], retried for up to `wait`: a server stopping (or a child process it
+/// forked, which shares the lock until it execs) releases the lock a moment after it exits.
+async fn lock_data_dir_within(
+    data_dir: &Path,
+    wait: std::time::Duration,
+) -> anyhow::Result<std::fs::File> {
+    let until = std::time::Instant::now() + wait;
+    loop {
+        match lock_data_dir(data_dir) {
+            Err(_) if std::time::Instant::now() < until => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// A consistent snapshot of the database (safe while the server runs). Keys are never in
 /// the database, so the backup holds none; keep the keyring backed up separately.
 pub fn backup(config: &Config, out: &Path) -> anyhow::Result<Manifest> {
@@ -294,7 +314,8 @@ async fn replay_into_staging(
 /// re-applies every erasure in the ledger, verifies the audit chain and its signed
 /// checkpoints, and only then replaces the database.
 pub async fn restore(config: &Config, file: &Path, force: bool) -> anyhow::Result<RestoreReport> {
-    let _lock = lock_data_dir(&config.storage.data_dir)?;
+    // A server that was just stopped may take a moment to let go of the data dir.
+    let _lock = lock_data_dir_within(&config.storage.data_dir, RESTORE_LOCK_WAIT).await?;
     let manifest_file = manifest_path(file);
     let manifest = if manifest_file.exists() {
         let m: Manifest = serde_json::from_slice(&std::fs::read(&manifest_file)?)

@@ -11,7 +11,7 @@ use super::{Caller, Vault, VaultError};
 use crate::audit::Outcome;
 use crate::crypto::FieldCipher;
 use crate::policy::{Action, FieldScope, View};
-use crate::store::{self, DsrRow};
+use crate::store;
 
 pub const EXPORT_FORMAT: &str = "guestvault-export/v1";
 
@@ -71,21 +71,10 @@ impl Vault {
         });
         // Recorded as an access request (REQ-32) and audited.
         let subject = self.subject(&gid);
-        let row = DsrRow {
-            request_id: uuid::Uuid::now_v7().hyphenated().to_string(),
-            kind: "access".into(),
-            status: "completed".into(),
-            received_at: now.clone(),
-            completed_at: Some(now.clone()),
-            due_at: self
-                .policies
-                .calendar
-                .dsr_due(self.dsr_received_on())
-                .to_string(),
-            receipt:
-                json!({ "fields": fields.keys().collect::<Vec<_>>(), "stays": stay_list.len() })
-                    .to_string(),
-        };
+        let receipt =
+            json!({ "fields": fields.keys().collect::<Vec<_>>(), "stays": stay_list.len() })
+                .to_string();
+        let row = self.answered_dsr("access", &now, receipt);
         let mut names: Vec<String> = fields.keys().cloned().collect();
         if !stay_list.is_empty() {
             names.push("stays".into());

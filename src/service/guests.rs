@@ -371,21 +371,10 @@ impl Vault {
         // request) is a data-subject request (PIPL Art. 46; REQ-32): recorded with its due
         // date, answered at once. Field names only.
         let dsr = (grant.purpose().name == "data_subject_request").then(|| {
+            let receipt = serde_json::json!({ "fields": names }).to_string();
             (
                 self.subject(&gid),
-                store::DsrRow {
-                    request_id: uuid::Uuid::now_v7().hyphenated().to_string(),
-                    kind: "correction".into(),
-                    status: "completed".into(),
-                    received_at: now.clone(),
-                    completed_at: Some(now.clone()),
-                    due_at: self
-                        .policies
-                        .calendar
-                        .dsr_due(self.dsr_received_on())
-                        .to_string(),
-                    receipt: serde_json::json!({ "fields": names }).to_string(),
-                },
+                self.answered_dsr("correction", &now, receipt),
             )
         });
         // The event says which fields changed, never to what (PIPL Art. 46 correction).

@@ -200,6 +200,23 @@ impl Vault {
         self.clock.now().to_offset(time::macros::offset!(+8)).date()
     }
 
+    /// A data-subject request answered at once (`now`): an access export or a correction.
+    fn answered_dsr(&self, kind: &str, now: &str, receipt: String) -> crate::store::DsrRow {
+        crate::store::DsrRow {
+            request_id: uuid::Uuid::now_v7().hyphenated().to_string(),
+            kind: kind.into(),
+            status: "completed".into(),
+            received_at: now.to_string(),
+            completed_at: Some(now.to_string()),
+            due_at: self
+                .policies
+                .calendar
+                .dsr_due(self.dsr_received_on())
+                .to_string(),
+            receipt,
+        }
+    }
+
     #[expect(
         clippy::too_many_arguments,
         reason = "mirrors the audit event's columns"

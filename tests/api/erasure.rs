@@ -20,6 +20,21 @@ async fn erase(app: &TestApp, id: &str) -> crate::helpers::Resp {
     .await
 }
 
+/// A guest with a mobile number only (contact data: nothing statutory), registered by the PMS.
+async fn contact_only(app: &TestApp, mobile: &str) -> String {
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/guests",
+            Some("pms"),
+            Some("check_in"),
+            Some(json!({ "fields": { "mobile": mobile } })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    r.body["guest_id"].as_str().unwrap().to_string()
+}
+
 async fn sweep(app: &TestApp, dry_run: bool) -> Value {
     let r = app
         .call(
@@ -272,16 +287,7 @@ async fn erasure_of_a_guest_with_a_recent_stay_restricts_identity_and_stays_and_
 async fn full_erasure_leaves_no_row_keyed_by_the_guest_outside_the_audit_trail() {
     let app = spawn_app().await;
     // Contact and service data only: nothing statutory.
-    let r = app
-        .call(
-            Method::POST,
-            "/v1/guests",
-            Some("pms"),
-            Some("check_in"),
-            Some(json!({"fields":{"mobile":"13700001234"}})),
-        )
-        .await;
-    let id = r.body["guest_id"].as_str().unwrap().to_string();
+    let id = contact_only(&app, "13700001234").await;
     let patch = json!({"fields":{"email":"erase.me@example.com","dietary_needs":"halal","preferences":{"pillow":"soft"}}});
     assert_eq!(
         app.call(
@@ -660,16 +666,7 @@ async fn export_holds_every_catalog_field_stays_consents_and_an_explanation() {
 async fn a_request_received_before_national_day_is_due_after_it() {
     let app = spawn_app().await;
     app.clock.set(datetime!(2026-09-25 02:00 UTC));
-    let r = app
-        .call(
-            Method::POST,
-            "/v1/guests",
-            Some("pms"),
-            Some("check_in"),
-            Some(json!({"fields":{"mobile":"13700001234"}})),
-        )
-        .await;
-    let id = r.body["guest_id"].as_str().unwrap().to_string();
+    let id = contact_only(&app, "13700001234").await;
     let r = erase(&app, &id).await;
     assert_eq!(r.body["due_at"], "2026-10-22", "{}", r.text);
     let r = app
@@ -721,16 +718,7 @@ async fn a_request_received_before_national_day_is_due_after_it() {
 #[tokio::test]
 async fn a_free_text_reason_is_accepted_but_never_stored() {
     let app = spawn_app().await;
-    let r = app
-        .call(
-            Method::POST,
-            "/v1/guests",
-            Some("pms"),
-            Some("check_in"),
-            Some(json!({"fields":{"mobile":"13700001234"}})),
-        )
-        .await;
-    let id = r.body["guest_id"].as_str().unwrap().to_string();
+    let id = contact_only(&app, "13700001234").await;
     let reason = "Mr 龙傲天 phoned from 13911112222 and asked us to delete everything";
     let r = app
         .call(
@@ -877,16 +865,7 @@ async fn a_correction_cannot_remove_statutory_data_or_change_restricted_data() {
 #[tokio::test]
 async fn the_sweeper_shreds_a_guest_that_corrections_left_empty() {
     let app = spawn_app().await;
-    let r = app
-        .call(
-            Method::POST,
-            "/v1/guests",
-            Some("pms"),
-            Some("check_in"),
-            Some(json!({"fields":{"mobile":"13700005678"}})),
-        )
-        .await;
-    let id = r.body["guest_id"].as_str().unwrap().to_string();
+    let id = contact_only(&app, "13700005678").await;
     let r = app
         .call(
             Method::PATCH,
@@ -913,16 +892,7 @@ async fn the_sweeper_shreds_a_guest_that_corrections_left_empty() {
 async fn the_deadline_counts_from_the_date_in_china() {
     let app = spawn_app().await;
     app.clock.set(datetime!(2026-11-26 17:00 UTC));
-    let r = app
-        .call(
-            Method::POST,
-            "/v1/guests",
-            Some("pms"),
-            Some("check_in"),
-            Some(json!({"fields":{"mobile":"13700001234"}})),
-        )
-        .await;
-    let id = r.body["guest_id"].as_str().unwrap().to_string();
+    let id = contact_only(&app, "13700001234").await;
     let r = erase(&app, &id).await;
     assert_eq!(r.body["due_at"], "2026-12-18", "{}", r.text);
 }
