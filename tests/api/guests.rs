@@ -102,7 +102,10 @@ async fn reveal_needs_a_justification_and_is_audited_with_it() {
             json!([{"field":"justification","code":"personal_data"}])
         );
         assert!(r.body.get("fields").is_none());
-        assert!(!r.text.contains("张三丰") && !r.text.contains("5678"));
+        assert!(
+            !r.text_without_request_id().contains("张三丰")
+                && !r.text_without_request_id().contains("5678")
+        );
     }
 
     let why = "guest at desk, verifying ID for police registration";
