@@ -77,7 +77,8 @@ async fn lock_data_dir_within(
     let until = std::time::Instant::now() + wait;
     loop {
         match lock_data_dir(data_dir) {
-            Err(_) if std::time::Instant::now() < until => {
+            // Only a held lock is worth waiting for; a file that cannot be opened is not.
+            Err(_) if std::time::Instant::now() < until && data_dir.join(LOCK_FILE).is_file() => {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
             other => return other,

@@ -226,37 +226,93 @@ fn cross_check(
 }
 
 /// Whether a free-text note (a reveal's justification, which the audit trail keeps for years
-/// and outlives the guest) carries personal data: an e-mail address, a run of nine or more
-/// digits (phone, ID, passport and card numbers; spaces and hyphens ignored), or any of
-/// `known`, the guest's own identifying values (name, phone, e-mail, document number,
-/// address). Names of other people cannot be recognised; the check stops the common slips.
+/// and outlives the guest) carries personal data: an e-mail address, nine or more digits in a
+/// row however they are spaced or punctuated (phone, ID, passport and card numbers; dates
+/// such as `2026-11-30` and times such as `10:45` do not count), or any of `known`, identifying
+/// values of the guest that the caller may already see in plain. Full-width characters count
+/// as their ASCII forms. Names of other people cannot be recognised; the check stops the
+/// common slips.
 pub fn carries_personal_data(note: &str, known: &[&str]) -> bool {
-    let compact: String = note
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .collect();
+    let note = fold_width(note);
+    long_digit_run(&note) || has_email(&note) || {
+        let compact = alphanumeric(&note);
+        known.iter().any(|value| {
+            let v = alphanumeric(&fold_width(value));
+            // A phone number is also matched without its country code.
+            let national = v.strip_prefix("86").filter(|_| value.starts_with('+'));
+            v.chars().count() >= 2
+                && (compact.contains(&v) || national.is_some_and(|n| compact.contains(n)))
+        })
+    }
+}
+
+/// Full-width forms (U+FF01..U+FF5E, as Chinese input methods type them) as ASCII.
+fn fold_width(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+/// Letters and digits only, lower-cased: how a value and a note are compared.
+fn alphanumeric(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Nine or more digits with only spaces and `-./()+` between them, after dropping tokens that
+/// are dates (`2026-11-30`, `2026/11/30`, `2026.11.30`) or times (`10:45`, `10:45:30`).
+fn long_digit_run(note: &str) -> bool {
+    let is_date = |t: &str| {
+        let parts: Vec<&str> = t.split(['-', '/', '.']).collect();
+        parts.len() == 3
+            && parts[0].len() == 4
+            && parts[1..].iter().all(|p| (1..=2).contains(&p.len()))
+            && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_digit()))
+    };
+    let is_time = |t: &str| {
+        let parts: Vec<&str> = t.split(':').collect();
+        (2..=3).contains(&parts.len())
+            && parts
+                .iter()
+                .all(|p| (1..=2).contains(&p.len()) && p.chars().all(|c| c.is_ascii_digit()))
+    };
     let mut digits = 0usize;
-    for c in compact.chars() {
-        digits = if c.is_ascii_digit() { digits + 1 } else { 0 };
-        if digits >= 9 {
-            return true;
+    for token in note.split_whitespace() {
+        let trimmed = token.trim_matches(|c: char| matches!(c, ',' | ';' | '(' | ')' | '.'));
+        if is_date(trimmed) || is_time(trimmed) {
+            digits = 0;
+            continue;
+        }
+        for c in token.chars() {
+            if c.is_ascii_digit() {
+                digits += 1;
+                if digits >= 9 {
+                    return true;
+                }
+            } else if !matches!(c, '-' | '.' | '/' | '(' | ')' | '+') {
+                digits = 0;
+            }
         }
     }
-    if let Some((user, domain)) = compact.split_once('@') {
-        if !user.is_empty() && domain.contains('.') {
-            return true;
-        }
-    }
-    let lower = compact.to_lowercase();
-    known.iter().any(|value| {
-        let v: String = value
+    false
+}
+
+/// Any `@` with a name before it and a dotted domain after it.
+fn has_email(note: &str) -> bool {
+    note.match_indices('@').any(|(i, _)| {
+        let before = note[..i].chars().next_back();
+        let after: String = note[i + 1..]
             .chars()
-            .filter(|c| !c.is_whitespace() && *c != '-')
-            .collect::<String>()
-            .to_lowercase();
-        // A phone number is also matched without its country code.
-        let national = v.strip_prefix("+86").unwrap_or(&v);
-        v.chars().count() >= 2 && (lower.contains(&v) || lower.contains(national))
+            .take_while(|c| c.is_alphanumeric() || matches!(c, '.' | '-'))
+            .collect();
+        before.is_some_and(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
+            && after.trim_end_matches('.').contains('.')
     })
 }
 
@@ -427,10 +483,14 @@ mask = "document"
         for note in [
             "guest 赵六 at the desk asked for it",
             "called back on 138 9999 3333",
+            "called back on (138) 1234.5678",
+            "called back on 138/1234/5678",
+            "called back on １３８１２３４５６７８",
             "passport E123456789 checked",
             "mail from zhao@example.com",
-            "contact someone@other.cn about it",
+            "@desk: contact someone@other.cn about it",
             "resident ID 11010519491231002X verified",
+            "police request of 2026-11-30 about 13812345678",
         ] {
             assert!(carries_personal_data(note, &known), "{note}");
         }
@@ -438,6 +498,9 @@ mask = "document"
             "guest at desk, checking ID for police registration",
             "billing dispute, ticket INC-20261130",
             "police request no. 2026/118 received by fax",
+            "police request of 2026-11-30 10:45, room 1208",
+            "going old-school: paper form lost, re-checking at the desk",
+            "amount 1280.00 disputed @ front desk",
         ] {
             assert!(!carries_personal_data(note, &known), "{note}");
         }

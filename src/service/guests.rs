@@ -517,23 +517,25 @@ impl Vault {
             }
         }
         // The justification stays in the audit trail for years, after the guest is erased:
-        // it must not itself carry the guest's data.
+        // it must not itself carry the guest's data. Compared only with identifying values
+        // this caller may see in plain or reveal anyway, so a refusal tells it nothing new.
         let identifying = |n: &str| {
-            self.policies
-                .catalog
-                .get(FieldScope::Guest, n)
-                .is_some_and(|s| {
-                    matches!(
-                        s.field_type,
-                        FieldType::Name
-                            | FieldType::Phone
-                            | FieldType::Email
-                            | FieldType::IdDocument
-                            | FieldType::ResidentId
-                            | FieldType::Passport
-                            | FieldType::Text
-                    )
-                })
+            let Some(spec) = self.policies.catalog.get(FieldScope::Guest, n) else {
+                return false;
+            };
+            let kind = matches!(
+                spec.field_type,
+                FieldType::Name
+                    | FieldType::Phone
+                    | FieldType::Email
+                    | FieldType::IdDocument
+                    | FieldType::ResidentId
+                    | FieldType::Passport
+            ) || spec.mask == crate::domain::mask::MaskKind::Address;
+            kind && grant
+                .field_view(FieldScope::Guest, n, spec.is_sensitive(), consent)
+                .0
+                >= View::Reveal
         };
         let known = self.open_fields(&guest_id, &sealed, identifying)?;
         let known: Vec<&str> = known.iter().map(|(_, v)| v.expose()).collect();

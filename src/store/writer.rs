@@ -193,6 +193,9 @@ impl Checkpointer {
         let conn = Connection::open(&path).ok()?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).ok()?;
         let (stop, stopped) = mpsc::channel::<()>();
+        // Rounds in a row that could not truncate (a long read, such as a big export, keeps
+        // the WAL in use); said once in the log when it goes on for ten seconds.
+        let mut blocked_rounds = 0u32;
         let thread = std::thread::Builder::new()
             .name("guestvault-checkpoint".into())
             .spawn(move || loop {
@@ -203,9 +206,20 @@ impl Checkpointer {
                 if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                     tracing::warn!(error = %e, "WAL checkpoint failed");
                 }
-                if shredded.swap(false, Ordering::AcqRel) && !Self::truncate(&conn) {
-                    // A reader or the writer was in the way: try again next round.
-                    shredded.store(true, Ordering::Release);
+                if shredded.swap(false, Ordering::AcqRel) {
+                    if Self::truncate(&conn) {
+                        blocked_rounds = 0;
+                    } else {
+                        // A reader or the writer was in the way: try again next round.
+                        shredded.store(true, Ordering::Release);
+                        blocked_rounds += 1;
+                        if blocked_rounds == 20 {
+                            tracing::warn!(
+                                "deleted data is still in the WAL file after 10 s: a long read \
+                                 keeps it from being truncated; retrying"
+                            );
+                        }
+                    }
                 }
                 if last {
                     return;

@@ -108,6 +108,19 @@ async fn reveal_needs_a_justification_and_is_audited_with_it() {
         );
     }
 
+    // Only values the caller may already see are compared: check_in does not cover dietary
+    // needs, so whether the guest's note says "peanut" must not change the answer (no oracle).
+    let r = app
+        .call(
+            Method::POST,
+            &path,
+            Some("front_desk"),
+            Some("check_in"),
+            Some(json!({"fields":["id_number"],"justification": "registration check, peanut counter"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
     let why = "guest at desk, verifying ID for police registration";
     let r = app
         .call(
@@ -125,7 +138,7 @@ async fn reveal_needs_a_justification_and_is_audited_with_it() {
     let (action, justification, fields): (String, String, String) = app
         .db()
         .query_row(
-            "SELECT action, justification, fields FROM audit_events WHERE justification IS NOT NULL",
+            "SELECT action, justification, fields FROM audit_events WHERE justification IS NOT NULL ORDER BY seq DESC LIMIT 1",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )

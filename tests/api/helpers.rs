@@ -121,10 +121,14 @@ impl Resp {
     /// so leak scans for short values look at everything else.
     pub fn text_without_request_id(&self) -> String {
         let mut body = self.body.clone();
-        if let Some(o) = body.as_object_mut() {
-            o.remove("request_id");
+        match body.as_object_mut() {
+            Some(o) => {
+                o.remove("request_id");
+                body.to_string()
+            }
+            // Not a JSON object: scan the whole text.
+            None => self.text.clone(),
         }
-        body.to_string()
     }
 }
 
