@@ -224,6 +224,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .join(", ")
                 );
             }
+            // The server refuses a token living longer than the role's cap; say so now.
+            let cap = config.auth.max_ttl_for(&role);
+            if ttl.as_secs() > cap {
+                anyhow::bail!(
+                    "--ttl is longer than the {cap} s a `{role}` token may live (config key `auth.max_token_ttl_secs`, or `auth.max_token_ttl_secs_by_role.{role}`)"
+                );
+            }
+            if !crate::auth::is_valid_sub(&sub) {
+                anyhow::bail!(
+                    "--sub must be an opaque id of letters, digits and `._:-` (at most 128, no e-mail address): it stays in the audit trail"
+                );
+            }
             let token = crate::auth::mint_with_config(&config, &role, &sub, ttl)
                 .context("cannot mint a token (is the data dir initialized?)")?;
             println!("{token}");

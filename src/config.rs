@@ -11,6 +11,10 @@ const ENV_PREFIX: &str = "GUESTVAULT_";
 /// Largest `auth.leeway_secs`: clock skew beyond five minutes is a broken clock, and a large
 /// leeway would keep expired tokens valid.
 pub const MAX_LEEWAY_SECS: u64 = 300;
+/// Default `auth.max_token_ttl_secs`: a staff token lives one working day at most.
+pub const DEFAULT_MAX_TOKEN_TTL_SECS: u64 = 24 * 3600;
+/// Largest lifetime any role may be configured with (`auth.max_token_ttl_secs_by_role`).
+pub const MAX_TOKEN_TTL_CAP_SECS: u64 = 90 * 24 * 3600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -37,6 +41,7 @@ pub struct Config {
     pub keys: KeysConfig,
     pub policies: PoliciesConfig,
     pub auth: AuthConfig,
+    pub access: AccessConfig,
     pub audit: AuditConfig,
     pub retention: RetentionConfig,
     pub log: LogConfig,
@@ -142,6 +147,29 @@ pub struct AuthConfig {
     pub public_key_files: Vec<PathBuf>,
     /// Clock skew tolerated on `exp`, in seconds.
     pub leeway_secs: u64,
+    /// Longest token lifetime (`exp - iat`) accepted; tokens must carry `iat`.
+    pub max_token_ttl_secs: u64,
+    /// Longer lifetimes for integration roles only, e.g. `{ pms = 2592000 }` (at most 90 days).
+    pub max_token_ttl_secs_by_role: std::collections::BTreeMap<String, u64>,
+}
+
+impl AuthConfig {
+    /// The longest lifetime a token of `role` may have.
+    pub fn max_ttl_for(&self, role: &str) -> u64 {
+        self.max_token_ttl_secs_by_role
+            .get(role)
+            .copied()
+            .unwrap_or(self.max_token_ttl_secs)
+    }
+}
+
+/// How accesses must be justified (issue 12 point 7).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// Accept a free-text `justification` note besides the reason code (off: codes only, since
+    /// the audit trail outlives the guest and free text can carry personal data).
+    pub allow_free_text_justification: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,6 +221,8 @@ impl Default for AuthConfig {
             hs256_secret_file: None,
             public_key_files: Vec::new(),
             leeway_secs: 30,
+            max_token_ttl_secs: DEFAULT_MAX_TOKEN_TTL_SECS,
+            max_token_ttl_secs_by_role: Default::default(),
         }
     }
 }
@@ -369,6 +399,26 @@ impl Config {
                 "auth.leeway_secs",
                 &format!("must be at most {MAX_LEEWAY_SECS} (seconds of clock skew)"),
             ));
+        }
+        if !(60..=MAX_TOKEN_TTL_CAP_SECS).contains(&self.auth.max_token_ttl_secs) {
+            return Err(bad(
+                "auth.max_token_ttl_secs",
+                &format!("must be between 60 and {MAX_TOKEN_TTL_CAP_SECS} seconds"),
+            ));
+        }
+        for (role, ttl) in &self.auth.max_token_ttl_secs_by_role {
+            if !crate::policy::is_identifier(role) {
+                return Err(bad(
+                    "auth.max_token_ttl_secs_by_role",
+                    "keys must be role names",
+                ));
+            }
+            if !(60..=MAX_TOKEN_TTL_CAP_SECS).contains(ttl) {
+                return Err(bad(
+                    &format!("auth.max_token_ttl_secs_by_role.{role}"),
+                    &format!("must be between 60 and {MAX_TOKEN_TTL_CAP_SECS} seconds"),
+                ));
+            }
         }
         if self.audit.checkpoint_every == 0 {
             return Err(bad("audit.checkpoint_every", "must be at least 1"));

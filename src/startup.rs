@@ -100,7 +100,8 @@ pub fn open_vault_at(
         writer,
         readers,
         clock,
-    );
+    )
+    .with_free_text_justification(config.access.allow_free_text_justification);
     Ok((vault, writer_thread))
 }
 

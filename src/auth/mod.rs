@@ -1,7 +1,11 @@
 //! Bearer-token authentication. Tokens are JWTs signed with the HS256 secret or one of the
 //! configured PEM public keys (Ed25519, RSA, P-256); each key pins its own algorithm, so a
-//! token cannot choose a weaker one. `sub`, `role`, `iss`, `aud` and `exp` are required, with a
-//! small explicit leeway. Any failure is the same 401: the reason is logged, never returned.
+//! token cannot choose a weaker one. `sub`, `role`, `iss`, `aud`, `exp` and `iat` are required,
+//! with a small explicit leeway. A token lives at most `auth.max_token_ttl_secs` (`exp - iat`,
+//! longer only for roles listed in `auth.max_token_ttl_secs_by_role`), and an `iat` or `nbf`
+//! beyond the leeway in the future is refused. `sub` lands in the audit trail for years, so it
+//! is an opaque id (`[A-Za-z0-9._:-]{1,128}`, no e-mail address). Any failure is the same 401:
+//! the reason is logged, never returned.
 
 use std::path::Path;
 
@@ -54,6 +58,10 @@ impl AuthError {
         match self {
             Self::Missing => "missing",
             Self::Invalid(m) if m.contains("xpired") => "expired",
+            Self::Invalid(m) if m.contains("mmature") => "not_yet_valid",
+            Self::Invalid(m) if m.starts_with("lifetime") => "lifetime_too_long",
+            Self::Invalid(m) if m.starts_with("issued") => "issued_in_future",
+            Self::Invalid(m) if m.starts_with("missing iat") => "missing_iat",
             Self::Invalid(m) if m.contains("ignature") => "bad_signature",
             Self::Invalid(m) if m.contains("udience") => "wrong_audience",
             Self::Invalid(m) if m.contains("ssuer") => "wrong_issuer",
@@ -91,6 +99,36 @@ pub struct Authenticator {
     /// token with every request, and re-checking its signature and claims each time was a
     /// measurable share of a read.
     cache: std::sync::Mutex<std::collections::HashMap<String, (Principal, u64)>>,
+    lifetime: Lifetime,
+}
+
+/// The lifetime rules a token's `iat` and `exp` must meet.
+#[derive(Debug, Clone)]
+struct Lifetime {
+    leeway: u64,
+    max_ttl: u64,
+    max_ttl_by_role: std::collections::BTreeMap<String, u64>,
+}
+
+impl Lifetime {
+    /// `iat` present, not beyond the leeway in the future, and `exp - iat` within the role's cap.
+    fn check(&self, claims: &Claims, now: u64) -> Result<(), AuthError> {
+        let Some(iat) = claims.iat else {
+            return Err(AuthError::Invalid("missing iat".into()));
+        };
+        if iat > now.saturating_add(self.leeway) {
+            return Err(AuthError::Invalid("issued in the future".into()));
+        }
+        let cap = self
+            .max_ttl_by_role
+            .get(&claims.role)
+            .copied()
+            .unwrap_or(self.max_ttl);
+        if claims.exp.saturating_sub(iat) > cap {
+            return Err(AuthError::Invalid("lifetime beyond the cap".into()));
+        }
+        Ok(())
+    }
 }
 
 const CACHE_SECS: u64 = 60;
@@ -174,6 +212,11 @@ impl Authenticator {
         Ok(Self {
             keys,
             cache: std::sync::Mutex::default(),
+            lifetime: Lifetime {
+                leeway: config.auth.leeway_secs,
+                max_ttl: config.auth.max_token_ttl_secs,
+                max_ttl_by_role: config.auth.max_token_ttl_secs_by_role.clone(),
+            },
         })
     }
 
@@ -188,7 +231,7 @@ impl Authenticator {
                 }
             }
         }
-        let (principal, exp) = self.verify_uncached(token)?;
+        let (principal, exp) = self.verify_uncached(token, now)?;
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_MAX_ENTRIES {
                 cache.clear();
@@ -201,13 +244,14 @@ impl Authenticator {
         Ok(principal)
     }
 
-    fn verify_uncached(&self, token: &str) -> Result<(Principal, u64), AuthError> {
+    fn verify_uncached(&self, token: &str, now: u64) -> Result<(Principal, u64), AuthError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let mut last = AuthError::Invalid("no key for the token's algorithm".into());
         for k in self.keys.iter().filter(|k| k.algorithm == header.alg) {
             match jsonwebtoken::decode::<Claims>(token, &k.key, &k.validation) {
                 Ok(data) => {
+                    self.lifetime.check(&data.claims, now)?;
                     let exp = data.claims.exp;
                     return principal(data.claims).map(|p| (p, exp));
                 }
@@ -258,14 +302,18 @@ fn pem_body(text: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(b64).ok()
 }
 
+/// `[A-Za-z0-9._:-]{1,128}`, not starting with `-` (a formula when the audit trail is opened
+/// as CSV). No `@`: an e-mail address as `sub` would stay in the audit trail forever.
+pub fn is_valid_sub(sub: &str) -> bool {
+    (1..=MAX_SUB_CHARS).contains(&sub.len())
+        && sub
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+        && !sub.starts_with('-')
+}
+
 fn principal(claims: Claims) -> Result<Principal, AuthError> {
-    let sub_ok = !claims.sub.is_empty()
-        && claims.sub.chars().count() <= MAX_SUB_CHARS
-        && claims
-            .sub
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '@'));
-    if !sub_ok {
+    if !is_valid_sub(&claims.sub) {
         return Err(AuthError::Invalid("malformed sub".into()));
     }
     if !crate::policy::is_identifier(&claims.role) {
@@ -342,6 +390,9 @@ pub fn write_new_secret(path: &Path) -> anyhow::Result<()> {
     f.sync_all()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod lifetime_tests;
 
 #[cfg(test)]
 mod tests {
@@ -564,6 +615,7 @@ mod tests {
     fn sign(alg: Algorithm, key: &EncodingKey, aud: serde_json::Value) -> String {
         let claims = serde_json::json!({
             "sub": "pms-1", "role": "pms", "iss": "guestvault", "aud": aud, "exp": now() + 60,
+            "iat": now(),
         });
         jsonwebtoken::encode(&Header::new(alg), &claims, key).unwrap()
     }

@@ -25,6 +25,33 @@ const ADDRESS_TAIL: &str = "********";
 /// Middle dot of transliterated and minority names (麦麦提·艾力).
 const MIDDLE_DOT: char = '\u{00B7}';
 
+/// Separators of dotted names, all shown as [`MIDDLE_DOT`]: the middle dot, the bullet, the
+/// katakana and half-width katakana middle dots, the hyphenation point.
+const NAME_DOTS: [char; 5] = [MIDDLE_DOT, '\u{2022}', '\u{30FB}', '\u{FF65}', '\u{2027}'];
+
+/// Common two-character (compound) surnames, simplified and traditional: kept whole in a
+/// mask so staff can still address the guest (欧阳女士), issue 12 point 8.
+const COMPOUND_SURNAMES: [&str; 72] = [
+    "欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文", "司徒",
+    "夏侯", "令狐", "端木", "独孤", "南宫", "西门", "轩辕", "百里", "呼延", "澹台", "公冶", "太史",
+    "申屠", "钟离", "闻人", "赫连", "拓跋", "万俟", "濮阳", "淳于", "单于", "东郭", "司空", "宗政",
+    "仲孙", "鲜于", "闾丘", "子车", "亓官", "司寇", "巫马", "公西", "颛孙", "壤驷", "公良", "漆雕",
+    "乐正", "宰父", "谷梁", "段干", "左丘", "东门", "梁丘", "羊舌", "微生", "第五", "歐陽", "司馬",
+    "諸葛", "東方", "長孫", "獨孤", "南宮", "西門", "軒轅", "鍾離", "聞人", "赫連", "萬俟", "單于",
+];
+
+/// How many leading characters of a Han name are its surname: 2 for a known compound
+/// surname when the name has at least 3 characters (欧阳 alone is more likely 欧 + 阳), else 1.
+fn surname_len(chars: &[char]) -> usize {
+    if chars.len() >= 3 {
+        let head: String = chars[..2].iter().collect();
+        if COMPOUND_SURNAMES.contains(&head.as_str()) {
+            return 2;
+        }
+    }
+    1
+}
+
 /// How a field is shown by default (its `mask_policy` in the schema, REQ-01).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MaskKind {
@@ -200,40 +227,81 @@ pub fn mask_document(doc: &str) -> String {
 }
 
 /// Han name rule (§4 vault default): `三` → `*`, `张三` → `张*` (surname
-/// kept so staff can greet 张先生/张女士), `张三丰` → `张*丰`,
-/// `欧阳娜娜` → `欧**娜`. REQ-14: never more than 2 of 3 characters.
+/// kept so staff can greet 张先生/张女士), `张三丰` → `张*丰`. A compound
+/// surname is kept whole: `欧阳娜娜` → `欧阳**`, `司马相如啊` → `司马**啊`.
+/// The last character is shown only while the mask shows at most half the
+/// name (rounded up), so never more than the surname plus one character,
+/// and never more than ⌈n/2⌉ of n ≥ 3 (REQ-14: at most 2 of 3).
 fn mask_han(chars: &[char]) -> String {
-    match chars.len() {
-        0 | 1 => "*".repeat(chars.len()),
+    let n = chars.len();
+    match n {
+        0 | 1 => "*".repeat(n),
         2 => keep_ends(chars, 1, 0),
-        _ => keep_ends(chars, 1, 1),
+        _ => {
+            let s = surname_len(chars);
+            // Surname plus the last character must stay within half the name.
+            let last = usize::from(s < n.div_ceil(2));
+            keep_ends(chars, s, last)
+        }
     }
 }
 
-/// Guest name (§4). Pure Han names use the Han rule above. Names with a
-/// middle dot (`·` or `•`) keep only the first segment: `麦麦提·艾力` →
-/// `麦麦提·***`. Other names are masked word by word to the initial:
-/// `John Smith` → `J*** S***` (fixed 3 stars hide each word's length).
+/// A dotted name (`麦麦提·艾力`, `张三丰·A`): only the first character of the
+/// first part is shown, every other character is a star and the dots are
+/// kept: `麦**·**`. `None` unless at least two parts are non-empty.
+fn mask_dotted(name: &str) -> Option<String> {
+    let parts: Vec<Vec<char>> = name
+        .split(NAME_DOTS)
+        .map(|p| p.chars().filter(|c| !c.is_whitespace()).collect())
+        .collect();
+    if parts.iter().filter(|p| !p.is_empty()).count() < 2 || parts[0].is_empty() {
+        return None;
+    }
+    let masked: Vec<String> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.iter()
+                .enumerate()
+                .map(|(j, &c)| if i == 0 && j == 0 { c } else { '*' })
+                .collect()
+        })
+        .collect();
+    Some(masked.join(&MIDDLE_DOT.to_string()))
+}
+
+/// Guest name (§4). Dotted names use [`mask_dotted`]; pure Han names the Han
+/// rule above. Other names show the initial of the first and the last word
+/// only, each followed by a fixed `***` that hides its length; one-letter
+/// words and the words between are `***`: `John Smith` → `J*** S***`,
+/// `John Ronald Reuel Tolkien` → `J*** *** *** T***`.
 pub fn mask_name(name: &str) -> String {
     let name = name.trim();
-    if let Some((first, rest)) = name.split_once([MIDDLE_DOT, '\u{2022}']) {
-        let first = first.trim();
-        // A dot with nothing on one side is not a dotted name; fall through
-        // so the whole name still gets masked.
-        if !first.is_empty() && rest.chars().any(|c| !c.is_whitespace() && c != MIDDLE_DOT) {
-            return format!("{first}{MIDDLE_DOT}***");
-        }
+    if let Some(masked) = mask_dotted(name) {
+        return masked;
     }
     let letters: Vec<char> = name
         .chars()
-        .filter(|c| !c.is_whitespace() && !matches!(*c, MIDDLE_DOT | '\u{2022}'))
+        .filter(|c| !c.is_whitespace() && !NAME_DOTS.contains(c))
         .collect();
     if letters.iter().all(|&c| is_han(c)) {
         return mask_han(&letters);
     }
-    name.split_whitespace()
-        .filter_map(|w| w.chars().next())
-        .map(|c| format!("{c}***"))
+    let words: Vec<&str> = name
+        .split(|c: char| c.is_whitespace() || NAME_DOTS.contains(&c))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let last = words.len().saturating_sub(1);
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let mut chars = w.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), Some(_)) if i == 0 || i == last => format!("{c}***"),
+                _ => "***".to_string(),
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -411,10 +479,21 @@ mod tests {
             ("张", "*"),
             ("张三", "张*"),
             ("张三丰", "张*丰"),
-            ("欧阳娜娜", "欧**娜"),
-            ("麦麦提·艾力", "麦麦提·***"),
-            ("麦麦提•艾力", "麦麦提·***"),
+            ("欧阳娜娜", "欧阳**"),
+            ("欧阳娜", "欧阳*"),
+            ("欧阳娜娜娜", "欧阳**娜"),
+            ("司马相如啊呀", "司马***呀"),
+            ("諸葛亮", "諸葛*"),
+            // Two characters are a surname and a given name, even if they spell a compound.
+            ("欧阳", "欧*"),
+            ("张三丰四", "张**四"),
+            ("麦麦提·艾力", "麦**·**"),
+            ("麦麦提•艾力", "麦**·**"),
+            ("麦麦提・艾力", "麦**·**"),
+            ("张三丰·A", "张**·*"),
+            ("阿卜杜·热合曼·买买提", "阿**·***·***"),
             ("张三丰·", "张*丰"),
+            ("·艾力", "艾*"),
             ("", ""),
         ];
         for (input, want) in cases {
@@ -427,6 +506,10 @@ mod tests {
         assert_eq!(mask_name("John Smith"), "J*** S***");
         assert_eq!(mask_name("  Mary-Jane   O'Brien "), "M*** O***");
         assert_eq!(mask_name("Иван"), "И***");
+        assert_eq!(mask_name("John Ronald Reuel Tolkien"), "J*** *** *** T***");
+        // A one-letter word would be shown whole: it is only stars.
+        assert_eq!(mask_name("Li A"), "L*** ***");
+        assert_eq!(mask_name("A"), "***");
     }
 
     #[test]
@@ -555,6 +638,28 @@ mod tests {
             .prop_map(|v| v.into_iter().filter_map(char::from_u32).collect())
     }
 
+    /// Han names with and without a compound surname, dotted names, and Latin names.
+    fn any_name() -> impl Strategy<Value = String> {
+        let han = (
+            prop::option::of(prop::sample::select(COMPOUND_SURNAMES.to_vec())),
+            han_string(0..=6),
+        )
+            .prop_map(|(surname, rest)| {
+                surname.unwrap_or_default().to_string() + &rest.into_iter().collect::<String>()
+            });
+        let part = prop_oneof![
+            han_string(1..=4).prop_map(|v| v.into_iter().collect::<String>()),
+            "[A-Za-z]{1,6}",
+        ];
+        let dotted = (
+            prop::collection::vec(part, 2..=4),
+            prop::sample::select(NAME_DOTS.to_vec()),
+        )
+            .prop_map(|(parts, dot)| parts.join(&dot.to_string()));
+        let latin = prop::collection::vec("[A-Za-z'-]{1,8}", 1..=5).prop_map(|w| w.join(" "));
+        prop_oneof![han, dotted, latin].prop_filter("non-empty", |s| !s.trim().is_empty())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2_000))]
 
@@ -574,10 +679,43 @@ mod tests {
             let masked: Vec<char> = mask_name(&input).chars().collect();
             prop_assert_eq!(masked.len(), name.len());
             let shown = masked.iter().zip(&name).filter(|(m, n)| m == n).count();
-            prop_assert!(shown <= 2);
+            prop_assert!(shown <= 2 || surname_len(&name) == 2);
             prop_assert_eq!(masked.iter().filter(|&&c| c != '*').count(), shown);
-            if name.len() == 3 {
+            if name.len() == 3 && surname_len(&name) == 1 {
                 prop_assert_eq!(masked, vec![name[0], '*', name[2]]);
+            }
+        }
+
+        #[test]
+        fn a_masked_name_shows_at_most_the_surname_and_one_more_and_half_of_it(name in any_name()) {
+            // Issue 12 point 8: visible characters (neither stars, dots nor spaces) are at most
+            // the surname plus one, and at most ⌈n/2⌉ of a name of n ≥ 3 characters.
+            let masked = mask_name(&name);
+            let letters: Vec<char> = name
+                .chars()
+                .filter(|c| !c.is_whitespace() && !NAME_DOTS.contains(c))
+                .collect();
+            let visible: Vec<char> = masked
+                .chars()
+                .filter(|&c| c != '*' && c != MIDDLE_DOT && c != ' ')
+                .collect();
+            let han = letters.iter().all(|&c| is_han(c));
+            let dotted = mask_dotted(name.trim()).is_some();
+            let surname = if han && !dotted { surname_len(&letters) } else { 1 };
+            prop_assert!(visible.len() <= surname + 1, "{} -> {}", name, masked);
+            let n = letters.len();
+            if n >= 3 {
+                prop_assert!(visible.len() <= n.div_ceil(2), "{} -> {}", name, masked);
+            }
+            if dotted {
+                prop_assert!(visible.len() == 1, "{} -> {}", name, masked);
+            }
+            for c in &visible {
+                prop_assert!(letters.contains(c), "{} -> {}", name, masked);
+            }
+            if han && !dotted && n >= 3 {
+                // The surname stays whole so staff can address the guest.
+                prop_assert!(masked.starts_with(&letters[..surname].iter().collect::<String>()));
             }
         }
 

@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Auth};
 use super::openapi::{GuestPath, PurposeHeader, RequestIdPath};
 use super::problems::{
-    EraseProblems, OpsQueryProblems, OverdueProblems, ReadProblems, ReceiptProblems,
+    EraseProblems, ExportProblems, OpsQueryProblems, OverdueProblems, ReceiptProblems,
 };
 use super::AppState;
 use crate::domain::FieldError;
@@ -61,14 +61,35 @@ async fn erase_guest(
 #[utoipa::path(get, path = "/v1/guests/{id}/export", tag = "erasure",
     summary = "Access and portability package of a guest, in plain",
     description = "For the guest's own token or a DSR officer. The shape is `docs/export.schema.json`.",
-    params(GuestPath, PurposeHeader),
-    responses((status = 200, description = "the package", body = Object), ReadProblems))]
+    params(GuestPath, PurposeHeader, ExportQuery),
+    responses((status = 200, description = "the package", body = Object), ExportProblems))]
 async fn export_guest(
     State(state): State<AppState>,
     Auth(caller): Auth,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(state.vault.export_guest(&caller, &id).await?))
+    let why = crate::policy::JustificationInput {
+        reason: q.reason.as_deref(),
+        ticket: q.ticket.as_deref(),
+        note: None,
+    };
+    Ok(Json(state.vault.export_guest(&caller, &id, why).await?))
+}
+
+/// Why a DSR officer exports (every field in plain): a reason code and ticket, which are no
+/// personal data and so may sit in the URL. The guest's own export needs neither.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ExportQuery {
+    /// A reason code from `[reasons]` in `access.toml`. Required for staff; the guest's own
+    /// export may leave it out.
+    #[param(required = true)]
+    reason: Option<String>,
+    /// An optional ticket or case id, `[A-Za-z0-9._-]{1,40}`.
+    #[param(pattern = "^[A-Za-z0-9_][A-Za-z0-9._-]{0,39}$")]
+    ticket: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -14,6 +14,7 @@ use super::extract::{ApiJson, ApiPath, Auth};
 use super::openapi::{GuestPath, PurposeHeader};
 use super::problems::{CreateProblems, ReadProblems, SearchProblems, WriteProblems};
 use super::AppState;
+use crate::policy::JustificationInput;
 use crate::service::{ConsentInput, GuestView, NewGuest, RevealView, StayView};
 
 pub fn router() -> Router<AppState> {
@@ -53,20 +54,40 @@ pub(super) struct StayBody {
     fields: Map<String, Value>,
 }
 
-/// Fields to show in plain, and why (the justification is audited).
+/// Fields to show in plain, and why (the reason code and ticket are audited).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RevealBody {
     /// Guest field names the role may reveal.
     #[schema(min_items = 1)]
     fields: Vec<String>,
-    /// Why, in at least 10 characters (audited; never put personal data here).
+    /// A reason code from `[reasons]` in `access.toml` (the document lists them).
     #[serde(default)]
-    #[schema(required, min_length = 10)]
-    justification: String,
+    #[schema(required, value_type = String)]
+    reason: Option<String>,
+    /// An optional ticket or case id, `[A-Za-z0-9._-]{1,40}`, not starting with `-` or `.`.
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_][A-Za-z0-9._-]{0,39}$")]
+    ticket: Option<String>,
+    /// Free text, refused unless `access.allow_free_text_justification` is on; then 10–500
+    /// characters with no personal data and no leading `= + - @`.
+    #[serde(default)]
+    #[schema(min_length = 10, max_length = 500)]
+    justification: Option<String>,
+}
+
+impl RevealBody {
+    fn why(&self) -> JustificationInput<'_> {
+        JustificationInput {
+            reason: self.reason.as_deref(),
+            ticket: self.ticket.as_deref(),
+            note: self.justification.as_deref(),
+        }
+    }
 }
 
 /// An exact-match search on one searchable field (a POST, so the value is in no URL or log).
+/// Only a field the role sees in plain or may reveal can be searched.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SearchBody {
@@ -74,6 +95,14 @@ pub(super) struct SearchBody {
     field: String,
     /// Any common spelling; normalized like the stored value.
     value: String,
+    /// A reason code; required where the policy marks the field
+    /// `search_requires_justification` (the ID number for front desk), audited.
+    #[serde(default)]
+    reason: Option<String>,
+    /// An optional ticket or case id, as for a reveal.
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_][A-Za-z0-9._-]{0,39}$")]
+    ticket: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -144,7 +173,7 @@ async fn update_guest(
 }
 
 #[utoipa::path(post, path = "/v1/guests/{id}/reveal", tag = "guests", summary = "Reveal fields in plain",
-    description = "Only fields the role may reveal; the justification is audited.",
+    description = "Only fields the role may reveal; the reason code (and ticket) is audited.",
     params(GuestPath, PurposeHeader), request_body = RevealBody,
     responses((status = 200, description = "the fields in plain", body = RevealView), WriteProblems))]
 async fn reveal_fields(
@@ -156,7 +185,7 @@ async fn reveal_fields(
     Ok(Json(
         state
             .vault
-            .reveal(&caller, &id, body.fields, &body.justification)
+            .reveal(&caller, &id, body.fields.clone(), body.why())
             .await?,
     ))
 }
@@ -169,9 +198,14 @@ async fn search_guests(
     Auth(caller): Auth,
     ApiJson(body): ApiJson<SearchBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let why = JustificationInput {
+        reason: body.reason.as_deref(),
+        ticket: body.ticket.as_deref(),
+        note: None,
+    };
     let guest_ids = state
         .vault
-        .search(&caller, &body.field, &body.value)
+        .search(&caller, &body.field, &body.value, why)
         .await?;
     Ok(Json(SearchResult { guest_ids }))
 }

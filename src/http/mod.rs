@@ -43,7 +43,10 @@ pub struct AppState {
 
 /// The single router constructor; tests and the server both use it.
 pub fn app(state: AppState, max_body_bytes: usize) -> Router {
-    let openapi = openapi::router(state.vault.policies());
+    let openapi = openapi::router(
+        state.vault.policies(),
+        state.vault.free_text_justification(),
+    );
     Router::new()
         .merge(guests::router())
         .merge(consents::router())
@@ -65,20 +68,17 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
-/// Accepts a client `X-Request-Id` only if it is a short token of safe characters (so nothing
-/// personal can ride in on it); otherwise makes one.
+/// Accepts a client `X-Request-Id` only if it is a UUID (kept in its canonical lower-case
+/// form); otherwise makes one. The id lands in the audit trail and the log for years, and a
+/// free token could be an 11-digit mobile number (issue 12 point 7).
 fn request_id(req: &Request) -> String {
     req.headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        })
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+        .and_then(|v| uuid::Uuid::try_parse(v.trim()).ok())
+        .unwrap_or_else(uuid::Uuid::new_v4)
+        .hyphenated()
+        .to_string()
 }
 
 /// Routing happens inside the outer middleware, so the matched route template is handed back

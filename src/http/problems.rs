@@ -167,6 +167,16 @@ problem_sets! {
         500 => ["internal"],
         503 => ["audit_unavailable", "unavailable"],
     }
+    /// `GET .../export`: a read that takes a reason code from staff (`?reason=`).
+    ExportProblems {
+        400 => ["purpose_required"],
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed", "consent_required", "restricted"],
+        404 => ["guest_not_found"],
+        422 => ["validation_failed"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
+    }
     /// Writes to one guest with a JSON body (correct, reveal, add a stay).
     WriteProblems {
         400 => ["purpose_required", "malformed_json"],

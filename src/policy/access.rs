@@ -192,6 +192,9 @@ pub struct Role {
     pub actions: BTreeSet<Action>,
     pub views: BTreeMap<String, View>,
     pub stay_views: BTreeMap<String, View>,
+    /// Searchable guest fields whose search needs a reason code, like a reveal (a search
+    /// confirms a value: issue 12 point 1).
+    pub search_requires_justification: BTreeSet<String>,
 }
 
 impl Role {
@@ -208,6 +211,8 @@ impl Role {
 pub struct AccessPolicy {
     pub purposes: BTreeMap<String, Purpose>,
     pub roles: BTreeMap<String, Role>,
+    /// The reason codes a reveal, a justified search or an officer's export may give.
+    pub reasons: BTreeMap<String, super::reasons::Reason>,
 }
 
 #[derive(Deserialize)]
@@ -217,6 +222,8 @@ struct RawAccess {
     purposes: BTreeMap<String, RawPurpose>,
     #[serde(default)]
     roles: BTreeMap<String, RawRole>,
+    #[serde(default)]
+    reasons: BTreeMap<String, super::reasons::RawReason>,
 }
 
 #[derive(Deserialize)]
@@ -244,6 +251,8 @@ struct RawRole {
     #[serde(default)]
     stay_views: BTreeMap<String, String>,
     #[serde(default)]
+    search_requires_justification: Vec<String>,
+    #[serde(default)]
     description: Option<String>,
 }
 
@@ -252,7 +261,10 @@ impl AccessPolicy {
         let Some(raw) = super::parse_toml::<RawAccess>(file, text, errors) else {
             return Self::default();
         };
-        let mut policy = Self::default();
+        let mut policy = Self {
+            reasons: super::reasons::parse(file, raw.reasons, errors),
+            ..Self::default()
+        };
         for (name, p) in raw.purposes {
             let key = format!("purposes.{name}");
             let _ = p.description;
@@ -381,6 +393,18 @@ impl AccessPolicy {
             };
             let views = parse_views(FieldScope::Guest, r.views, "views");
             let stay_views = parse_views(FieldScope::Stay, r.stay_views, "stay_views");
+            for f in &r.search_requires_justification {
+                if !catalog
+                    .get(FieldScope::Guest, f)
+                    .is_some_and(|s| s.searchable)
+                {
+                    errors.push(PolicyError::new(
+                        file,
+                        &format!("{key}.search_requires_justification"),
+                        &format!("`{f}` is not a searchable guest field"),
+                    ));
+                }
+            }
             policy.roles.insert(
                 name.clone(),
                 Role {
@@ -390,6 +414,10 @@ impl AccessPolicy {
                     actions,
                     views,
                     stay_views,
+                    search_requires_justification: r
+                        .search_requires_justification
+                        .into_iter()
+                        .collect(),
                 },
             );
         }
@@ -559,6 +587,11 @@ impl<'a> Grant<'a> {
 
     pub fn role(&self) -> &'a Role {
         self.role
+    }
+
+    /// Whether a search on `field` must carry a reason code (`search_requires_justification`).
+    pub fn search_needs_justification(&self, field: &str) -> bool {
+        self.role.search_requires_justification.contains(field)
     }
 
     pub fn purpose(&self) -> &'a Purpose {

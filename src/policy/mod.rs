@@ -7,6 +7,7 @@
 
 mod access;
 mod catalog;
+mod reasons;
 mod retention;
 #[cfg(test)]
 mod scenarios;
@@ -19,6 +20,7 @@ pub use access::{
     View,
 };
 pub use catalog::{is_identifier, Catalog, FieldScope, FieldSpec, FieldType, Sensitivity};
+pub use reasons::{is_ticket, starts_like_formula, Justification, JustificationInput, Reason};
 pub use retention::{Anchor, RetentionClass, Schedule};
 
 pub const FIELDS_FILE: &str = "fields.toml";

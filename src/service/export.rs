@@ -16,11 +16,37 @@ use crate::store;
 pub const EXPORT_FORMAT: &str = "guestvault-export/v1";
 
 impl Vault {
-    pub async fn export_guest(&self, caller: &Caller, raw_id: &str) -> Result<Value, VaultError> {
+    /// `why` is needed from staff (a DSR officer sees every field in plain): a reason code and
+    /// an optional ticket, audited. The guest's own export needs none.
+    pub async fn export_guest(
+        &self,
+        caller: &Caller,
+        raw_id: &str,
+        why: crate::policy::JustificationInput<'_>,
+    ) -> Result<Value, VaultError> {
         let action = Action::GuestExport;
         let grant = self.authorize(caller, action, Some(raw_id)).await?;
         let guest_id = self.target(caller, &grant, raw_id).await?;
         let gid = guest_id.as_str().to_string();
+        let justification = if grant.role().self_only {
+            None
+        } else {
+            match self.check_justification(&why) {
+                Ok(j) => Some(j.audit_text()),
+                Err(e) => {
+                    return Err(self
+                        .refuse(
+                            caller,
+                            action,
+                            Some(&gid),
+                            vec![],
+                            VaultError::Validation(e),
+                            grant.rules().to_vec(),
+                        )
+                        .await)
+                }
+            }
+        };
         let (sealed, _consent) = self.load_checked(caller, &grant, &guest_id).await?;
 
         let plain = self.open_fields(&guest_id, &sealed, |n| {
@@ -79,7 +105,7 @@ impl Vault {
         if !stay_list.is_empty() {
             names.push("stays".into());
         }
-        let event = self.event(
+        let mut event = self.event(
             caller,
             action,
             Some(&gid),
@@ -88,6 +114,7 @@ impl Vault {
             Some("access and portability export"),
             grant.rules().to_vec(),
         );
+        event.justification = justification;
         self.writer
             .execute(move |c| {
                 store::insert_dsr(c, &subject, &row)?;

@@ -13,8 +13,6 @@ use crate::domain::{validate_fields, FieldError, GuestId};
 use crate::policy::{Action, DenyReason, FieldScope, FieldSpec, FieldType, Grant, View};
 use crate::store;
 
-const JUSTIFICATION_MIN_CHARS: usize = 10;
-const JUSTIFICATION_MAX_CHARS: usize = 500;
 /// Fields whose stored values the cross-field rules need when a correction touches them.
 const CROSS_CHECKED: [&str; 4] = ["id_type", "id_number", "birth_date", "gender"];
 
@@ -437,7 +435,7 @@ impl Vault {
         caller: &Caller,
         raw_id: &str,
         fields: Vec<String>,
-        justification: &str,
+        why: crate::policy::JustificationInput<'_>,
     ) -> Result<RevealView, VaultError> {
         let action = Action::GuestReveal;
         let grant = self.authorize(caller, action, Some(raw_id)).await?;
@@ -448,14 +446,11 @@ impl Vault {
             .filter(|k| crate::policy::is_identifier(k))
             .cloned()
             .collect();
-        let justification = justification.trim();
-        let mut errors = Vec::new();
-        let chars = justification.chars().count();
-        if chars < JUSTIFICATION_MIN_CHARS {
-            errors.push(FieldError::new("justification", "required"));
-        } else if chars > JUSTIFICATION_MAX_CHARS {
-            errors.push(FieldError::new("justification", "too_long"));
-        }
+        // A reason code from access.toml (plus a ticket, and free text only where allowed).
+        let (justification, mut errors) = match self.check_justification(&why) {
+            Ok(j) => (Some(j), Vec::new()),
+            Err(e) => (None, e),
+        };
         if fields.is_empty() {
             errors.push(FieldError::new("fields", "required"));
         }
@@ -476,6 +471,10 @@ impl Vault {
                 )
                 .await);
         }
+        // INVARIANT: a failed check left errors, answered above.
+        let Some(justification) = justification else {
+            return Err(VaultError::Internal("no justification".into()));
+        };
         let mut rules = grant.rules().to_vec();
         for f in &fields {
             let (view, rule) = grant.view(FieldScope::Guest, f);
@@ -516,9 +515,10 @@ impl Vault {
                     .await);
             }
         }
-        // The justification stays in the audit trail for years, after the guest is erased:
-        // it must not itself carry the guest's data. Compared only with identifying values
-        // this caller may see in plain or reveal anyway, so a refusal tells it nothing new.
+        // A free-text note stays in the audit trail for years, after the guest is erased: it
+        // must not itself carry the guest's data. Compared only with identifying values this
+        // caller may see in plain or reveal anyway, so a refusal tells it nothing new.
+        let note = justification.note().unwrap_or_default();
         let identifying = |n: &str| {
             let Some(spec) = self.policies.catalog.get(FieldScope::Guest, n) else {
                 return false;
@@ -537,9 +537,13 @@ impl Vault {
                 .0
                 >= View::Reveal
         };
-        let known = self.open_fields(&guest_id, &sealed, identifying)?;
+        let known = if note.is_empty() {
+            Vec::new()
+        } else {
+            self.open_fields(&guest_id, &sealed, identifying)?
+        };
         let known: Vec<&str> = known.iter().map(|(_, v)| v.expose()).collect();
-        if crate::domain::carries_personal_data(justification, &known) {
+        if !note.is_empty() && crate::domain::freetext::carries_personal_data(note, &known) {
             let e = VaultError::Validation(vec![FieldError::new("justification", "personal_data")]);
             return Err(self
                 .refuse(caller, action, Some(&gid), names, e, rules)
@@ -565,7 +569,7 @@ impl Vault {
             None,
             rules,
         );
-        event.justification = Some(justification.to_string());
+        event.justification = Some(justification.audit_text());
         self.record(event).await?;
         Ok(out)
     }

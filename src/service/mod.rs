@@ -91,6 +91,8 @@ pub struct Vault {
     writer: Writer,
     readers: Arc<Readers>,
     clock: Arc<dyn Clock>,
+    /// `access.allow_free_text_justification`: a free-text note besides the reason code.
+    free_text_justification: bool,
 }
 
 impl Vault {
@@ -112,7 +114,33 @@ impl Vault {
             writer,
             readers,
             clock,
+            free_text_justification: false,
         }
+    }
+
+    /// Turns free-text justification notes on (`access.allow_free_text_justification`).
+    pub fn with_free_text_justification(mut self, allowed: bool) -> Self {
+        self.free_text_justification = allowed;
+        self
+    }
+
+    /// Whether a free-text justification note is accepted besides the reason code.
+    pub fn free_text_justification(&self) -> bool {
+        self.free_text_justification
+    }
+
+    /// Checks a reason code, ticket and note against the policy and the deployment's free-text
+    /// setting (see [`Justification::parse`] for the error codes). For every justified action:
+    /// reveal, justified search, an officer's export, applying a correction request.
+    pub fn check_justification(
+        &self,
+        input: &crate::policy::JustificationInput<'_>,
+    ) -> Result<crate::policy::Justification, Vec<FieldError>> {
+        crate::policy::Justification::parse(
+            &self.policies.access.reasons,
+            input,
+            self.free_text_justification,
+        )
     }
 
     pub fn policies(&self) -> &Policies {

@@ -1,6 +1,12 @@
 //! Exact-match search through the keyed blind index (REQ-12): the value is normalized the
 //! way stored values were, digested with the field's own HMAC key, and looked up. Each guest
 //! found is an audited touch (a search reveals that the guest exists).
+//!
+//! Search is a disclosure: a hit confirms the value, so 10,000 searches recover a mobile
+//! number behind `138****5678`. A role may search a field only where its view of it under the
+//! purpose is `plain` or `reveal`; a `masked` or `none` view answers 403 before the value is
+//! even read, so the answer cannot depend on it. A field the policy marks
+//! `search_requires_justification` needs a reason code, like a reveal (issue 12 point 1).
 
 use super::{Caller, Vault, VaultError};
 use crate::audit::Outcome;
@@ -14,6 +20,7 @@ impl Vault {
         caller: &Caller,
         field: &str,
         value: &str,
+        why: crate::policy::JustificationInput<'_>,
     ) -> Result<Vec<String>, VaultError> {
         let action = Action::GuestSearch;
         let grant = self.authorize(caller, action, None).await?;
@@ -40,7 +47,7 @@ impl Vault {
         let (view, rule) = grant.view(FieldScope::Guest, field);
         let mut rules = grant.rules().to_vec();
         rules.push(rule);
-        if view == View::None {
+        if view < View::Reveal {
             return Err(self
                 .refuse(
                     caller,
@@ -52,6 +59,19 @@ impl Vault {
                 )
                 .await);
         }
+        // A reason given where none is needed is checked and recorded all the same.
+        let given = why.reason.is_some() || why.ticket.is_some() || why.note.is_some();
+        let justification = if grant.search_needs_justification(field) || given {
+            match self.check_justification(&why) {
+                Ok(j) => Some(j.audit_text()),
+                Err(e) => {
+                    let e = VaultError::Validation(e);
+                    return Err(self.refuse(caller, action, None, name, e, rules).await);
+                }
+            }
+        } else {
+            None
+        };
         let normalized = match crate::domain::normalize_for_search(spec, value, self.today()) {
             Ok(v) => Pii::new(v),
             Err(code) => {
@@ -77,7 +97,7 @@ impl Vault {
             .map(|(id, _)| id)
             .collect();
         // One event per guest found: a search reveals that the guest exists.
-        let events: Vec<_> = if ids.is_empty() {
+        let mut events: Vec<_> = if ids.is_empty() {
             vec![self.event(
                 caller,
                 action,
@@ -102,6 +122,9 @@ impl Vault {
                 })
                 .collect()
         };
+        for e in &mut events {
+            e.justification = justification.clone();
+        }
         self.writer
             .execute(move |c| {
                 for e in events {

@@ -15,7 +15,8 @@ const CANARY_MOBILE: &str = "13700112233";
 const CANARY_EMAIL: &str = "canary.qv55@example.net";
 const CANARY_ID: &str = "11010519491231002X";
 const CANARY_DIET: &str = "pangolin-canary-diet";
-const CANARY_JUSTIFICATION_OK: &str = "guest at desk for registration";
+/// The reveal's reason code and ticket, which the trail does keep.
+const CANARY_JUSTIFICATION_OK: &str = "reason=identity_check_at_desk ticket=REG-2026-11";
 
 #[tokio::test]
 async fn an_export_of_a_canary_planted_vault_contains_no_canary_value() {
@@ -42,7 +43,7 @@ async fn an_export_of_a_canary_planted_vault_contains_no_canary_value() {
             &format!("{path}/reveal"),
             Some("front_desk"),
             Some("check_in"),
-            Some(json!({"fields":["mobile","id_number"],"justification":CANARY_JUSTIFICATION_OK})),
+            Some(json!({"fields":["mobile","id_number"],"reason":"identity_check_at_desk","ticket":"REG-2026-11"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -169,7 +170,7 @@ async fn when_the_trail_cannot_be_written_reads_fail_with_503_and_show_nothing()
             &format!("{path}/reveal"),
             Some("front_desk"),
             Some("check_in"),
-            Some(json!({"fields":["mobile"],"justification":"guest at desk for registration"})),
+            Some(json!({"fields":["mobile"],"reason":"identity_check_at_desk"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);

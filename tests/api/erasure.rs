@@ -643,7 +643,7 @@ async fn export_holds_every_catalog_field_stays_consents_and_an_explanation() {
     let r = app
         .call(
             Method::GET,
-            &format!("/v1/guests/{id}/export"),
+            &format!("/v1/guests/{id}/export?reason=data_subject_request&ticket=DSR-17"),
             Some(DSR.0),
             Some(DSR.1),
             None,

@@ -1,9 +1,9 @@
 //! Create, masked and plain reads per role, reveal, search, stays.
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, zhang_san};
+use crate::helpers::{self, spawn_app, zhang_san};
 
 #[tokio::test]
 async fn created_guest_reads_back_masked_for_concierge_and_plain_for_pms() {
@@ -60,77 +60,47 @@ async fn created_guest_reads_back_masked_for_concierge_and_plain_for_pms() {
 }
 
 #[tokio::test]
-async fn reveal_needs_a_justification_and_is_audited_with_it() {
+async fn reveal_needs_a_reason_code_and_is_audited_with_it() {
     let app = spawn_app().await;
     let id = app.create_guest(zhang_san()).await;
     let path = format!("/v1/guests/{id}/reveal");
-
-    let r = app
-        .call(
+    let reveal = |body: Value| {
+        app.call(
             Method::POST,
             &path,
             Some("front_desk"),
             Some("check_in"),
-            Some(json!({"fields":["id_number"]})),
+            Some(body),
         )
-        .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        r.body["errors"][0],
-        json!({"field":"justification","code":"required"})
-    );
+    };
 
-    // A justification that carries the guest's own data is refused: the audit trail keeps it
-    // for years, after the guest is erased. Nothing is revealed and the text is not stored.
-    for leaky in [
-        "guest 张三丰 asked at the desk",
-        "called the guest back on 138 1234 5678",
-        "checking ID 11010519491231002X",
+    // No reason, an unknown one, a bad ticket, or free text (off by default): 422, by field.
+    for (body, field, code) in [
+        (json!({"fields":["id_number"]}), "reason", "required"),
+        (
+            json!({"fields":["id_number"],"reason":"curiosity"}),
+            "reason",
+            "unknown_reason",
+        ),
+        (
+            json!({"fields":["id_number"],"reason":"police_request","ticket":"=HYPERLINK(1)"}),
+            "ticket",
+            "invalid_format",
+        ),
+        (
+            json!({"fields":["id_number"],"reason":"police_request","justification":"guest at desk, verifying ID"}),
+            "justification",
+            "free_text_disabled",
+        ),
     ] {
-        let r = app
-            .call(
-                Method::POST,
-                &path,
-                Some("front_desk"),
-                Some("check_in"),
-                Some(json!({"fields":["id_number"],"justification": leaky})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{leaky}");
-        assert_eq!(
-            r.body["errors"],
-            json!([{"field":"justification","code":"personal_data"}])
-        );
+        let r = reveal(body).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert_eq!(r.body["errors"], json!([{"field": field, "code": code}]));
         assert!(r.body.get("fields").is_none());
-        assert!(
-            !r.text_without_request_id().contains("张三丰")
-                && !r.text_without_request_id().contains("5678")
-        );
+        assert!(!r.text_without_request_id().contains("HYPERLINK"));
     }
 
-    // Only values the caller may already see are compared: check_in does not cover dietary
-    // needs, so whether the guest's note says "peanut" must not change the answer (no oracle).
-    let r = app
-        .call(
-            Method::POST,
-            &path,
-            Some("front_desk"),
-            Some("check_in"),
-            Some(json!({"fields":["id_number"],"justification": "registration check, peanut counter"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-
-    let why = "guest at desk, verifying ID for police registration";
-    let r = app
-        .call(
-            Method::POST,
-            &path,
-            Some("front_desk"),
-            Some("check_in"),
-            Some(json!({"fields":["id_number","mobile"],"justification": why})),
-        )
-        .await;
+    let r = reveal(json!({"fields":["id_number","mobile"],"reason":"identity_check_at_desk","ticket":"REG-42"})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["fields"]["id_number"], "11010519491231002X");
     assert_eq!(r.body["fields"]["mobile"], "+8613812345678");
@@ -144,8 +114,88 @@ async fn reveal_needs_a_justification_and_is_audited_with_it() {
         )
         .unwrap();
     assert_eq!(action, "guest.reveal");
-    assert_eq!(justification, why);
+    assert_eq!(justification, "reason=identity_check_at_desk ticket=REG-42");
     assert_eq!(fields, r#"["id_number","mobile"]"#);
+    // The refused attempts left no justification behind.
+    let stored: i64 = app
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM audit_events WHERE justification IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 1);
+}
+
+#[tokio::test]
+async fn free_text_when_allowed_is_checked_for_personal_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = helpers::test_config(dir.path());
+    config.access.allow_free_text_justification = true;
+    guestvault::cli::init(&config).unwrap();
+    let app = helpers::spawn_on(dir, config).await;
+    let id = app.create_guest(zhang_san()).await;
+    let path = format!("/v1/guests/{id}/reveal");
+
+    // A note that carries the guest's own data, a date, an address or a health word is
+    // refused: the audit trail keeps it for years, after the guest is erased. Nothing is
+    // revealed and the text is not stored.
+    for (leaky, code) in [
+        ("guest 张三丰 asked at the desk", "personal_data"),
+        ("called the guest back on 138 1234 5678", "personal_data"),
+        ("checking ID 11010519491231002X", "personal_data"),
+        ("guest born 1949-12-31, checking", "personal_data"),
+        ("guest lives at 北京市海淀区中关村", "personal_data"),
+        ("guest has peanut allergy", "personal_data"),
+        ("客人怀孕了，需要换房", "personal_data"),
+        ("=HYPERLINK(\"http://evil\",\"x\")", "formula_prefix"),
+        ("+cmd|' /C calc'!A0 for the record", "formula_prefix"),
+    ] {
+        let r = app
+            .call(
+                Method::POST,
+                &path,
+                Some("front_desk"),
+                Some("check_in"),
+                Some(json!({"fields":["id_number"],"reason":"police_request","justification": leaky})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{leaky}");
+        assert_eq!(
+            r.body["errors"],
+            json!([{"field":"justification","code":code}]),
+            "{leaky}"
+        );
+        assert!(r.body.get("fields").is_none());
+        let text = r.text_without_request_id();
+        assert!(!text.contains("张三丰") && !text.contains("5678") && !text.contains("HYPERLINK"));
+    }
+
+    // Only values the caller may already see are compared: check_in does not cover dietary
+    // needs, so whether the guest's note says "peanut" must not change the answer (no oracle).
+    let r = app
+        .call(
+            Method::POST,
+            &path,
+            Some("front_desk"),
+            Some("check_in"),
+            Some(json!({"fields":["id_number"],"reason":"police_request","justification": "registration check, peanut counter"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let justification: String = app
+        .db()
+        .query_row(
+            "SELECT justification FROM audit_events WHERE justification IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        justification,
+        "reason=police_request note=registration check, peanut counter"
+    );
 }
 
 #[tokio::test]
@@ -159,7 +209,7 @@ async fn reveal_of_a_field_the_role_may_only_see_masked_is_forbidden() {
             &format!("/v1/guests/{id}/reveal"),
             Some("front_desk"),
             Some("check_in"),
-            Some(json!({"fields":["address"],"justification":"want to see the full address"})),
+            Some(json!({"fields":["address"],"reason":"guest_request"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -171,7 +221,7 @@ async fn reveal_of_a_field_the_role_may_only_see_masked_is_forbidden() {
             &format!("/v1/guests/{id}/reveal"),
             Some("concierge"),
             Some("guest_service"),
-            Some(json!({"fields":["mobile"],"justification":"calling the guest back"})),
+            Some(json!({"fields":["mobile"],"reason":"contact_guest"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);

@@ -54,7 +54,7 @@ async fn the_json_access_log_has_one_line_per_request_with_role_and_purpose_and_
         .get(format!("{}{path}", app.addr))
         .bearer_auth(app.token("pms"))
         .header("X-Purpose", "check_in")
-        .header("X-Request-Id", "trace-me-42");
+        .header("X-Request-Id", "0b7e5b8e-2a31-4c1e-9f53-8d1f4f0a9c42");
     assert_eq!(app.send(r).await.status, StatusCode::OK);
     // A value typed where the purpose goes, and no token at all.
     app.call(Method::GET, &path, Some("pms"), Some(CANARY_MOBILE), None)
@@ -87,7 +87,7 @@ async fn the_json_access_log_has_one_line_per_request_with_role_and_purpose_and_
     }
     let read = requests
         .iter()
-        .find(|l| l["request_id"] == "trace-me-42")
+        .find(|l| l["request_id"] == "0b7e5b8e-2a31-4c1e-9f53-8d1f4f0a9c42")
         .unwrap();
     assert_eq!(read["route"], "/v1/guests/{id}");
     assert_eq!(read["status"], 200);

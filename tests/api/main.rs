@@ -9,6 +9,7 @@ mod erasure;
 mod errors;
 mod guests;
 mod helpers;
+mod insider;
 mod keys;
 mod logs;
 mod metrics;

@@ -171,17 +171,27 @@ pub struct AuditExportParams {
     pub format: Option<String>,
 }
 
-/// The document for `policies`, as served.
-pub fn document(policies: &Policies) -> serde_json::Value {
+/// The document for `policies`, as served. `free_text`: whether a reveal accepts a free-text
+/// `justification` (`access.allow_free_text_justification`); when not, the property is left
+/// out, since a client following the document must get no 422 for it.
+pub fn document(policies: &Policies, free_text: bool) -> serde_json::Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    if !free_text {
+        if let Some(props) = doc
+            .pointer_mut("/components/schemas/RevealBody/properties")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            props.remove("justification");
+        }
+    }
     for problem in narrow::narrow(&mut doc, policies) {
         tracing::error!(problem = %problem, "the OpenAPI document could not be completed");
     }
     doc
 }
 
-pub fn router(policies: &Policies) -> Router<AppState> {
-    let body: Arc<[u8]> = serde_json::to_vec(&document(policies))
+pub fn router(policies: &Policies, free_text: bool) -> Router<AppState> {
+    let body: Arc<[u8]> = serde_json::to_vec(&document(policies, free_text))
         .unwrap_or_default()
         .into();
     Router::new().route("/openapi.json", get(move || openapi_json(body.clone())))

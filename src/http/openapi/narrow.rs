@@ -25,6 +25,7 @@ pub fn narrow(doc: &mut Value, policies: &Policies) -> Vec<String> {
         .map(|p| p.name.as_str())
         .collect();
     let actions: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+    let reasons: Vec<&str> = access.reasons.keys().map(String::as_str).collect();
 
     let mut purpose_headers = 0;
     for_each_operation(doc, |path, op| {
@@ -43,6 +44,7 @@ pub fn narrow(doc: &mut Value, policies: &Policies) -> Vec<String> {
                 }
                 ("path", "purpose") => &consent_purposes,
                 ("query", "action") => &actions,
+                ("query", "reason") if path == "/v1/guests/{id}/export" => &reasons,
                 _ => continue,
             };
             param["schema"] = json!({ "type": "string", "enum": values });
@@ -54,7 +56,7 @@ pub fn narrow(doc: &mut Value, policies: &Policies) -> Vec<String> {
             .flat_map(|r| r.values_mut())
         {
             resp["headers"]["X-Request-Id"] = json!({
-                "description": "The request's id (the client's, if it sent a safe one); also in problem bodies and the access log.",
+                "description": "The request's id (the client's, if it sent a UUID); also in problem bodies and the access log.",
                 "schema": { "type": "string" }
             });
         }
@@ -133,6 +135,8 @@ pub fn narrow(doc: &mut Value, policies: &Policies) -> Vec<String> {
     for (schema, pointer, value) in [
         ("ConsentInput", "/properties/channel/enum", json!(CHANNELS)),
         ("SearchBody", "/properties/field/enum", json!(searchable)),
+        ("SearchBody", "/properties/reason/enum", json!(reasons)),
+        ("RevealBody", "/properties/reason/enum", json!(reasons)),
         (
             "RevealBody",
             "/properties/fields/items/enum",
