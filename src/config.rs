@@ -764,4 +764,47 @@ mod tests {
         assert!(err.contains("`auth.leeway_secs`"), "{err}");
         assert!(err.contains("GUESTVAULT_AUTH_LEEWAY_SECS"), "{err}");
     }
+
+    #[test]
+    fn token_lifetime_keys_are_checked_and_named() {
+        let c = Config::default();
+        assert_eq!(c.auth.max_token_ttl_secs, 86_400);
+        assert_eq!(c.auth.max_ttl_for("pms"), 86_400);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("g.toml");
+        std::fs::write(
+            &file,
+            "[auth]\nmax_token_ttl_secs_by_role = { pms = 2592000 }\n[access]\nallow_free_text_justification = true\n",
+        )
+        .unwrap();
+        let c = Config::load_with_env(Some(&file), env(&[])).unwrap();
+        assert_eq!(c.auth.max_ttl_for("pms"), 2_592_000);
+        assert_eq!(c.auth.max_ttl_for("front_desk"), 86_400);
+        assert!(c.access.allow_free_text_justification);
+        for (text, key) in [
+            (
+                "[auth]\nmax_token_ttl_secs_by_role = { pms = 31536000 }\n",
+                "`auth.max_token_ttl_secs_by_role.pms`",
+            ),
+            (
+                "[auth]\nmax_token_ttl_secs = 0\n",
+                "`auth.max_token_ttl_secs`",
+            ),
+            (
+                "[access]\nallow_free_text = true\n",
+                "`access.allow_free_text`",
+            ),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = Config::load_with_env(Some(&file), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn free_text_justification_is_off_by_default() {
+        assert!(!Config::default().access.allow_free_text_justification);
+    }
 }

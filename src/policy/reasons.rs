@@ -291,6 +291,77 @@ mod tests {
         }
     }
 
+    fn load_errors(access: &str) -> String {
+        let sources = crate::policy::Sources {
+            access: ("access.toml".into(), access.into()),
+            ..crate::policy::Sources::embedded()
+        };
+        match crate::policy::Policies::from_sources(&sources) {
+            Ok(_) => String::new(),
+            Err(e) => {
+                e.0.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        }
+    }
+
+    fn shipped_access() -> String {
+        crate::policy::Sources::embedded().access.1
+    }
+
+    #[test]
+    fn bad_reason_tables_are_named_by_file_and_key() {
+        let access = shipped_access()
+            .replace("[reasons.police_request]", "[reasons.Police-Request]")
+            .replace(
+                "description = \"Investigating a suspected fraud or a chargeback\"",
+                "description = \" \"",
+            );
+        let errs = load_errors(&access);
+        assert!(
+            errs.contains("access.toml: `reasons.Police-Request` a reason code must be"),
+            "{errs}"
+        );
+        assert!(
+            errs.contains("`reasons.fraud_investigation.description` must not be empty"),
+            "{errs}"
+        );
+        let none: String = shipped_access()
+            .lines()
+            .filter(|l| !l.starts_with("[reasons.") && !l.starts_with("description = "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let errs = load_errors(&none);
+        assert!(
+            errs.contains("`reasons` no reason codes are defined"),
+            "{errs}"
+        );
+    }
+
+    #[test]
+    fn search_requires_justification_names_searchable_fields_only() {
+        let access = shipped_access().replacen(
+            "search_requires_justification = [\"id_number\"]",
+            "search_requires_justification = [\"full_name\", \"religion\"]",
+            1,
+        );
+        let errs = load_errors(&access);
+        for f in ["full_name", "religion"] {
+            assert!(
+                errs.contains(&format!(
+                    "`roles.front_desk.search_requires_justification` `{f}` is not a searchable"
+                )),
+                "{errs}"
+            );
+        }
+        let p = crate::policy::Policies::load(None).unwrap();
+        let desk = &p.access.roles["front_desk"];
+        assert!(desk.search_requires_justification.contains("id_number"));
+        assert!(!desk.search_requires_justification.contains("mobile"));
+    }
+
     proptest! {
         #[test]
         fn no_accepted_ticket_or_note_starts_like_a_formula(

@@ -517,3 +517,38 @@ async fn tokens_have_a_capped_lifetime_no_future_iat_and_an_opaque_sub() {
         .header("X-Purpose", "check_in");
     assert_eq!(app.send(req).await.status, StatusCode::OK);
 }
+
+#[test]
+fn the_token_command_refuses_a_lifetime_beyond_the_cap_and_an_e_mail_sub() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut config = guestvault::config::Config::default();
+    config.storage.data_dir = data.clone();
+    guestvault::cli::init(&config).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_guestvault"));
+        cmd.current_dir(dir.path()).env_remove("RUST_LOG");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("GUESTVAULT_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("GUESTVAULT_STORAGE_DATA_DIR", &data)
+            .args(["token", "--role", "front_desk"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&["--sub", "fd-1", "--ttl", "24h"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let long = run(&["--sub", "fd-1", "--ttl", "2d"]);
+    assert!(!long.status.success() && long.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&long.stderr).contains("auth.max_token_ttl_secs"));
+    let mail = run(&["--sub", "zhang@hotel.example"]);
+    assert!(!mail.status.success() && mail.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&mail.stderr).contains("--sub"));
+}
