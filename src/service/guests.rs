@@ -9,14 +9,13 @@ use super::fields::write_sealed;
 use super::{Caller, Vault, VaultError};
 use crate::audit::Outcome;
 use crate::crypto::Dek;
+use crate::domain::cross_field::{cross_field_requirements, CROSS_CHECKED};
 use crate::domain::{validate_fields, FieldError, GuestId};
 use crate::policy::{Action, DenyReason, FieldScope, FieldSpec, FieldType, Grant, View};
 use crate::store;
 
 const JUSTIFICATION_MIN_CHARS: usize = 10;
 const JUSTIFICATION_MAX_CHARS: usize = 500;
-/// Fields whose stored values the cross-field rules need when a correction touches them.
-const CROSS_CHECKED: [&str; 4] = ["id_type", "id_number", "birth_date", "gender"];
 
 #[derive(Debug, Clone, Default)]
 pub struct NewGuest {
@@ -317,7 +316,7 @@ impl Vault {
                 )
                 .await);
         }
-        let (sealed, _consent) = self.load_checked(caller, &grant, &guest_id).await?;
+        let (sealed, consent) = self.load_checked(caller, &grant, &guest_id).await?;
         let kept = self.statutory_removals(&gid, &patch).await?;
         if !kept.is_empty() {
             return Err(self
@@ -331,11 +330,28 @@ impl Vault {
                 )
                 .await);
         }
+        // No validation oracle (issue 12): the cross-field rules see only stored values this
+        // caller sees in plain; a hidden counterpart must come with the request.
+        let plain = |n: &str| {
+            self.policies
+                .catalog
+                .get(FieldScope::Guest, n)
+                .is_some_and(|s| {
+                    grant
+                        .field_view(FieldScope::Guest, n, s.is_sensitive(), consent)
+                        .0
+                        == View::Plain
+                })
+        };
         let existing: BTreeMap<String, String> = self
-            .open_fields(&guest_id, &sealed, |n| CROSS_CHECKED.contains(&n))?
+            .open_fields(&guest_id, &sealed, |n| {
+                CROSS_CHECKED.contains(&n) && plain(n)
+            })?
             .into_iter()
             .map(|(k, v)| (k, v.expose().to_string()))
             .collect();
+        let mut required =
+            cross_field_requirements(&patch, plain, existing.get("id_type").map(String::as_str));
         let validated = match validate_fields(
             &self.policies.catalog,
             FieldScope::Guest,
@@ -344,9 +360,18 @@ impl Vault {
             true,
             self.today(),
         ) {
+            Ok(v) if !required.is_empty() => {
+                drop(v);
+                Err(required)
+            }
             Ok(v) if !v.is_empty() => Ok(v),
             Ok(_) => Err(vec![FieldError::new("fields", "required")]),
-            Err(e) => Err(e),
+            Err(e) => {
+                let more: Vec<FieldError> =
+                    e.into_iter().filter(|e| !required.contains(e)).collect();
+                required.extend(more);
+                Err(required)
+            }
         };
         let validated = match validated {
             Ok(v) => v,

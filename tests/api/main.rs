@@ -5,6 +5,7 @@ mod audit_safety;
 mod canary;
 mod cli;
 mod consents;
+mod corrections;
 mod erasure;
 mod errors;
 mod guests;
