@@ -41,6 +41,32 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub stays: StaysConfig,
+}
+
+/// Plausible stay dates (issue 12 point 4): a stay dated years ahead would hold the guest's
+/// identity data "until then" against any erasure.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StaysConfig {
+    /// How far ahead of today a `check_in` may lie. Default and maximum 730 (2 years).
+    pub max_check_in_ahead_days: u32,
+    /// How long after `check_in` a `check_out` may lie. Default and maximum 365.
+    pub max_stay_days: u32,
+}
+
+/// The ceilings of [`StaysConfig`]: a deployment may tighten them, never widen them, so the
+/// retention planner can bound any stored date by them (`crate::store::PLAUSIBLE_HORIZON_DAYS`).
+pub const MAX_CHECK_IN_AHEAD_DAYS: u32 = 730;
+pub const MAX_STAY_DAYS: u32 = 365;
+
+impl Default for StaysConfig {
+    fn default() -> Self {
+        Self {
+            max_check_in_ahead_days: MAX_CHECK_IN_AHEAD_DAYS,
+            max_stay_days: MAX_STAY_DAYS,
+        }
+    }
 }
 
 /// Who may scrape `GET /metrics`.
@@ -368,6 +394,18 @@ impl Config {
             return Err(bad(
                 "auth.leeway_secs",
                 &format!("must be at most {MAX_LEEWAY_SECS} (seconds of clock skew)"),
+            ));
+        }
+        if !(1..=MAX_CHECK_IN_AHEAD_DAYS).contains(&self.stays.max_check_in_ahead_days) {
+            return Err(bad(
+                "stays.max_check_in_ahead_days",
+                "must be between 1 and 730 (days)",
+            ));
+        }
+        if !(1..=MAX_STAY_DAYS).contains(&self.stays.max_stay_days) {
+            return Err(bad(
+                "stays.max_stay_days",
+                "must be between 1 and 365 (days)",
             ));
         }
         if self.audit.checkpoint_every == 0 {
@@ -713,5 +751,30 @@ mod tests {
             .to_string();
         assert!(err.contains("`auth.leeway_secs`"), "{err}");
         assert!(err.contains("GUESTVAULT_AUTH_LEEWAY_SECS"), "{err}");
+    }
+
+    #[test]
+    fn stay_limits_may_be_tightened_never_widened() {
+        let c =
+            Config::load_with_env(None, env(&[("GUESTVAULT_STAYS_MAX_STAY_DAYS", "30")])).unwrap();
+        assert_eq!(c.stays.max_stay_days, 30);
+        assert_eq!(c.stays.max_check_in_ahead_days, 730);
+        for (var, key) in [
+            ("GUESTVAULT_STAYS_MAX_STAY_DAYS", "`stays.max_stay_days`"),
+            (
+                "GUESTVAULT_STAYS_MAX_CHECK_IN_AHEAD_DAYS",
+                "`stays.max_check_in_ahead_days`",
+            ),
+        ] {
+            for bad in ["0", "3651", "800"] {
+                if bad == "800" && var.ends_with("AHEAD_DAYS") {
+                    continue;
+                }
+                let err = Config::load_with_env(None, env(&[(var, bad)]))
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains(key) && err.contains(var), "{err}");
+            }
+        }
     }
 }

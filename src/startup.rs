@@ -100,7 +100,8 @@ pub fn open_vault_at(
         writer,
         readers,
         clock,
-    );
+    )
+    .with_stay_limits(config.stays.clone());
     Ok((vault, writer_thread))
 }
 

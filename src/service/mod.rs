@@ -5,6 +5,8 @@
 
 mod audit;
 mod consents;
+mod correction_requests;
+mod corrections;
 mod erasure;
 mod export;
 mod fields;
@@ -13,12 +15,18 @@ mod keys;
 mod restore;
 mod retention;
 mod search;
+mod stay_corrections;
 mod stays;
 
 use std::sync::Arc;
 
 pub use audit::{AuditExport, AuditPage, EventOut, PublicKeyInfo};
 pub use consents::{ConsentInput, ConsentRecord, ConsentsView, CHANNELS};
+pub use correction_requests::Decision;
+pub use corrections::{
+    CorrectionDecision, CorrectionDetail, CorrectionReceipt, CorrectionSummary, UpdateOutcome,
+    REGISTERED_PREFIX,
+};
 pub use erasure::{OverdueRequest, Receipt, Retained, ERASURE_REASONS};
 pub use export::EXPORT_FORMAT;
 pub use guests::{GuestView, NewGuest, RevealView};
@@ -91,6 +99,8 @@ pub struct Vault {
     writer: Writer,
     readers: Arc<Readers>,
     clock: Arc<dyn Clock>,
+    /// Plausible stay dates (`[stays]` in the config).
+    stay_limits: crate::config::StaysConfig,
 }
 
 impl Vault {
@@ -112,7 +122,14 @@ impl Vault {
             writer,
             readers,
             clock,
+            stay_limits: crate::config::StaysConfig::default(),
         }
+    }
+
+    /// Sets the stay-date limits (`[stays]`; validated by the config loader).
+    pub fn with_stay_limits(mut self, limits: crate::config::StaysConfig) -> Self {
+        self.stay_limits = limits;
+        self
     }
 
     pub fn policies(&self) -> &Policies {
@@ -255,6 +272,7 @@ impl Vault {
             reason: reason.map(str::to_string),
             rules,
             justification: None,
+            value_hashes: Vec::new(),
         }
     }
 

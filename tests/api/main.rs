@@ -15,3 +15,4 @@ mod logs;
 mod metrics;
 mod openapi;
 mod startup;
+mod stays;
