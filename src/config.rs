@@ -46,6 +46,32 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub stays: StaysConfig,
+}
+
+/// Plausible stay dates (issue 12 point 4): a stay dated years ahead would hold the guest's
+/// identity data "until then" against any erasure.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StaysConfig {
+    /// How far ahead of today a `check_in` may lie. Default and maximum 730 (2 years).
+    pub max_check_in_ahead_days: u32,
+    /// How long after `check_in` a `check_out` may lie. Default and maximum 365.
+    pub max_stay_days: u32,
+}
+
+/// The ceilings of [`StaysConfig`]: a deployment may tighten them, never widen them, so the
+/// retention planner can bound any stored date by them (`crate::store::PLAUSIBLE_HORIZON_DAYS`).
+pub const MAX_CHECK_IN_AHEAD_DAYS: u32 = 730;
+pub const MAX_STAY_DAYS: u32 = 365;
+
+impl Default for StaysConfig {
+    fn default() -> Self {
+        Self {
+            max_check_in_ahead_days: MAX_CHECK_IN_AHEAD_DAYS,
+            max_stay_days: MAX_STAY_DAYS,
+        }
+    }
 }
 
 /// Who may scrape `GET /metrics`.
@@ -419,6 +445,18 @@ impl Config {
                     &format!("must be between 60 and {MAX_TOKEN_TTL_CAP_SECS} seconds"),
                 ));
             }
+        }
+        if !(1..=MAX_CHECK_IN_AHEAD_DAYS).contains(&self.stays.max_check_in_ahead_days) {
+            return Err(bad(
+                "stays.max_check_in_ahead_days",
+                "must be between 1 and 730 (days)",
+            ));
+        }
+        if !(1..=MAX_STAY_DAYS).contains(&self.stays.max_stay_days) {
+            return Err(bad(
+                "stays.max_stay_days",
+                "must be between 1 and 365 (days)",
+            ));
         }
         if self.audit.checkpoint_every == 0 {
             return Err(bad("audit.checkpoint_every", "must be at least 1"));
@@ -806,5 +844,30 @@ mod tests {
     #[test]
     fn free_text_justification_is_off_by_default() {
         assert!(!Config::default().access.allow_free_text_justification);
+    }
+
+    #[test]
+    fn stay_limits_may_be_tightened_never_widened() {
+        let c =
+            Config::load_with_env(None, env(&[("GUESTVAULT_STAYS_MAX_STAY_DAYS", "30")])).unwrap();
+        assert_eq!(c.stays.max_stay_days, 30);
+        assert_eq!(c.stays.max_check_in_ahead_days, 730);
+        for (var, key) in [
+            ("GUESTVAULT_STAYS_MAX_STAY_DAYS", "`stays.max_stay_days`"),
+            (
+                "GUESTVAULT_STAYS_MAX_CHECK_IN_AHEAD_DAYS",
+                "`stays.max_check_in_ahead_days`",
+            ),
+        ] {
+            for bad in ["0", "3651", "800"] {
+                if bad == "800" && var.ends_with("AHEAD_DAYS") {
+                    continue;
+                }
+                let err = Config::load_with_env(None, env(&[(var, bad)]))
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains(key) && err.contains(var), "{err}");
+            }
+        }
     }
 }

@@ -161,6 +161,7 @@ fn operation_event(action: crate::policy::Action, reason: String) -> crate::audi
         reason: Some(reason),
         rules: vec![],
         justification: None,
+        value_hashes: Vec::new(),
     }
 }
 

@@ -101,7 +101,8 @@ pub fn open_vault_at(
         readers,
         clock,
     )
-    .with_free_text_justification(config.access.allow_free_text_justification);
+    .with_free_text_justification(config.access.allow_free_text_justification)
+    .with_stay_limits(config.stays.clone());
     Ok((vault, writer_thread))
 }
 

@@ -92,6 +92,7 @@ fn seal_one(
         reason: None,
         rules: rules.to_vec(),
         justification: None,
+        value_hashes: Vec::new(),
     };
     Sealed {
         index: i,

@@ -8,7 +8,8 @@
 //!    the chain position just before the first exported event (`A = first seq - 1`, `H` its
 //!    hash as 64 hex digits; all zeros for `A = 0`).
 //! 2. For every seq from `A + 1` to `L`, in order, either
-//!    - an **event**: its canonical JSON (see [`super`]: the exact bytes its hash covers) with
+//!    - an **event**: its canonical JSON (see [`super`]: the exact bytes its hash covers, with
+//!      `value_hashes` after `justification` only on corrections) with
 //!      `"prev_hash"` and `"hash"` (hex) appended as the last two keys; or
 //!    - a **stub** `{"seq":n,"hash":H}` for an event of the range that the filter excludes, so
 //!      the chain stays checkable without revealing the event.
@@ -26,7 +27,9 @@
 //! RFC 4180 (`\r\n` line ends, quotes where needed): a header row, then the same records, one
 //! per row, with the columns of [`CSV_HEADER`]. `record` is `anchor`, `event`, `stub` or
 //! `checkpoint`; cells a record does not use are empty; `fields` and `rules` are JSON arrays;
-//! an empty `purpose`, `guest_id`, `reason` or `justification` cell is null.
+//! an empty `purpose`, `guest_id`, `reason` or `justification` cell is null. The last column,
+//! `value_hashes`, is the event's JSON list of value hashes (REQ-30), empty when it has none;
+//! the verifier also reads exports written before that column existed (20 cells).
 //!
 //! Both encodings of the same range and filter carry the same records, hashes and signatures;
 //! two exports of the same range and filter are byte-for-byte identical (Ed25519 signatures
@@ -48,7 +51,7 @@ pub const EXPORT_DOMAIN: &[u8] = b"guestvault/export/v1";
 /// Events read per page: enough to amortize a query, small enough for flat memory.
 pub const PAGE_EVENTS: usize = 5_000;
 
-pub const CSV_HEADER: [&str; 20] = [
+pub const CSV_HEADER: [&str; 21] = [
     "record",
     "seq",
     "ts",
@@ -69,6 +72,7 @@ pub const CSV_HEADER: [&str; 20] = [
     "signature",
     "export_digest",
     "export_signature",
+    "value_hashes",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -334,7 +338,7 @@ fn push_event_line(out: &mut Vec<u8>, mut canonical: Vec<u8>, prev_hash: &[u8], 
     out.extend_from_slice(b"\"}\n");
 }
 
-fn event_row(e: &ChainedEvent) -> [String; 20] {
+fn event_row(e: &ChainedEvent) -> [String; 21] {
     let ev = &e.event;
     let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -359,12 +363,17 @@ fn event_row(e: &ChainedEvent) -> [String; 20] {
         String::new(),
         String::new(),
         String::new(),
+        if ev.value_hashes.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&ev.value_hashes).unwrap_or_else(|_| "[]".into())
+        },
     ]
 }
 
 /// A row with only the given cells set.
-fn sparse(cells: &[(usize, &str)]) -> [String; 20] {
-    let mut row: [String; 20] = Default::default();
+fn sparse(cells: &[(usize, &str)]) -> [String; 21] {
+    let mut row: [String; 21] = Default::default();
     for (i, v) in cells {
         row[*i] = (*v).to_string();
     }

@@ -8,7 +8,9 @@
 //! `canonical` is the event serialized as compact JSON (UTF-8, no whitespace, serde_json
 //! escaping) with exactly these keys in this order:
 //! `seq, ts, request_id, actor, role, purpose, action, guest_id, fields, outcome, reason,
-//! rules, justification` (absent optional values are `null`). The writer assigns `seq` and
+//! rules, justification` (absent optional values are `null`), then `value_hashes` only when
+//! the event has any (a correction, REQ-30): a list of `{"field","before_hash","after_hash"}`
+//! objects, so every event written before it existed hashes exactly as before. The writer assigns `seq` and
 //! the hashes inside the same transaction as the change the event records, so commit order and
 //! chain order are the same.
 //!
@@ -36,6 +38,19 @@ use crate::crypto::sha256;
 use crate::store::StoreError;
 
 pub const GENESIS_HASH: [u8; 32] = [0u8; 32];
+
+/// A corrected field's keyed hashes (REQ-30): HMAC-SHA256 of the value before and after the
+/// correction under a per-field key derived from the keyring (`Keyring::value_hasher`), hex;
+/// `null` where the field had no value (before) or was removed (after). Never the values: the
+/// key stays in the vault, so the trail alone does not reveal them, yet a value held by an
+/// investigator can be checked against it through the vault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValueHash {
+    pub field: String,
+    pub before_hash: Option<String>,
+    pub after_hash: Option<String>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -78,6 +93,7 @@ pub struct NewEvent {
     pub reason: Option<String>,
     pub rules: Vec<String>,
     pub justification: Option<String>,
+    pub value_hashes: Vec<ValueHash>,
 }
 
 /// A stored event; also the canonical form (field order is the hash contract).
@@ -96,6 +112,10 @@ pub struct Event {
     pub reason: Option<String>,
     pub rules: Vec<String>,
     pub justification: Option<String>,
+    /// Only on corrections; absent from the canonical form when empty (old events hash as
+    /// they always did).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub value_hashes: Vec<ValueHash>,
 }
 
 impl Event {
@@ -164,14 +184,18 @@ fn append_inner(conn: &Connection, event: NewEvent) -> Result<u64, StoreError> {
         reason: event.reason,
         rules: event.rules,
         justification: event.justification,
+        value_hashes: event.value_hashes,
     };
     let hash = event.chain_hash(&prev_hash);
     let fields = serde_json::to_string(&event.fields).unwrap_or_else(|_| "[]".into());
     let rules = serde_json::to_string(&event.rules).unwrap_or_else(|_| "[]".into());
+    // NULL when empty: the column (migration 0005) holds the JSON list only for corrections.
+    let value_hashes = (!event.value_hashes.is_empty())
+        .then(|| serde_json::to_string(&event.value_hashes).unwrap_or_else(|_| "[]".into()));
     conn.prepare_cached(
         "INSERT INTO audit_events (seq, ts, request_id, actor, role, purpose, action, guest_id, fields,
-           outcome, reason, rules, justification, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+           outcome, reason, rules, justification, prev_hash, hash, value_hashes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?
     .execute(params![
         event.seq as i64,
@@ -189,6 +213,7 @@ fn append_inner(conn: &Connection, event: NewEvent) -> Result<u64, StoreError> {
         event.justification,
         prev_hash.as_slice(),
         hash.as_slice(),
+        value_hashes,
     ])?;
     Ok(event.seq)
 }
@@ -204,12 +229,13 @@ pub struct ChainedEvent {
 /// The columns [`chained_from_row`] reads, in order.
 pub(crate) const EVENT_COLUMNS: &str =
     "seq, ts, request_id, actor, role, purpose, action, guest_id, \
-     fields, outcome, reason, rules, justification, prev_hash, hash";
+     fields, outcome, reason, rules, justification, prev_hash, hash, value_hashes";
 
 /// Maps a row selected with [`EVENT_COLUMNS`].
 pub(crate) fn chained_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChainedEvent> {
     let fields: String = r.get(8)?;
     let rules: String = r.get(11)?;
+    let value_hashes: Option<String> = r.get(15)?;
     Ok(ChainedEvent {
         event: Event {
             seq: r.get::<_, i64>(0)? as u64,
@@ -225,6 +251,18 @@ pub(crate) fn chained_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Chaine
             reason: r.get(10)?,
             rules: serde_json::from_str(&rules).unwrap_or_default(),
             justification: r.get(12)?,
+            // A stored list that does not parse recomputes to a different hash: verify
+            // reports the event as tampered rather than dropping the member silently.
+            value_hashes: match value_hashes {
+                None => Vec::new(),
+                Some(v) => serde_json::from_str(&v).unwrap_or_else(|_| {
+                    vec![ValueHash {
+                        field: "(unreadable)".into(),
+                        before_hash: None,
+                        after_hash: None,
+                    }]
+                }),
+            },
         },
         prev_hash: r.get(13)?,
         hash: r.get(14)?,
@@ -307,6 +345,7 @@ mod tests {
             reason: None,
             rules: vec!["roles.front_desk.views.mobile".into()],
             justification: None,
+            value_hashes: Vec::new(),
         }
     }
 
@@ -339,10 +378,22 @@ mod tests {
             reason: None,
             rules: vec![],
             justification: None,
+            value_hashes: Vec::new(),
         };
         assert_eq!(
             String::from_utf8(e.canonical()).unwrap(),
             r#"{"seq":1,"ts":"t","request_id":"r","actor":"a","role":"x","purpose":null,"action":"guest.read","guest_id":null,"fields":[],"outcome":"denied","reason":null,"rules":[],"justification":null}"#
         );
+        // A correction's value hashes come last, only when present (REQ-30).
+        let mut c = e.clone();
+        c.value_hashes = vec![ValueHash {
+            field: "mobile".into(),
+            before_hash: None,
+            after_hash: Some("ab".into()),
+        }];
+        assert!(String::from_utf8(c.canonical()).unwrap().ends_with(
+            r#""justification":null,"value_hashes":[{"field":"mobile","before_hash":null,"after_hash":"ab"}]}"#
+        ));
+        assert_ne!(c.chain_hash(&GENESIS_HASH), e.chain_hash(&GENESIS_HASH));
     }
 }

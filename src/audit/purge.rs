@@ -150,6 +150,7 @@ pub fn purge_audit_before(
             )),
             rules: vec!["audit.retention_days".into()],
             justification: None,
+            value_hashes: Vec::new(),
         },
     )?;
     Ok(plan)

@@ -48,6 +48,17 @@ pub(super) fn new_event(i: u64, at: time::OffsetDateTime) -> NewEvent {
         rules: vec!["roles.front_desk.actions".into()],
         justification: (i.is_multiple_of(3))
             .then(|| "guest at the desk, \"ID\" check, 登记".to_string()),
+        // Every 7th event is a correction with value hashes (REQ-30): exports and the offline
+        // verifier must carry them, and a change to them must break the chain.
+        value_hashes: if i.is_multiple_of(7) {
+            vec![super::ValueHash {
+                field: "mobile".into(),
+                before_hash: (i.is_multiple_of(2)).then(|| "ab".repeat(32)),
+                after_hash: Some("cd".repeat(32)),
+            }]
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -375,4 +386,58 @@ fn public_keys_are_read_as_base64_json_or_pem() {
     assert_eq!(key.key_id(), k.audit_key_id());
     assert!(PublicKey::parse("not a key").is_err());
     assert!(PublicKey::parse(&json.replace("Ed25519", "RSA")).is_err());
+}
+
+/// REQ-30: the value hashes of a correction are covered by the chain in both formats; changing,
+/// dropping or adding one is caught at its seq, and a 20-cell CSV (before the column existed)
+/// still verifies.
+#[test]
+fn a_changed_or_removed_value_hash_is_caught_at_its_seq() {
+    let f = fixture(20);
+    let text = f.jsonl("");
+    let l = lines(&text);
+    let i = line_of(&l, 14);
+    assert!(l[i].contains("\"value_hashes\":[{"), "{}", l[i]);
+    assert!(verify(&text, &f.key()).is_ok());
+    let changed = l[i].replacen(&"cd".repeat(32), &"ce".repeat(32), 1);
+    let removed = {
+        let start = l[i].find(",\"value_hashes\"").unwrap();
+        let end = l[i].find(",\"prev_hash\"").unwrap();
+        format!("{}{}", &l[i][..start], &l[i][end..])
+    };
+    for bad in [changed, removed] {
+        let mut t = l.clone();
+        t[i] = bad;
+        let err = verify(&join(&t), &f.key()).unwrap_err();
+        assert_eq!((err.seq, err.problem), (Some(14), Problem::HashMismatch));
+    }
+    // Added to an event that had none.
+    let mut t = l.clone();
+    let j = line_of(&l, 15);
+    t[j] = t[j].replacen(
+        ",\"prev_hash\"",
+        ",\"value_hashes\":[{\"field\":\"mobile\",\"before_hash\":null,\"after_hash\":null}],\"prev_hash\"",
+        1,
+    );
+    let err = verify(&join(&t), &f.key()).unwrap_err();
+    assert_eq!((err.seq, err.problem), (Some(15), Problem::HashMismatch));
+
+    let csv = String::from_utf8(f.export(&parse_export(Some("format=csv")).unwrap())).unwrap();
+    assert!(verify(&csv, &f.key()).is_ok());
+    let tampered = csv.replacen(&"cd".repeat(32), &"ce".repeat(32), 1);
+    let err = verify(&tampered, &f.key()).unwrap_err();
+    assert_eq!((err.seq, err.problem), (Some(7), Problem::HashMismatch));
+}
+
+#[test]
+fn a_rewritten_value_hash_in_the_database_breaks_the_chain() {
+    let f = fixture(10);
+    assert_eq!(super::verify_chain(&f.conn).unwrap(), Ok(10));
+    f.conn
+        .execute_batch(
+            "DROP TRIGGER audit_events_no_update;
+             UPDATE audit_events SET value_hashes = replace(value_hashes, 'cd', 'ce') WHERE seq = 7;",
+        )
+        .unwrap();
+    assert_eq!(super::verify_chain(&f.conn).unwrap(), Err(7));
 }

@@ -204,6 +204,7 @@ pub fn export_file(
         reason: Some("cli".into()),
         rules: vec![],
         justification: None,
+        value_hashes: Vec::new(),
     };
     let tx = write.transaction_with_behavior(TransactionBehavior::Immediate)?;
     crate::audit::append(&tx, event)?;

@@ -15,7 +15,9 @@ use super::openapi::{GuestPath, PurposeHeader};
 use super::problems::{CreateProblems, ReadProblems, SearchProblems, WriteProblems};
 use super::AppState;
 use crate::policy::JustificationInput;
-use crate::service::{ConsentInput, GuestView, NewGuest, RevealView, StayView};
+use crate::service::{
+    ConsentInput, CorrectionReceipt, GuestView, NewGuest, RevealView, StayView, UpdateOutcome,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -160,16 +162,28 @@ async fn read_guest(
 
 #[utoipa::path(patch, path = "/v1/guests/{id}", tag = "guests", summary = "Correct or remove fields",
     params(GuestPath, PurposeHeader), request_body = UpdateGuestBody,
-    responses((status = 200, description = "the guest after the change", body = GuestView), WriteProblems))]
+    description = "A guest's own token corrects `self_service` fields (contact, preferences) at \
+        once; a correction of any other field (identity, membership) is recorded as a correction \
+        request for a DSR officer to verify: 202 with its id and due date. A cross-field rule \
+        compares only values in the request and stored values the caller sees in plain: a \
+        hidden counterpart must come with the request (`required_for_cross_check`).",
+    responses((status = 200, description = "the guest after the change", body = GuestView),
+        (status = 202, description = "recorded as a correction request", body = CorrectionReceipt),
+        WriteProblems))]
 async fn update_guest(
     State(state): State<AppState>,
     Auth(caller): Auth,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateGuestBody>,
-) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(
-        state.vault.update_guest(&caller, &id, body.fields).await?,
-    ))
+) -> Result<axum::response::Response, ApiError> {
+    Ok(
+        match state.vault.update_guest(&caller, &id, body.fields).await? {
+            UpdateOutcome::Applied(view) => Json(view).into_response(),
+            UpdateOutcome::Requested(receipt) => {
+                (StatusCode::ACCEPTED, Json(receipt)).into_response()
+            }
+        },
+    )
 }
 
 #[utoipa::path(post, path = "/v1/guests/{id}/reveal", tag = "guests", summary = "Reveal fields in plain",

@@ -6,6 +6,7 @@
 mod admin;
 mod audit;
 mod consents;
+mod corrections;
 mod erasure;
 mod error;
 mod extract;
@@ -52,6 +53,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(consents::router())
         .merge(admin::router())
         .merge(erasure::router())
+        .merge(corrections::router())
         .merge(policy::router())
         .merge(audit::router())
         .merge(health::router())
@@ -109,6 +111,12 @@ fn route_action(method: &axum::http::Method, route: &str) -> Option<Action> {
         (M::GET, "/v1/guests/{id}/export") => Action::GuestExport,
         (M::POST, "/v1/guests/{id}/erasure") => Action::GuestErase,
         (M::GET, "/v1/erasure-requests/{request_id}") => Action::GuestErase,
+        (M::PATCH | M::DELETE, "/v1/guests/{id}/stays/{stay_id}") => Action::StayCorrect,
+        (M::GET, "/v1/dsr-requests" | "/v1/dsr-requests/{request_id}") => Action::CorrectionDecide,
+        (
+            M::POST,
+            "/v1/dsr-requests/{request_id}/apply" | "/v1/dsr-requests/{request_id}/reject",
+        ) => Action::CorrectionDecide,
         _ => return None,
     })
 }

@@ -21,6 +21,10 @@ pub enum Action {
     GuestSearch,
     StayCreate,
     StayRead,
+    /// Correct or delete a stay entered in error (issue 12 point 4).
+    StayCorrect,
+    /// List, apply and reject guests' correction requests (issue 12 point 3, REQ-30).
+    CorrectionDecide,
     ConsentRead,
     ConsentWrite,
     GuestExport,
@@ -38,7 +42,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 21] = [
         Self::GuestCreate,
         Self::GuestRead,
         Self::GuestUpdate,
@@ -46,6 +50,8 @@ impl Action {
         Self::GuestSearch,
         Self::StayCreate,
         Self::StayRead,
+        Self::StayCorrect,
+        Self::CorrectionDecide,
         Self::ConsentRead,
         Self::ConsentWrite,
         Self::GuestExport,
@@ -69,6 +75,8 @@ impl Action {
             Self::GuestSearch => "guest.search",
             Self::StayCreate => "stay.create",
             Self::StayRead => "stay.read",
+            Self::StayCorrect => "stay.correct",
+            Self::CorrectionDecide => "correction.decide",
             Self::ConsentRead => "consent.read",
             Self::ConsentWrite => "consent.write",
             Self::GuestExport => "guest.export",

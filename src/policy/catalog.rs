@@ -90,6 +90,9 @@ pub struct FieldSpec {
     pub mask: MaskKind,
     /// Allowed values of an `enum` field.
     pub values: Vec<String>,
+    /// A self-only role (the guest's own token) may correct it directly; any other field it
+    /// asks to correct becomes a correction request a DSR officer verifies (issue 12, REQ-30).
+    pub self_service: bool,
 }
 
 impl FieldSpec {
@@ -124,6 +127,8 @@ struct RawField {
     mask: Option<String>,
     #[serde(default)]
     values: Vec<String>,
+    #[serde(default)]
+    self_service: bool,
     #[serde(default)]
     description: Option<String>,
 }
@@ -252,6 +257,13 @@ impl FieldSpec {
                 "an enum field needs a non-empty `values` list",
             ));
         }
+        if scope == FieldScope::Stay && raw.self_service {
+            errors.push(PolicyError::new(
+                file,
+                &format!("{key}.self_service"),
+                "stay fields are not corrected by the guest",
+            ));
+        }
         if scope == FieldScope::Stay && raw.searchable == Some(true) {
             errors.push(PolicyError::new(
                 file,
@@ -271,6 +283,7 @@ impl FieldSpec {
             searchable: raw.searchable?,
             mask: mask?,
             values: raw.values,
+            self_service: raw.self_service,
         })
     }
 }

@@ -5,16 +5,16 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::corrections::UpdateOutcome;
 use super::fields::write_sealed;
 use super::{Caller, Vault, VaultError};
 use crate::audit::Outcome;
 use crate::crypto::Dek;
+use crate::domain::cross_field::{cross_field_requirements, CROSS_CHECKED};
 use crate::domain::{validate_fields, FieldError, GuestId};
 use crate::policy::{Action, DenyReason, FieldScope, FieldSpec, FieldType, Grant, View};
 use crate::store;
 
-/// Fields whose stored values the cross-field rules need when a correction touches them.
-const CROSS_CHECKED: [&str; 4] = ["id_type", "id_number", "birth_date", "gender"];
 
 #[derive(Debug, Clone, Default)]
 pub struct NewGuest {
@@ -235,6 +235,14 @@ impl Vault {
                 if v == View::Plain { "plain" } else { "masked" },
             );
         }
+        for (name, value, v) in self
+            .registered_view(grant, guest_id, &sealed.wrapped_dek, consent)
+            .await?
+        {
+            view.fields.insert(name.clone(), value);
+            view.views
+                .insert(name, if v == View::Plain { "plain" } else { "masked" });
+        }
         let reason = (!withheld.is_empty())
             .then(|| format!("withheld without separate consent: {}", withheld.join(",")));
         let event = self.event(
@@ -253,7 +261,7 @@ impl Vault {
     /// The fields a patch would remove (`null`) that a law requires keeping for now: a
     /// correction must not bypass the storage-only rule of an erasure (PIPL Art. 47(2)). The
     /// way to end them early is `POST /v1/guests/{id}/erasure`, which restricts them instead.
-    async fn statutory_removals(
+    pub(super) async fn statutory_removals(
         &self,
         gid: &str,
         patch: &Map<String, Value>,
@@ -293,7 +301,7 @@ impl Vault {
         caller: &Caller,
         raw_id: &str,
         patch: Map<String, Value>,
-    ) -> Result<GuestView, VaultError> {
+    ) -> Result<UpdateOutcome, VaultError> {
         let action = Action::GuestUpdate;
         let grant = self.authorize(caller, action, Some(raw_id)).await?;
         let guest_id = self.target(caller, &grant, raw_id).await?;
@@ -315,7 +323,7 @@ impl Vault {
                 )
                 .await);
         }
-        let (sealed, _consent) = self.load_checked(caller, &grant, &guest_id).await?;
+        let (sealed, consent) = self.load_checked(caller, &grant, &guest_id).await?;
         let kept = self.statutory_removals(&gid, &patch).await?;
         if !kept.is_empty() {
             return Err(self
@@ -329,11 +337,28 @@ impl Vault {
                 )
                 .await);
         }
+        // No validation oracle (issue 12): the cross-field rules see only stored values this
+        // caller sees in plain; a hidden counterpart must come with the request.
+        let plain = |n: &str| {
+            self.policies
+                .catalog
+                .get(FieldScope::Guest, n)
+                .is_some_and(|s| {
+                    grant
+                        .field_view(FieldScope::Guest, n, s.is_sensitive(), consent)
+                        .0
+                        == View::Plain
+                })
+        };
         let existing: BTreeMap<String, String> = self
-            .open_fields(&guest_id, &sealed, |n| CROSS_CHECKED.contains(&n))?
+            .open_fields(&guest_id, &sealed, |n| {
+                CROSS_CHECKED.contains(&n) && plain(n)
+            })?
             .into_iter()
             .map(|(k, v)| (k, v.expose().to_string()))
             .collect();
+        let mut required =
+            cross_field_requirements(&patch, plain, existing.get("id_type").map(String::as_str));
         let validated = match validate_fields(
             &self.policies.catalog,
             FieldScope::Guest,
@@ -342,9 +367,18 @@ impl Vault {
             true,
             self.today(),
         ) {
+            Ok(v) if !required.is_empty() => {
+                drop(v);
+                Err(required)
+            }
             Ok(v) if !v.is_empty() => Ok(v),
             Ok(_) => Err(vec![FieldError::new("fields", "required")]),
-            Err(e) => Err(e),
+            Err(e) => {
+                let more: Vec<FieldError> =
+                    e.into_iter().filter(|e| !required.contains(e)).collect();
+                required.extend(more);
+                Err(required)
+            }
         };
         let validated = match validated {
             Ok(v) => v,
@@ -361,6 +395,37 @@ impl Vault {
                     .await)
             }
         };
+        // A guest's own token writes only self-service fields; anything else waits for a DSR
+        // officer to check the document (issue 12, REQ-30).
+        if grant.role().self_only && self.needs_verification(&patch) {
+            return self
+                .request_correction(
+                    caller,
+                    &grant,
+                    &guest_id,
+                    &sealed.wrapped_dek,
+                    &validated,
+                    names,
+                )
+                .await
+                .map(UpdateOutcome::Requested);
+        }
+        let before: BTreeMap<String, crate::domain::Pii> = self
+            .open_fields(&guest_id, &sealed, |n| validated.contains_key(n))?
+            .into_iter()
+            .collect();
+        let value_hashes = self.value_hashes(validated.iter().map(|(k, v)| {
+            (
+                k.as_str(),
+                before.get(k).map(|b| b.expose()),
+                v.as_ref().map(|v| v.expose()),
+            )
+        }));
+        let registered: Vec<String> = validated
+            .keys()
+            .filter(|k| before.contains_key(*k) && self.keeps_registered(k))
+            .cloned()
+            .collect();
         let dek = self.open_dek(&sealed.wrapped_dek, &gid)?;
         let sealed_fields = self.seal_fields(&gid, &dek, &validated)?;
         let now = self.now_ts();
@@ -375,8 +440,9 @@ impl Vault {
                 self.answered_dsr("correction", &now, receipt),
             )
         });
-        // The event says which fields changed, never to what (PIPL Art. 46 correction).
-        let event = self.event(
+        // The event says which fields changed and carries keyed hashes of the values before
+        // and after, never the values (PIPL Art. 46 correction, REQ-30).
+        let mut event = self.event(
             caller,
             action,
             Some(&gid),
@@ -385,12 +451,16 @@ impl Vault {
             None,
             grant.rules().to_vec(),
         );
+        event.value_hashes = value_hashes;
         let write_gid = gid.clone();
         let status = self
             .writer
             .execute(move |c| {
                 let status = store::touch_guest(c, &permit, &write_gid, &now)?;
                 if status == Some(store::GuestStatus::Active) {
+                    for f in &registered {
+                        store::keep_registered(c, &permit, &write_gid, f, &now)?;
+                    }
                     write_sealed(c, &permit, &write_gid, &now, sealed_fields)?;
                     if let Some((subject, row)) = &dsr {
                         store::insert_dsr(c, subject, row)?;
@@ -421,12 +491,15 @@ impl Vault {
             caller.purpose.as_deref(),
             Action::GuestRead,
         ) {
-            Ok(read_grant) => self.read_with(caller, &read_grant, &guest_id).await,
-            Err(_) => Ok(GuestView {
+            Ok(read_grant) => self
+                .read_with(caller, &read_grant, &guest_id)
+                .await
+                .map(UpdateOutcome::Applied),
+            Err(_) => Ok(UpdateOutcome::Applied(GuestView {
                 guest_id: guest_id.to_string(),
                 fields: BTreeMap::new(),
                 views: BTreeMap::new(),
-            }),
+            })),
         }
     }
 

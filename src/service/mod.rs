@@ -5,6 +5,8 @@
 
 mod audit;
 mod consents;
+mod correction_requests;
+mod corrections;
 mod erasure;
 mod export;
 mod fields;
@@ -13,12 +15,18 @@ mod keys;
 mod restore;
 mod retention;
 mod search;
+mod stay_corrections;
 mod stays;
 
 use std::sync::Arc;
 
 pub use audit::{AuditExport, AuditPage, EventOut, PublicKeyInfo};
 pub use consents::{ConsentInput, ConsentRecord, ConsentsView, CHANNELS};
+pub use correction_requests::Decision;
+pub use corrections::{
+    CorrectionDecision, CorrectionDetail, CorrectionReceipt, CorrectionSummary, UpdateOutcome,
+    REGISTERED_PREFIX,
+};
 pub use erasure::{OverdueRequest, Receipt, Retained, ERASURE_REASONS};
 pub use export::EXPORT_FORMAT;
 pub use guests::{GuestView, NewGuest, RevealView};
@@ -93,6 +101,8 @@ pub struct Vault {
     clock: Arc<dyn Clock>,
     /// `access.allow_free_text_justification`: a free-text note besides the reason code.
     free_text_justification: bool,
+    /// Plausible stay dates (`[stays]` in the config).
+    stay_limits: crate::config::StaysConfig,
 }
 
 impl Vault {
@@ -115,6 +125,7 @@ impl Vault {
             readers,
             clock,
             free_text_justification: false,
+            stay_limits: crate::config::StaysConfig::default(),
         }
     }
 
@@ -141,6 +152,12 @@ impl Vault {
             input,
             self.free_text_justification,
         )
+    }
+
+    /// Sets the stay-date limits (`[stays]`; validated by the config loader).
+    pub fn with_stay_limits(mut self, limits: crate::config::StaysConfig) -> Self {
+        self.stay_limits = limits;
+        self
     }
 
     pub fn policies(&self) -> &Policies {
@@ -283,6 +300,7 @@ impl Vault {
             reason: reason.map(str::to_string),
             rules,
             justification: None,
+            value_hashes: Vec::new(),
         }
     }
 

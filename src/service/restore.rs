@@ -27,6 +27,7 @@ impl Vault {
             reason: Some(reason),
             rules: vec![],
             justification: None,
+            value_hashes: Vec::new(),
         };
         self.record(event).await
     }
@@ -93,6 +94,7 @@ impl Vault {
                             )),
                             rules: vec![],
                             justification: None,
+                            value_hashes: Vec::new(),
                         },
                     )?;
                     Ok(true)
@@ -150,6 +152,7 @@ impl Vault {
                         reason: Some(format!("consent withdrawn: {purpose} (re-applied after restore)")),
                         rules: vec![],
                         justification: None,
+                        value_hashes: Vec::new(),
                     },
                 )?;
                 Ok(true)

@@ -148,6 +148,7 @@ impl Vault {
                                     .map(|k| format!("classes.{k}"))
                                     .collect(),
                                 justification: None,
+                                value_hashes: Vec::new(),
                             },
                         )?;
                     }

@@ -80,11 +80,26 @@ impl Vault {
                     .await)
             }
         };
-        let (sealed, _consent) = self.load_checked(caller, &grant, &guest_id).await?;
         let doc: BTreeMap<&str, &str> = validated
             .iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| (k.as_str(), v.expose())))
             .collect();
+        // Plausible dates only (issue 12): a far-future check-out would hold the guest's data
+        // "until then" against any erasure.
+        let errors = self.check_stay_dates(&doc);
+        if !errors.is_empty() {
+            return Err(self
+                .refuse(
+                    caller,
+                    action,
+                    Some(&gid),
+                    names,
+                    VaultError::Validation(errors),
+                    grant.rules().to_vec(),
+                )
+                .await);
+        }
+        let (sealed, _consent) = self.load_checked(caller, &grant, &guest_id).await?;
         let check_out = doc
             .get("check_out")
             .map(|s| s.to_string())

@@ -32,12 +32,25 @@ fn ensure(permit: &Permit) -> Result<(), StoreError> {
     }
 }
 
+/// The latest check-out a stay recorded on day D can plausibly have: D plus the largest
+/// `stays.max_check_in_ahead_days` and `stays.max_stay_days` (730 + 365). Retention reads every
+/// stored check-out (and the guest's `last_checkout`, bounded from its last activity, which a
+/// new stay updates) capped at that, so a retention `until` never lies beyond what the
+/// schedule allows from a plausible date, even for a stay stored before the limits existed
+/// (issue 12 point 4).
+pub const PLAUSIBLE_HORIZON_DAYS: u32 =
+    crate::config::MAX_CHECK_IN_AHEAD_DAYS + crate::config::MAX_STAY_DAYS;
+
 pub fn retention_facts(
     conn: &Connection,
     guest_id: &str,
 ) -> Result<Option<RetentionFacts>, StoreError> {
     let head = conn
-        .prepare_cached("SELECT status, created_at, last_activity_at, last_checkout FROM guests WHERE guest_id = ?1")?
+        .prepare_cached(&format!(
+            "SELECT status, created_at, last_activity_at, \
+             min(last_checkout, date(substr(last_activity_at, 1, 10), '+{PLAUSIBLE_HORIZON_DAYS} days')) \
+             FROM guests WHERE guest_id = ?1"
+        ))?
         .query_row([guest_id], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?))
         })
@@ -51,7 +64,8 @@ pub fn retention_facts(
         .collect::<Result<Vec<String>, _>>()?;
     let stays = conn
         .prepare_cached(
-            "SELECT stay_id, check_out FROM stays WHERE guest_id = ?1 ORDER BY check_out",
+            &format!("SELECT stay_id, min(check_out, date(substr(created_at, 1, 10), '+{PLAUSIBLE_HORIZON_DAYS} days')) \
+             FROM stays WHERE guest_id = ?1 ORDER BY check_out"),
         )?
         .query_map([guest_id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
@@ -102,6 +116,9 @@ pub fn erase_fields(
     for f in fields {
         conn.prepare_cached("DELETE FROM guest_fields WHERE guest_id = ?1 AND field = ?2")?
             .execute(params![guest_id, f])?;
+        // The registered value a correction replaced goes with its field (same class).
+        conn.prepare_cached("DELETE FROM guest_field_history WHERE guest_id = ?1 AND field = ?2")?
+            .execute(params![guest_id, f])?;
         conn.prepare_cached("DELETE FROM blind_index WHERE guest_id = ?1 AND field = ?2")?
             .execute(params![guest_id, f])?;
     }
@@ -139,6 +156,8 @@ pub fn set_status(
 pub fn shred_guest(conn: &Connection, permit: &Permit, guest_id: &str) -> Result<(), StoreError> {
     ensure(permit)?;
     for table in [
+        "guest_field_history",
+        "correction_requests",
         "guest_fields",
         "blind_index",
         "stays",
@@ -211,12 +230,15 @@ pub fn latest_erasure(conn: &Connection, subject: &[u8]) -> Result<Option<DsrRow
         .optional()?)
 }
 
-/// Requests not yet answered (`received`) whose due date is before `today` (ISO dates compare
+/// Requests not yet answered (`received`, or a correction `pending_verification` whose guest
+/// still exists) whose due date is before `today` (ISO dates compare
 /// as text). A `partially_completed` erasure was answered: what it keeps, the law requires.
 pub fn overdue_dsr(conn: &Connection, today: &str) -> Result<Vec<DsrRow>, StoreError> {
     let rows = conn
         .prepare_cached(&format!(
-            "SELECT {DSR_COLUMNS} FROM dsr_requests WHERE status = 'received' AND due_at < ?1 ORDER BY due_at LIMIT 1000"
+            "SELECT {DSR_COLUMNS} FROM dsr_requests WHERE due_at < ?1 AND (status = 'received'
+               OR (status = 'pending_verification' AND request_id IN (SELECT request_id FROM correction_requests)))
+             ORDER BY due_at LIMIT 1000"
         ))?
         .query_map([today], dsr_from)?
         .collect::<Result<Vec<_>, _>>()?;

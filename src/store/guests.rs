@@ -66,6 +66,8 @@ const READ_ACTIONS: &[Action] = &[
     Action::GuestErase,
     Action::StayRead,
     Action::StayCreate,
+    Action::StayCorrect,
+    Action::CorrectionDecide,
     Action::AdminKeys,
     Action::AdminRetention,
 ];
@@ -74,6 +76,8 @@ const WRITE_ACTIONS: &[Action] = &[
     Action::ConsentWrite,
     Action::GuestUpdate,
     Action::StayCreate,
+    Action::StayCorrect,
+    Action::CorrectionDecide,
     Action::GuestErase,
     Action::AdminKeys,
     Action::AdminRetention,

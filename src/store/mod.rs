@@ -2,6 +2,7 @@
 //! of read-only connections, and the SQL for each table. Functions that read or write personal
 //! data take a [`Permit`](crate::policy::Permit), which only the policy module mints.
 
+mod corrections;
 mod erasure;
 mod guests;
 mod keys;
@@ -13,6 +14,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
 
+pub use corrections::*;
 pub use erasure::*;
 pub use guests::*;
 pub use keys::*;
@@ -58,6 +60,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0002_dsr.sql")),
         M::up(include_str!("../../migrations/0003_audit_guards.sql")),
         M::up(include_str!("../../migrations/0004_dsr_corrections.sql")),
+        M::up(include_str!("../../migrations/0005_corrections.sql")),
     ])
 }
 

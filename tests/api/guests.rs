@@ -333,14 +333,15 @@ async fn correction_changes_the_value_and_the_index() {
     };
     assert_eq!(search("13812345678").await.body["guest_ids"], json!([]));
     assert_eq!(search("13900002222").await.body["guest_ids"], json!([id]));
-    // A birth date that contradicts the stored resident ID is refused.
+    // A birth date that contradicts the resident ID is refused. The PMS sees the stored ID
+    // only masked, so it sends the ID with the birth date (no validation oracle, issue 12).
     let r = app
         .call(
             Method::PATCH,
             &format!("/v1/guests/{id}"),
             Some("pms"),
             Some("check_in"),
-            Some(json!({"fields":{"birth_date":"1950-01-01"}})),
+            Some(json!({"fields":{"birth_date":"1950-01-01","id_type":"cn_resident_id","id_number":"11010519491231002X"}})),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -128,8 +128,12 @@ async fn the_document_is_openapi_3_1_with_bearer_auth_purposes_and_problem_codes
             let id = format!("{method} {path}");
             let params = op["parameters"].as_array().cloned().unwrap_or_default();
             let purpose = params.iter().find(|p| p["name"] == "X-Purpose");
-            // Personal-data routes: everything about a guest, stays, consents, erasure requests.
-            if path.starts_with("/v1/guests") || path.starts_with("/v1/erasure-requests") {
+            // Personal-data routes: everything about a guest, stays, consents, erasure and
+            // correction requests.
+            if path.starts_with("/v1/guests")
+                || path.starts_with("/v1/erasure-requests")
+                || path.starts_with("/v1/dsr-requests")
+            {
                 let p = purpose.unwrap_or_else(|| panic!("{id} lacks X-Purpose"));
                 assert_eq!(
                     (p["in"].as_str(), p["required"].as_bool()),

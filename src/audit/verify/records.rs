@@ -113,6 +113,7 @@ struct RawRecord {
     signature: Option<String>,
     export_digest: Option<String>,
     export_signature: Option<String>,
+    value_hashes: Option<Vec<crate::audit::ValueHash>>,
 }
 
 pub(in crate::audit) fn json_record(line: &[u8]) -> Result<Record, String> {
@@ -136,7 +137,8 @@ pub(in crate::audit) fn json_record(line: &[u8]) -> Result<Record, String> {
 }
 
 pub(super) fn csv_record(row: &csv::ByteRecord) -> Result<Record, String> {
-    if row.len() != CSV_HEADER.len() {
+    // Exports written before `value_hashes` existed have one cell less.
+    if row.len() != CSV_HEADER.len() && row.len() != CSV_HEADER.len() - 1 {
         return Err(format!(
             "expected {} cells, found {}",
             CSV_HEADER.len(),
@@ -191,6 +193,15 @@ pub(super) fn csv_record(row: &csv::ByteRecord) -> Result<Record, String> {
         signature: text(17)?,
         export_digest: text(18)?,
         export_signature: text(19)?,
+        value_hashes: match row.len() > 20 {
+            true => text(20)?
+                .map(|v| {
+                    serde_json::from_str(&v)
+                        .map_err(|_| "`value_hashes` is not a list of value hashes".to_string())
+                })
+                .transpose()?,
+            false => None,
+        },
     };
     build(kind, raw)
 }
@@ -238,6 +249,7 @@ fn build(kind: &str, raw: RawRecord) -> Result<Record, String> {
             )
             .chain([&raw.export_signature, &raw.format].iter())
             .any(|v| v.is_some())
+                || raw.value_hashes.is_some()
                 || raw.fields.is_some()
                 || raw.rules.is_some();
             if extra {
@@ -277,6 +289,7 @@ fn build(kind: &str, raw: RawRecord) -> Result<Record, String> {
                 reason: raw.reason,
                 rules: raw.rules.ok_or("event record lacks `rules`")?,
                 justification: raw.justification,
+                value_hashes: raw.value_hashes.unwrap_or_default(),
             };
             let prev_hash = hash32(raw.prev_hash, "prev_hash")?;
             Ok(Record::Event {
