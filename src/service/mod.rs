@@ -3,6 +3,7 @@
 //! audit event in the same transaction as its data change; reads answer only after their event
 //! has committed. If the audit event cannot be written the operation fails and no data leaves.
 
+mod alerts;
 mod audit;
 mod consents;
 mod erasure;
@@ -17,6 +18,7 @@ mod stays;
 
 use std::sync::Arc;
 
+pub use alerts::SecurityEvent;
 pub use audit::{AuditExport, AuditPage, EventOut, PublicKeyInfo};
 pub use consents::{ConsentInput, ConsentRecord, ConsentsView, CHANNELS};
 pub use erasure::{OverdueRequest, Receipt, Retained, ERASURE_REASONS};
@@ -64,6 +66,8 @@ pub enum VaultError {
     Store(#[from] StoreError),
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("an audit verification is already running")]
+    VerifyInProgress,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -91,6 +95,10 @@ pub struct Vault {
     writer: Writer,
     readers: Arc<Readers>,
     clock: Arc<dyn Clock>,
+    /// The database file `GET /v1/audit/verify` opens its own connection on.
+    verify_db: Option<std::path::PathBuf>,
+    /// Set while a verification runs (one at a time).
+    verifying: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Vault {
@@ -112,7 +120,15 @@ impl Vault {
             writer,
             readers,
             clock,
+            verify_db: None,
+            verifying: Arc::default(),
         }
+    }
+
+    /// The database file audit verification reads, on a connection of its own.
+    pub fn with_verify_db(mut self, db: &std::path::Path) -> Self {
+        self.verify_db = Some(db.to_owned());
+        self
     }
 
     pub fn policies(&self) -> &Policies {
