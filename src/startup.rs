@@ -206,7 +206,9 @@ impl App {
         ];
         let acceptor = match self.tls {
             Some((tls, hangup)) => {
-                tasks.push(tokio::spawn(crate::tls::reload_on_sighup(tls.certs, hangup)));
+                tasks.push(tokio::spawn(crate::tls::reload_on_sighup(
+                    tls.certs, hangup,
+                )));
                 Some(tls.acceptor)
             }
             None => None,

@@ -91,7 +91,9 @@ pub struct Tls {
 
 impl std::fmt::Debug for Tls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tls").field("certs", &self.certs).finish_non_exhaustive()
+        f.debug_struct("Tls")
+            .field("certs", &self.certs)
+            .finish_non_exhaustive()
     }
 }
 
@@ -130,9 +132,12 @@ impl Tls {
                         ca_file.display()
                     );
                 }
-                let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider())
-                    .build()
-                    .map_err(|e| anyhow::anyhow!("config key server.tls_client_ca_file: {e}"))?;
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(roots.into(), provider())
+                        .build()
+                        .map_err(|e| {
+                            anyhow::anyhow!("config key server.tls_client_ca_file: {e}")
+                        })?;
                 builder.with_client_cert_verifier(verifier)
             }
         };
@@ -169,7 +174,9 @@ pub async fn reload_on_sighup(certs: Arc<CertStore>, mut hup: Hangup) {
     while hup.recv().await.is_some() {
         match certs.reload() {
             Ok(()) => tracing::info!("TLS certificate reloaded"),
-            Err(e) => tracing::error!(error = %e, "TLS certificate not reloaded; the old one stays"),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS certificate not reloaded; the old one stays")
+            }
         }
     }
 }

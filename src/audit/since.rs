@@ -38,7 +38,8 @@ fn head_seq(conn: &Connection) -> Result<Option<u64>, StoreError> {
 /// The whole trail, with the range it covered.
 pub fn full(conn: &Connection, public_key: &[u8]) -> Result<RangeVerification, StoreError> {
     let result = checkpoint::verify_store(conn, public_key)?;
-    let from: Option<i64> = conn.query_row("SELECT min(seq) FROM audit_events", [], |r| r.get(0))?;
+    let from: Option<i64> =
+        conn.query_row("SELECT min(seq) FROM audit_events", [], |r| r.get(0))?;
     Ok(RangeVerification {
         result,
         mode: "full",

@@ -235,7 +235,10 @@ pub(super) fn validate(
 ) -> Result<(), (String, String)> {
     let bad = |k: &str, m: &str| Err((k.to_string(), m.to_string()));
     for (key, secs) in [
-        ("server.header_read_timeout_secs", server.header_read_timeout_secs),
+        (
+            "server.header_read_timeout_secs",
+            server.header_read_timeout_secs,
+        ),
         ("server.idle_timeout_secs", server.idle_timeout_secs),
         ("server.request_timeout_secs", server.request_timeout_secs),
     ] {
@@ -260,8 +263,18 @@ pub(super) fn validate(
         );
     }
     match (&server.tls_cert_file, &server.tls_key_file) {
-        (Some(_), None) => return bad("server.tls_key_file", "must be set with server.tls_cert_file"),
-        (None, Some(_)) => return bad("server.tls_cert_file", "must be set with server.tls_key_file"),
+        (Some(_), None) => {
+            return bad(
+                "server.tls_key_file",
+                "must be set with server.tls_cert_file",
+            )
+        }
+        (None, Some(_)) => {
+            return bad(
+                "server.tls_cert_file",
+                "must be set with server.tls_key_file",
+            )
+        }
         _ => {}
     }
     if server.tls_client_ca_file.is_some() && server.tls_cert_file.is_none() {
@@ -272,13 +285,17 @@ pub(super) fn validate(
     }
     for (key, rate) in budgets.all_rates() {
         if rate.per_min == 0 {
-            return bad(&format!("{key}: per_min"), "must be at least 1");
+            return bad(&format!("{key}_per_min"), "must be at least 1");
         }
         if rate.burst == 0 {
-            return bad(&format!("{key}: burst"), "must be at least 1");
+            return bad(&format!("{key}_burst"), "must be at least 1");
         }
     }
-    if budgets.roles.keys().any(|r| !crate::policy::is_identifier(r)) {
+    if budgets
+        .roles
+        .keys()
+        .any(|r| !crate::policy::is_identifier(r))
+    {
         return bad("budgets.roles", "must be role names");
     }
     if budgets.max_tracked < 16 {

@@ -39,6 +39,9 @@ use crate::service::{SecurityEvent, Vault};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SearchMiss;
 
+/// How long after a refusal a principal pays its `denied` cell up front.
+const SUSPECT_FOR: Duration = Duration::from_secs(60);
+
 /// `sub` and role of a verified token.
 type Principal = (String, String);
 
@@ -117,6 +120,9 @@ pub struct Limits {
     auth_failures: Bucket<IpAddr>,
     /// Principals whose `denied` bucket ran dry, until when.
     blocked: Mutex<HashMap<Principal, Instant>>,
+    /// Principals refused within the last minute: each of their requests takes its `denied`
+    /// cell up front, so many requests in flight at once cannot overrun the bucket.
+    suspects: Mutex<HashMap<Principal, Instant>>,
     ip_blocked: Mutex<HashMap<IpAddr, Instant>>,
     throttled: Mutex<HashMap<Principal, Throttled>>,
     windows: Mutex<HashMap<(String, &'static str), Window>>,
@@ -147,6 +153,7 @@ impl Limits {
                 burst: b.auth_failures_burst,
             }),
             blocked: Mutex::default(),
+            suspects: Mutex::default(),
             ip_blocked: Mutex::default(),
             throttled: Mutex::default(),
             windows: Mutex::default(),
@@ -163,27 +170,54 @@ impl Limits {
             .or_else(|| self.buckets.get(&(class, None)))
     }
 
-    /// `Err(wait)` if `who` may not make a request of `class` now.
-    fn admit(&self, who: &Principal, class: RouteClass) -> Result<(), (Duration, RouteClass)> {
+    /// `Err(wait)` if `who` may not make a request of `class` now; `Ok(true)` when the
+    /// request already paid its `denied` cell.
+    fn admit(&self, who: &Principal, class: RouteClass) -> Result<bool, (Duration, RouteClass)> {
         if !self.enabled {
-            return Ok(());
+            return Ok(false);
         }
         if let Some(wait) = still_blocked(&self.blocked, who) {
             return Err((wait, RouteClass::Denied));
         }
+        let suspect = lock(&self.suspects)
+            .get(who)
+            .is_some_and(|t| t.elapsed() < SUSPECT_FOR);
+        if suspect {
+            if let Err(wait) = self.take_denied(who) {
+                return Err((wait, RouteClass::Denied));
+            }
+        }
         match self.bucket(class, &who.1) {
-            Some(b) => b.take(who).map_err(|wait| (wait, class)),
-            None => Ok(()),
+            Some(b) => b.take(who).map(|()| suspect).map_err(|wait| (wait, class)),
+            None => Ok(suspect),
         }
     }
 
-    /// A refusal (403/404) answered to `who`: draws on its `denied` bucket.
-    fn refused(&self, who: &Principal) {
+    /// Takes a `denied` cell; an empty bucket blocks the principal until it refills.
+    fn take_denied(&self, who: &Principal) -> Result<(), Duration> {
+        match self.bucket(RouteClass::Denied, &who.1).map(|b| b.take(who)) {
+            Some(Err(wait)) => {
+                lock(&self.blocked).insert(who.clone(), Instant::now() + wait);
+                Err(wait)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A refusal (403/404) answered to `who`: draws on its `denied` bucket unless the
+    /// request paid up front.
+    fn refused(&self, who: &Principal, prepaid: bool) {
         if !self.enabled {
             return;
         }
-        if let Some(Err(wait)) = self.bucket(RouteClass::Denied, &who.1).map(|b| b.take(who)) {
-            lock(&self.blocked).insert(who.clone(), Instant::now() + wait);
+        {
+            let mut suspects = lock(&self.suspects);
+            if suspects.len() < self.max_tracked || suspects.contains_key(who) {
+                suspects.insert(who.clone(), Instant::now());
+            }
+        }
+        if !prepaid {
+            let _ = self.take_denied(who);
         }
     }
 
@@ -247,6 +281,7 @@ impl Limits {
         self.auth_failures.prune(self.max_tracked);
         let now = Instant::now();
         lock(&self.blocked).retain(|_, until| *until > now);
+        lock(&self.suspects).retain(|_, t| now.duration_since(*t) < SUSPECT_FOR);
         lock(&self.ip_blocked).retain(|_, until| *until > now);
         let window = Duration::from_secs(self.alerts.window_secs);
         lock(&self.windows).retain(|_, v| now.duration_since(v.started) < window);
@@ -338,10 +373,13 @@ pub(crate) async fn budgets(State(state): State<AppState>, req: Request, next: N
         }
     };
     let who: Principal = (principal.sub, principal.role);
-    if let Err((wait, why)) = limits.admit(&who, class) {
-        limits.count_throttled(&who, why);
-        return rate_limited(wait);
-    }
+    let prepaid = match limits.admit(&who, class) {
+        Ok(prepaid) => prepaid,
+        Err((wait, why)) => {
+            limits.count_throttled(&who, why);
+            return rate_limited(wait);
+        }
+    };
     let self_only = state
         .vault
         .policies()
@@ -354,7 +392,11 @@ pub(crate) async fn budgets(State(state): State<AppState>, req: Request, next: N
         axum::extract::RawPathParams::from_request_parts(&mut parts, &state)
             .await
             .ok()
-            .and_then(|p| p.iter().find(|(n, _)| *n == "id").map(|(_, v)| v.to_string()))
+            .and_then(|p| {
+                p.iter()
+                    .find(|(n, _)| *n == "id")
+                    .map(|(_, v)| v.to_string())
+            })
     } else {
         None
     };
@@ -373,7 +415,7 @@ pub(crate) async fn budgets(State(state): State<AppState>, req: Request, next: N
     };
     match status {
         403 | 404 => {
-            limits.refused(&who);
+            limits.refused(&who, prepaid);
             if self_only && target.as_deref().is_some_and(|t| t != who.0) {
                 alert("guest_probing", limits.alerts.guest_probes);
             }
@@ -480,21 +522,48 @@ mod tests {
 
     #[test]
     fn routes_fall_into_their_classes() {
-        assert_eq!(classify(&Method::POST, "/v1/guests/search"), Some(RouteClass::Searches));
-        assert_eq!(classify(&Method::POST, "/v1/guests/{id}/reveal"), Some(RouteClass::Reveals));
-        assert_eq!(classify(&Method::GET, "/v1/guests/{id}/export"), Some(RouteClass::Exports));
-        assert_eq!(classify(&Method::GET, "/v1/audit/export"), Some(RouteClass::Exports));
-        assert_eq!(classify(&Method::GET, "/v1/guests/{id}"), Some(RouteClass::Reads));
-        assert_eq!(classify(&Method::PATCH, "/v1/guests/{id}"), Some(RouteClass::Writes));
-        assert_eq!(classify(&Method::POST, "/v1/guests"), Some(RouteClass::Writes));
+        assert_eq!(
+            classify(&Method::POST, "/v1/guests/search"),
+            Some(RouteClass::Searches)
+        );
+        assert_eq!(
+            classify(&Method::POST, "/v1/guests/{id}/reveal"),
+            Some(RouteClass::Reveals)
+        );
+        assert_eq!(
+            classify(&Method::GET, "/v1/guests/{id}/export"),
+            Some(RouteClass::Exports)
+        );
+        assert_eq!(
+            classify(&Method::GET, "/v1/audit/export"),
+            Some(RouteClass::Exports)
+        );
+        assert_eq!(
+            classify(&Method::GET, "/v1/guests/{id}"),
+            Some(RouteClass::Reads)
+        );
+        assert_eq!(
+            classify(&Method::PATCH, "/v1/guests/{id}"),
+            Some(RouteClass::Writes)
+        );
+        assert_eq!(
+            classify(&Method::POST, "/v1/guests"),
+            Some(RouteClass::Writes)
+        );
         assert_eq!(classify(&Method::GET, "/healthz"), None);
         assert_eq!(classify(&Method::GET, "/metrics"), None);
     }
 
     #[test]
     fn peers_are_reported_by_network() {
-        assert_eq!(peer_network("203.0.113.77".parse().unwrap()), "203.0.113.0/24");
-        assert_eq!(peer_network("2001:db8:1:2::9".parse().unwrap()), "2001:db8:1::/48");
+        assert_eq!(
+            peer_network("203.0.113.77".parse().unwrap()),
+            "203.0.113.0/24"
+        );
+        assert_eq!(
+            peer_network("2001:db8:1:2::9".parse().unwrap()),
+            "2001:db8:1::/48"
+        );
     }
 
     #[test]
@@ -505,11 +574,11 @@ mod tests {
         let limits = Limits::from_config(&config);
         let a: Principal = ("a".into(), "front_desk".into());
         let b: Principal = ("b".into(), "front_desk".into());
-        for _ in 0..3 {
-            limits.refused(&a);
-            assert!(limits.admit(&a, RouteClass::Reads).is_ok());
-        }
-        limits.refused(&a);
+        limits.refused(&a, false);
+        // A refused principal pays up front from now on.
+        assert_eq!(limits.admit(&a, RouteClass::Reads), Ok(true));
+        assert_eq!(limits.admit(&a, RouteClass::Reads), Ok(true));
+        assert_eq!(limits.admit(&b, RouteClass::Reads), Ok(false));
         let (wait, class) = limits.admit(&a, RouteClass::Reads).unwrap_err();
         assert_eq!(class, RouteClass::Denied);
         assert!(wait > Duration::from_secs(30), "{wait:?}");

@@ -10,9 +10,9 @@ use tokio::sync::mpsc;
 
 use super::{Caller, Vault, VaultError};
 use crate::audit::checkpoint;
-use crate::audit::since::{self, RangeVerification};
 use crate::audit::export::{Export, ExportError, PAGE_EVENTS};
 use crate::audit::query::{self, ExportFormat};
+use crate::audit::since::{self, RangeVerification};
 use crate::audit::{ChainedEvent, Event, Outcome};
 use crate::crypto::hex;
 use crate::policy::Action;
@@ -172,7 +172,9 @@ impl Vault {
         raw_query: Option<&str>,
     ) -> Result<RangeVerification, VaultError> {
         let full = self
-            .audited(caller, Action::AuditVerify, raw_query, parse_verify, |_| None)
+            .audited(caller, Action::AuditVerify, raw_query, parse_verify, |_| {
+                None
+            })
             .await?;
         let Some(slot) = VerifySlot::take(&self.verifying) else {
             return Err(VaultError::VerifyInProgress);

@@ -2,9 +2,11 @@
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly by design")]
 mod audit;
 mod audit_safety;
+mod budgets;
 mod canary;
 mod cli;
 mod consents;
+mod edge;
 mod erasure;
 mod errors;
 mod guests;
@@ -14,3 +16,4 @@ mod logs;
 mod metrics;
 mod openapi;
 mod startup;
+mod tls;
