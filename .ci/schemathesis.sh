@@ -39,8 +39,22 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 export GUESTVAULT_STORAGE_DATA_DIR=$work/data
 export GUESTVAULT_SERVER_LISTEN=127.0.0.1:$port
 export GUESTVAULT_RETENTION_SWEEP_INTERVAL_SECS=0
+# Budgets stay on (every answer is still checked against the document), but high enough that
+# the generated requests, mostly refusals and random ids, are not throttled into 429s.
+budgets=""
+for class in reads searches reveals exports writes denied; do
+    budgets+="${class}_per_min = 6000000"$'\n'"${class}_burst = 100000"$'\n'
+done
+cat >"$work/guestvault.toml" <<TOML
+[budgets]
+${budgets}auth_failures_per_min = 6000000
+auth_failures_burst = 100000
+
+[budgets.roles.pms]
+${budgets}
+TOML
 "$BIN" init >/dev/null
-"$BIN" serve >"$work/server.log" 2>&1 &
+"$BIN" serve --config "$work/guestvault.toml" >"$work/server.log" 2>&1 &
 server=$!
 
 # Real data for the generated requests to find (half of the path ids come from here, the

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod limits;
+pub use limits::{AlertsConfig, BudgetsConfig, Rate, RoleBudgets, RouteClass};
+
 pub const DEFAULT_CONFIG_FILE: &str = "guestvault.toml";
 const ENV_PREFIX: &str = "GUESTVAULT_";
 /// Largest `auth.leeway_secs`: clock skew beyond five minutes is a broken clock, and a large
@@ -47,6 +50,8 @@ pub struct Config {
     pub log: LogConfig,
     pub metrics: MetricsConfig,
     pub stays: StaysConfig,
+    pub budgets: BudgetsConfig,
+    pub alerts: AlertsConfig,
 }
 
 /// Plausible stay dates (issue 12 point 4): a stay dated years ahead would hold the guest's
@@ -132,6 +137,36 @@ pub struct ServerConfig {
     pub listen: String,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Seconds a connection may take to send a complete request header (also while it waits
+    /// for the next request on a kept-alive connection).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection may sit with no traffic and no request in flight.
+    pub idle_timeout_secs: u64,
+    /// Seconds a request may take from its header to its response header (408 after).
+    pub request_timeout_secs: u64,
+    /// Open connections at most; over it a new connection is accepted and closed at once.
+    pub max_connections: usize,
+    /// Extra connection slots only peers in `reserved_networks` may use (health probes).
+    pub reserved_connections: usize,
+    /// Who may use the reserved slots. Default: loopback.
+    pub reserved_networks: Vec<String>,
+    /// PEM certificate chain: with `tls_key_file`, the server speaks HTTPS only.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates: when set, every connection must present a client certificate
+    /// signed by one of them (system callers only).
+    pub tls_client_ca_file: Option<PathBuf>,
+}
+
+impl ServerConfig {
+    /// The `reserved_networks`, parsed (validated at load).
+    pub fn reserved(&self) -> Vec<ipnet::IpNet> {
+        self.reserved_networks
+            .iter()
+            .filter_map(|s| parse_network(s))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -224,6 +259,15 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 64 * 1024,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            request_timeout_secs: 60,
+            max_connections: 4096,
+            reserved_connections: 32,
+            reserved_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_file: None,
         }
     }
 }
@@ -405,6 +449,9 @@ impl Config {
         {
             return Err(bad("metrics.bearer_roles", "must be role names"));
         }
+        if let Err((key, message)) = limits::validate(&self.server, &self.budgets, &self.alerts) {
+            return Err(bad(&key, &message));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(bad("log.format", "must be `text` or `json`"));
         }
@@ -495,7 +542,7 @@ impl Config {
 }
 
 /// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: [&str; 2] = ["allow", "bearer_roles"];
+const LIST_KEYS: [&str; 3] = ["allow", "bearer_roles", "reserved_networks"];
 
 /// Environment values are TOML when they parse as a number or boolean and the key takes one;
 /// else strings (`GUESTVAULT_AUTH_AUDIENCE=12345` is the string `"12345"`). List keys take

@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`config`]: typed configuration (file + `GUESTVAULT_*` env + `*_file` secrets).
 //! - [`startup`]: `App::build` → `port()` / `run_until_stopped()`.
+//! - [`serve`]: the accept loop: header-read, idle and connection limits, TLS handshakes.
+//! - [`tls`]: HTTPS with rustls, certificate reload on SIGHUP, client certificates.
 //! - [`http`]: routes, extractors, problem+json errors, `/metrics`, and the OpenAPI document
 //!   generated from the handlers (`/openapi.json`); never touches storage.
 //! - [`auth`]: JWT verification, `Principal`.
@@ -31,6 +33,8 @@ pub mod ledger;
 pub mod metrics;
 pub mod ops;
 pub mod policy;
+pub mod serve;
 pub mod service;
 pub mod startup;
 pub mod store;
+pub mod tls;

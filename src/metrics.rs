@@ -37,6 +37,9 @@ pub const SWEEP_GUESTS_ERASED: &str = "guestvault_retention_guests_erased_total"
 pub const SWEEP_FIELDS: &str = "guestvault_retention_fields_purged_total";
 pub const SWEEP_STAYS: &str = "guestvault_retention_stays_purged_total";
 pub const BUILD_INFO: &str = "guestvault_build_info";
+pub const HTTP_CONNECTIONS_REFUSED: &str = "guestvault_http_connections_refused_total";
+pub const RATE_LIMITED: &str = "guestvault_rate_limited_total";
+pub const SECURITY_ALERTS: &str = "guestvault_security_alerts_total";
 
 /// HTTP latency buckets, in seconds: sub-millisecond reads to multi-second exports.
 const LATENCY_BUCKETS_S: [f64; 14] = [
@@ -99,6 +102,18 @@ fn describe() {
     );
     describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being served");
     describe_gauge!(HTTP_CONNECTIONS, "open client connections");
+    describe_counter!(
+        HTTP_CONNECTIONS_REFUSED,
+        "connections closed at once because server.max_connections were open"
+    );
+    describe_counter!(
+        RATE_LIMITED,
+        "requests answered 429 rate_limited, by budget class"
+    );
+    describe_counter!(
+        SECURITY_ALERTS,
+        "security alerts raised, by kind (see [alerts] in the README)"
+    );
     describe_histogram!(
         WRITER_BATCH,
         Unit::Count,

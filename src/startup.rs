@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use crate::auth::Authenticator;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::http::{app, AppState, Peer, ScrapeAccess};
+use crate::http::{app, AppState, ScrapeAccess};
 use crate::policy::Policies;
 use crate::service::Vault;
 use crate::store::{self, Readers, Writer};
@@ -24,6 +24,8 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     max_body_bytes: usize,
+    edge: crate::serve::Edge,
+    tls: Option<(crate::tls::Tls, crate::tls::Hangup)>,
     sweep_interval: Duration,
     checkpoint_interval: Duration,
     writer_thread: std::thread::JoinHandle<()>,
@@ -102,7 +104,8 @@ pub fn open_vault_at(
         clock,
     )
     .with_free_text_justification(config.access.allow_free_text_justification)
-    .with_stay_limits(config.stays.clone());
+    .with_stay_limits(config.stays.clone())
+    .with_verify_db(db);
     Ok((vault, writer_thread))
 }
 
@@ -141,6 +144,11 @@ impl App {
 
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let auth = Authenticator::from_config(&config)?;
+        // Bad certificate files stop the start, naming their key.
+        let tls = match crate::tls::Tls::from_config(&config.server)? {
+            Some(tls) => Some((tls, crate::tls::hangup()?)),
+            None => None,
+        };
         let lock = crate::ops::lock_data_dir(&config.storage.data_dir)?;
         let (vault, writer_thread) = open_vault(&config, clock)?;
         let listener = TcpListener::bind(&config.server.listen)
@@ -157,8 +165,11 @@ impl App {
                 vault,
                 auth: Arc::new(auth),
                 scrape: Arc::new(ScrapeAccess::from_config(&config.metrics)),
+                limits: Arc::new(crate::http::limits::Limits::from_config(&config)),
             },
             max_body_bytes: config.server.max_body_bytes,
+            edge: crate::serve::Edge::from_config(&config.server),
+            tls,
             sweep_interval: Duration::from_secs(config.retention.sweep_interval_secs),
             checkpoint_interval: Duration::from_secs(config.audit.checkpoint_interval_secs),
             writer_thread,
@@ -193,7 +204,17 @@ impl App {
                 self.checkpoint_interval,
             )),
             tokio::spawn(watch_keyring(self.state.vault.clone())),
+            tokio::spawn(crate::http::limits::report_forever(self.state.clone())),
         ];
+        let acceptor = match self.tls {
+            Some((tls, hangup)) => {
+                tasks.push(tokio::spawn(crate::tls::reload_on_sighup(
+                    tls.certs, hangup,
+                )));
+                Some(tls.acceptor)
+            }
+            None => None,
+        };
         if let Some(handle) = metrics {
             tasks.push(tokio::spawn(metrics_upkeep(handle)));
         }
@@ -203,10 +224,7 @@ impl App {
                 self.sweep_interval,
             )));
         }
-        let service = router.into_make_service_with_connect_info::<Peer>();
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(signal)
-            .await;
+        let served = crate::serve::serve(self.listener, router, self.edge, acceptor, signal).await;
         // The background tasks hold writer handles: stop them, or the writer never ends.
         for t in &tasks {
             t.abort();
@@ -214,6 +232,8 @@ impl App {
         for t in tasks {
             let _ = t.await;
         }
+        // What was throttled since the last report is written now, before the last checkpoint.
+        crate::http::limits::report_throttled(&self.state).await;
         if let Err(e) = self.state.vault.checkpoint_now().await {
             tracing::error!(error = %e, "could not sign the shutdown audit checkpoint");
         }

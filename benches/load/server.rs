@@ -10,6 +10,14 @@ use guestvault::config::Config;
 
 /// The binary cargo built alongside this bench (release for `cargo bench`).
 pub const BINARY: &str = env!("CARGO_BIN_EXE_guestvault");
+const BENCH_BUDGETS: [(&str, &str); 6] = [
+    ("GUESTVAULT_BUDGETS_READS_PER_MIN", "60000000"),
+    ("GUESTVAULT_BUDGETS_READS_BURST", "1000000"),
+    ("GUESTVAULT_BUDGETS_SEARCHES_PER_MIN", "60000000"),
+    ("GUESTVAULT_BUDGETS_SEARCHES_BURST", "1000000"),
+    ("GUESTVAULT_BUDGETS_WRITES_PER_MIN", "60000000"),
+    ("GUESTVAULT_BUDGETS_WRITES_BURST", "1000000"),
+];
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -69,6 +77,9 @@ impl Server {
         cmd.arg("serve")
             .env("GUESTVAULT_STORAGE_DATA_DIR", data_dir)
             .env("GUESTVAULT_SERVER_LISTEN", format!("127.0.0.1:{port}"))
+            // Budgets on, but far above the load one token per role drives here (the budget
+            // check still runs on every request, so its cost is measured).
+            .envs(BENCH_BUDGETS.iter().map(|(k, v)| (*k, *v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);

@@ -25,6 +25,7 @@ pub mod checkpoint;
 pub mod export;
 pub mod purge;
 pub mod query;
+pub mod since;
 #[cfg(test)]
 mod store_tests;
 #[cfg(test)]

@@ -13,10 +13,10 @@ use axum::{Json, Router};
 use super::error::ApiError;
 use super::extract::Auth;
 use super::openapi::{AuditExportParams, AuditQueryParams};
-use super::problems::{OpsProblems, OpsQueryProblems, TokenOnlyProblems};
+use super::problems::{OpsQueryProblems, TokenOnlyProblems, VerifyProblems};
 use super::AppState;
-use crate::audit::checkpoint::StoreVerification;
 use crate::audit::query::ExportFormat;
+use crate::audit::since::RangeVerification;
 use crate::service::{AuditPage, PublicKeyInfo};
 
 pub fn router() -> Router<AppState> {
@@ -90,13 +90,21 @@ async fn export_events(
 }
 
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit",
-    summary = "Check the whole chain and every checkpoint",
-    responses((status = 200, description = "the result", body = StoreVerification), OpsProblems))]
+    summary = "Check the chain from the newest signed checkpoint (or all of it)",
+    description = "Runs on a database connection of its own, one verification at a time \
+        (409 `verify_in_progress` while one runs). By default checks the newest checkpoint's \
+        signature and every event after it; `full=true` checks the whole chain and every \
+        checkpoint. The answer names the range checked.",
+    params(("full" = Option<bool>, Query, description = "check the whole trail")),
+    responses((status = 200, description = "the result", body = RangeVerification), VerifyProblems))]
 async fn verify_trail(
     State(state): State<AppState>,
     Auth(caller): Auth,
+    RawQuery(query): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(state.vault.verify_audit(&caller).await?))
+    Ok(Json(
+        state.vault.verify_audit(&caller, query.as_deref()).await?,
+    ))
 }
 
 /// The audit public key is not secret: any authenticated caller may fetch it (an auditor

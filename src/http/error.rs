@@ -43,6 +43,12 @@ pub enum ApiError {
     Unavailable,
     /// 409: the operation conflicts with the current state (e.g. retiring a KEK in use).
     Conflict,
+    /// 409: another audit verification is running.
+    VerifyInProgress,
+    /// 429: over the principal's budget; retry after the given seconds.
+    RateLimited { retry_after_secs: u64 },
+    /// 408: no response header within `server.request_timeout_secs`.
+    RequestTimeout,
     /// 500
     Internal,
 }
@@ -89,6 +95,9 @@ impl ApiError {
             Self::AuditUnavailable => (S::SERVICE_UNAVAILABLE, "audit_unavailable", "Audit trail unavailable", "the audit trail cannot be written; nothing was done"),
             Self::Unavailable => (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", "storage is unavailable; try again"),
             Self::Conflict => (S::CONFLICT, "conflict", "Conflict", "the operation conflicts with the current state"),
+            Self::VerifyInProgress => (S::CONFLICT, "verify_in_progress", "Verification in progress", "another audit verification is running; try again when it ends"),
+            Self::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited", "Too many requests", "over this caller's request budget; retry after Retry-After seconds"),
+            Self::RequestTimeout => (S::REQUEST_TIMEOUT, "request_timeout", "Request timeout", "the request took longer than the server allows"),
             Self::Internal => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error", "an internal error occurred"),
         }
     }
@@ -105,6 +114,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, title, detail) = self.parts();
         let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
+        let retry_after = match self {
+            Self::RateLimited { retry_after_secs } => Some(retry_after_secs),
+            _ => None,
+        };
         let errors = match self {
             Self::Validation(e) => Some(e),
             _ => None,
@@ -124,6 +137,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -158,6 +175,7 @@ impl From<VaultError> for ApiError {
                 Self::Unavailable
             }
             VaultError::Conflict(_) => Self::Conflict,
+            VaultError::VerifyInProgress => Self::VerifyInProgress,
             VaultError::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
                 Self::Internal

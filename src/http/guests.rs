@@ -221,7 +221,13 @@ async fn search_guests(
         .vault
         .search(&caller, &body.field, &body.value, why)
         .await?;
-    Ok(Json(SearchResult { guest_ids }))
+    let miss = guest_ids.is_empty();
+    let mut resp = Json(SearchResult { guest_ids }).into_response();
+    if miss {
+        // For the search-miss alert of the budget layer.
+        resp.extensions_mut().insert(super::limits::SearchMiss);
+    }
+    Ok(resp)
 }
 
 #[utoipa::path(post, path = "/v1/guests/{id}/stays", tag = "guests", summary = "Add a stay",

@@ -33,6 +33,16 @@ pub struct Peer {
     _open: Arc<ConnectionGuard>,
 }
 
+impl Peer {
+    /// The info of a connection from `addr`, counted as open while any clone lives.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            _open: ConnectionGuard::open(),
+        }
+    }
+}
+
 impl Connected<IncomingStream<'_, TcpListener>> for Peer {
     fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
         Self {

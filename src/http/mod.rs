@@ -12,6 +12,7 @@ mod error;
 mod extract;
 mod guests;
 mod health;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 mod policy;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Who may scrape `/metrics`.
     pub scrape: Arc<ScrapeAccess>,
+    /// Request budgets, alert counters and the request timeout.
+    pub limits: Arc<limits::Limits>,
 }
 
 /// The single router constructor; tests and the server both use it.
@@ -63,9 +66,17 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
             state.clone(),
             audit_rejections,
         ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::budgets,
+        ))
         .route_layer(axum::middleware::from_fn(remember_route))
         .fallback(|| async { ApiError::NotFound("not_found").into_response() })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::request_timeout,
+        ))
         .layer(axum::middleware::from_fn(request_context))
         .with_state(state)
 }

@@ -10,7 +10,7 @@ use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 /// Every problem `code` the API answers with, and when (the README's table).
-pub const CODES: [(&str, &str); 17] = [
+pub const CODES: [(&str, &str); 20] = [
     (
         "purpose_required",
         "no `X-Purpose` header on a personal-data route",
@@ -67,11 +67,28 @@ pub const CODES: [(&str, &str); 17] = [
         "the audit event could not be written, so nothing was done or shown",
     ),
     ("unavailable", "storage is unavailable; try again"),
+    (
+        "rate_limited",
+        "over the caller's request budget (see `Retry-After`)",
+    ),
+    (
+        "request_timeout",
+        "no response within `server.request_timeout_secs`",
+    ),
+    (
+        "verify_in_progress",
+        "another audit verification is running",
+    ),
 ];
+
+/// Answers every budgeted route can give, whatever its own failures: 429 over budget
+/// (with `Retry-After`) and 408 past the request timeout.
+const EDGE: [(u16, &[&str]); 2] = [(408, &["request_timeout"]), (429, &["rate_limited"])];
 
 /// The responses for `spec`: per status, the codes it may carry.
 pub fn responses(spec: &[(u16, &[&str])]) -> BTreeMap<String, RefOr<Response>> {
     spec.iter()
+        .chain(EDGE.iter())
         .map(|(status, codes)| (status.to_string(), RefOr::T(response(*status, codes))))
         .collect()
 }
@@ -109,6 +126,15 @@ fn response(status: u16, codes: &[&str]) -> Response {
                 .schema(Some(Schema::AllOf(schema)))
                 .build(),
         );
+    if status == 429 {
+        builder = builder.header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                .description(Some("seconds until the budget allows a request again"))
+                .build(),
+        );
+    }
     if status == 401 {
         builder = builder.header(
             "WWW-Authenticate",
@@ -270,7 +296,16 @@ problem_sets! {
         500 => ["internal"],
         503 => ["audit_unavailable", "unavailable"],
     }
-    /// Operations on no personal data without parameters (key status, audit verify).
+    /// `GET /v1/audit/verify`: one at a time.
+    VerifyProblems {
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed"],
+        409 => ["verify_in_progress"],
+        422 => ["validation_failed"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
+    }
+    /// Operations on no personal data without parameters (key status).
     OpsProblems {
         401 => ["unauthorized"],
         403 => ["forbidden", "purpose_not_allowed"],
@@ -325,6 +360,11 @@ mod tests {
             ApiError::Unavailable,
             ApiError::Conflict,
             ApiError::Internal,
+            ApiError::VerifyInProgress,
+            ApiError::RateLimited {
+                retry_after_secs: 1,
+            },
+            ApiError::RequestTimeout,
         ];
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()

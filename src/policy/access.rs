@@ -39,10 +39,14 @@ pub enum Action {
     AdminBackup,
     /// `guestvault restore` (CLI only; recorded, never authorized by the policy).
     AdminRestore,
+    /// Requests refused over budget, aggregated (recorded, never authorized by the policy).
+    AccessThrottled,
+    /// An anomaly the budget layer noticed (recorded, never authorized by the policy).
+    SecurityAlert,
 }
 
 impl Action {
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 23] = [
         Self::GuestCreate,
         Self::GuestRead,
         Self::GuestUpdate,
@@ -64,6 +68,8 @@ impl Action {
         Self::PolicyRead,
         Self::AdminBackup,
         Self::AdminRestore,
+        Self::AccessThrottled,
+        Self::SecurityAlert,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +95,8 @@ impl Action {
             Self::PolicyRead => "policy.read",
             Self::AdminBackup => "admin.backup",
             Self::AdminRestore => "admin.restore",
+            Self::AccessThrottled => "access.throttled",
+            Self::SecurityAlert => "security.alert",
         }
     }
 
@@ -108,6 +116,8 @@ impl Action {
                 | Self::PolicyRead
                 | Self::AdminBackup
                 | Self::AdminRestore
+                | Self::AccessThrottled
+                | Self::SecurityAlert
         )
     }
 }

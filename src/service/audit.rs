@@ -9,9 +9,10 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{Caller, Vault, VaultError};
-use crate::audit::checkpoint::{self, StoreVerification};
+use crate::audit::checkpoint;
 use crate::audit::export::{Export, ExportError, PAGE_EVENTS};
 use crate::audit::query::{self, ExportFormat};
+use crate::audit::since::{self, RangeVerification};
 use crate::audit::{ChainedEvent, Event, Outcome};
 use crate::crypto::hex;
 use crate::policy::Action;
@@ -161,16 +162,41 @@ impl Vault {
         })
     }
 
-    /// Checks the whole chain and every checkpoint in the database.
-    pub async fn verify_audit(&self, caller: &Caller) -> Result<StoreVerification, VaultError> {
-        let no_query = |_: Option<&str>| Ok(());
-        self.audited(caller, Action::AuditVerify, None, no_query, |_| None)
+    /// Verifies the trail on a connection of its own (never a pooled reader, so a long check
+    /// stalls no read), one verification at a time: a second call while one runs answers
+    /// `VerifyInProgress`. By default from the newest signed checkpoint to the head;
+    /// `full=true` checks everything.
+    pub async fn verify_audit(
+        &self,
+        caller: &Caller,
+        raw_query: Option<&str>,
+    ) -> Result<RangeVerification, VaultError> {
+        let full = self
+            .audited(caller, Action::AuditVerify, raw_query, parse_verify, |_| {
+                None
+            })
             .await?;
+        let Some(slot) = VerifySlot::take(&self.verifying) else {
+            return Err(VaultError::VerifyInProgress);
+        };
+        let db = self
+            .verify_db
+            .clone()
+            .ok_or_else(|| VaultError::Internal("no database path for verification".into()))?;
         let keyring = self.keys();
-        Ok(self
-            .readers
-            .run(move |c| checkpoint::verify_store(c, keyring.audit_public_key()))
-            .await?)
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            let conn = crate::store::open_reader(&db)?;
+            let key = keyring.audit_public_key();
+            if full {
+                since::full(&conn, key)
+            } else {
+                since::since_checkpoint(&conn, key)
+            }
+        })
+        .await
+        .map_err(|e| VaultError::Internal(e.to_string()))?
+        .map_err(VaultError::from)
     }
 
     /// Signs the head of the chain if any event came after the newest checkpoint (the periodic
@@ -183,6 +209,50 @@ impl Vault {
             .execute(move |c| checkpoint::checkpoint_head(c, &keyring, now, 1))
             .await?;
         Ok(cp.map(|c| c.seq))
+    }
+}
+
+/// `full=true|false`, nothing else; absent means `false`.
+fn parse_verify(raw: Option<&str>) -> Result<bool, Vec<crate::domain::FieldError>> {
+    let bad = || vec![crate::domain::FieldError::new("full", "invalid_format")];
+    let mut full = None;
+    for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("full", v)) if full.is_none() => {
+                full = Some(match v {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad()),
+                })
+            }
+            Some(("full", _)) => return Err(bad()),
+            _ => {
+                return Err(vec![crate::domain::FieldError::new(
+                    "query",
+                    "unknown_parameter",
+                )])
+            }
+        }
+    }
+    Ok(full.unwrap_or(false))
+}
+
+/// Held while a verification runs.
+#[derive(Debug)]
+struct VerifySlot(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl VerifySlot {
+    fn take(flag: &std::sync::Arc<std::sync::atomic::AtomicBool>) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        flag.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| Self(flag.clone()))
+    }
+}
+
+impl Drop for VerifySlot {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
     }
 }
 

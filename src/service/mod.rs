@@ -3,6 +3,7 @@
 //! audit event in the same transaction as its data change; reads answer only after their event
 //! has committed. If the audit event cannot be written the operation fails and no data leaves.
 
+mod alerts;
 mod audit;
 mod consents;
 mod correction_requests;
@@ -20,6 +21,7 @@ mod stays;
 
 use std::sync::Arc;
 
+pub use alerts::SecurityEvent;
 pub use audit::{AuditExport, AuditPage, EventOut, PublicKeyInfo};
 pub use consents::{ConsentInput, ConsentRecord, ConsentsView, CHANNELS};
 pub use correction_requests::Decision;
@@ -72,6 +74,8 @@ pub enum VaultError {
     Store(#[from] StoreError),
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("an audit verification is already running")]
+    VerifyInProgress,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -103,6 +107,10 @@ pub struct Vault {
     free_text_justification: bool,
     /// Plausible stay dates (`[stays]` in the config).
     stay_limits: crate::config::StaysConfig,
+    /// The database file `GET /v1/audit/verify` opens its own connection on.
+    verify_db: Option<std::path::PathBuf>,
+    /// Set while a verification runs (one at a time).
+    verifying: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Vault {
@@ -126,6 +134,8 @@ impl Vault {
             clock,
             free_text_justification: false,
             stay_limits: crate::config::StaysConfig::default(),
+            verify_db: None,
+            verifying: Arc::default(),
         }
     }
 
@@ -157,6 +167,12 @@ impl Vault {
     /// Sets the stay-date limits (`[stays]`; validated by the config loader).
     pub fn with_stay_limits(mut self, limits: crate::config::StaysConfig) -> Self {
         self.stay_limits = limits;
+        self
+    }
+
+    /// The database file audit verification reads, on a connection of its own.
+    pub fn with_verify_db(mut self, db: &std::path::Path) -> Self {
+        self.verify_db = Some(db.to_owned());
         self
     }
 

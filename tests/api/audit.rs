@@ -381,11 +381,21 @@ async fn the_verify_endpoint_checks_chain_and_checkpoints_and_finds_a_rewritten_
     some_activity(&app).await;
     export(&app, "").await; // leaves a checkpoint
     let r = app
-        .call(Method::GET, "/v1/audit/verify", OFFICER, None, None)
+        .call(
+            Method::GET,
+            "/v1/audit/verify?full=true",
+            OFFICER,
+            None,
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["intact"], true, "{}", r.text);
+    assert_eq!(r.body["mode"], "full", "{}", r.text);
+    // The verification's own event is in the trail before the check runs.
     assert_eq!(r.body["events"].as_i64().unwrap(), app.audit_count());
+    assert_eq!(r.body["from_seq"], 1);
+    assert_eq!(r.body["to_seq"].as_i64().unwrap(), app.audit_count());
     assert_eq!(r.body["checkpoints"], 1);
     assert!(r.body.get("first_bad_seq").is_none());
 
@@ -394,7 +404,13 @@ async fn the_verify_endpoint_checks_chain_and_checkpoints_and_finds_a_rewritten_
     rw.execute_batch("DROP TRIGGER audit_events_no_update; UPDATE audit_events SET actor = 'nobody' WHERE seq = 2;")
         .unwrap();
     let r = app
-        .call(Method::GET, "/v1/audit/verify", OFFICER, None, None)
+        .call(
+            Method::GET,
+            "/v1/audit/verify?full=true",
+            OFFICER,
+            None,
+            None,
+        )
         .await;
     assert_eq!(
         (r.body["intact"].as_bool(), r.body["first_bad_seq"].as_u64()),

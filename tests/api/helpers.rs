@@ -75,6 +75,16 @@ pub async fn spawn_app() -> TestApp {
     spawn_on(dir, config).await
 }
 
+/// [`spawn_app`] with some config keys changed first (edge limits, budgets, TLS).
+#[allow(dead_code, reason = "only some tests use it")]
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config, &std::path::Path)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    guestvault::cli::init(&config).unwrap();
+    tweak(&mut config, dir.path());
+    spawn_on(dir, config).await
+}
+
 pub async fn spawn_on(dir: tempfile::TempDir, config: Config) -> TestApp {
     log_buffer();
     let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));

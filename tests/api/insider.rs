@@ -120,6 +120,9 @@ async fn a_brute_force_search_through_a_masked_view_finds_nothing() {
     let policies = dir.path().join("policies");
     pre_issue_policies(&policies);
     config.policies.dir = Some(policies);
+    // Budgets off: this test proves the policy alone stops the brute force (with budgets on,
+    // the searches and the denials are throttled too: see `budgets.rs`).
+    config.budgets.enabled = false;
     guestvault::cli::init(&config).unwrap();
     let app = helpers::spawn_on(dir, config).await;
     let id = app.create_guest(zhang_san()).await;

@@ -2,10 +2,12 @@
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly by design")]
 mod audit;
 mod audit_safety;
+mod budgets;
 mod canary;
 mod cli;
 mod consents;
 mod corrections;
+mod edge;
 mod erasure;
 mod errors;
 mod guests;
@@ -17,3 +19,4 @@ mod metrics;
 mod openapi;
 mod startup;
 mod stays;
+mod tls;
