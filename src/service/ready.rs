@@ -48,11 +48,10 @@ impl Vault {
                     StoreError::Sqlite(s) => Fault::of_sqlite(s),
                     _ => None,
                 };
-                return Some(
-                    fault
-                        .or_else(|| self.writer.health().current())
-                        .unwrap_or(Fault::AuditUnavailable),
-                );
+                let fault = fault
+                    .or_else(|| self.writer.health().current())
+                    .unwrap_or(Fault::AuditUnavailable);
+                return Some(self.refine(fault).await);
             }
             Ok(Ok(())) => {}
         }
@@ -67,5 +66,36 @@ impl Vault {
             return Some(Fault::KeyringUnreadable);
         }
         None
+    }
+
+    /// SQLite reports a write to a file system remounted read-only, or an fsync on a full one,
+    /// as a bare I/O error: look at the data dir itself to say which.
+    async fn refine(&self, fault: Fault) -> Fault {
+        if fault != Fault::AuditUnavailable {
+            return fault;
+        }
+        let db = self.readers.database_path().to_owned();
+        tokio::task::spawn_blocking(move || diagnose(&db))
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(fault)
+    }
+}
+
+/// Opens the database file for writing (a read-only mount fails), then writes and removes one
+/// page in a probe file beside it (a full file system fails).
+fn diagnose(db: &std::path::Path) -> Option<Fault> {
+    use std::io::Write;
+    if let Err(e) = std::fs::OpenOptions::new().write(true).open(db) {
+        return Some(Fault::of_io(&e));
+    }
+    let probe = db.with_extension("db-ready-probe");
+    let written = std::fs::File::create(&probe)
+        .and_then(|mut f| f.write_all(&[0u8; 4096]).and_then(|()| f.sync_all()));
+    let _ = std::fs::remove_file(&probe);
+    match written {
+        Err(e) if Fault::of_io(&e) != Fault::AuditUnavailable => Some(Fault::of_io(&e)),
+        _ => None,
     }
 }

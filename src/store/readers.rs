@@ -14,6 +14,7 @@ type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 #[derive(Debug)]
 pub struct Readers {
+    path: std::path::PathBuf,
     tx: Mutex<Option<mpsc::Sender<ReadJob>>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
@@ -47,9 +48,15 @@ impl Readers {
             threads.push(handle);
         }
         Ok(Arc::new(Self {
+            path: path.to_owned(),
             tx: Mutex::new(Some(tx)),
             threads: Mutex::new(threads),
         }))
+    }
+
+    /// The database file the pool reads.
+    pub fn database_path(&self) -> &Path {
+        &self.path
     }
 
     /// Runs `f` on the next free reader connection.

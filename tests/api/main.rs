@@ -7,6 +7,7 @@ mod cli;
 mod consents;
 mod erasure;
 mod errors;
+mod faults;
 mod guests;
 mod helpers;
 mod keys;
