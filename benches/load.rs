@@ -141,8 +141,8 @@ fn run_soak(args: &Args, secs: u64) -> ExitCode {
     });
     let head = format!(
         "Run {date} with `{}`: {} seeded guests, {} connections, {secs} s, release build; \
-         mix per operation: 40% read, 30% create, 20% search+read, 10% erasure (reads never \
-         touch an erased guest). Load average at the start: {}.{}",
+         mix per operation: 40% read, 30% create, 20% search+read, 10% erasure (of guests the \
+         soak created: reads never touch an erased guest). Load average at the start: {}.{}",
         std::env::var("BENCH_COMMAND").unwrap_or_else(|_| "bench/run.sh".into()),
         args.guests,
         args.connections,

@@ -37,21 +37,20 @@ struct Counters {
     creates: AtomicU64,
     searches: AtomicU64,
     erasures: AtomicU64,
+    /// Guests this soak created, erased later: the mix stays the same for any length of run.
+    created: std::sync::Mutex<Vec<String>>,
 }
 
-/// Reads and searches use the first half of the seeded guests; erasures take the second half
-/// from its end, so nothing reads a guest that was erased.
+/// Reads and searches use the seeded guests; erasures take guests the soak itself created,
+/// so nothing reads an erased guest and the mix never runs out of guests to erase.
 async fn one(ctx: &Ctx, rng: &mut Rng, c: &Counters) -> Result<(), String> {
-    let half = ctx.ids.len() as u64 / 2;
+    let seeded = ctx.ids.len() as u64;
     let pick = rng.below(100);
     let read = |i: u64| ctx.ids[i as usize].hyphenated().to_string();
     if pick < 10 {
-        let k = ctx.next_erase.fetch_add(1, Ordering::Relaxed);
-        if let Some(i) = (ctx.ids.len() as u64)
-            .checked_sub(k + 1)
-            .filter(|i| *i >= half)
-        {
-            let path = format!("/v1/guests/{}/erasure", read(i));
+        let next = c.created.lock().unwrap().pop();
+        if let Some(id) = next {
+            let path = format!("/v1/guests/{id}/erasure");
             let body = json!({ "reason": "soak: guest asked for erasure" });
             let got = send(
                 ctx,
@@ -84,7 +83,7 @@ async fn one(ctx: &Ctx, rng: &mut Rng, c: &Counters) -> Result<(), String> {
         expect("POST", "/v1/guests", StatusCode::CREATED, got)?;
         c.creates.fetch_add(1, Ordering::Relaxed);
     } else if pick < 60 {
-        let i = rng.below(half.max(1));
+        let i = rng.below(seeded.max(1));
         let body = json!({ "field": "mobile", "value": data::mobile_spelled(i, rng.next_u64()) });
         let path = "/v1/guests/search";
         let got = send(
@@ -102,7 +101,7 @@ async fn one(ctx: &Ctx, rng: &mut Rng, c: &Counters) -> Result<(), String> {
         expect("GET", &path, StatusCode::OK, got)?;
         c.searches.fetch_add(1, Ordering::Relaxed);
     } else {
-        let path = format!("/v1/guests/{}", read(rng.below(half.max(1))));
+        let path = format!("/v1/guests/{}", read(rng.below(seeded.max(1))));
         let got = send(ctx, Method::GET, &path, &ctx.front_desk, "check_in", None).await?;
         expect("GET", &path, StatusCode::OK, got)?;
         c.reads.fetch_add(1, Ordering::Relaxed);
