@@ -6,6 +6,9 @@
 #   bench/run.sh                 1,000,000 guests, 64 connections, 30 s per scenario
 #   bench/run.sh --quick         100,000 guests
 #   bench/run.sh --smoke         200 guests, 8 connections, 2 s (what CI runs, in the dev profile)
+#   bench/run.sh --soak SECS     mixed read/create/search/erasure at 64 connections for SECS s:
+#                                throughput per 10 s, WAL size and RSS over time (a section of
+#                                BENCHMARKS.md; the rest of the report is kept)
 #   bench/run.sh --guests N --seconds S --connections C --note "what else was running"
 #   bench/run.sh --help
 #

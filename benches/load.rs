@@ -30,6 +30,8 @@ mod report;
 mod seed;
 #[path = "load/server.rs"]
 mod server;
+#[path = "load/soak.rs"]
+mod soak;
 
 use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
@@ -54,6 +56,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(secs) = args.soak {
+        return run_soak(&args, secs);
+    }
     let results = run(args);
     let report = results.markdown();
     if let Some(dir) = results.args.out.parent() {
@@ -63,6 +68,96 @@ fn main() -> ExitCode {
     println!("{report}");
     eprintln!("report written to {}", results.args.out.display());
     let errors = results.errors();
+    if errors > 0 {
+        eprintln!("FAILED: {errors} request(s) errored");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// `--soak SECS`: seed, start the release server, run the mixed load, write the section.
+fn run_soak(args: &Args, secs: u64) -> ExitCode {
+    let tmp = tempfile::Builder::new()
+        .prefix("guestvault-soak-")
+        .tempdir()
+        .unwrap();
+    let work = tmp.path().to_owned();
+    let data_dir = work.join("data");
+    let date = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    step("init + seed");
+    let config = server::init(&work, &data_dir);
+    let seeded = seed::seed(&config, args.guests);
+    eprintln!(
+        "  {} guests in {:.1} s",
+        args.guests,
+        seeded.elapsed.as_secs_f64()
+    );
+    let ids = Arc::new(seeded.ids);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (samples, kinds) = rt.block_on(async {
+        step("start the vault");
+        let srv = server::Server::start(&work, &data_dir, args.server_log_level.as_deref()).await;
+        let mint = |role: &str| {
+            driver::bearer(
+                &guestvault::auth::mint_with_config(
+                    &config,
+                    role,
+                    &format!("soak-{role}"),
+                    TOKEN_TTL,
+                )
+                .unwrap(),
+            )
+        };
+        let ctx = Arc::new(Ctx {
+            client: driver::client(args.connections),
+            base: srv.base.clone(),
+            pms: mint("pms"),
+            front_desk: mint("front_desk"),
+            dsr: mint("dsr_officer"),
+            ids: ids.clone(),
+            next_create: AtomicU64::new(args.guests),
+            next_erase: AtomicU64::new(0),
+        });
+        step(&format!(
+            "soak: {secs} s at {} connections",
+            args.connections
+        ));
+        let out = soak::run(
+            &ctx,
+            args.connections,
+            Duration::from_secs(secs),
+            &data_dir,
+            srv.pid,
+        )
+        .await;
+        drop(ctx);
+        srv.stop();
+        out
+    });
+    let head = format!(
+        "Run {date} with `{}`: {} seeded guests, {} connections, {secs} s, release build; \
+         mix per operation: 40% read, 30% create, 20% search+read, 10% erasure (of guests the \
+         soak created: reads never touch an erased guest). Load average at the start: {}.{}",
+        std::env::var("BENCH_COMMAND").unwrap_or_else(|_| "bench/run.sh".into()),
+        args.guests,
+        args.connections,
+        report::loadavg(),
+        args.note
+            .as_deref()
+            .map(|n| format!(" Note: {n}"))
+            .unwrap_or_default()
+    );
+    let section = soak::markdown(&samples, kinds, &head, config.storage.wal_max_bytes);
+    let old = std::fs::read_to_string(&args.out).unwrap_or_default();
+    std::fs::write(&args.out, soak::splice(&old, &section)).unwrap();
+    println!("{section}");
+    eprintln!("soak section written to {}", args.out.display());
+    let errors: u64 = samples.iter().map(|s| s.errors).sum();
     if errors > 0 {
         eprintln!("FAILED: {errors} request(s) errored");
         return ExitCode::FAILURE;

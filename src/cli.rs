@@ -417,6 +417,17 @@ pub fn init_sealed(
     seal: Option<crate::crypto::seal::SealKey>,
 ) -> anyhow::Result<()> {
     let dir = &config.storage.data_dir;
+    // Refused before anything is written: a new keyring cannot open an existing database,
+    // and one left behind would stand in for the real one (issue 13).
+    let db = config.database_file();
+    if db.exists() {
+        anyhow::bail!(
+            "`{}` already holds a vault; `init` changes nothing here and wrote nothing. If its \
+             keyring is missing, restore `keyring.json` from its backup into `{}`",
+            db.display(),
+            dir.display()
+        );
+    }
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create data dir `{}`", dir.display()))?;
     #[cfg(unix)]

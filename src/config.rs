@@ -179,6 +179,9 @@ pub struct StorageConfig {
     pub readers: usize,
     /// Most operations the writer commits in one transaction.
     pub max_batch: usize,
+    /// The WAL file is kept under this size (issue 13): past a quarter of it the checkpointer
+    /// resets the WAL between reads. Default 256 MiB; at least 4 MiB.
+    pub wal_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -279,6 +282,7 @@ impl Default for StorageConfig {
             synchronous: "full".into(),
             readers: 4,
             max_batch: 512,
+            wal_max_bytes: crate::store::DEFAULT_WAL_MAX_BYTES,
         }
     }
 }
@@ -420,6 +424,12 @@ impl Config {
         }
         if self.storage.max_batch == 0 {
             return Err(bad("storage.max_batch", "must be at least 1"));
+        }
+        if self.storage.wal_max_bytes < 4 * 1024 * 1024 {
+            return Err(bad(
+                "storage.wal_max_bytes",
+                "must be at least 4194304 (4 MiB)",
+            ));
         }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(bad(
@@ -791,6 +801,21 @@ mod tests {
     }
 
     #[test]
+    fn a_too_small_wal_limit_is_refused_with_its_key() {
+        let err = Config::load_with_env(None, env(&[("GUESTVAULT_STORAGE_WAL_MAX_BYTES", "1024")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.wal_max_bytes"), "{err}");
+        assert!(err.contains("GUESTVAULT_STORAGE_WAL_MAX_BYTES"), "{err}");
+        let c = Config::load_with_env(
+            None,
+            env(&[("GUESTVAULT_STORAGE_WAL_MAX_BYTES", "8388608")]),
+        )
+        .unwrap();
+        assert_eq!(c.storage.wal_max_bytes, 8 * 1024 * 1024);
+    }
+
+    #[test]
     fn a_validation_error_on_an_env_value_names_the_variable() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("g.toml");
@@ -823,6 +848,7 @@ mod tests {
         assert_eq!(c.auth.issuer, "true");
         assert_eq!(c.storage.data_dir, PathBuf::from("2024"));
         assert_eq!(c.storage.max_batch, 64);
+        assert_eq!(c.storage.wal_max_bytes, 256 * 1024 * 1024);
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub const BUILD_INFO: &str = "guestvault_build_info";
 pub const HTTP_CONNECTIONS_REFUSED: &str = "guestvault_http_connections_refused_total";
 pub const RATE_LIMITED: &str = "guestvault_rate_limited_total";
 pub const SECURITY_ALERTS: &str = "guestvault_security_alerts_total";
+pub const WAL_BYTES: &str = "guestvault_wal_bytes";
+pub const CHECKPOINT_DURATION: &str = "guestvault_checkpoint_duration_seconds";
+pub const READY: &str = "guestvault_ready";
+pub const ROTATION_FAILURES: &str = "guestvault_key_rotation_failures_total";
 
 /// HTTP latency buckets, in seconds: sub-millisecond reads to multi-second exports.
 const LATENCY_BUCKETS_S: [f64; 14] = [
@@ -72,6 +76,12 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(WRITER_BATCH.into()), &BATCH_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(CHECKPOINT_DURATION.into()),
+                        &COMMIT_BUCKETS_S,
+                    )
                 })
                 .and_then(PrometheusBuilder::install_recorder);
             match built {
@@ -165,6 +175,48 @@ fn describe() {
         "stays purged by retention sweeps, by retention class"
     );
     describe_gauge!(BUILD_INFO, "always 1; the version label names the build");
+    describe_gauge!(
+        WAL_BYTES,
+        Unit::Bytes,
+        "size of the database's WAL file (kept under storage.wal_max_bytes)"
+    );
+    describe_histogram!(
+        CHECKPOINT_DURATION,
+        Unit::Seconds,
+        "WAL checkpoints, by mode (passive: every round; truncate: the WAL reset)"
+    );
+    describe_gauge!(
+        READY,
+        "reason=\"ok\" is 1 when a write can commit (as /readyz says); else the fault's reason is 1"
+    );
+    describe_counter!(
+        ROTATION_FAILURES,
+        "background KEK rotations that failed (GET /v1/admin/keys shows the error)"
+    );
+}
+
+/// The WAL file's size, measured by the checkpointer each round.
+pub fn record_wal_bytes(bytes: u64) {
+    gauge!(WAL_BYTES).set(bytes as f64);
+}
+
+/// One checkpoint; `mode` is `passive` or `truncate`.
+pub fn record_checkpoint(mode: &'static str, took: Duration) {
+    histogram!(CHECKPOINT_DURATION, "mode" => mode).record(took.as_secs_f64());
+}
+
+/// Readiness as `/readyz` last evaluated it: `guestvault_ready{reason="ok"}` is 1 when ready;
+/// each fault's reason series is 1 while it holds.
+pub fn record_readiness(fault: Option<crate::store::Fault>) {
+    gauge!(READY, "reason" => "ok").set(if fault.is_none() { 1.0 } else { 0.0 });
+    for f in crate::store::FAULTS {
+        gauge!(READY, "reason" => f.code()).set(if fault == Some(f) { 1.0 } else { 0.0 });
+    }
+}
+
+/// A background KEK rotation failed.
+pub fn record_rotation_failure() {
+    counter!(ROTATION_FAILURES).increment(1);
 }
 
 /// One answered HTTP request. `route` is a template (or `(unmatched)`), never a raw path;
@@ -211,6 +263,8 @@ pub async fn sample(vault: &Vault) {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count guests and audit events"),
     }
+    // Cached for a second; otherwise one heartbeat write per scrape.
+    vault.readiness().await;
     let r = vault.rotation_progress();
     gauge!(KEK_ACTIVE).set(f64::from(vault.keys().active_kek_version()));
     gauge!(ROTATION_RUNNING).set(if r.running.load(Ordering::SeqCst) {

@@ -55,7 +55,14 @@ pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .with_context(|| format!("cannot open `{}`", path.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot open `{}`: the server must write its data dir `{}`. Fix: remount its \
+                 file system read-write, or make the data dir writable by the server's user",
+                path.display(),
+                data_dir.display()
+            )
+        })?;
     match f.try_lock() {
         Ok(()) => Ok(f),
         Err(_) => bail!(

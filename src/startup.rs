@@ -62,12 +62,24 @@ pub fn open_vault_at(
                 crate::cli::DEMO_DATA_DIR,
             );
         }
+        // A database without its keyring: `init` would make a new keyring that cannot open
+        // it (and used to leave it behind). The keyring must come back from its backup.
+        if db.exists() {
+            anyhow::bail!(
+                "no keyring at `{}`, but `{}` holds a vault: restore `keyring.json` from its \
+                 backup into the data dir (or set keys.keyring_file to where it is). Do not run \
+                 `guestvault init`: a new keyring cannot open this database",
+                keyring_file.display(),
+                db.display()
+            );
+        }
         anyhow::bail!(
             "no keyring at `{}`: run `guestvault init --data-dir {}` first (or set keys.keyring_file)",
             keyring_file.display(),
             config.storage.data_dir.display()
         );
     }
+    preflight(config, db, &keyring_file)?;
     let key_source = crate::service::KeySource {
         passphrase: passphrase_for(config, &keyring_file)?,
         path: keyring_file.clone(),
@@ -75,6 +87,7 @@ pub fn open_vault_at(
     let keyring = Arc::new(key_source.load()?);
     let conn = store::open_writer(db, &config.storage.synchronous, keyring.fingerprint())
         .with_context(|| format!("cannot open database `{}`", db.display()))?;
+    probe_write(&conn, db)?;
     // The audit signing key never changes with KEK rotation, so the hook may keep this keyring.
     let hook = crate::audit::checkpoint::every_n_events(
         keyring.clone(),
@@ -87,13 +100,22 @@ pub fn open_vault_at(
     // Ledger lines written by a group are fsynced once, before that group commits.
     let barrier_ledger = ledger.clone();
     let barrier: store::CommitBarrier = Box::new(move || {
-        barrier_ledger
-            .sync()
-            .map_err(|e| store::StoreError::Other(e.to_string()))
+        barrier_ledger.sync().map_err(|e| match e {
+            // Kept as an I/O error of the same kind, so readiness can say `disk_full`.
+            crate::ledger::LedgerError::Io { ref source, .. } => {
+                store::StoreError::Io(std::io::Error::new(source.kind(), e.to_string()))
+            }
+            e => store::StoreError::Other(e.to_string()),
+        })
     });
-    let (writer, writer_thread) =
-        Writer::start_with_hooks(conn, config.storage.max_batch, Some(hook), Some(barrier))?;
-    let readers = Readers::open(db, config.storage.readers)?;
+    let (writer, writer_thread) = Writer::start_with_options(
+        conn,
+        config.storage.max_batch,
+        Some(hook),
+        Some(barrier),
+        config.storage.wal_max_bytes,
+    )?;
+    let readers = Readers::open_gated(db, config.storage.readers, writer.read_gate())?;
     let vault = Vault::new(
         Arc::new(policies),
         keyring,
@@ -107,6 +129,40 @@ pub fn open_vault_at(
     .with_stay_limits(config.stays.clone())
     .with_verify_db(db);
     Ok((vault, writer_thread))
+}
+
+/// Refuses a start that could not write: a read-only database, `-wal` or `-shm`, a data dir
+/// that cannot hold the erasure ledger, a keyring that cannot be read (see
+/// [`store::preflight`]).
+fn preflight(
+    config: &Config,
+    db: &std::path::Path,
+    keyring_file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let ledger = config.storage.data_dir.join(crate::ledger::LEDGER_FILE);
+    store::preflight::check_keyring(keyring_file)
+        .and_then(|()| store::preflight::check_database_files(db))
+        .and_then(|()| store::preflight::check_ledger(&config.storage.data_dir, &ledger))
+        .map_err(anyhow::Error::msg)
+}
+
+/// One real write before serving (the readiness heartbeat), so a database that opens but
+/// cannot be written (a read-only mount, a full disk) stops the start here, naming the file.
+fn probe_write(conn: &rusqlite::Connection, db: &std::path::Path) -> anyhow::Result<()> {
+    store::write_heartbeat(conn).map_err(|e| {
+        let fault = match &e {
+            store::StoreError::Sqlite(s) => store::Fault::of_sqlite(s),
+            _ => None,
+        }
+        .unwrap_or(store::Fault::AuditUnavailable);
+        anyhow::anyhow!(
+            "cannot write the database `{}`: {} ({}; reason `{}`). Fix that, then start again",
+            db.display(),
+            fault.describe(),
+            e,
+            fault.code()
+        )
+    })
 }
 
 /// The keyring passphrase, only if the keyring is sealed: from `keys.passphrase_file`

@@ -43,16 +43,20 @@ pub struct Args {
     pub server_log_level: Option<String>,
     /// The arguments as given (without cargo's `--bench`), for the report.
     pub given: Vec<String>,
+    /// `--soak SECS`: one mixed-load run of SECS seconds instead of the scenarios.
+    pub soak: Option<u64>,
 }
 
 pub const USAGE: &str = "\
-usage: bench/run.sh [--quick|--smoke] [--guests N] [--seconds S] [--connections C]
+usage: bench/run.sh [--quick|--smoke|--soak SECS] [--guests N] [--seconds S] [--connections C]
                     [--scenarios create,read,search_read,add_stay,erasure]
                     [--out FILE] [--note TEXT] [--server-log-level LEVEL] [--keep-data]
 
   (default)      1,000,000 guests, 64 connections, 30 s per scenario -> BENCHMARKS.md
   --quick        100,000 guests                                      -> BENCHMARKS.md
   --smoke        200 guests, 8 connections, 2 s (CI)                 -> target/BENCHMARKS-smoke.md
+  --soak SECS    mixed read/create/search/erasure for SECS s (100,000 guests unless --guests):
+                 throughput per 10 s, WAL size and RSS over time -> a section of BENCHMARKS.md
   --out FILE     write the report here instead
   --note TEXT    a line of context for the report (e.g. what else the machine was doing)
   --keep-data    keep the temporary data dir (its path is printed)
@@ -80,6 +84,7 @@ impl Args {
         let mut note = None;
         let mut keep_data = false;
         let mut server_log_level = None;
+        let mut soak = None;
         let mut it = given.clone().into_iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
@@ -92,6 +97,7 @@ impl Args {
                 "--note" => note = Some(text(&arg, it.next())?),
                 "--server-log-level" => server_log_level = Some(text(&arg, it.next())?),
                 "--keep-data" => keep_data = true,
+                "--soak" => soak = Some(number::<u64>(&arg, it.next())?),
                 "--scenarios" => {
                     let list = text(&arg, it.next())?;
                     scenarios = list
@@ -112,6 +118,10 @@ impl Args {
             Mode::Quick => (100_000, 30, 64),
             Mode::Smoke => (200, 2, 8),
         };
+        let g = if soak.is_some() { 100_000 } else { g };
+        if soak == Some(0) {
+            return Err("--soak must be positive".into());
+        }
         let guests = guests.unwrap_or(g);
         let seconds = seconds.unwrap_or(s);
         let connections = connections.unwrap_or(c);
@@ -144,6 +154,7 @@ impl Args {
             keep_data,
             server_log_level,
             given,
+            soak,
         })
     }
 

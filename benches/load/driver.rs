@@ -81,7 +81,7 @@ enum Done {
     Exhausted,
 }
 
-async fn send(
+pub async fn send(
     ctx: &Ctx,
     method: Method,
     path: &str,
@@ -126,7 +126,7 @@ fn route(path: &str) -> String {
         .join("/")
 }
 
-fn expect(
+pub fn expect(
     method: &str,
     path: &str,
     want: StatusCode,

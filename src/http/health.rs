@@ -20,35 +20,44 @@ pub fn router() -> Router<AppState> {
 pub(super) struct Health {
     /// `ok` (liveness), `ready` or `unavailable` (readiness).
     status: &'static str,
+    /// When unavailable, why writes cannot succeed: `storage_read_only`, `disk_full`,
+    /// `keyring_unreadable` or `audit_unavailable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "ops", summary = "Liveness", security(()),
     responses((status = 200, description = "the process serves", body = Health)))]
 async fn healthz() -> impl IntoResponse {
-    Json(Health { status: "ok" })
+    Json(Health {
+        status: "ok",
+        reason: None,
+    })
 }
 
-/// Ready when a reader can query and the writer commits.
+/// Ready when a real write commits: a heartbeat row through the writer (at most once a
+/// second, cached), a read through the pool, and a readable keyring. 503 with the reason
+/// otherwise; ready again as soon as the fault is gone, without a restart.
 #[utoipa::path(get, path = "/readyz", tag = "ops", summary = "Readiness", security(()),
     responses(
-        (status = 200, description = "a reader queries and the writer commits", body = Health),
-        (status = 503, description = "storage is not usable", body = Health),
+        (status = 200, description = "a write commits, a reader queries, the keyring reads", body = Health),
+        (status = 503, description = "writes cannot succeed; `reason` says why", body = Health),
     ))]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let read = state
-        .vault
-        .readers()
-        .run(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-        .await;
-    let write = state.vault.writer().execute(|_| Ok(())).await;
-    if read.is_ok() && write.is_ok() {
-        (StatusCode::OK, Json(Health { status: "ready" }))
-    } else {
-        (
+    match state.vault.readiness().await {
+        None => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ready",
+                reason: None,
+            }),
+        ),
+        Some(fault) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(Health {
                 status: "unavailable",
+                reason: Some(fault.code()),
             }),
-        )
+        ),
     }
 }

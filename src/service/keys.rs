@@ -86,6 +86,8 @@ pub struct RotationProgress {
     pub target_version: AtomicU32,
     pub total: AtomicU64,
     pub done: AtomicU64,
+    /// Why the last rotation failed (cleared when the next one starts).
+    pub error: std::sync::Mutex<Option<super::rotation::RotationError>>,
 }
 
 /// The right to run the rotation; releases it on drop (also if the rotation task panics).
@@ -130,6 +132,8 @@ pub struct RotationStatus {
     pub target_version: u32,
     pub done: u64,
     pub total: u64,
+    /// Why the last rotation failed; `null` when it did not (or one runs now).
+    pub error: Option<super::rotation::RotationError>,
 }
 
 impl Vault {
@@ -164,6 +168,10 @@ impl Vault {
         let result = self
             .rotate_inner(caller, grant.rules().to_vec(), max_batches, progress)
             .await;
+        if let Err(e) = &result {
+            self.rotation_failed(caller, grant.rules().to_vec(), e)
+                .await;
+        }
         drop(claim);
         result
     }
@@ -180,6 +188,10 @@ impl Vault {
         let result = self
             .rotate_inner(caller, grant.rules().to_vec(), None, progress)
             .await;
+        if let Err(e) = &result {
+            self.rotation_failed(caller, grant.rules().to_vec(), e)
+                .await;
+        }
         drop(claim);
         result
     }
@@ -191,6 +203,7 @@ impl Vault {
         max_batches: Option<usize>,
         progress: impl Fn(u64, u64),
     ) -> Result<RotationReport, VaultError> {
+        self.clear_rotation_error();
         let active = self.keys().active_kek_version();
         let counts = self.readers.run(store::dek_counts).await?;
         let pending: u64 = counts
@@ -205,12 +218,12 @@ impl Vault {
             let mut k = self
                 .key_source
                 .load()
-                .map_err(|e| VaultError::Internal(e.to_string()))?;
+                .map_err(super::rotation::keyring_unreadable)?;
             let v = k
                 .add_kek()
                 .map_err(|e| VaultError::Internal(e.to_string()))?;
             k.write_file(&self.key_source.path, false)
-                .map_err(|e| VaultError::Internal(e.to_string()))?;
+                .map_err(super::rotation::keyring_unreadable)?;
             self.install_keyring(k);
             v
         };
@@ -406,6 +419,7 @@ impl Vault {
                 target_version: r.target_version.load(Ordering::SeqCst),
                 done: r.done.load(Ordering::SeqCst),
                 total: r.total.load(Ordering::SeqCst),
+                error: self.rotation_error(),
             },
         })
     }

@@ -13,8 +13,10 @@ mod export;
 mod fields;
 mod guests;
 mod keys;
+mod ready;
 mod restore;
 mod retention;
+mod rotation;
 mod search;
 mod stay_corrections;
 mod stays;
@@ -37,6 +39,7 @@ pub use keys::{
     RotationReport, RotationStatus, KEYRING_POLL_INTERVAL, KEYRING_SETTLE,
 };
 pub use retention::{ClassCount, SweepReport, SWEEP_ACTOR};
+pub use rotation::RotationError;
 pub use stays::StayView;
 
 use crate::audit::{NewEvent, Outcome};
@@ -111,6 +114,8 @@ pub struct Vault {
     verify_db: Option<std::path::PathBuf>,
     /// Set while a verification runs (one at a time).
     verifying: Arc<std::sync::atomic::AtomicBool>,
+    /// The last readiness probe (`/readyz`).
+    ready: Arc<ready::ReadyCache>,
 }
 
 impl Vault {
@@ -136,6 +141,7 @@ impl Vault {
             stay_limits: crate::config::StaysConfig::default(),
             verify_db: None,
             verifying: Arc::default(),
+            ready: Arc::default(),
         }
     }
 
@@ -320,13 +326,18 @@ impl Vault {
         }
     }
 
-    /// Appends one event in its own transaction; a failure becomes `AuditUnavailable`.
+    /// Appends one event in its own transaction; any failure, the commit's included (a full
+    /// disk fails the commit, not the insert), becomes `AuditUnavailable`: the event that had
+    /// to be written is what could not be.
     async fn record(&self, event: NewEvent) -> Result<(), VaultError> {
         // One INSERT (after reading the chain head): atomic without a savepoint.
         self.writer
             .execute_atomic(move |c| crate::audit::append(c, event).map(|_| ()))
             .await
-            .map_err(VaultError::from_write)
+            .map_err(|e| match e {
+                StoreError::Audit(inner) => VaultError::AuditUnavailable(*inner),
+                e => VaultError::AuditUnavailable(e),
+            })
     }
 
     /// Records a refusal and returns the error to answer with (or 503 if even that fails).

@@ -3,9 +3,12 @@
 //! data take a [`Permit`](crate::policy::Permit), which only the policy module mints.
 
 mod corrections;
+mod checkpoint;
 mod erasure;
 mod guests;
+mod health;
 mod keys;
+pub mod preflight;
 mod readers;
 mod writer;
 
@@ -15,11 +18,13 @@ use rusqlite::{Connection, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
 
 pub use corrections::*;
+pub use checkpoint::{ReadGate, GATE_WAIT};
 pub use erasure::*;
 pub use guests::*;
+pub use health::{CommitHealth, Fault, FAULTS};
 pub use keys::*;
 pub use readers::Readers;
-pub use writer::{CommitBarrier, PreCommitHook, Writer, WriterStats};
+pub use writer::{CommitBarrier, PreCommitHook, Writer, WriterStats, DEFAULT_WAL_MAX_BYTES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -27,6 +32,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] rusqlite_migration::Error),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
     #[error("the writer thread is not running")]
     WriterGone,
     #[error("the keyring does not match this database (database expects fingerprint {expected}, keyring has {actual}); start with the keyring this data dir was created with")]
@@ -99,6 +106,18 @@ pub fn open_writer(
             Ok(conn)
         }
     }
+}
+
+/// Writes the readiness heartbeat: one small row in `meta`, replaced each time, so a commit
+/// that includes it proves a real write reaches the disk.
+pub fn write_heartbeat(conn: &Connection) -> Result<(), StoreError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES ('ready_heartbeat', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute([now.to_string()])?;
+    Ok(())
 }
 
 /// A read-only connection for the reader pool.

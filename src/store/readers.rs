@@ -8,34 +8,55 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use rusqlite::Connection;
 
-use super::{open_reader, StoreError};
+use super::{open_reader, ReadGate, StoreError};
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 #[derive(Debug)]
 pub struct Readers {
+    path: std::path::PathBuf,
     tx: Mutex<Option<mpsc::Sender<ReadJob>>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Readers {
+    /// A pool whose reads pass no gate (tools and tests without a checkpointer).
     pub fn open(path: &Path, size: usize) -> Result<Arc<Self>, StoreError> {
+        Self::open_gated(path, size, Arc::new(ReadGate::default()))
+    }
+
+    /// A pool whose every read runs inside `gate` (the writer's [`Writer::read_gate`]), so the
+    /// checkpointer can reset the WAL between reads.
+    ///
+    /// [`Writer::read_gate`]: super::Writer::read_gate
+    pub fn open_gated(
+        path: &Path,
+        size: usize,
+        gate: Arc<ReadGate>,
+    ) -> Result<Arc<Self>, StoreError> {
         let (tx, rx) = mpsc::channel::<ReadJob>();
         let rx = Arc::new(Mutex::new(rx));
         let mut threads = Vec::with_capacity(size);
         for i in 0..size {
             let conn = open_reader(path)?;
             let rx = rx.clone();
+            let gate = gate.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("guestvault-reader-{i}"))
-                .spawn(move || serve(&conn, &rx))
+                .spawn(move || serve(&conn, &rx, &gate))
                 .map_err(|e| StoreError::Other(format!("cannot start a reader thread: {e}")))?;
             threads.push(handle);
         }
         Ok(Arc::new(Self {
+            path: path.to_owned(),
             tx: Mutex::new(Some(tx)),
             threads: Mutex::new(threads),
         }))
+    }
+
+    /// The database file the pool reads.
+    pub fn database_path(&self) -> &Path {
+        &self.path
     }
 
     /// Runs `f` on the next free reader connection.
@@ -63,7 +84,7 @@ impl Readers {
     }
 }
 
-fn serve(conn: &Connection, rx: &Mutex<mpsc::Receiver<ReadJob>>) {
+fn serve(conn: &Connection, rx: &Mutex<mpsc::Receiver<ReadJob>>, gate: &ReadGate) {
     loop {
         let job = match rx.lock() {
             Ok(rx) => rx.recv(),
@@ -71,6 +92,8 @@ fn serve(conn: &Connection, rx: &Mutex<mpsc::Receiver<ReadJob>>) {
         };
         match job {
             Ok(job) => {
+                // Held for the whole read: its snapshot may use the WAL until it returns.
+                let _pass = gate.enter();
                 let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(conn)));
             }
             Err(_) => return,

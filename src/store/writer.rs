@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use rusqlite::Connection;
 
+use super::checkpoint::{Checkpointer, Msg, ReadGate};
+use super::health::{CommitHealth, Fault};
 use super::StoreError;
 
 type Completion = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
@@ -41,7 +43,15 @@ pub struct Writer {
     stats: Arc<WriterStats>,
     /// Set after a commit that deleted personal data: the checkpointer then empties the WAL.
     shredded: Arc<AtomicBool>,
+    /// Wakes the checkpointer at once after such a commit.
+    wake: Option<mpsc::Sender<Msg>>,
+    /// The reader pool's gate, which the checkpointer closes for a moment to reset the WAL.
+    gate: Arc<ReadGate>,
+    health: Arc<CommitHealth>,
 }
+
+/// `storage.wal_max_bytes` by default: 256 MiB.
+pub const DEFAULT_WAL_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 impl Writer {
     /// Starts the writer thread on `conn`. The thread ends when every handle is dropped.
@@ -69,15 +79,42 @@ impl Writer {
         hook: Option<PreCommitHook>,
         barrier: Option<CommitBarrier>,
     ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
+        Self::start_with_options(conn, max_batch, hook, barrier, DEFAULT_WAL_MAX_BYTES)
+    }
+
+    /// Like [`start_with_hooks`](Self::start_with_hooks), with the WAL kept under
+    /// `wal_max_bytes` (`storage.wal_max_bytes`).
+    pub fn start_with_options(
+        conn: Connection,
+        max_batch: usize,
+        hook: Option<PreCommitHook>,
+        barrier: Option<CommitBarrier>,
+        wal_max_bytes: u64,
+    ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel::<Job>();
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
         let shredded = Arc::new(AtomicBool::new(false));
-        let checkpointer = Checkpointer::start(&conn, shredded.clone());
+        let gate = Arc::new(ReadGate::default());
+        let health = Arc::new(CommitHealth::default());
+        let checkpointer = Checkpointer::start(
+            &conn,
+            shredded.clone(),
+            gate.clone(),
+            health.clone(),
+            wal_max_bytes,
+        );
+        let (checkpointer, wake) = match checkpointer {
+            Some((c, w)) => (Some(c), Some(w)),
+            None => (None, None),
+        };
+        let thread_health = health.clone();
+        let thread_gate = gate.clone();
         let handle = std::thread::Builder::new()
             .name("guestvault-writer".into())
             .spawn(move || {
-                run(conn, rx, max_batch, hook, barrier, &thread_stats);
+                let sinks = (&*thread_stats, &*thread_health, &*thread_gate);
+                run(conn, rx, max_batch, hook, barrier, sinks);
                 if let Some(c) = checkpointer {
                     c.stop();
                 }
@@ -87,6 +124,9 @@ impl Writer {
                 tx,
                 stats,
                 shredded,
+                wake,
+                gate,
+                health,
             },
             handle,
         ))
@@ -100,9 +140,24 @@ impl Writer {
     /// The deleted rows' old page images are still in the WAL file, which SQLite only
     /// overwrites as it is reused; the checkpointer's next round (within half a second) copies
     /// the WAL into the database, where `secure_delete` has zeroed them, and truncates the WAL
-    /// to nothing.
+    /// to nothing. It is woken at once, so this takes milliseconds even under load.
     pub fn note_shredded(&self) {
         self.shredded.store(true, Ordering::Release);
+        if let Some(w) = &self.wake {
+            let _ = w.send(Msg::Wake);
+        }
+    }
+
+    /// The gate every pooled read passes through (give it to [`Readers::open_gated`]).
+    ///
+    /// [`Readers::open_gated`]: super::Readers::open_gated
+    pub fn read_gate(&self) -> Arc<ReadGate> {
+        self.gate.clone()
+    }
+
+    /// The outcome of the last group commits (readiness).
+    pub fn health(&self) -> &CommitHealth {
+        &self.health
     }
 
     /// Runs `op` inside a savepoint of the next group transaction and returns its result once
@@ -174,97 +229,13 @@ fn in_savepoint<T>(
     result
 }
 
-/// Copies the WAL back into the database from its own thread and connection. Left to SQLite,
-/// the automatic checkpoint runs inside a commit on the writer thread and stalls every caller
-/// of that group behind a database fsync.
-struct Checkpointer {
-    stop: mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Checkpointer {
-    const EVERY: std::time::Duration = std::time::Duration::from_millis(500);
-
-    /// Takes over checkpointing for `writer`'s database; `None` (SQLite keeps doing it) if the
-    /// database has no file or a second connection cannot be opened. When `shredded` is set,
-    /// the next round truncates the WAL (and retries until nothing blocked it).
-    fn start(writer: &Connection, shredded: Arc<AtomicBool>) -> Option<Self> {
-        let path = writer.path().filter(|p| !p.is_empty())?.to_string();
-        let conn = Connection::open(&path).ok()?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).ok()?;
-        let (stop, stopped) = mpsc::channel::<()>();
-        // Rounds in a row that could not truncate (a long read, such as a big export, keeps
-        // the WAL in use); said once in the log when it goes on for ten seconds.
-        let mut blocked_rounds = 0u32;
-        let thread = std::thread::Builder::new()
-            .name("guestvault-checkpoint".into())
-            .spawn(move || loop {
-                let last = !matches!(
-                    stopped.recv_timeout(Self::EVERY),
-                    Err(mpsc::RecvTimeoutError::Timeout)
-                );
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
-                }
-                if shredded.swap(false, Ordering::AcqRel) {
-                    if Self::truncate(&conn) {
-                        blocked_rounds = 0;
-                    } else {
-                        // A reader or the writer was in the way: try again next round.
-                        shredded.store(true, Ordering::Release);
-                        blocked_rounds += 1;
-                        if blocked_rounds == 20 {
-                            tracing::warn!(
-                                "deleted data is still in the WAL file after 10 s: a long read \
-                                 keeps it from being truncated; retrying"
-                            );
-                        }
-                    }
-                }
-                if last {
-                    return;
-                }
-            })
-            .ok()?;
-        if writer.pragma_update(None, "wal_autocheckpoint", 0).is_err() {
-            let _ = stop.send(());
-            let _ = thread.join();
-            return None;
-        }
-        Some(Self { stop, thread })
-    }
-
-    /// Copies the rest of the WAL into the database and truncates the WAL to nothing; `false`
-    /// if it could not be done now. Writers wait while a TRUNCATE checkpoint waits for
-    /// readers, so it gets a few milliseconds, after a PASSIVE one has already copied almost
-    /// everything without blocking anyone.
-    fn truncate(conn: &Connection) -> bool {
-        const WAIT: std::time::Duration = std::time::Duration::from_millis(20);
-        const NORMAL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-        if conn.busy_timeout(WAIT).is_err() {
-            return false;
-        }
-        let done = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-            r.get::<_, i64>(0)
-        });
-        let _ = conn.busy_timeout(NORMAL_WAIT);
-        matches!(done, Ok(0))
-    }
-
-    /// A last checkpoint, then the thread ends (before the writer's own join returns).
-    fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.thread.join();
-    }
-}
-
 fn run(
     conn: Connection,
     rx: mpsc::Receiver<Job>,
     max_batch: usize,
     mut hook: Option<PreCommitHook>,
     mut barrier: Option<CommitBarrier>,
-    stats: &WriterStats,
+    (stats, health, gate): (&WriterStats, &CommitHealth, &ReadGate),
 ) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -274,11 +245,15 @@ fn run(
                 Err(_) => break,
             }
         }
+        // The group passes the gate like a read: the checkpointer resets the WAL between
+        // groups, never waiting on SQLite's lock (the writer would win it every time).
+        let _pass = gate.enter();
         let started = std::time::Instant::now();
         let begin = conn.execute_batch("BEGIN IMMEDIATE");
         let mut completions = Vec::with_capacity(jobs.len());
         if let Err(e) = begin {
             let e = Arc::new(StoreError::from(e));
+            health.note_fault(Fault::of_store(&e));
             for job in jobs {
                 // The op is not run; answer with the begin failure.
                 job(None)(Err(e.clone()));
@@ -304,8 +279,12 @@ fn run(
         let commit = match barrier_ok
             .and_then(|()| conn.execute_batch("COMMIT").map_err(StoreError::from))
         {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                health.note_ok();
+                Ok(())
+            }
             Err(e) => {
+                health.note_fault(Fault::of_store(&e));
                 tracing::error!(error = %e, "group commit failed");
                 let _ = conn.execute_batch("ROLLBACK");
                 Err(Arc::new(e))

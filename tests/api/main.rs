@@ -10,6 +10,7 @@ mod corrections;
 mod edge;
 mod erasure;
 mod errors;
+mod faults;
 mod guests;
 mod helpers;
 mod insider;
