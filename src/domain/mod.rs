@@ -1,8 +1,8 @@
 //! Pure domain logic: identifiers, personal-data wrappers, validation and masking. Nothing
 //! here does I/O, reads a clock or knows about HTTP; time is passed in.
 
-pub mod freetext;
 pub mod cross_field;
+pub mod freetext;
 pub mod mask;
 pub mod pii;
 pub mod retention;

@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::corrections::{
-    reason_text, CorrectionDecision, CorrectionDetail, CorrectionSummary,
-};
+use super::corrections::{reason_text, CorrectionDecision, CorrectionDetail, CorrectionSummary};
 use super::fields::write_sealed;
 use super::{Caller, Vault, VaultError};
 use crate::audit::Outcome;

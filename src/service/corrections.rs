@@ -313,7 +313,10 @@ mod tests {
 
     #[test]
     fn reason_text_keeps_code_and_ticket_only() {
-        assert_eq!(reason_text("document_checked", None), "reason=document_checked");
+        assert_eq!(
+            reason_text("document_checked", None),
+            "reason=document_checked"
+        );
         assert_eq!(
             reason_text("document_checked", Some("T-1")),
             "reason=document_checked ticket=T-1"

@@ -15,7 +15,6 @@ use crate::domain::{validate_fields, FieldError, GuestId};
 use crate::policy::{Action, DenyReason, FieldScope, FieldSpec, FieldType, Grant, View};
 use crate::store;
 
-
 #[derive(Debug, Clone, Default)]
 pub struct NewGuest {
     pub fields: Map<String, Value>,

@@ -2,8 +2,8 @@
 //! of read-only connections, and the SQL for each table. Functions that read or write personal
 //! data take a [`Permit`](crate::policy::Permit), which only the policy module mints.
 
-mod corrections;
 mod checkpoint;
+mod corrections;
 mod erasure;
 mod guests;
 mod health;
@@ -17,8 +17,8 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
 
-pub use corrections::*;
 pub use checkpoint::{ReadGate, GATE_WAIT};
+pub use corrections::*;
 pub use erasure::*;
 pub use guests::*;
 pub use health::{CommitHealth, Fault, FAULTS};
