@@ -9,6 +9,8 @@ mod consents;
 mod erasure;
 mod error;
 mod extract;
+#[doc(hidden)]
+pub mod fuzz_bodies;
 mod guests;
 mod health;
 pub mod metrics;
