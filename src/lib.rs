@@ -28,6 +28,8 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod ledger;
 pub mod metrics;

@@ -441,3 +441,36 @@ fn a_rewritten_value_hash_in_the_database_breaks_the_chain() {
         .unwrap();
     assert_eq!(super::verify_chain(&f.conn).unwrap(), Err(7));
 }
+
+/// Found by fuzzing (issue 13): the CSV reader took a hash pair `+a` for `0a` and a seq `+3`
+/// or `03` for `3`, so an edited export still verified as intact. Every cell must be spelled
+/// as the vault writes it.
+#[test]
+fn non_canonical_hex_and_seqs_in_csv_are_refused() {
+    let f = fixture(6);
+    let csv = String::from_utf8(f.export(&parse_export(Some("format=csv")).unwrap())).unwrap();
+    assert!(verify(&csv, &f.key()).is_ok());
+    let hex_cell = hex_pair_with_leading_zero(&csv);
+    let mut signed = csv.clone();
+    signed.replace_range(hex_cell..hex_cell + 1, "+");
+    assert!(verify(&signed, &f.key()).is_err(), "a `+` in a hash");
+    for bad in ["event,03,", "event,+3,"] {
+        let edited = csv.replacen("event,3,", bad, 1);
+        assert_ne!(edited, csv);
+        assert!(verify(&edited, &f.key()).is_err(), "seq spelled {bad}");
+    }
+}
+
+/// The byte offset of a `0` that starts a byte pair of some 64-digit hex cell.
+fn hex_pair_with_leading_zero(text: &str) -> usize {
+    let mut offset = 0;
+    for cell in text.split([',', '\n', '\r']) {
+        if cell.len() == 64 && cell.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if let Some(i) = (0..64).step_by(2).find(|&i| cell.as_bytes()[i] == b'0') {
+                return offset + i;
+            }
+        }
+        offset += cell.len() + 1;
+    }
+    panic!("no hash with a byte below 0x10");
+}

@@ -185,8 +185,8 @@ impl Keyring {
         Ok(())
     }
 
-    /// Saves the keyring, atomically replacing `path` (used after a KEK is added or retired).
-    pub fn write_file(&self, path: &Path, create_new: bool) -> Result<(), KeyringError> {
+    /// The unsealed file content (what [`Keyring::from_bytes`] reads back).
+    pub(crate) fn to_plain_json(&self) -> Result<Zeroizing<Vec<u8>>, serde_json::Error> {
         let file = KeyringFile {
             format: KEYRING_FORMAT.to_string(),
             active_kek: self.active_kek,
@@ -201,11 +201,16 @@ impl Keyring {
             index_root_key: B64.encode(self.index_root.as_ref()),
             audit_signing_key: B64.encode(self.audit_pkcs8.as_slice()),
         };
+        serde_json::to_vec_pretty(&file).map(Zeroizing::new)
+    }
+
+    /// Saves the keyring, atomically replacing `path` (used after a KEK is added or retired).
+    pub fn write_file(&self, path: &Path, create_new: bool) -> Result<(), KeyringError> {
         let malformed = |e: serde_json::Error| KeyringError::Malformed {
             path: path.to_owned(),
             reason: e.to_string(),
         };
-        let mut json = Zeroizing::new(serde_json::to_vec_pretty(&file).map_err(malformed)?);
+        let mut json = self.to_plain_json().map_err(malformed)?;
         if let Some(key) = &self.seal {
             let sealed = seal::seal(key, &json)?;
             json = Zeroizing::new(serde_json::to_vec_pretty(&sealed).map_err(malformed)?);
@@ -294,12 +299,23 @@ impl Keyring {
         };
         Self::check_file(path)?;
         let bytes = Zeroizing::new(std::fs::read(path).map_err(read_err)?);
+        Self::from_bytes(path, &bytes, passphrase)
+    }
+
+    /// The parsing half of [`Keyring::load_with`]: the file's bytes, plain or sealed, into a
+    /// keyring, without touching the file system (`path` only names the file in errors). The
+    /// fuzz target `crate::fuzzing::keyring` calls it directly.
+    pub(crate) fn from_bytes(
+        path: &Path,
+        bytes: &[u8],
+        passphrase: impl FnOnce() -> Result<Zeroizing<Vec<u8>>, KeyringError>,
+    ) -> Result<Self, KeyringError> {
         let malformed = |reason: String| KeyringError::Malformed {
             path: path.to_owned(),
             reason,
         };
         let mut seal_key = None;
-        let bytes = match serde_json::from_slice::<SealedFile>(&bytes) {
+        let bytes = match serde_json::from_slice::<SealedFile>(bytes) {
             Ok(sealed) if sealed.format == seal::SEALED_FORMAT => {
                 let pass = passphrase()?;
                 let (plain, key) = seal::open(&sealed, &pass)
@@ -307,7 +323,7 @@ impl Keyring {
                 seal_key = Some(key);
                 plain
             }
-            _ => bytes,
+            _ => Zeroizing::new(bytes.to_vec()),
         };
         let file: KeyringFile =
             serde_json::from_slice(&bytes).map_err(|e| malformed(format!("{e}")))?;

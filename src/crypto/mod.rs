@@ -45,7 +45,9 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Decodes lower- or upper-case hex; `None` on odd length or a non-hex character.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
+    // `from_str_radix` alone would also take a sign: "+a" would decode like "0a", so an
+    // audit export with a hash digit edited to `+` still verified (found by fuzzing).
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
@@ -69,4 +71,19 @@ pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(ctx.finish().as_ref());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unhex_takes_hex_digits_only() {
+        assert_eq!(unhex("0aFf"), Some(vec![0x0a, 0xff]));
+        // `u8::from_str_radix` accepts a sign; a hash must not (fuzzing, issue 13).
+        assert_eq!(unhex("+a"), None);
+        assert_eq!(unhex("-0"), None);
+        assert_eq!(unhex("0a+b"), None);
+        assert_eq!(unhex("abc"), None);
+    }
 }

@@ -100,6 +100,29 @@ pub fn open(
     file: &SealedFile,
     passphrase: &[u8],
 ) -> Result<(Zeroizing<Vec<u8>>, SealKey), CryptoError> {
+    let parts = parse(file)?;
+    let key = SealKey::derive(passphrase, parts.salt, file.iterations);
+    let plain = decrypt(&key, &parts)?;
+    Ok((plain, key))
+}
+
+/// [`open`] with an already derived key: the same parsing and decryption without the KDF, so
+/// the fuzz target (`crate::fuzzing::keyring`) runs at parser speed, not at 100k PBKDF2 rounds.
+pub(crate) fn open_with_key(
+    file: &SealedFile,
+    key: &SealKey,
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    decrypt(key, &parse(file)?)
+}
+
+/// The decoded parts of a sealed file, checked before any key is derived.
+struct Parts {
+    salt: [u8; 16],
+    nonce: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+fn parse(file: &SealedFile) -> Result<Parts, CryptoError> {
     if file.kdf != "pbkdf2-hmac-sha256" || file.iterations < MIN_ITERATIONS {
         return Err(CryptoError::Decrypt);
     }
@@ -109,17 +132,30 @@ pub fn open(
         .and_then(|s| s.try_into().ok())
         .ok_or(CryptoError::Decrypt)?;
     let nonce = B64.decode(&file.nonce).map_err(|_| CryptoError::Decrypt)?;
-    let ct = B64
+    let ciphertext = B64
         .decode(&file.ciphertext)
         .map_err(|_| CryptoError::Decrypt)?;
     if nonce.len() != 12 {
         return Err(CryptoError::Decrypt);
     }
-    let key = SealKey::derive(passphrase, salt, file.iterations);
+    Ok(Parts {
+        salt,
+        nonce,
+        ciphertext,
+    })
+}
+
+fn decrypt(key: &SealKey, parts: &Parts) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
     let plain = Aes256Gcm::new(key.key.as_ref().into())
-        .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ct, aad: AAD })
+        .decrypt(
+            Nonce::from_slice(&parts.nonce),
+            Payload {
+                msg: &parts.ciphertext,
+                aad: AAD,
+            },
+        )
         .map_err(|_| CryptoError::Decrypt)?;
-    Ok((Zeroizing::new(plain), key))
+    Ok(Zeroizing::new(plain))
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ mod corrections;
 mod erasure;
 mod error;
 mod extract;
+#[doc(hidden)]
+pub mod fuzz_bodies;
 mod guests;
 mod health;
 pub mod limits;

@@ -449,3 +449,44 @@ async fn rejections_before_the_service_are_audited_for_authenticated_callers() {
         .collect();
     assert!(!all.contains(CANARY), "a submitted value reached the trail");
 }
+
+/// Found by fuzzing (issue 13): serde's derived body types also took a JSON array of their
+/// fields in order, so `[{"full_name": ...}]` registered a guest. Bodies are objects only.
+#[tokio::test]
+async fn a_body_given_as_a_json_array_is_malformed_and_changes_nothing() {
+    let app = spawn_app().await;
+    let id = app.create_guest(zhang_san()).await;
+    let before = guests_stored(&app);
+    let cases = [
+        (
+            app.client.post(format!("{}/v1/guests", app.addr)),
+            json!([{ "full_name": "李四" }]),
+            "check_in",
+        ),
+        (
+            app.client.patch(format!("{}/v1/guests/{id}", app.addr)),
+            json!([{ "full_name": "李四" }]),
+            "check_in",
+        ),
+        (
+            app.client.post(format!("{}/v1/guests/search", app.addr)),
+            json!(["mobile", "+8613812345678"]),
+            "check_in",
+        ),
+    ];
+    for (req, body, purpose) in cases {
+        let r = app
+            .send(
+                req.bearer_auth(app.token("pms"))
+                    .header("X-Purpose", purpose)
+                    .json(&body),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("malformed_json")),
+            "{body}"
+        );
+    }
+    assert_eq!(guests_stored(&app), before);
+}

@@ -173,7 +173,7 @@ pub(super) fn csv_record(row: &csv::ByteRecord) -> Result<Record, String> {
         kind: Some(kind.to_string()),
         format: None,
         seq: text(1)?
-            .map(|s| s.parse().map_err(|_| "`seq` is not a number".to_string()))
+            .map(|s| canonical_u64(&s).ok_or_else(|| "`seq` is not a number".to_string()))
             .transpose()?,
         ts: required(2)?,
         request_id: required(3)?,
@@ -204,6 +204,15 @@ pub(super) fn csv_record(row: &csv::ByteRecord) -> Result<Record, String> {
         },
     };
     build(kind, raw)
+}
+
+/// A seq as the vault writes it: digits only, no sign, no leading zero (JSON numbers are this
+/// strict already; `str::parse` alone would take `+5` and `05` for 5).
+fn canonical_u64(s: &str) -> Option<u64> {
+    let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits && (s == "0" || !s.starts_with('0')))
+        .then(|| s.parse().ok())
+        .flatten()
 }
 
 fn build(kind: &str, raw: RawRecord) -> Result<Record, String> {
