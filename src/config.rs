@@ -179,7 +179,7 @@ pub struct StorageConfig {
     pub readers: usize,
     /// Most operations the writer commits in one transaction.
     pub max_batch: usize,
-    /// The WAL file is kept under this size (issue 13): past a quarter of it the checkpointer
+    /// The WAL file is kept under this size (issue 13): past half of it the checkpointer
     /// resets the WAL between reads. Default 256 MiB; at least 4 MiB.
     pub wal_max_bytes: u64,
 }

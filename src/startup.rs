@@ -218,7 +218,7 @@ impl App {
         Ok(Self {
             listener,
             state: AppState {
-                vault,
+                vault: Arc::new(vault),
                 auth: Arc::new(auth),
                 scrape: Arc::new(ScrapeAccess::from_config(&config.metrics)),
                 limits: Arc::new(crate::http::limits::Limits::from_config(&config)),
@@ -256,10 +256,10 @@ impl App {
         let router = app(self.state.clone(), self.max_body_bytes);
         let mut tasks = vec![
             tokio::spawn(checkpoint_timer(
-                self.state.vault.clone(),
+                (*self.state.vault).clone(),
                 self.checkpoint_interval,
             )),
-            tokio::spawn(watch_keyring(self.state.vault.clone())),
+            tokio::spawn(watch_keyring((*self.state.vault).clone())),
             tokio::spawn(crate::http::limits::report_forever(self.state.clone())),
         ];
         let acceptor = match self.tls {
@@ -276,7 +276,7 @@ impl App {
         }
         if !self.sweep_interval.is_zero() {
             tasks.push(tokio::spawn(sweep_forever(
-                self.state.vault.clone(),
+                (*self.state.vault).clone(),
                 self.sweep_interval,
             )));
         }

@@ -27,10 +27,14 @@ impl FromRequestParts<AppState> for Auth {
         let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
         // Only the kind of failure is logged: the token's own text (header, claims) is
         // attacker-supplied and could forge log lines.
-        let principal = state.auth.verify(token).map_err(|e| {
-            tracing::info!(reason = e.kind(), "bearer token rejected");
-            ApiError::Unauthorized
-        })?;
+        let verified = parts.extensions.remove::<VerifiedToken>().map(|v| v.0);
+        let principal = match verified {
+            Some(p) => p,
+            None => state.auth.verify(token).map_err(|e| {
+                tracing::info!(reason = e.kind(), "bearer token rejected");
+                ApiError::Unauthorized
+            })?,
+        };
         // A header that is not UTF-8 is passed on as an unknown purpose: the policy denies it.
         let purpose = parts.headers.get(PURPOSE_HEADER).map(|v| {
             v.to_str()
@@ -56,6 +60,11 @@ impl FromRequestParts<AppState> for Auth {
         Ok(Self(caller))
     }
 }
+
+/// The principal of the bearer token the budget layer already verified for this request, so
+/// that a request costs one signature check, not two. Only server code inserts it.
+#[derive(Debug, Clone)]
+pub(crate) struct VerifiedToken(pub(crate) crate::auth::Principal);
 
 /// Where the `Auth` extractor leaves the authenticated caller for the rejection-audit
 /// middleware (a request that never authenticates leaves it empty).

@@ -372,7 +372,7 @@ pub(crate) async fn budgets(State(state): State<AppState>, req: Request, next: N
             return next.run(req).await; // the extractor answers 401
         }
     };
-    let who: Principal = (principal.sub, principal.role);
+    let who: Principal = (principal.sub.clone(), principal.role.clone());
     let prepaid = match limits.admit(&who, class) {
         Ok(prepaid) => prepaid,
         Err((wait, why)) => {
@@ -388,6 +388,10 @@ pub(crate) async fn budgets(State(state): State<AppState>, req: Request, next: N
         .get(&who.1)
         .is_some_and(|r| r.self_only);
     let (mut parts, body) = req.into_parts();
+    // The token is verified once per request: the `Auth` extractor takes this one.
+    parts
+        .extensions
+        .insert(super::extract::VerifiedToken(principal));
     let target = if self_only {
         axum::extract::RawPathParams::from_request_parts(&mut parts, &state)
             .await

@@ -39,7 +39,8 @@ use crate::service::Vault;
 /// Shared state of every handler.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub vault: Vault,
+    /// Behind an `Arc`: the state is cloned for every middleware layer of every request.
+    pub vault: Arc<Vault>,
     pub auth: Arc<Authenticator>,
     /// Who may scrape `/metrics`.
     pub scrape: Arc<ScrapeAccess>,

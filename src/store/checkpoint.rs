@@ -2,7 +2,7 @@
 //! snapshot in it, and under steady load (64 connections, reads and writes 1:1) some reader
 //! always does: a PASSIVE checkpoint copies pages back but the file never resets, and it grew
 //! without bound (10 GB in 3 minutes, issue 13). So the checkpointer has its own thread and
-//! connection and, when the WAL passes a soft limit (a quarter of `storage.wal_max_bytes`) or
+//! connection and, when the WAL passes a soft limit (half of `storage.wal_max_bytes`) or
 //! after an erasure (crypto-shredding: the deleted rows' old page images must leave the file),
 //! briefly closes the [`ReadGate`] every pooled read and every group commit of the writer
 //! passes through, waits (bounded) for those in flight to end, and runs a TRUNCATE checkpoint.
@@ -155,7 +155,7 @@ impl Checkpointer {
         let mut state = Rounds {
             conn,
             wal,
-            soft_limit: wal_max_bytes / 4,
+            soft_limit: wal_max_bytes / 2,
             shredded,
             gate,
             health,

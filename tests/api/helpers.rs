@@ -92,7 +92,7 @@ pub async fn spawn_on(dir: tempfile::TempDir, config: Config) -> TestApp {
         .await
         .unwrap();
     let addr = format!("http://127.0.0.1:{}", app.port());
-    let vault = app.state().vault.clone();
+    let vault = (*app.state().vault).clone();
     let state = app.state().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
