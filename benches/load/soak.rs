@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::data::{self, Rng};
 use super::driver::{expect, send, Ctx};
@@ -40,6 +40,9 @@ struct Counters {
     /// Guests this soak created, erased later: the mix stays the same for any length of run.
     created: std::sync::Mutex<Vec<String>>,
 }
+
+/// How many created guests wait for their erasure at most.
+const MAX_PENDING_ERASURES: usize = 100_000;
 
 /// Reads and searches use the seeded guests; erasures take guests the soak itself created,
 /// so nothing reads an erased guest and the mix never runs out of guests to erase.
@@ -80,8 +83,17 @@ async fn one(ctx: &Ctx, rng: &mut Rng, c: &Counters) -> Result<(), String> {
             Some(&body),
         )
         .await?;
-        expect("POST", "/v1/guests", StatusCode::CREATED, got)?;
+        let body = expect("POST", "/v1/guests", StatusCode::CREATED, got)?;
         c.creates.fetch_add(1, Ordering::Relaxed);
+        // Kept for a later erasure (creates outnumber erasures 3:1, so the list is capped).
+        let id = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v["guest_id"].as_str().map(str::to_owned))
+            .ok_or("POST /v1/guests: 201 without a guest_id")?;
+        let mut created = c.created.lock().unwrap();
+        if created.len() < MAX_PENDING_ERASURES {
+            created.push(id);
+        }
     } else if pick < 60 {
         let i = rng.below(seeded.max(1));
         let body = json!({ "field": "mobile", "value": data::mobile_spelled(i, rng.next_u64()) });
