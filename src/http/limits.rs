@@ -488,9 +488,7 @@ pub(crate) async fn budgets(State(state): State<AppState>, req: Request, next: N
         }
         200 => match class {
             RouteClass::Reveals => alert("reveal_burst", limits.alerts.reveals),
-            RouteClass::Exports if guest_export => {
-                alert("export_burst", limits.alerts.exports)
-            }
+            RouteClass::Exports if guest_export => alert("export_burst", limits.alerts.exports),
             RouteClass::Searches if resp.extensions().get::<SearchMiss>().is_some() => {
                 alert("search_miss_burst", limits.alerts.search_misses)
             }

@@ -266,7 +266,11 @@ async fn assert_one_alert(app: &TestApp, kind: &str, actor: &str, count: u64, se
     let counter = metrics
         .text
         .lines()
-        .find(|l| l.starts_with(&format!("guestvault_security_alerts_total{{kind=\"{kind}\"}}")))
+        .find(|l| {
+            l.starts_with(&format!(
+                "guestvault_security_alerts_total{{kind=\"{kind}\"}}"
+            ))
+        })
         .unwrap_or_else(|| panic!("no counter for {kind}: {}", metrics.text));
     assert!(counter.ends_with(" 1"), "{counter}");
 }
@@ -316,7 +320,14 @@ async fn a_burst_of_exports_raises_one_alert_in_trail_log_and_metrics() {
         let r = app.send(req).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }
-    assert_one_alert(&app, "export_burst", sub, 2, &["13812345678", "张三丰", &id]).await;
+    assert_one_alert(
+        &app,
+        "export_burst",
+        sub,
+        2,
+        &["13812345678", "张三丰", &id],
+    )
+    .await;
     app.stop().await;
 }
 

@@ -564,9 +564,7 @@ fn the_token_command_refuses_a_lifetime_beyond_the_cap_and_an_e_mail_sub() {
 #[tokio::test]
 async fn removing_a_registration_field_answers_the_same_whatever_the_stored_dates() {
     let app = spawn_app().await;
-    let stay = |check_in: &str, check_out: &str| {
-        json!({"fields":{"property":"SHA01","check_in":check_in,"check_out":check_out,"room_number":"1208"}})
-    };
+    let stay = |check_in: &str, check_out: &str| json!({"fields":{"property":"SHA01","check_in":check_in,"check_out":check_out,"room_number":"1208"}});
     let add_stay = |id: String, body: Value| {
         let app = &app;
         async move {
@@ -596,10 +594,7 @@ async fn removing_a_registration_field_answers_the_same_whatever_the_stored_date
 
     let mut answers = BTreeSet::new();
     for id in [&long_ago, &old_stay, &recent] {
-        for (role, purpose) in [
-            ("dsr_officer", "data_subject_request"),
-            ("pms", "check_in"),
-        ] {
+        for (role, purpose) in [("dsr_officer", "data_subject_request"), ("pms", "check_in")] {
             let r = app
                 .call(
                     Method::PATCH,
@@ -609,7 +604,12 @@ async fn removing_a_registration_field_answers_the_same_whatever_the_stored_date
                     Some(json!({"fields": {"id_number": null}})),
                 )
                 .await;
-            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{role} {id}: {}", r.text);
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{role} {id}: {}",
+                r.text
+            );
             let mut body = r.body.clone();
             // Per-request members aside, the answers must be byte for byte the same.
             if let Some(o) = body.as_object_mut() {
