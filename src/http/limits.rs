@@ -111,19 +111,79 @@ struct Throttled {
     classes: BTreeSet<&'static str>,
 }
 
+/// The buckets of one route class.
+#[derive(Debug)]
+struct ClassBuckets {
+    default: Bucket<Principal>,
+    by_role: HashMap<String, Bucket<Principal>>,
+}
+
+fn class_index(class: RouteClass) -> usize {
+    match class {
+        RouteClass::Reads => 0,
+        RouteClass::Searches => 1,
+        RouteClass::Reveals => 2,
+        RouteClass::Exports => 3,
+        RouteClass::Writes => 4,
+        RouteClass::Denied => 5,
+    }
+}
+
+/// Keys with a deadline (blocked principals, suspects, blocked addresses). Almost always
+/// empty: a request then checks one atomic instead of taking the lock.
+#[derive(Debug)]
+struct Tracked<K> {
+    map: Mutex<HashMap<K, Instant>>,
+    /// `map.len()`, kept under the lock, read without it.
+    len: std::sync::atomic::AtomicUsize,
+}
+
+impl<K> Default for Tracked<K> {
+    fn default() -> Self {
+        Self {
+            map: Mutex::default(),
+            len: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Tracked<K> {
+    fn is_empty(&self) -> bool {
+        // Acquire pairs with the Release below: a key inserted before a request arrives is seen.
+        self.len.load(std::sync::atomic::Ordering::Acquire) == 0
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<K, Instant>) -> T) -> T {
+        let mut map = lock(&self.map);
+        let out = f(&mut map);
+        self.len
+            .store(map.len(), std::sync::atomic::Ordering::Release);
+        out
+    }
+
+    /// The key's deadline if it has not passed.
+    fn until(&self, key: &K) -> Option<Instant> {
+        if self.is_empty() {
+            return None;
+        }
+        lock(&self.map).get(key).copied()
+    }
+}
+
 /// The budgets and alert counters of one server.
 #[derive(Debug)]
 pub struct Limits {
     enabled: bool,
-    /// Per class, the default bucket and one per role with overrides.
-    buckets: HashMap<(RouteClass, Option<String>), Bucket<Principal>>,
+    /// Per class (indexed by [`class_index`]), the default bucket and one per role with
+    /// overrides: looked up by `&str`, with no allocation per request.
+    buckets: Vec<ClassBuckets>,
     auth_failures: Bucket<IpAddr>,
     /// Principals whose `denied` bucket ran dry, until when.
-    blocked: Mutex<HashMap<Principal, Instant>>,
+    blocked: Tracked<Principal>,
     /// Principals refused within the last minute: each of their requests takes its `denied`
     /// cell up front, so many requests in flight at once cannot overrun the bucket.
-    suspects: Mutex<HashMap<Principal, Instant>>,
-    ip_blocked: Mutex<HashMap<IpAddr, Instant>>,
+    suspects: Tracked<Principal>,
+    ip_blocked: Tracked<IpAddr>,
     throttled: Mutex<HashMap<Principal, Throttled>>,
     windows: Mutex<HashMap<(String, &'static str), Window>>,
     alerts: AlertsConfig,
@@ -135,16 +195,18 @@ pub struct Limits {
 impl Limits {
     pub fn from_config(config: &crate::config::Config) -> Self {
         let b: &BudgetsConfig = &config.budgets;
-        let mut buckets = HashMap::new();
-        for class in RouteClass::ALL {
-            buckets.insert((class, None), Bucket::new(b.rate(None, class)));
-            for role in b.roles.keys() {
-                buckets.insert(
-                    (class, Some(role.clone())),
-                    Bucket::new(b.rate(Some(role), class)),
-                );
-            }
-        }
+        // In `RouteClass::ALL` order, which is `class_index` order (a test checks it).
+        let buckets: Vec<ClassBuckets> = RouteClass::ALL
+            .iter()
+            .map(|&class| ClassBuckets {
+                default: Bucket::new(b.rate(None, class)),
+                by_role: b
+                    .roles
+                    .keys()
+                    .map(|role| (role.clone(), Bucket::new(b.rate(Some(role), class))))
+                    .collect(),
+            })
+            .collect();
         Self {
             enabled: b.enabled,
             buckets,
@@ -152,9 +214,9 @@ impl Limits {
                 per_min: b.auth_failures_per_min,
                 burst: b.auth_failures_burst,
             }),
-            blocked: Mutex::default(),
-            suspects: Mutex::default(),
-            ip_blocked: Mutex::default(),
+            blocked: Tracked::default(),
+            suspects: Tracked::default(),
+            ip_blocked: Tracked::default(),
             throttled: Mutex::default(),
             windows: Mutex::default(),
             alerts: config.alerts.clone(),
@@ -166,8 +228,8 @@ impl Limits {
 
     fn bucket(&self, class: RouteClass, role: &str) -> Option<&Bucket<Principal>> {
         self.buckets
-            .get(&(class, Some(role.to_string())))
-            .or_else(|| self.buckets.get(&(class, None)))
+            .get(class_index(class))
+            .map(|c| c.by_role.get(role).unwrap_or(&c.default))
     }
 
     /// `Err(wait)` if `who` may not make a request of `class` now; `Ok(true)` when the
@@ -179,8 +241,9 @@ impl Limits {
         if let Some(wait) = still_blocked(&self.blocked, who) {
             return Err((wait, RouteClass::Denied));
         }
-        let suspect = lock(&self.suspects)
-            .get(who)
+        let suspect = self
+            .suspects
+            .until(who)
             .is_some_and(|t| t.elapsed() < SUSPECT_FOR);
         if suspect {
             if let Err(wait) = self.take_denied(who) {
@@ -197,7 +260,8 @@ impl Limits {
     fn take_denied(&self, who: &Principal) -> Result<(), Duration> {
         match self.bucket(RouteClass::Denied, &who.1).map(|b| b.take(who)) {
             Some(Err(wait)) => {
-                lock(&self.blocked).insert(who.clone(), Instant::now() + wait);
+                self.blocked
+                    .with(|m| m.insert(who.clone(), Instant::now() + wait));
                 Err(wait)
             }
             _ => Ok(()),
@@ -210,12 +274,11 @@ impl Limits {
         if !self.enabled {
             return;
         }
-        {
-            let mut suspects = lock(&self.suspects);
+        self.suspects.with(|suspects| {
             if suspects.len() < self.max_tracked || suspects.contains_key(who) {
                 suspects.insert(who.clone(), Instant::now());
             }
-        }
+        });
         if !prepaid {
             let _ = self.take_denied(who);
         }
@@ -275,14 +338,18 @@ impl Limits {
 
     /// Forgets idle keys (every report interval).
     fn prune(&self) {
-        for b in self.buckets.values() {
-            b.prune(self.max_tracked);
+        for c in &self.buckets {
+            c.default.prune(self.max_tracked);
+            for b in c.by_role.values() {
+                b.prune(self.max_tracked);
+            }
         }
         self.auth_failures.prune(self.max_tracked);
         let now = Instant::now();
-        lock(&self.blocked).retain(|_, until| *until > now);
-        lock(&self.suspects).retain(|_, t| now.duration_since(*t) < SUSPECT_FOR);
-        lock(&self.ip_blocked).retain(|_, until| *until > now);
+        self.blocked.with(|m| m.retain(|_, until| *until > now));
+        self.suspects
+            .with(|m| m.retain(|_, t| now.duration_since(*t) < SUSPECT_FOR));
+        self.ip_blocked.with(|m| m.retain(|_, until| *until > now));
         let window = Duration::from_secs(self.alerts.window_secs);
         lock(&self.windows).retain(|_, v| now.duration_since(v.started) < window);
     }
@@ -292,14 +359,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn still_blocked<K: std::hash::Hash + Eq>(
-    map: &Mutex<HashMap<K, Instant>>,
-    key: &K,
-) -> Option<Duration> {
-    let now = Instant::now();
-    let map = lock(map);
-    map.get(key)
-        .and_then(|until| until.checked_duration_since(now))
+fn still_blocked<K: std::hash::Hash + Eq>(map: &Tracked<K>, key: &K) -> Option<Duration> {
+    map.until(key)
+        .and_then(|until| until.checked_duration_since(Instant::now()))
         .filter(|d| !d.is_zero())
 }
 
@@ -404,15 +466,15 @@ pub(crate) async fn budgets(State(state): State<AppState>, req: Request, next: N
     } else {
         None
     };
-    let route = parts
-        .extensions
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_default();
+    let guest_export = class == RouteClass::Exports
+        && parts
+            .extensions
+            .get::<MatchedPath>()
+            .is_some_and(|m| m.as_str() == "/v1/guests/{id}/export");
     let resp = next.run(Request::from_parts(parts, body)).await;
     let status = resp.status().as_u16();
-    let subject = format!("{}\u{0}{}", who.0, who.1);
     let alert = |kind: &'static str, threshold: u32| {
+        let subject = format!("{}\u{0}{}", who.0, who.1);
         if let Some(count) = limits.bump(&subject, kind, threshold) {
             raise(&state.vault, &who, kind, count, limits.alerts.window_secs);
         }
@@ -426,9 +488,7 @@ pub(crate) async fn budgets(State(state): State<AppState>, req: Request, next: N
         }
         200 => match class {
             RouteClass::Reveals => alert("reveal_burst", limits.alerts.reveals),
-            RouteClass::Exports if route == "/v1/guests/{id}/export" => {
-                alert("export_burst", limits.alerts.exports)
-            }
+            RouteClass::Exports if guest_export => alert("export_burst", limits.alerts.exports),
             RouteClass::Searches if resp.extensions().get::<SearchMiss>().is_some() => {
                 alert("search_miss_burst", limits.alerts.search_misses)
             }
@@ -445,7 +505,9 @@ fn token_failed(state: &AppState, ip: IpAddr, kind: &'static str) {
     let limits = &state.limits;
     if limits.enabled {
         if let Err(wait) = limits.auth_failures.take(&ip) {
-            lock(&limits.ip_blocked).insert(ip, Instant::now() + wait);
+            limits
+                .ip_blocked
+                .with(|m| m.insert(ip, Instant::now() + wait));
         }
     }
     if kind == "bad_signature" {
@@ -556,6 +618,13 @@ mod tests {
         );
         assert_eq!(classify(&Method::GET, "/healthz"), None);
         assert_eq!(classify(&Method::GET, "/metrics"), None);
+    }
+
+    #[test]
+    fn buckets_are_indexed_in_class_order() {
+        for (i, class) in RouteClass::ALL.iter().enumerate() {
+            assert_eq!(class_index(*class), i, "{class:?}");
+        }
     }
 
     #[test]

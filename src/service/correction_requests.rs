@@ -223,7 +223,7 @@ impl Vault {
                 .into_iter()
                 .map(|(k, v)| (k, v.expose().to_string()))
                 .collect();
-            let mut errors = self.statutory_removals(&gid, &proposal).await?;
+            let mut errors = self.statutory_removals(&proposal);
             let validated = match validate_fields(
                 &self.policies.catalog,
                 FieldScope::Guest,

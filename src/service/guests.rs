@@ -257,42 +257,29 @@ impl Vault {
         Ok(view)
     }
 
-    /// The fields a patch would remove (`null`) that a law requires keeping for now: a
+    /// The fields a patch would remove (`null`) that belong to a statutory retention class: a
     /// correction must not bypass the storage-only rule of an erasure (PIPL Art. 47(2)). The
-    /// way to end them early is `POST /v1/guests/{id}/erasure`, which restricts them instead.
-    pub(super) async fn statutory_removals(
-        &self,
-        gid: &str,
-        patch: &Map<String, Value>,
-    ) -> Result<Vec<FieldError>, VaultError> {
-        let removed: Vec<String> = patch
+    /// way to end them early is `POST /v1/guests/{id}/erasure`, which restricts them instead,
+    /// and the sweeper deletes them when their period ends.
+    ///
+    /// Decided from the policy alone, never from the stored dates (issue 12, no oracles):
+    /// whether a period still runs depends on the creation date, the last activity and every
+    /// stay, which a caller does not all see in plain; a 200 or a 422 that followed them would
+    /// answer "has this guest checked out within 3 years?". So a statutory field never goes
+    /// away by `PATCH`, whatever the dates.
+    pub(super) fn statutory_removals(&self, patch: &Map<String, Value>) -> Vec<FieldError> {
+        patch
             .iter()
             .filter(|(_, v)| v.is_null())
-            .map(|(k, _)| k.clone())
-            .collect();
-        if removed.is_empty() {
-            return Ok(vec![]);
-        }
-        let id = gid.to_string();
-        let Some(mut facts) = self
-            .readers
-            .run(move |c| store::retention_facts(c, &id))
-            .await?
-        else {
-            return Ok(vec![]);
-        };
-        facts.fields = removed;
-        let plan = super::erasure::plan(
-            &self.policies,
-            &facts,
-            self.today(),
-            super::erasure::Mode::Erasure,
-        );
-        Ok(plan
-            .kept_fields
-            .into_iter()
-            .map(|(field, _, _)| FieldError::new(&field, "statutory_retention"))
-            .collect())
+            .filter(|(name, _)| {
+                self.policies
+                    .catalog
+                    .get(FieldScope::Guest, name)
+                    .and_then(|spec| self.policies.retention.class(&spec.category))
+                    .is_some_and(|class| class.statutory)
+            })
+            .map(|(name, _)| FieldError::new(name, "statutory_retention"))
+            .collect()
     }
 
     pub async fn update_guest(
@@ -323,7 +310,7 @@ impl Vault {
                 .await);
         }
         let (sealed, consent) = self.load_checked(caller, &grant, &guest_id).await?;
-        let kept = self.statutory_removals(&gid, &patch).await?;
+        let kept = self.statutory_removals(&patch);
         if !kept.is_empty() {
             return Err(self
                 .refuse(

@@ -28,6 +28,11 @@ const WRITER_WAIT: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_millis(100);
 /// How often a PASSIVE checkpoint copies the WAL back while it is under the soft limit.
 const PASSIVE_EVERY: Duration = Duration::from_millis(500);
+/// The least time between two gated TRUNCATE checkpoints for erasures. A burst of erasures
+/// (thousands a second) then closes the gate a few times a second rather than back to back,
+/// which held every read and write for most of the time; deleted data still leaves the WAL
+/// well within a second.
+const SHRED_GAP: Duration = Duration::from_millis(250);
 
 /// The shared gate of the reader pool: reads enter it (many at once), the checkpointer closes
 /// it for the moment of a TRUNCATE checkpoint.
@@ -51,7 +56,9 @@ impl Drop for ReadPass<'_> {
     fn drop(&mut self) {
         let mut s = lock(&self.0.state);
         s.reading -= 1;
-        if s.reading == 0 {
+        // Only the checkpointer waits for the count to reach zero, and only while it holds
+        // the gate closed: otherwise there is nobody to wake (a notify is a system call).
+        if s.reading == 0 && s.closed {
             self.0.changed.notify_all();
         }
     }
@@ -164,6 +171,7 @@ impl Checkpointer {
             skip: 0,
             backoff: 0,
             last_passive: Instant::now(),
+            last_truncate: None,
         };
         let thread = std::thread::Builder::new()
             .name("guestvault-checkpoint".into())
@@ -173,7 +181,10 @@ impl Checkpointer {
                     Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => true,
                 };
                 // A burst of erasures wakes it once.
-                let last = last || rx.try_iter().any(|m| matches!(m, Msg::Stop));
+                let mut last = last || rx.try_iter().any(|m| matches!(m, Msg::Stop));
+                if !last && state.shredded.load(Ordering::Acquire) {
+                    last = sleep_unless_stopped(&rx, state.shred_gap_left());
+                }
                 state.round(last);
                 if last {
                     return;
@@ -216,9 +227,33 @@ struct Rounds {
     skip: u32,
     backoff: u32,
     last_passive: Instant,
+    /// When the last gated TRUNCATE was tried (for [`SHRED_GAP`]).
+    last_truncate: Option<Instant>,
+}
+
+/// Waits `wait` while ignoring wake-ups; `true` if asked to stop meanwhile.
+fn sleep_unless_stopped(rx: &mpsc::Receiver<Msg>, wait: Duration) -> bool {
+    let until = Instant::now() + wait;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        match rx.recv_timeout(left) {
+            Ok(Msg::Wake) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => return false,
+            Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return true,
+        }
+    }
 }
 
 impl Rounds {
+    /// How long an erasure's TRUNCATE still waits for [`SHRED_GAP`] to pass.
+    fn shred_gap_left(&self) -> Duration {
+        self.last_truncate
+            .map_or(Duration::ZERO, |t| SHRED_GAP.saturating_sub(t.elapsed()))
+    }
+
     fn wal_bytes(&self) -> u64 {
         std::fs::metadata(&self.wal).map_or(0, |m| m.len())
     }
@@ -308,6 +343,7 @@ impl Rounds {
     /// Closes the gate (bounded), then copies the rest of the WAL into the database and
     /// truncates it to nothing.
     fn truncate(&mut self) -> Result<Duration, Blocked> {
+        self.last_truncate = Some(Instant::now());
         let Some(closed) = self.gate.close_within(GATE_WAIT) else {
             return Err(Blocked::LongRead);
         };

@@ -231,6 +231,106 @@ async fn search_misses_over_the_threshold_raise_one_alert_in_trail_log_and_metri
     app.stop().await;
 }
 
+/// Waits for the `security.alert` events (written in the background) and checks the one alert
+/// of `kind`: in the trail with `actor` and the count, in the log without the actor or any of
+/// `secrets`, and in `guestvault_security_alerts_total{kind}`.
+async fn assert_one_alert(app: &TestApp, kind: &str, actor: &str, count: u64, secrets: &[&str]) {
+    for _ in 0..50 {
+        if !events(app, "security.alert").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Give a second (wrong) alert the time to arrive as well.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let alerts = events(app, "security.alert");
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let (_, reason, who, guest_id, justification) = &alerts[0];
+    assert_eq!(reason, kind);
+    assert_eq!(who, actor);
+    assert_eq!(guest_id, &None, "an alert names no guest");
+    assert_eq!(count_of(justification), count, "{justification}");
+    for s in secrets {
+        assert!(!justification.contains(s), "{justification}");
+    }
+    let logs = crate::helpers::captured_logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("security alert") && l.contains(kind))
+        .unwrap_or_else(|| panic!("no {kind} log line"));
+    assert!(!line.contains(actor), "{line}");
+    for s in secrets {
+        assert!(!line.contains(s), "{line}");
+    }
+    let metrics = app.call(Method::GET, "/metrics", None, None, None).await;
+    let counter = metrics
+        .text
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                "guestvault_security_alerts_total{{kind=\"{kind}\"}}"
+            ))
+        })
+        .unwrap_or_else(|| panic!("no counter for {kind}: {}", metrics.text));
+    assert!(counter.ends_with(" 1"), "{counter}");
+}
+
+#[tokio::test]
+async fn a_burst_of_reveals_raises_one_alert_in_trail_log_and_metrics() {
+    let app = spawn_app_with(|c, _| {
+        c.alerts.reveals = 3;
+    })
+    .await;
+    let id = app.create_guest(zhang_san()).await;
+    let sub = "desk-clerk-4711";
+    let token = app.token_for("front_desk", sub);
+    for _ in 0..5 {
+        let req = app
+            .client
+            .post(format!("{}/v1/guests/{id}/reveal", app.addr))
+            .bearer_auth(&token)
+            .header("X-Purpose", "check_in")
+            .json(&json!({"fields": ["mobile"], "reason": "identity_check_at_desk"}));
+        let r = app.send(req).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["fields"]["mobile"], "+8613812345678", "{}", r.text);
+    }
+    assert_one_alert(&app, "reveal_burst", sub, 3, &["13812345678", &id]).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_burst_of_exports_raises_one_alert_in_trail_log_and_metrics() {
+    let app = spawn_app_with(|c, _| {
+        c.alerts.exports = 2;
+    })
+    .await;
+    let id = app.create_guest(zhang_san()).await;
+    let sub = "dsr-officer-17";
+    let token = app.token_for("dsr_officer", sub);
+    for _ in 0..4 {
+        let req = app
+            .client
+            .get(format!(
+                "{}/v1/guests/{id}/export?reason=data_subject_request&ticket=DSR-17",
+                app.addr
+            ))
+            .bearer_auth(&token)
+            .header("X-Purpose", "data_subject_request");
+        let r = app.send(req).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    assert_one_alert(
+        &app,
+        "export_burst",
+        sub,
+        2,
+        &["13812345678", "张三丰", &id],
+    )
+    .await;
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_storm_of_forged_tokens_from_one_peer_raises_an_alert_and_then_429() {
     let app = spawn_app_with(|c, _| {

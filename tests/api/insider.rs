@@ -555,3 +555,87 @@ fn the_token_command_refuses_a_lifetime_beyond_the_cap_and_an_e_mail_sub() {
     assert!(!mail.status.success() && mail.stdout.is_empty());
     assert!(String::from_utf8_lossy(&mail.stderr).contains("--sub"));
 }
+
+/// Issue 12, no oracles: whether a `PATCH` may remove a registration field (`null`) does not
+/// depend on the stored dates (creation, last activity, stays) that decide whether its
+/// statutory period still runs. An insider comparing the answers for a guest registered years
+/// ago without stays, one whose only stay ended over 3 years ago, and one with a recent stay
+/// learns nothing: every answer is the same 422 and nothing changes.
+#[tokio::test]
+async fn removing_a_registration_field_answers_the_same_whatever_the_stored_dates() {
+    let app = spawn_app().await;
+    let stay = |check_in: &str, check_out: &str| json!({"fields":{"property":"SHA01","check_in":check_in,"check_out":check_out,"room_number":"1208"}});
+    let add_stay = |id: String, body: Value| {
+        let app = &app;
+        async move {
+            let r = app
+                .call(
+                    Method::POST,
+                    &format!("/v1/guests/{id}/stays"),
+                    Some("pms"),
+                    Some("check_in"),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        }
+    };
+    app.clock.set(time::macros::datetime!(2022-01-10 10:00 UTC));
+    // Registered in 2022, no stay: its period ran from creation and ended in 2025.
+    let long_ago = app.create_guest(zhang_san()).await;
+    // Its only stay ended in January 2022: over too.
+    let old_stay = app.create_guest(zhang_san()).await;
+    add_stay(old_stay.clone(), stay("2022-01-10", "2022-01-12")).await;
+    app.clock.set(time::macros::datetime!(2026-11-20 10:00 UTC));
+    // A stay that ended last week: the period runs until 2029.
+    let recent = app.create_guest(zhang_san()).await;
+    add_stay(recent.clone(), stay("2026-11-20", "2026-11-23")).await;
+    app.clock.set(time::macros::datetime!(2026-11-30 10:00 UTC));
+
+    let mut answers = BTreeSet::new();
+    for id in [&long_ago, &old_stay, &recent] {
+        for (role, purpose) in [("dsr_officer", "data_subject_request"), ("pms", "check_in")] {
+            let r = app
+                .call(
+                    Method::PATCH,
+                    &format!("/v1/guests/{id}"),
+                    Some(role),
+                    Some(purpose),
+                    Some(json!({"fields": {"id_number": null}})),
+                )
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{role} {id}: {}",
+                r.text
+            );
+            let mut body = r.body.clone();
+            // Per-request members aside, the answers must be byte for byte the same.
+            if let Some(o) = body.as_object_mut() {
+                o.remove("request_id");
+                o.remove("instance");
+            }
+            answers.insert((r.status.as_u16(), body.to_string()));
+        }
+    }
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    let (_, body) = answers.into_iter().next().unwrap();
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body["errors"],
+        json!([{"field":"id_number","code":"statutory_retention"}]),
+        "{body}"
+    );
+    for id in [&long_ago, &old_stay, &recent] {
+        let kept: i64 = app
+            .db()
+            .query_row(
+                "SELECT count(*) FROM guest_fields WHERE guest_id = ?1 AND field = 'id_number'",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(kept, 1, "a refused patch changes nothing");
+    }
+}
