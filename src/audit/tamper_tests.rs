@@ -519,3 +519,23 @@ fn a_member_a_record_does_not_use_is_refused() {
         "{err}"
     );
 }
+
+/// Found by fuzzing (issue 13, stop 19): a CSV export whose last row lost its final (empty)
+/// `value_hashes` cell still verified, read as the 20-cell form of older exports. Every row
+/// has the header's width; an older export (20-column header, 20-cell rows) still verifies.
+#[test]
+fn a_csv_row_narrower_than_the_header_is_refused() {
+    let f = fixture(6);
+    let csv = String::from_utf8(f.export(&parse_export(Some("format=csv")).unwrap())).unwrap();
+    let cut = csv.trim_end().strip_suffix(',').unwrap();
+    let err = verify(cut, &f.key()).unwrap_err();
+    assert!(matches!(err.problem, Problem::Malformed(_)), "{err}");
+    // Every row without its last cell, the header included: the older format.
+    let legacy: String = csv
+        .lines()
+        .map(|l| format!("{}\n", l.strip_suffix(",value_hashes").unwrap_or(l)))
+        .map(|l| l.replace(",\n", "\n"))
+        .collect();
+    assert!(!legacy.contains("value_hashes"));
+    assert!(verify(&legacy, &f.key()).is_ok(), "the 20-column form");
+}
