@@ -474,3 +474,68 @@ fn hex_pair_with_leading_zero(text: &str) -> usize {
     }
     panic!("no hash with a byte below 0x10");
 }
+
+/// Found by fuzzing (issue 13, stop 19): a CSV anchor, checkpoint or event row whose unused
+/// cells held text (one `,` of the anchor row edited to `X` merged two empty cells into one
+/// and the row read as the 20-cell form) still verified, and so did a JSON record with a key
+/// its kind does not carry. Every record holds only the members its hash or signature covers.
+#[test]
+fn a_member_a_record_does_not_use_is_refused() {
+    let f = fixture(6);
+    let csv = String::from_utf8(f.export(&parse_export(Some("format=csv")).unwrap())).unwrap();
+    assert!(verify(&csv, &f.key()).is_ok());
+    let rows: Vec<&str> = csv.split_inclusive('\n').collect();
+    for kind in ["anchor,", "event,1,", "checkpoint,"] {
+        let i = rows.iter().position(|r| r.starts_with(kind)).unwrap();
+        let row = rows[i];
+        let at = if kind == "event,1," {
+            // The comma between `key_id` and `signature`, both empty (as are
+            // `export_digest`, `export_signature` and `value_hashes`): `key_id` reads "X".
+            let end = row.trim_end().len();
+            assert!(row.trim_end().ends_with(",,,,,"), "{row}");
+            end - 4
+        } else {
+            // The first empty cell after the record kind: ",," -> ",X".
+            row.find(",,").unwrap() + 1
+        };
+        let mut edited_row = row.to_string();
+        edited_row.replace_range(at..at + 1, "X");
+        let mut edited = rows.clone();
+        edited[i] = &edited_row;
+        let err = verify(&edited.concat(), &f.key()).unwrap_err();
+        assert!(matches!(err.problem, Problem::Malformed(_)), "{kind} {err}");
+    }
+    let mut l = lines(&f.jsonl(""));
+    assert!(l[0].contains("\"type\":\"anchor\""));
+    l[0] = l[0].replacen("{", "{\"actor\":\"x\",", 1);
+    let err = verify(&join(&l), &f.key()).unwrap_err();
+    assert!(matches!(err.problem, Problem::Malformed(_)), "{err}");
+    let mut l = lines(&f.jsonl(""));
+    let i = line_of(&l, 2);
+    l[i] = l[i].replacen("{", "{\"key_id\":\"x\",", 1);
+    let err = verify(&join(&l), &f.key()).unwrap_err();
+    assert!(
+        matches!(err.problem, Problem::Malformed(_)) && err.seq == Some(2),
+        "{err}"
+    );
+}
+
+/// Found by fuzzing (issue 13, stop 19): a CSV export whose last row lost its final (empty)
+/// `value_hashes` cell still verified, read as the 20-cell form of older exports. Every row
+/// has the header's width; an older export (20-column header, 20-cell rows) still verifies.
+#[test]
+fn a_csv_row_narrower_than_the_header_is_refused() {
+    let f = fixture(6);
+    let csv = String::from_utf8(f.export(&parse_export(Some("format=csv")).unwrap())).unwrap();
+    let cut = csv.trim_end().strip_suffix(',').unwrap();
+    let err = verify(cut, &f.key()).unwrap_err();
+    assert!(matches!(err.problem, Problem::Malformed(_)), "{err}");
+    // Every row without its last cell, the header included: the older format.
+    let legacy: String = csv
+        .lines()
+        .map(|l| format!("{}\n", l.strip_suffix(",value_hashes").unwrap_or(l)))
+        .map(|l| l.replace(",\n", "\n"))
+        .collect();
+    assert!(!legacy.contains("value_hashes"));
+    assert!(verify(&legacy, &f.key()).is_ok(), "the 20-column form");
+}

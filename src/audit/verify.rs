@@ -151,14 +151,19 @@ pub fn verify_export(input: impl Read, key: &PublicKey) -> Result<Report, Failur
             .flexible(true)
             .from_reader(reader);
         let mut row = csv::ByteRecord::new();
-        let mut header_seen = false;
+        // The header's width (21 columns, or 20 for exports written before `value_hashes`);
+        // every row must have it, so a row cannot drop its last (empty) cell.
+        let mut width = None;
         loop {
             let line = rows.position().line();
             match rows.read_byte_record(&mut row) {
                 Ok(false) => break,
-                Ok(true) if !header_seen => {
-                    header_seen = true;
-                    if row.iter().ne(CSV_HEADER.iter().map(|h| h.as_bytes())) {
+                Ok(true) if width.is_none() => {
+                    width = Some(row.len());
+                    let legacy = &CSV_HEADER[..CSV_HEADER.len() - 1];
+                    if row.iter().ne(CSV_HEADER.iter().map(|h| h.as_bytes()))
+                        && row.iter().ne(legacy.iter().map(|h| h.as_bytes()))
+                    {
                         return Err(Failure {
                             line,
                             seq: None,
@@ -168,6 +173,14 @@ pub fn verify_export(input: impl Read, key: &PublicKey) -> Result<Report, Failur
                         });
                     }
                 }
+                Ok(true) if width != Some(row.len()) => checker.feed(
+                    line,
+                    Err(format!(
+                        "expected {} cells, found {}",
+                        width.unwrap_or_default(),
+                        row.len()
+                    )),
+                )?,
                 Ok(true) => checker.feed(line, csv_record(&row))?,
                 Err(e) => checker.feed(line, Err(format!("unreadable CSV: {e}")))?,
             }

@@ -282,7 +282,9 @@ impl Vault {
                     Ok(n)
                 })
                 .await
-                .map_err(VaultError::from_write)?;
+                // No audit event rides in this transaction (the rotation's own event is
+                // written when it ends), so a failed commit is a storage error.
+                .map_err(VaultError::Store)?;
             rewrapped += n;
             batches += 1;
             self.rotation.done.fetch_add(n, Ordering::SeqCst);

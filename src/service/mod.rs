@@ -84,11 +84,22 @@ pub enum VaultError {
 }
 
 impl VaultError {
-    /// Classifies a failed write: an audit append failure is `audit_unavailable`, anything
-    /// else is a storage error. Either way the transaction rolled back and nothing was done.
+    /// Classifies a failed write, whose transaction carries its audit event (DESIGN.md,
+    /// principles 1 and 2): when that event could not be written, because its append failed,
+    /// because the transaction could not begin or commit (a full disk, a read-only file
+    /// system, an I/O error), because a statement beside it hit such a storage fault, or
+    /// because the writer is gone, the answer is `audit_unavailable`, as for a read whose
+    /// event cannot commit. Anything else (an error of the operation's own logic) is a storage
+    /// error. Either way the transaction rolled back and nothing was done.
     pub(crate) fn from_write(e: StoreError) -> Self {
         match e {
             StoreError::Audit(inner) => Self::AuditUnavailable(*inner),
+            e @ (StoreError::Commit(_) | StoreError::Io(_) | StoreError::WriterGone) => {
+                Self::AuditUnavailable(e)
+            }
+            StoreError::Sqlite(s) if crate::store::Fault::of_sqlite(&s).is_some() => {
+                Self::AuditUnavailable(StoreError::Sqlite(s))
+            }
             e => Self::Store(e),
         }
     }

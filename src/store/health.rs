@@ -78,6 +78,7 @@ impl Fault {
             super::StoreError::Sqlite(s) => Self::of_sqlite(s).unwrap_or(Self::AuditUnavailable),
             super::StoreError::Io(io) => Self::of_io(io),
             super::StoreError::Audit(inner) => Self::of_store(inner),
+            super::StoreError::Commit(inner) => Self::of_store(inner),
             _ => Self::AuditUnavailable,
         }
     }

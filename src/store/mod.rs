@@ -40,6 +40,11 @@ pub enum StoreError {
     KeyringMismatch { expected: String, actual: String },
     #[error("audit append failed: {0}")]
     Audit(Box<StoreError>),
+    /// The group transaction the operation ran in could not begin or commit (a full disk, a
+    /// read-only file system, an I/O error): nothing of it was written, its audit events
+    /// included.
+    #[error("commit failed: {0}")]
+    Commit(std::sync::Arc<StoreError>),
     #[error("an operation panicked")]
     Panicked,
     #[error("{0}")]

@@ -200,7 +200,7 @@ impl Writer {
             Box::new(move |commit: Result<(), Arc<StoreError>>| {
                 let outcome = match (commit, result) {
                     (Ok(()), r) => r,
-                    (Err(e), _) => Err(StoreError::Other(format!("commit failed: {e}"))),
+                    (Err(e), _) => Err(StoreError::Commit(e)),
                 };
                 let _ = done_tx.send(outcome);
             })

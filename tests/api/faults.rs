@@ -177,6 +177,9 @@ impl Server {
     }
 }
 
+/// What [`create`] returns for a write refused because its audit event cannot commit.
+const AUDIT_UNAVAILABLE: &str = "503 Service Unavailable \"audit_unavailable\"";
+
 /// One create; `Ok(id)` only when acknowledged (201).
 async fn create(client: &reqwest::Client, base: &str, token: &str) -> Result<String, String> {
     let i = NEXT_MOBILE.fetch_add(1, Ordering::Relaxed);
@@ -543,7 +546,12 @@ async fn a_full_disk_is_not_ready_with_disk_full_and_recovers_without_a_restart(
         fill(&filler);
     }
     let refused = refused.expect("nothing failed on a full disk");
-    assert!(refused.starts_with("503"), "{refused}");
+    // The create's transaction carries its audit event (DESIGN.md principle 1): that event
+    // is what could not be written.
+    assert_eq!(refused, AUDIT_UNAVAILABLE, "create on a full disk");
+    fill(&filler);
+    let again = create(&server.client, &server.base, &pms).await;
+    assert_eq!(again, Err(AUDIT_UNAVAILABLE.to_string()), "a second create");
     fill(&filler);
     // Reads too: their audit event cannot commit.
     let (status, body) = server
@@ -594,6 +602,250 @@ async fn a_full_disk_is_not_ready_with_disk_full_and_recovers_without_a_restart(
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    server.kill9();
+    let (missing, _) = check_data_dir(&config, &acked);
+    assert!(missing.is_empty(), "acknowledged writes lost: {missing:?}");
+}
+
+/// A small ext4 file system on a loop device (an image file in a temp dir), mounted with
+/// `errors=remount-ro` as a data disk usually is; unmounted on drop. `None` (with a message)
+/// where `mkfs.ext4` or a loop mount is not available. Unlike a tmpfs, ext4 can turn
+/// read-only under open files (a remount cannot: Linux refuses `remount,ro` with `EBUSY`
+/// while a file is open for writing, which the server's always are) and honours the
+/// immutable flag on files already open.
+struct Ext4 {
+    dir: tempfile::TempDir,
+}
+
+impl Ext4 {
+    fn mount(size_mb: u64) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("fs.img");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(size_mb << 20)
+            .unwrap();
+        std::fs::create_dir(dir.path().join("mnt")).unwrap();
+        let quiet = |cmd: &mut Command| {
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let ok = quiet(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image))
+            && quiet(
+                Command::new("mount")
+                    .args(["-o", "loop,errors=remount-ro"])
+                    .arg(&image)
+                    .arg(dir.path().join("mnt")),
+            );
+        if !ok {
+            eprintln!("SKIPPED: cannot make and loop-mount an ext4 image here (needs root, mkfs.ext4 and loop devices)");
+            return None;
+        }
+        let fs = Self { dir };
+        chmod(&fs.path(), 0o700);
+        Some(fs)
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("mnt")
+    }
+
+    fn image(&self) -> PathBuf {
+        self.dir.path().join("fs.img")
+    }
+
+    /// `/sys/fs/ext4/<loopN>`: the kernel's knobs for this file system.
+    fn sysfs(&self) -> PathBuf {
+        let out = Command::new("findmnt")
+            .args(["-n", "-o", "SOURCE"])
+            .arg(self.path())
+            .output()
+            .unwrap();
+        let source = String::from_utf8(out.stdout).unwrap();
+        let dev = Path::new(source.trim()).file_name().unwrap().to_owned();
+        Path::new("/sys/fs/ext4").join(dev)
+    }
+
+    fn umount(&self) {
+        let ok = Command::new("umount").arg(self.path()).status().unwrap();
+        assert!(ok.success(), "umount");
+    }
+
+    /// Checks the unmounted image (as an operator would after an error) and mounts it again.
+    fn fsck_and_mount(&self) {
+        let fsck = Command::new("e2fsck")
+            .args(["-f", "-y"])
+            .arg(self.image())
+            .output()
+            .unwrap();
+        // 0: clean, 1: errors corrected (the error flag that was raised, for one).
+        assert!(
+            matches!(fsck.status.code(), Some(0 | 1)),
+            "e2fsck: {}",
+            String::from_utf8_lossy(&fsck.stdout)
+        );
+        let ok = Command::new("mount")
+            .args(["-o", "loop,errors=remount-ro"])
+            .arg(self.image())
+            .arg(self.path())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount after fsck");
+    }
+}
+
+impl Drop for Ext4 {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.path()).status();
+    }
+}
+
+fn chattr(flag: &str, files: &[PathBuf]) {
+    let ok = Command::new("chattr")
+        .arg(flag)
+        .args(files)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "chattr {flag}");
+}
+
+async fn metrics(server: &Server) -> String {
+    server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Creates and reads refused with `audit_unavailable`, `/readyz` 503 `storage_read_only` and
+/// the metric saying so: what a server whose storage turned read-only must answer.
+async fn assert_read_only_answers(server: &Server, guest: &str) {
+    let pms = server.token("pms");
+    for _ in 0..2 {
+        let refused = create(&server.client, &server.base, &pms).await;
+        assert_eq!(refused, Err(AUDIT_UNAVAILABLE.to_string()), "create");
+    }
+    let (status, body) = server
+        .get(
+            &format!("/v1/guests/{guest}"),
+            &server.token("front_desk"),
+            "check_in",
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "read: {body}");
+    assert_eq!(body["code"], "audit_unavailable", "{body}");
+    let body = server.readyz_becomes(StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(body["reason"], "storage_read_only", "{body}");
+    let metrics = metrics(server).await;
+    assert!(
+        metrics.contains("guestvault_ready{reason=\"storage_read_only\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// The file system turns read-only under the running server, as ext4 does by itself after an
+/// I/O error with `errors=remount-ro` (triggered here through the kernel's own
+/// `trigger_fs_error` knob, which runs the same error path). Such a file system does not come
+/// back read-write while mounted (its journal is aborted; `mount -o remount,rw` is refused),
+/// so recovery is a restart after `umount` and `e2fsck`: nothing acknowledged is lost.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_system_turning_read_only_at_runtime_is_not_ready_with_storage_read_only() {
+    let Some(fs) = Ext4::mount(64) else {
+        return;
+    };
+    let trigger = fs.sysfs().join("trigger_fs_error");
+    if !trigger.exists() {
+        eprintln!("SKIPPED: no {} on this kernel", trigger.display());
+        return;
+    }
+    let data = fs.path().join("data");
+    let config = init(&data);
+    let server = Server::start(&data).await;
+    let pms = server.token("pms");
+    let mut acked = Vec::new();
+    for _ in 0..20 {
+        acked.push(create(&server.client, &server.base, &pms).await.unwrap());
+    }
+    std::fs::write(&trigger, "guestvault fault suite").unwrap();
+    let probe = std::fs::write(fs.path().join("probe"), b"x").unwrap_err();
+    assert_eq!(
+        probe.kind(),
+        std::io::ErrorKind::ReadOnlyFilesystem,
+        "the kernel did not remount read-only: {probe}"
+    );
+    assert_read_only_answers(&server, &acked[0]).await;
+    assert!(
+        server.log().contains("group commit failed"),
+        "{}",
+        server.log()
+    );
+
+    server.kill9();
+    fs.umount();
+    fs.fsck_and_mount();
+    let server = Server::start(&data).await;
+    acked.push(create(&server.client, &server.base, &pms).await.unwrap());
+    let (status, _) = server
+        .get(
+            &format!("/v1/guests/{}", acked[0]),
+            &server.token("front_desk"),
+            "check_in",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    server.kill9();
+    let (missing, _) = check_data_dir(&config, &acked);
+    assert!(missing.is_empty(), "acknowledged writes lost: {missing:?}");
+}
+
+/// The database and its WAL become immutable (`chattr +i`) under the running server: writes
+/// through the files it already has open fail (`EPERM`), which is what a database that has
+/// lost its write permission looks like to the process holding it. Unlike a file system gone
+/// read-only, this is undone while the server runs (`chattr -i`), and the server recovers
+/// without a restart. The `-shm` file is left alone: it is mapped, and a write fault on an
+/// immutable mapping is a SIGBUS, not an error SQLite could report.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_made_immutable_at_runtime_is_not_ready_and_recovers_without_a_restart() {
+    let Some(fs) = Ext4::mount(64) else {
+        return;
+    };
+    let data = fs.path().join("data");
+    let config = init(&data);
+    let server = Server::start(&data).await;
+    let pms = server.token("pms");
+    let mut acked = Vec::new();
+    for _ in 0..20 {
+        acked.push(create(&server.client, &server.base, &pms).await.unwrap());
+    }
+    let db = config.database_file();
+    let wal = PathBuf::from(format!("{}-wal", db.display()));
+    assert!(wal.exists(), "no WAL beside {}", db.display());
+    let files = [db, wal];
+    chattr("+i", &files);
+    assert_read_only_answers(&server, &acked[0]).await;
+
+    chattr("-i", &files);
+    server.readyz_becomes(StatusCode::OK).await;
+    acked.push(create(&server.client, &server.base, &pms).await.unwrap());
+    let (status, _) = server
+        .get(
+            &format!("/v1/guests/{}", acked[0]),
+            &server.token("front_desk"),
+            "check_in",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(metrics(&server)
+        .await
+        .contains("guestvault_ready{reason=\"ok\"} 1"));
     server.kill9();
     let (missing, _) = check_data_dir(&config, &acked);
     assert!(missing.is_empty(), "acknowledged writes lost: {missing:?}");
