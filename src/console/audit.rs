@@ -170,8 +170,14 @@ async fn verify_now(
         (verification(&signed, &result))
         p { a href=(PATH) { (t(Msg::BackToTrail)) } }
     };
-    signed_page(&state, &signed, "/console/audit/verify", t(Msg::VerifyResult), body)
-        .into_response()
+    signed_page(
+        &state,
+        &signed,
+        "/console/audit/verify",
+        t(Msg::VerifyResult),
+        body,
+    )
+    .into_response()
 }
 
 /// Streams a signed export of the filtered trail as a download.
@@ -234,7 +240,11 @@ async fn event_detail(
             crate::service::VaultError::NotFound,
         )
     };
-    let Some(seq) = raw.parse::<u64>().ok().filter(|s| (1..=i64::MAX as u64).contains(s)) else {
+    let Some(seq) = raw
+        .parse::<u64>()
+        .ok()
+        .filter(|s| (1..=i64::MAX as u64).contains(s))
+    else {
         return not_found();
     };
     let caller = signed.caller(PURPOSE);

@@ -264,7 +264,9 @@ fn zh(m: Msg) -> &'static str {
         AuditTrail => "审计日志",
         SignIn => "登录",
         SignOut => "退出登录",
-        SignInIntro => "请粘贴身份提供方签发给您的 Bearer 令牌。控制台保留会话的时间不超过令牌的有效期。",
+        SignInIntro => {
+            "请粘贴身份提供方签发给您的 Bearer 令牌。控制台保留会话的时间不超过令牌的有效期。"
+        }
         TokenLabel => "Bearer 令牌",
         TokenHelp => "令牌仅以 POST 方式发送一次，并按与 API 完全相同的方式校验。",
         SignedInAs => "当前用户",
@@ -311,7 +313,9 @@ fn zh(m: Msg) -> &'static str {
         Search => "查询",
         ExportJsonl => "导出 JSONL（已签名）",
         ExportCsv => "导出 CSV（已签名）",
-        ExportHelp => "导出内容按上方筛选条件生成，并以签名检查点结尾；可用 `guestvault audit verify` 校验。",
+        ExportHelp => {
+            "导出内容按上方筛选条件生成，并以签名检查点结尾；可用 `guestvault audit verify` 校验。"
+        }
         NextPage => "下一页",
         NoEvents => "没有符合条件的事件。",
         Seq => "序号",
@@ -341,7 +345,9 @@ fn zh(m: Msg) -> &'static str {
         BackToTrail => "返回审计日志",
         Skip => "跳到正文",
         ChinaTime => "中国标准时间（UTC+8）",
-        NotBuiltNote => "数据主体请求、客人查询、运维、策略和图表尚未加入控制台：请使用 API 或命令行。",
+        NotBuiltNote => {
+            "数据主体请求、客人查询、运维、策略和图表尚未加入控制台：请使用 API 或命令行。"
+        }
     }
 }
 
@@ -357,7 +363,10 @@ mod tests {
             Lang::from_accept_language(Some("fr-FR, en;q=0.5, zh-CN;q=0.8")),
             Lang::Zh
         );
-        assert_eq!(Lang::from_accept_language(Some("de, en-GB;q=0.3")), Lang::En);
+        assert_eq!(
+            Lang::from_accept_language(Some("de, en-GB;q=0.3")),
+            Lang::En
+        );
         assert_eq!(Lang::from_accept_language(Some("zh;q=0, en")), Lang::En);
         assert_eq!(Lang::from_accept_language(Some("de")), Lang::Zh);
     }

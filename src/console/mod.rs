@@ -35,7 +35,8 @@ use crate::policy::Action;
 use crate::service::{Caller, VaultError};
 
 /// The security headers of every console response.
-pub const CSP: &str = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+pub const CSP: &str =
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
@@ -115,7 +116,10 @@ async fn security_headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static(CSP),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -208,8 +212,7 @@ pub(crate) fn may(state: &AppState, role: &str, page: &Page) -> bool {
 fn class_of(method: &Method, path: &str) -> RouteClass {
     if path.ends_with("/export") {
         RouteClass::Exports
-    } else if method == Method::GET || path == "/console/audit" || path == "/console/audit/verify"
-    {
+    } else if method == Method::GET || path == "/console/audit" || path == "/console/audit/verify" {
         RouteClass::Reads
     } else {
         RouteClass::Writes
@@ -280,10 +283,9 @@ pub(crate) fn error_page(
         }
     }
     let fields: Vec<(String, &'static str)> = match &err {
-        VaultError::Validation(errors) => errors
-            .iter()
-            .map(|e| (e.field.clone(), e.code))
-            .collect(),
+        VaultError::Validation(errors) => {
+            errors.iter().map(|e| (e.field.clone(), e.code)).collect()
+        }
         _ => vec![],
     };
     let body = layout::message_page(state, signed, lang, msg, &fields);
@@ -311,7 +313,11 @@ fn rate_limited(lang: Lang, wait: u64) -> Response {
 }
 
 async fn not_found(LangPref(lang): LangPref) -> Response {
-    (StatusCode::NOT_FOUND, layout::bare_message(lang, Msg::NotFound)).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        layout::bare_message(lang, Msg::NotFound),
+    )
+        .into_response()
 }
 
 /// The home page: the pages this role may open.
@@ -359,7 +365,11 @@ async fn sign_in_form(State(state): State<AppState>, req: Request) -> Response {
         }
     }
     let Some((token, new)) = pre_token(headers) else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, layout::bare_message(lang, Msg::InternalError)).into_response();
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            layout::bare_message(lang, Msg::InternalError),
+        )
+            .into_response();
     };
     let page = layout::sign_in(lang, &token, None);
     with_pre_cookie(&state, (StatusCode::OK, page).into_response(), &token, new)
@@ -382,15 +392,20 @@ async fn sign_in(State(state): State<AppState>, req: Request) -> Response {
         .extensions
         .get::<ConnectInfo<Peer>>()
         .map(|ConnectInfo(p)| p.addr.ip().to_canonical());
-    let form = match Form::<SignInForm>::from_request(Request::from_parts(parts.clone(), body), &state).await {
-        Ok(Form(f)) => f,
-        Err(_) => return csrf_refused(lang),
-    };
+    let form =
+        match Form::<SignInForm>::from_request(Request::from_parts(parts.clone(), body), &state)
+            .await
+        {
+            Ok(Form(f)) => f,
+            Err(_) => return csrf_refused(lang),
+        };
     let cookie_token = session::cookie(&parts.headers, session::PRE_COOKIE).unwrap_or("");
     if !session::same_token(cookie_token, &form.csrf) {
         return csrf_refused(lang);
     }
-    if let Some(resp) = peer.and_then(|ip| crate::http::limits::console::peer_blocked(&state.limits, ip)) {
+    if let Some(resp) =
+        peer.and_then(|ip| crate::http::limits::console::peer_blocked(&state.limits, ip))
+    {
         return resp;
     }
     let token = form.token.trim();
@@ -428,7 +443,11 @@ async fn sign_in(State(state): State<AppState>, req: Request) -> Response {
         .sessions
         .create(principal.sub, principal.role, exp, now)
     else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, layout::bare_message(lang, Msg::InternalError)).into_response();
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            layout::bare_message(lang, Msg::InternalError),
+        )
+            .into_response();
     };
     if let Some(slot) = parts.extensions.get::<crate::http::AccessLog>() {
         slot.record(&state.vault.policies().access, &new.session.role, None);
@@ -464,12 +483,7 @@ async fn sign_out(
     }
     state.console.sessions.remove(&signed.id);
     let mut resp = Redirect::to("/console/sign-in").into_response();
-    let c = session::set_cookie(
-        session::SESSION_COOKIE,
-        "",
-        0,
-        state.console.secure_cookies,
-    );
+    let c = session::set_cookie(session::SESSION_COOKIE, "", 0, state.console.secure_cookies);
     if let Ok(v) = HeaderValue::from_str(&c) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -491,7 +505,12 @@ pub(crate) struct LangForm {
 async fn switch_language(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let lang = lang_of(&parts.headers);
-    let form = match Form::<LangForm>::from_request(Request::from_parts(parts.clone(), body), &state).await {
+    let form = match Form::<LangForm>::from_request(
+        Request::from_parts(parts.clone(), body),
+        &state,
+    )
+    .await
+    {
         Ok(Form(f)) => f,
         Err(_) => return csrf_refused(lang),
     };
@@ -550,7 +569,6 @@ fn encode_into(out: &mut String, s: &str) {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,9 +584,15 @@ mod tests {
 
     #[test]
     fn export_and_reads_have_their_budget_classes() {
-        assert_eq!(class_of(&Method::POST, "/console/audit/export"), RouteClass::Exports);
+        assert_eq!(
+            class_of(&Method::POST, "/console/audit/export"),
+            RouteClass::Exports
+        );
         assert_eq!(class_of(&Method::GET, "/console/audit"), RouteClass::Reads);
         assert_eq!(class_of(&Method::POST, "/console/audit"), RouteClass::Reads);
-        assert_eq!(class_of(&Method::POST, "/console/sign-out"), RouteClass::Writes);
+        assert_eq!(
+            class_of(&Method::POST, "/console/sign-out"),
+            RouteClass::Writes
+        );
     }
 }

@@ -120,7 +120,10 @@ pub fn random_token() -> Option<String> {
 pub fn same_token(a: &str, b: &str) -> bool {
     !a.is_empty()
         && a.len() == b.len()
-        && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
@@ -138,7 +141,9 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// A `Set-Cookie` value scoped to the console: HttpOnly, SameSite=Strict, Secure under TLS.
 pub fn set_cookie(name: &str, value: &str, max_age_secs: u64, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    format!("{name}={value}; Path=/console; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{secure}")
+    format!(
+        "{name}={value}; Path=/console; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{secure}"
+    )
 }
 
 /// The current Unix time in seconds (the clock token verification uses).

@@ -622,7 +622,12 @@ pub(crate) mod console {
     }
 
     /// `Err(retry_after_secs)` when the principal's bucket for `class` is empty.
-    pub(crate) fn admit(limits: &Limits, sub: &str, role: &str, class: RouteClass) -> Result<(), u64> {
+    pub(crate) fn admit(
+        limits: &Limits,
+        sub: &str,
+        role: &str,
+        class: RouteClass,
+    ) -> Result<(), u64> {
         let who: Principal = (sub.to_string(), role.to_string());
         match limits.admit(&who, class) {
             Ok(_) => Ok(()),

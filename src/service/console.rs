@@ -37,11 +37,10 @@ impl Vault {
         self.record(event).await?;
         self.readers
             .run(|c| {
-                let (events, head): (i64, Option<i64>) = c.query_row(
-                    "SELECT count(*), max(seq) FROM audit_events",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
+                let (events, head): (i64, Option<i64>) =
+                    c.query_row("SELECT count(*), max(seq) FROM audit_events", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
                 let cp = checkpoint::latest(c)?;
                 Ok(ChainStatus {
                     events: u64::try_from(events).unwrap_or(0),

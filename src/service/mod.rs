@@ -26,8 +26,8 @@ use std::sync::Arc;
 
 pub use alerts::SecurityEvent;
 pub use audit::{AuditExport, AuditPage, EventOut, PublicKeyInfo};
-pub use console::ChainStatus;
 pub use consents::{ConsentInput, ConsentRecord, ConsentsView, CHANNELS};
+pub use console::ChainStatus;
 pub use correction_requests::Decision;
 pub use corrections::{
     CorrectionDecision, CorrectionDetail, CorrectionReceipt, CorrectionSummary, UpdateOutcome,

@@ -145,7 +145,10 @@ fn assert_console_headers(path: &str, p: &Page) {
     };
     let csp = h("content-security-policy");
     assert!(csp.contains("default-src 'self'"), "{path}: CSP {csp:?}");
-    assert!(csp.contains("frame-ancestors 'none'"), "{path}: CSP {csp:?}");
+    assert!(
+        csp.contains("frame-ancestors 'none'"),
+        "{path}: CSP {csp:?}"
+    );
     assert!(!csp.contains("unsafe-inline"), "{path}: CSP {csp:?}");
     assert_eq!(h("cache-control"), "no-store", "{path}");
     assert_eq!(h("referrer-policy"), "no-referrer", "{path}");
@@ -158,19 +161,26 @@ fn assert_console_headers(path: &str, p: &Page) {
         }
         assert!(!p.text.contains(" onclick="), "{path}");
         assert!(!p.text.contains(" style="), "{path}");
-        assert!(!p.text.contains("http://") && !p.text.contains("https://"), "{path}: external reference");
+        assert!(
+            !p.text.contains("http://") && !p.text.contains("https://"),
+            "{path}: external reference"
+        );
     }
 }
 
 fn audit_rows(app: &TestApp, actor: &str) -> Vec<(String, String, Option<String>, String)> {
     let db = app.db();
     let mut stmt = db
-        .prepare("SELECT action, role, purpose, outcome FROM audit_events WHERE actor = ?1 ORDER BY seq")
+        .prepare(
+            "SELECT action, role, purpose, outcome FROM audit_events WHERE actor = ?1 ORDER BY seq",
+        )
         .unwrap();
-    stmt.query_map([actor], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    stmt.query_map([actor], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
 }
 
 #[tokio::test]
@@ -198,12 +208,19 @@ async fn a_good_token_starts_a_strict_http_only_session_no_longer_than_the_token
         .unwrap()
         .parse()
         .unwrap();
-    assert!(max_age <= 600 && max_age > 500, "token lives 600 s: {max_age}");
+    assert!(
+        max_age <= 600 && max_age > 500,
+        "token lives 600 s: {max_age}"
+    );
     // The token itself is nowhere in the cookie.
     assert!(!cookie.contains(&app.token("compliance_officer")[..20]));
     let home = b.get("/console/").await;
     assert_eq!(home.status, StatusCode::OK);
-    assert!(home.text.contains("href=\"/console/audit\""), "{}", home.text);
+    assert!(
+        home.text.contains("href=\"/console/audit\""),
+        "{}",
+        home.text
+    );
     let trail = b.get("/console/audit").await;
     assert_eq!(trail.status, StatusCode::OK, "{}", trail.text);
     assert!(trail.text.contains("Chain status"));
@@ -230,9 +247,17 @@ async fn expired_garbage_and_wrong_role_tokens_get_no_session() {
     )
     .unwrap();
     for (token, status, text) in [
-        (expired.as_str(), StatusCode::UNAUTHORIZED, "was not accepted"),
+        (
+            expired.as_str(),
+            StatusCode::UNAUTHORIZED,
+            "was not accepted",
+        ),
         ("not-a-token", StatusCode::UNAUTHORIZED, "was not accepted"),
-        (&app.token("front_desk"), StatusCode::FORBIDDEN, "no console pages"),
+        (
+            &app.token("front_desk"),
+            StatusCode::FORBIDDEN,
+            "no console pages",
+        ),
         (&app.token("pms"), StatusCode::FORBIDDEN, "no console pages"),
     ] {
         let mut b = Browser::new(&app);
@@ -240,7 +265,9 @@ async fn expired_garbage_and_wrong_role_tokens_get_no_session() {
         assert_eq!(r.status, status, "{}", r.text);
         assert!(r.text.contains(text), "{}", r.text);
         assert!(
-            !r.set_cookies().iter().any(|c| c.starts_with("gv_console_session=")),
+            !r.set_cookies()
+                .iter()
+                .any(|c| c.starts_with("gv_console_session=")),
             "no session for a refused token"
         );
         // The pasted token is never echoed back.
@@ -268,9 +295,18 @@ async fn a_session_ends_when_its_token_expires_and_at_sign_out() {
     assert_eq!(b.get("/console/audit").await.status, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(3100)).await;
     let r = b.get("/console/audit").await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "expired session: {}", r.text);
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "expired session: {}",
+        r.text
+    );
     assert_eq!(r.location(), "/console/sign-in");
-    assert_eq!(app.state.console.session_count(), 0, "the expired session is dropped");
+    assert_eq!(
+        app.state.console.session_count(),
+        0,
+        "the expired session is dropped"
+    );
 
     let mut b = Browser::signed_in(&app, "compliance_officer").await;
     let csrf = b.csrf().await;
@@ -305,7 +341,11 @@ async fn every_post_without_the_sessions_csrf_token_is_refused_and_changes_nothi
             assert_console_headers(path, &r);
         }
     }
-    assert_eq!(app.audit_count(), before, "a refused form reads and audits nothing");
+    assert_eq!(
+        app.audit_count(),
+        before,
+        "a refused form reads and audits nothing"
+    );
     // Still signed in: the refused sign-out did not end the session.
     assert_eq!(b.get("/console/audit").await.status, StatusCode::OK);
     // Sign-in without the signed-out forms' cookie (a cross-site POST) is refused too.
@@ -317,7 +357,10 @@ async fn every_post_without_the_sessions_csrf_token_is_refused_and_changes_nothi
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(!r.set_cookies().iter().any(|c| c.starts_with("gv_console_session=")));
+    assert!(!r
+        .set_cookies()
+        .iter()
+        .any(|c| c.starts_with("gv_console_session=")));
 }
 
 #[tokio::test]
@@ -348,7 +391,11 @@ async fn every_console_response_carries_the_security_headers() {
         "/console/assets/console.css",
     ] {
         let r = b.get(path).await;
-        assert!(r.status == StatusCode::OK || r.status == StatusCode::NOT_FOUND, "{path}: {}", r.status);
+        assert!(
+            r.status == StatusCode::OK || r.status == StatusCode::NOT_FOUND,
+            "{path}: {}",
+            r.status
+        );
         assert_console_headers(path, &r);
     }
     for (path, form) in [
@@ -371,16 +418,29 @@ async fn the_trail_filters_pages_exports_and_shows_events_through_the_audited_se
     // Some traffic: a guest, a read, and a denied read.
     let gid = app.create_guest(zhang_san()).await;
     let r = app
-        .call(reqwest::Method::GET, &format!("/v1/guests/{gid}"), Some("marketing"), Some("marketing"), None)
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/guests/{gid}"),
+            Some("marketing"),
+            Some("marketing"),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let mut b = Browser::signed_in(&app, "compliance_officer").await;
     let csrf = b.csrf().await;
     let denied = b
-        .post("/console/audit", &[("csrf", &csrf), ("outcome", "denied"), ("guest_id", &gid)])
+        .post(
+            "/console/audit",
+            &[("csrf", &csrf), ("outcome", "denied"), ("guest_id", &gid)],
+        )
         .await;
     assert_eq!(denied.status, StatusCode::OK, "{}", denied.text);
-    assert!(denied.text.contains("data-outcome=\"denied\""), "{}", denied.text);
+    assert!(
+        denied.text.contains("data-outcome=\"denied\""),
+        "{}",
+        denied.text
+    );
     assert!(!denied.text.contains("data-outcome=\"allowed\""));
     // The guest id went in the POST body, and no link or form target carries it.
     for attr in ["href=\"", "action=\""] {
@@ -397,15 +457,30 @@ async fn the_trail_filters_pages_exports_and_shows_events_through_the_audited_se
     let detail = b.get(link).await;
     assert_eq!(detail.status, StatusCode::OK, "{}", detail.text);
     assert!(detail.text.contains("guest.read") && detail.text.contains(&gid));
-    assert!(detail.text.contains("purposes.marketing.basis"), "rules shown: {}", detail.text);
+    assert!(
+        detail.text.contains("purposes.marketing.basis"),
+        "rules shown: {}",
+        detail.text
+    );
     // A bad filter is a 422 naming the field, not echoing the value.
-    let bad = b.post("/console/audit", &[("csrf", &csrf), ("actor", &"x".repeat(300))]).await;
+    let bad = b
+        .post(
+            "/console/audit",
+            &[("csrf", &csrf), ("actor", &"x".repeat(300))],
+        )
+        .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.text.contains("invalid_length") && !bad.text.contains(&"x".repeat(300)));
     // Cursor pagination: a trail longer than a page has a next-page form with after_seq.
     for _ in 0..60 {
-        app.call(reqwest::Method::GET, &format!("/v1/guests/{gid}"), Some("front_desk"), Some("check_in"), None)
-            .await;
+        app.call(
+            reqwest::Method::GET,
+            &format!("/v1/guests/{gid}"),
+            Some("front_desk"),
+            Some("check_in"),
+            None,
+        )
+        .await;
     }
     let first = b.post("/console/audit", &[("csrf", &csrf)]).await;
     assert!(first.text.contains("id=\"next-page\""), "a second page");
@@ -413,20 +488,37 @@ async fn the_trail_filters_pages_exports_and_shows_events_through_the_audited_se
     let rest = &first.text[at + 24..];
     let after = &rest[..rest.find('"').unwrap()];
     assert_eq!(after, "50");
-    let second = b.post("/console/audit", &[("csrf", &csrf), ("after_seq", after)]).await;
+    let second = b
+        .post("/console/audit", &[("csrf", &csrf), ("after_seq", after)])
+        .await;
     assert!(second.text.contains("#51") && !second.text.contains(">#50<"));
     // A streamed JSONL export that verifies with the audit key.
-    let export = b.post("/console/audit/export", &[("csrf", &csrf), ("format", "jsonl")]).await;
+    let export = b
+        .post(
+            "/console/audit/export",
+            &[("csrf", &csrf), ("format", "jsonl")],
+        )
+        .await;
     assert_eq!(export.status, StatusCode::OK);
     assert_eq!(export.headers["content-type"], "application/x-ndjson");
-    assert!(export.headers["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    assert!(export.headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
     let key = b.get("/console/audit/public-key.pem").await;
     assert!(key.text.starts_with("-----BEGIN PUBLIC KEY-----"));
     let key = guestvault::audit::verify::PublicKey::parse(&key.text).unwrap();
-    let report =
-        guestvault::audit::verify::verify_export(std::io::Cursor::new(export.text.as_bytes()), &key);
+    let report = guestvault::audit::verify::verify_export(
+        std::io::Cursor::new(export.text.as_bytes()),
+        &key,
+    );
     assert!(report.is_ok(), "{report:?}");
-    let csv = b.post("/console/audit/export", &[("csrf", &csrf), ("format", "csv")]).await;
+    let csv = b
+        .post(
+            "/console/audit/export",
+            &[("csrf", &csrf), ("format", "csv")],
+        )
+        .await;
     assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
     // Verify now.
     let v = b.post("/console/audit/verify", &[("csrf", &csrf)]).await;
@@ -441,7 +533,10 @@ async fn the_trail_filters_pages_exports_and_shows_events_through_the_audited_se
     for (action, role, purpose, outcome) in &rows {
         assert_eq!(role, "compliance_officer", "{action}");
         assert_eq!(purpose.as_deref(), Some("audit"), "{action}");
-        assert!(outcome == "allowed" || outcome == "error", "{action}: {outcome}");
+        assert!(
+            outcome == "allowed" || outcome == "error",
+            "{action}: {outcome}"
+        );
     }
 }
 
@@ -453,12 +548,21 @@ async fn the_console_leaves_no_token_or_personal_data_in_logs() {
     let mut b = Browser::new(&app);
     assert_eq!(b.sign_in_with(&token).await.status, StatusCode::SEE_OTHER);
     let csrf = b.csrf().await;
-    b.post("/console/audit", &[("csrf", &csrf), ("guest_id", &gid)]).await;
-    b.post("/console/audit/export", &[("csrf", &csrf), ("guest_id", &gid)]).await;
+    b.post("/console/audit", &[("csrf", &csrf), ("guest_id", &gid)])
+        .await;
+    b.post(
+        "/console/audit/export",
+        &[("csrf", &csrf), ("guest_id", &gid)],
+    )
+    .await;
     let mut bad = Browser::new(&app);
-    bad.sign_in_with("eyJhbGciOiJIUzI1NiJ9.13812345678.sig").await;
+    bad.sign_in_with("eyJhbGciOiJIUzI1NiJ9.13812345678.sig")
+        .await;
     let logs = captured_logs();
-    assert!(logs.contains("route=/console/audit"), "the console's requests are logged");
+    assert!(
+        logs.contains("route=/console/audit"),
+        "the console's requests are logged"
+    );
     for line in logs.lines().filter(|l| l.contains("console")) {
         assert!(!line.contains(&gid), "{line}");
         assert!(!line.contains("13812345678"), "{line}");
@@ -478,16 +582,34 @@ async fn the_language_follows_accept_language_and_the_switch() {
     assert!(zh.text.contains("lang=\"zh-CN\"") && zh.text.contains("登录"));
     let csrf = zh.csrf();
     let r = b
-        .post("/console/lang", &[("csrf", &csrf), ("lang", "en"), ("back", "/console/sign-in")])
+        .post(
+            "/console/lang",
+            &[
+                ("csrf", &csrf),
+                ("lang", "en"),
+                ("back", "/console/sign-in"),
+            ],
+        )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.location(), "/console/sign-in");
     let en = b.get("/console/sign-in").await;
-    assert!(en.text.contains("lang=\"en\"") && en.text.contains("Bearer token"), "{}", en.text);
+    assert!(
+        en.text.contains("lang=\"en\"") && en.text.contains("Bearer token"),
+        "{}",
+        en.text
+    );
     // An unknown page to go back to is not followed.
     let csrf = en.csrf();
     let r = b
-        .post("/console/lang", &[("csrf", &csrf), ("lang", "zh-CN"), ("back", "https://evil.example/")])
+        .post(
+            "/console/lang",
+            &[
+                ("csrf", &csrf),
+                ("lang", "zh-CN"),
+                ("back", "https://evil.example/"),
+            ],
+        )
         .await;
     assert_eq!(r.location(), "/console/");
 }
@@ -496,10 +618,20 @@ async fn the_language_follows_accept_language_and_the_switch() {
 async fn console_enabled_false_answers_404_everywhere_under_console() {
     let app = spawn_app_with(|c, _| c.console.enabled = false).await;
     let mut b = Browser::new(&app);
-    for path in ["/console/", "/console/sign-in", "/console/audit", "/console/assets/console.css"] {
+    for path in [
+        "/console/",
+        "/console/sign-in",
+        "/console/audit",
+        "/console/assets/console.css",
+    ] {
         assert_eq!(b.get(path).await.status, StatusCode::NOT_FOUND, "{path}");
     }
-    let r = b.post("/console/sign-in", &[("token", &app.token("compliance_officer"))]).await;
+    let r = b
+        .post(
+            "/console/sign-in",
+            &[("token", &app.token("compliance_officer"))],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
