@@ -131,8 +131,8 @@ async fn search(
     let Ok(Form(form)) = form else {
         return super::csrf_refused(signed.lang);
     };
-    if let Err(r) = signed.check_csrf(&form.csrf) {
-        return r;
+    if !signed.csrf_ok(&form.csrf) {
+        return signed.csrf_refused();
     }
     let caller = signed.caller(PURPOSE);
     match state.vault.query_audit(&caller, Some(&form.query())).await {
@@ -156,8 +156,8 @@ async fn verify_now(
     let Ok(Form(form)) = form else {
         return super::csrf_refused(signed.lang);
     };
-    if let Err(r) = signed.check_csrf(&form.csrf) {
-        return r;
+    if !signed.csrf_ok(&form.csrf) {
+        return signed.csrf_refused();
     }
     let caller = signed.caller(PURPOSE);
     let query = (form.full == "true").then_some("full=true");
@@ -189,8 +189,8 @@ async fn export(
     let Ok(Form(form)) = form else {
         return super::csrf_refused(signed.lang);
     };
-    if let Err(r) = signed.check_csrf(&form.csrf) {
-        return r;
+    if !signed.csrf_ok(&form.csrf) {
+        return signed.csrf_refused();
     }
     let format = ExportFormat::parse(&form.format).unwrap_or(ExportFormat::Jsonl);
     let caller = signed.caller(PURPOSE);

@@ -190,13 +190,13 @@ impl Signed {
         may(state, &self.session.role, page)
     }
 
-    /// Refuses a POST whose CSRF token is not this session's.
-    pub fn check_csrf(&self, sent: &str) -> Result<(), Response> {
-        if session::same_token(&self.session.csrf, sent) {
-            Ok(())
-        } else {
-            Err(csrf_refused(self.lang))
-        }
+    /// Whether a POST carries this session's CSRF token (else: [`Signed::csrf_refused`]).
+    pub fn csrf_ok(&self, sent: &str) -> bool {
+        session::same_token(&self.session.csrf, sent)
+    }
+
+    pub fn csrf_refused(&self) -> Response {
+        csrf_refused(self.lang)
     }
 }
 
@@ -478,8 +478,8 @@ async fn sign_out(
     form: Result<Form<CsrfOnly>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let sent = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if let Err(r) = signed.check_csrf(&sent) {
-        return r;
+    if !signed.csrf_ok(&sent) {
+        return signed.csrf_refused();
     }
     state.console.sessions.remove(&signed.id);
     let mut resp = Redirect::to("/console/sign-in").into_response();

@@ -315,7 +315,7 @@ async fn scenario_4_switch_to_english_and_back() {
             "审计日志"
         }
     };
-    assert!(s.find("h1").await.text().await.contains(heading(&other)));
+    assert!(s.find("h1").await.text().await.contains(heading(other)));
     s.find("form.lang button").await.click().await;
     s.wait_for(&format!("html[lang='{start}']")).await;
     assert_eq!(
