@@ -3,7 +3,7 @@
 //! sent with `reqwest` (already a dev-dependency): no WebDriver crate, no browser download.
 //!
 //! Without `/usr/bin/chromium` and `/usr/bin/chromedriver` (or `CHROMIUM` / `CHROMEDRIVER`)
-//! the scenarios are skipped with a message, unless `GUESTVAULT_REQUIRE_BROWSER=1` (set by
+//! the scenarios are skipped with a message, unless `GV_REQUIRE_BROWSER=1` (set by
 //! `.ci/run`), which makes a missing browser a failure. Screenshots go to
 //! `<target dir>/console-screenshots/`.
 #![allow(clippy::unwrap_used, reason = "test code fails loudly by design")]
@@ -24,18 +24,18 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
     let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or("/usr/bin/chromium".into()));
     let driver =
         PathBuf::from(std::env::var("CHROMEDRIVER").unwrap_or("/usr/bin/chromedriver".into()));
-    let required = std::env::var("GUESTVAULT_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+    let required = std::env::var("GV_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
     if chromium.exists() && driver.exists() {
         return Some((chromium, driver));
     }
     assert!(
         !required,
-        "GUESTVAULT_REQUIRE_BROWSER=1 but {} or {} is missing (apt-get install chromium chromium-driver)",
+        "GV_REQUIRE_BROWSER=1 but {} or {} is missing (apt-get install chromium chromium-driver)",
         chromium.display(),
         driver.display()
     );
     eprintln!(
-        "SKIPPED: no {} / {}: the console browser tests did not run (set GUESTVAULT_REQUIRE_BROWSER=1 to make this a failure)",
+        "SKIPPED: no {} / {}: the console browser tests did not run (set GV_REQUIRE_BROWSER=1 to make this a failure)",
         chromium.display(),
         driver.display()
     );
