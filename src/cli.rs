@@ -495,6 +495,11 @@ fn print_demo(config: &Config, addr: &str, policies: &Policies) -> anyhow::Resul
         "ID=$(curl -s -X POST {addr}/v1/guests -H \"Authorization: Bearer {pms}\" -H 'X-Purpose: check_in' -H 'Content-Type: application/json' \\\n  -d '{{\"fields\":{{\"full_name\":\"张三丰\",\"mobile\":\"138 1234 5678\",\"id_type\":\"cn_resident_id\",\"id_number\":\"11010519491231002X\",\"gender\":\"F\"}}}}' | sed 's/.*\"guest_id\":\"\\([^\"]*\\)\".*/\\1/')"
     );
     println!("curl -s {addr}/v1/guests/$ID -H \"Authorization: Bearer {front_desk}\" -H 'X-Purpose: check_in'\n");
+    if config.console.enabled {
+        println!(
+            "# compliance console: open {addr}/console/ and paste $COMPLIANCE_OFFICER_TOKEN\n"
+        );
+    }
     Ok(())
 }
 

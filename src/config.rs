@@ -52,6 +52,21 @@ pub struct Config {
     pub stays: StaysConfig,
     pub budgets: BudgetsConfig,
     pub alerts: AlertsConfig,
+    pub console: ConsoleConfig,
+}
+
+/// The compliance console at `/console/` (issue 17).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Serve the console. Default on; `false` answers 404 for every `/console/` path.
+    pub enabled: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 /// Plausible stay dates (issue 12 point 4): a stay dated years ahead would hold the guest's

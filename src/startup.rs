@@ -222,6 +222,7 @@ impl App {
                 auth: Arc::new(auth),
                 scrape: Arc::new(ScrapeAccess::from_config(&config.metrics)),
                 limits: Arc::new(crate::http::limits::Limits::from_config(&config)),
+                console: Arc::new(crate::console::Console::from_config(&config)),
             },
             max_body_bytes: config.server.max_body_bytes,
             edge: crate::serve::Edge::from_config(&config.server),

@@ -668,3 +668,47 @@ mod tests {
         assert_eq!(limits.bump("y", "reveal_burst", 1), Some(1));
     }
 }
+
+/// The console's sign-in and pages (`src/console`) draw on the same budgets as the API: a
+/// peer whose tokens keep failing is blocked, a token that fails draws on its peer's bucket,
+/// and each page or action of a signed-in principal takes a cell of its `class`.
+pub(crate) mod console {
+    use super::*;
+
+    /// `Some(response)` (429) when `ip` is blocked for failed tokens.
+    pub(crate) fn peer_blocked(limits: &Limits, ip: IpAddr) -> Option<Response> {
+        let wait = limits
+            .enabled
+            .then(|| still_blocked(&limits.ip_blocked, &ip))
+            .flatten()?;
+        metrics::counter!(crate::metrics::RATE_LIMITED, "class" => "auth_failures").increment(1);
+        Some(rate_limited(wait))
+    }
+
+    /// A pasted token that did not verify.
+    pub(crate) fn token_failed(state: &AppState, ip: IpAddr, kind: &'static str) {
+        super::token_failed(state, ip, kind);
+    }
+
+    /// `Err(retry_after_secs)` when the principal's bucket for `class` is empty.
+    pub(crate) fn admit(
+        limits: &Limits,
+        sub: &str,
+        role: &str,
+        class: RouteClass,
+    ) -> Result<(), u64> {
+        let who: Principal = (sub.to_string(), role.to_string());
+        match limits.admit(&who, class) {
+            Ok(_) => Ok(()),
+            Err((wait, why)) => {
+                limits.count_throttled(&who, why);
+                Err(wait.as_secs_f64().ceil().max(1.0) as u64)
+            }
+        }
+    }
+
+    /// A console request of the principal was refused (403): draws on its `denied` bucket.
+    pub(crate) fn refused(limits: &Limits, sub: &str, role: &str) {
+        limits.refused(&(sub.to_string(), role.to_string()), false);
+    }
+}

@@ -46,6 +46,8 @@ pub struct AppState {
     pub scrape: Arc<ScrapeAccess>,
     /// Request budgets, alert counters and the request timeout.
     pub limits: Arc<limits::Limits>,
+    /// The compliance console's settings and sessions (`/console/`, issue 17).
+    pub console: Arc<crate::console::Console>,
 }
 
 /// The single router constructor; tests and the server both use it.
@@ -74,6 +76,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
             limits::budgets,
         ))
         .route_layer(axum::middleware::from_fn(remember_route))
+        .merge(crate::console::router(&state))
         .fallback(|| async { ApiError::NotFound("not_found").into_response() })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
@@ -99,7 +102,7 @@ fn request_id(req: &Request) -> String {
 
 /// Routing happens inside the outer middleware, so the matched route template is handed back
 /// out on the response for the access log (never the raw path, which holds guest ids).
-async fn remember_route(req: Request, next: Next) -> Response {
+pub(crate) async fn remember_route(req: Request, next: Next) -> Response {
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let mut resp = next.run(req).await;
     if let Some(m) = matched {

@@ -6,6 +6,7 @@
 mod alerts;
 mod audit;
 mod consents;
+mod console;
 mod correction_requests;
 mod corrections;
 mod erasure;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 pub use alerts::SecurityEvent;
 pub use audit::{AuditExport, AuditPage, EventOut, PublicKeyInfo};
 pub use consents::{ConsentInput, ConsentRecord, ConsentsView, CHANNELS};
+pub use console::ChainStatus;
 pub use correction_requests::Decision;
 pub use corrections::{
     CorrectionDecision, CorrectionDetail, CorrectionReceipt, CorrectionSummary, UpdateOutcome,

@@ -6,6 +6,7 @@ mod budgets;
 mod canary;
 mod cli;
 mod consents;
+mod console;
 mod corrections;
 mod edge;
 mod erasure;
