@@ -148,7 +148,7 @@ fn preflight(
 
 /// One real write before serving (the readiness heartbeat), so a database that opens but
 /// cannot be written (a read-only mount, a full disk) stops the start here, naming the file.
-fn probe_write(conn: &rusqlite::Connection, db: &std::path::Path) -> anyhow::Result<()> {
+fn probe_write(conn: &store::Conn, db: &std::path::Path) -> anyhow::Result<()> {
     store::write_heartbeat(conn).map_err(|e| {
         let fault = match &e {
             store::StoreError::Sqlite(s) => store::Fault::of_sqlite(s),

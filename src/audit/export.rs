@@ -35,9 +35,9 @@
 //! two exports of the same range and filter are byte-for-byte identical (Ed25519 signatures
 //! are deterministic and no export time is written).
 
+use crate::store::Conn;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use rusqlite::Connection;
 
 use super::checkpoint::{self, Checkpoint};
 use super::query::{resolve_range, ExportFormat, ExportParams, Filter, Range};
@@ -159,11 +159,7 @@ pub struct Export {
 }
 
 impl Export {
-    pub fn plan(
-        conn: &Connection,
-        params: &ExportParams,
-        public_key: &[u8],
-    ) -> Result<Self, StoreError> {
+    pub fn plan(conn: &Conn, params: &ExportParams, public_key: &[u8]) -> Result<Self, StoreError> {
         let range = resolve_range(conn, &params.filter)?;
         Ok(Self {
             public_key: public_key.to_vec(),
@@ -220,7 +216,7 @@ impl Export {
     /// The next page of records, or `None` when the range is done.
     pub fn next_page(
         &mut self,
-        conn: &Connection,
+        conn: &Conn,
         page_events: usize,
     ) -> Result<Option<Vec<u8>>, ExportError> {
         if self.is_done() {

@@ -1,14 +1,23 @@
-//! SQLite storage: connection setup, migrations, one writer thread with group commit, a pool
-//! of read-only connections, and the SQL for each table. Functions that read or write personal
-//! data take a [`Permit`](crate::policy::Permit), which only the policy module mints.
+//! The SQLite backend: connection setup, migrations, one writer thread with group commit, a
+//! pool of read-only connections, the WAL checkpointer, and the SQL for each table. This is
+//! the only place `rusqlite` is used (a test in `tests/api/layout.rs` keeps it so); the rest
+//! of the vault reaches it through the storage seam, [`crate::store`]. Functions that read or
+//! write personal data take a [`Permit`](crate::policy::Permit), which only the policy module
+//! mints.
 
+pub mod audit;
+pub mod audit_since;
+#[cfg(test)]
+mod audit_tamper_tests;
+#[cfg(test)]
+mod audit_tests;
+pub mod backup;
 mod checkpoint;
+pub mod consents;
 mod corrections;
 mod erasure;
 mod guests;
-mod health;
 mod keys;
-pub mod preflight;
 mod readers;
 mod writer;
 
@@ -17,33 +26,58 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
 
+// The shared parts, named here so this backend's modules find them as `super::…`.
+use super::health;
+use super::rows::{
+    DsrRow, GuestStatus, PendingCorrection, RetentionFacts, SealedGuest, SealedStay,
+    PLAUSIBLE_HORIZON_DAYS,
+};
+use super::{Fault, StoreError};
+
 pub use checkpoint::{ReadGate, GATE_WAIT};
 pub use corrections::*;
 pub use erasure::*;
 pub use guests::*;
-pub use health::{CommitHealth, Fault, FAULTS};
 pub use keys::*;
 pub use readers::Readers;
 pub use writer::{CommitBarrier, PreCommitHook, Writer, WriterStats, DEFAULT_WAL_MAX_BYTES};
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("migration failed: {0}")]
-    Migration(#[from] rusqlite_migration::Error),
-    #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("the writer thread is not running")]
-    WriterGone,
-    #[error("the keyring does not match this database (database expects fingerprint {expected}, keyring has {actual}); start with the keyring this data dir was created with")]
-    KeyringMismatch { expected: String, actual: String },
-    #[error("audit append failed: {0}")]
-    Audit(Box<StoreError>),
-    #[error("an operation panicked")]
-    Panicked,
-    #[error("{0}")]
-    Other(String),
+/// The handle a unit of work gets: inside [`Writer::execute`] the connection of the group
+/// transaction (in a savepoint of its own), inside [`Readers::run`] a read-only connection.
+/// Outside this module it is opaque by convention: it is only passed on to the seam's
+/// operations (a test in `tests/api/layout.rs` finds SQL anywhere else).
+pub type Conn = Connection;
+
+/// The driver's error, carried by [`StoreError::Sqlite`].
+pub type SqliteError = rusqlite::Error;
+/// A failed migration, carried by [`StoreError::Migration`].
+pub type MigrationError = rusqlite_migration::Error;
+
+impl Fault {
+    /// The fault behind a failed SQLite call; `None` for an error that is not about storage
+    /// (a constraint, a busy lock that a retry resolves).
+    pub fn of_sqlite(e: &rusqlite::Error) -> Option<Self> {
+        use rusqlite::ErrorCode;
+        match e.sqlite_error_code()? {
+            ErrorCode::DiskFull => Some(Self::DiskFull),
+            ErrorCode::ReadOnly => Some(Self::ReadOnly),
+            ErrorCode::CannotOpen if is_read_only_open(e) => Some(Self::ReadOnly),
+            ErrorCode::SystemIoFailure | ErrorCode::CannotOpen | ErrorCode::DatabaseCorrupt => {
+                Some(Self::AuditUnavailable)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn is_read_only_open(e: &rusqlite::Error) -> bool {
+    e.to_string().contains("readonly")
+}
+
+/// A cheap read that proves a reader connection answers (readiness).
+pub fn ping(conn: &Connection) -> Result<(), StoreError> {
+    conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
+    Ok(())
 }
 
 /// Applies the pragmas every connection needs. `synchronous=FULL` by default: an acknowledged
@@ -63,11 +97,11 @@ fn configure(conn: &Connection, synchronous: &str) -> Result<(), StoreError> {
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
-        M::up(include_str!("../../migrations/0001_init.sql")),
-        M::up(include_str!("../../migrations/0002_dsr.sql")),
-        M::up(include_str!("../../migrations/0003_audit_guards.sql")),
-        M::up(include_str!("../../migrations/0004_dsr_corrections.sql")),
-        M::up(include_str!("../../migrations/0005_corrections.sql")),
+        M::up(include_str!("../../../migrations/0001_init.sql")),
+        M::up(include_str!("../../../migrations/0002_dsr.sql")),
+        M::up(include_str!("../../../migrations/0003_audit_guards.sql")),
+        M::up(include_str!("../../../migrations/0004_dsr_corrections.sql")),
+        M::up(include_str!("../../../migrations/0005_corrections.sql")),
     ])
 }
 
