@@ -24,6 +24,8 @@
 //! export formats, retention planning and the erasure ledger.
 
 pub mod health;
+/// Started, not usable: the PostgreSQL schema and its migration only (see its module doc).
+pub mod postgres;
 pub mod preflight;
 pub mod rows;
 pub mod sqlite;
@@ -117,6 +119,8 @@ pub enum StoreError {
     Sqlite(#[from] sqlite::SqliteError),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlite::MigrationError),
+    #[error("database error: {0}")]
+    Postgres(#[from] postgres::PgError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("the writer thread is not running")]

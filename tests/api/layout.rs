@@ -70,7 +70,13 @@ fn rusqlite_is_used_only_in_the_sqlite_backend() {
 fn a_postgres_client_is_used_only_in_the_postgres_backend() {
     let bad = offenders(
         &src(),
-        &["tokio_postgres", "deadpool_postgres", "postgres::"],
+        &[
+            "tokio_postgres",
+            "deadpool_postgres",
+            "postgres_types",
+            "postgres_protocol",
+            "use postgres::",
+        ],
         &["store/postgres/"],
     );
     assert!(
