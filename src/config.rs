@@ -10,6 +10,8 @@ mod limits;
 pub use limits::{AlertsConfig, BudgetsConfig, Rate, RoleBudgets, RouteClass};
 
 pub const DEFAULT_CONFIG_FILE: &str = "guestvault.toml";
+/// Environment variables of the test suite, never read as config.
+const TEST_ENV_PREFIX: &str = "TEST_";
 const ENV_PREFIX: &str = "GUESTVAULT_";
 /// Largest `auth.leeway_secs`: clock skew beyond five minutes is a broken clock, and a large
 /// leeway would keep expired tokens valid.
@@ -358,6 +360,11 @@ impl Config {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
+            // `GUESTVAULT_TEST_*` belongs to the test suite (`GUESTVAULT_TEST_POSTGRES_URL`,
+            // issue 14), not to any config section.
+            if rest.starts_with(TEST_ENV_PREFIX) {
+                continue;
+            }
             let rest = rest.to_ascii_lowercase();
             let Some((section, key)) = rest.split_once('_') else {
                 return Err(ConfigError::Key {
@@ -763,6 +770,12 @@ mod tests {
             .to_string();
         assert!(err.contains("`storage.backend`"), "{err}");
         assert!(err.contains("no PostgreSQL backend yet"), "{err}");
+        // The test suite's own variable is not a config key.
+        Config::load_with_env(
+            None,
+            env(&[("GUESTVAULT_TEST_POSTGRES_URL", "postgres://x@127.0.0.1/t")]),
+        )
+        .unwrap();
         let err = Config::load_with_env(None, env(&[("GUESTVAULT_STORAGE_BACKEND", "postgres")]))
             .unwrap_err()
             .to_string();

@@ -47,6 +47,16 @@ pub fn open_vault_at(
     db: &std::path::Path,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(Vault, std::thread::JoinHandle<()>)> {
+    // `Config::load` refuses these already; a config built in code gets the same answer
+    // rather than a SQLite vault in disguise.
+    match store::Backend::parse(&config.storage.backend) {
+        Some(store::Backend::Sqlite) => {}
+        Some(store::Backend::Postgres) => anyhow::bail!(
+            "config key `storage.backend`: `postgres` is not available: this build has no \
+             PostgreSQL backend yet (issue 14). Use `sqlite`"
+        ),
+        None => anyhow::bail!("config key `storage.backend`: must be `sqlite` or `postgres`"),
+    }
     let policies = Policies::load(config.policies.dir.as_deref())?;
     let keyring_file = config.keyring_file();
     if !keyring_file.exists() {

@@ -35,7 +35,6 @@
 //! two exports of the same range and filter are byte-for-byte identical (Ed25519 signatures
 //! are deterministic and no export time is written).
 
-use crate::store::Conn;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
@@ -43,7 +42,7 @@ use super::checkpoint::{self, Checkpoint};
 use super::query::{resolve_range, ExportFormat, ExportParams, Filter, Range};
 use super::{read_after, ChainedEvent};
 use crate::crypto::{hex, sha256, Keyring};
-use crate::store::StoreError;
+use crate::store::{Conn, StoreError};
 
 pub const FORMAT_ID: &str = "guestvault-audit-export/v1";
 /// Domain separation of the record digest and the export signature.
