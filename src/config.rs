@@ -10,6 +10,8 @@ mod limits;
 pub use limits::{AlertsConfig, BudgetsConfig, Rate, RoleBudgets, RouteClass};
 
 pub const DEFAULT_CONFIG_FILE: &str = "guestvault.toml";
+/// Environment variables of the test suite, never read as config.
+const TEST_ENV_PREFIX: &str = "TEST_";
 const ENV_PREFIX: &str = "GUESTVAULT_";
 /// Largest `auth.leeway_secs`: clock skew beyond five minutes is a broken clock, and a large
 /// leeway would keep expired tokens valid.
@@ -187,6 +189,9 @@ impl ServerConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
+    /// `sqlite` (default) or `postgres` (issue 14; refused: this build has no PostgreSQL
+    /// backend yet). See [`crate::store::Backend`].
+    pub backend: String,
     pub data_dir: PathBuf,
     /// `full` (default: an acknowledged write survives power loss) or `normal`.
     pub synchronous: String,
@@ -293,6 +298,7 @@ impl Default for ServerConfig {
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
+            backend: crate::store::Backend::Sqlite.as_str().into(),
             data_dir: PathBuf::from("guestvault-data"),
             synchronous: "full".into(),
             readers: 4,
@@ -369,6 +375,11 @@ impl Config {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
+            // `GUESTVAULT_TEST_*` belongs to the test suite (`GUESTVAULT_TEST_POSTGRES_URL`,
+            // issue 14), not to any config section.
+            if rest.starts_with(TEST_ENV_PREFIX) {
+                continue;
+            }
             let rest = rest.to_ascii_lowercase();
             let Some((section, key)) = rest.split_once('_') else {
                 return Err(ConfigError::Key {
@@ -425,6 +436,17 @@ impl Config {
             origin: origin_of(key),
             message: message.into(),
         };
+        match crate::store::Backend::parse(&self.storage.backend) {
+            None => return Err(bad("storage.backend", "must be `sqlite` or `postgres`")),
+            Some(b) if !b.is_available() => {
+                return Err(bad(
+                    "storage.backend",
+                    "`postgres` is not available: this build has no PostgreSQL backend yet \
+                     (issue 14). Use `sqlite`",
+                ))
+            }
+            Some(_) => {}
+        }
         if !matches!(
             self.storage.synchronous.as_str(),
             "full" | "normal" | "extra"
@@ -731,6 +753,49 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("storage.synchronous"), "{err}");
+    }
+
+    #[test]
+    fn the_storage_backend_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("g.toml");
+        assert_eq!(
+            Config::load_with_env(None, env(&[]))
+                .unwrap()
+                .storage
+                .backend,
+            "sqlite"
+        );
+        std::fs::write(&file, "[storage]\nbackend = \"sqlite\"\n").unwrap();
+        Config::load_with_env(Some(&file), env(&[])).unwrap();
+        // An unknown backend names the key and the file, not the value.
+        std::fs::write(&file, "[storage]\nbackend = \"mysql\"\n").unwrap();
+        let err = Config::load_with_env(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`storage.backend`"), "{err}");
+        assert!(err.contains("g.toml"), "{err}");
+        assert!(err.contains("must be `sqlite` or `postgres`"), "{err}");
+        assert!(!err.contains("mysql"), "{err}");
+        // PostgreSQL is refused until this build has the backend: it must not look as if it
+        // worked.
+        std::fs::write(&file, "[storage]\nbackend = \"postgres\"\n").unwrap();
+        let err = Config::load_with_env(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`storage.backend`"), "{err}");
+        assert!(err.contains("no PostgreSQL backend yet"), "{err}");
+        // The test suite's own variable is not a config key.
+        Config::load_with_env(
+            None,
+            env(&[("GUESTVAULT_TEST_POSTGRES_URL", "postgres://x@127.0.0.1/t")]),
+        )
+        .unwrap();
+        let err = Config::load_with_env(None, env(&[("GUESTVAULT_STORAGE_BACKEND", "postgres")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("GUESTVAULT_STORAGE_BACKEND"), "{err}");
+        assert!(err.contains("no PostgreSQL backend yet"), "{err}");
     }
 
     #[test]

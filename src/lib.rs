@@ -12,7 +12,9 @@
 //! - [`service`]: the use cases, the single choke point for personal data.
 //! - [`crypto`]: keyring, DEK envelopes, field AEAD, blind index.
 //! - [`domain`]: ids, `Pii`, validators and masking (pure).
-//! - [`store`]: SQLite, migrations, group-commit writer, reader pool.
+//! - [`store`]: the storage seam (units of work on a writer or reader handle, domain-level
+//!   operations); the SQLite backend under `store::sqlite` (migrations, group-commit writer,
+//!   reader pool, WAL checkpointer), the only place SQL runs. See `docs/storage.md`.
 //! - [`audit`]: events, the hash chain, signed checkpoints, query, the signed export format
 //!   and its offline verifier, and retention of the trail.
 //! - [`ledger`]: the erasure ledger kept apart from the database (survives restores).

@@ -100,54 +100,33 @@ pub fn backup(config: &Config, out: &Path) -> anyhow::Result<Manifest> {
         bail!("`{}` already exists", out.display());
     }
     let db = config.database_file();
-    let mut conn =
-        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
-            .with_context(|| format!("cannot open `{}`", db.display()))?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))?;
     // Recorded before the snapshot, so the backup holds its own event (like every operation,
-    // as `cli:<user>`).
-    {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        crate::audit::append(
-            &tx,
-            operation_event(
-                crate::policy::Action::AdminBackup,
-                "backup started (VACUUM INTO): the snapshot holds this event".into(),
-            ),
-        )
-        .context("cannot record the backup in the audit trail")?;
-        tx.commit()?;
-    }
-    let target = out.to_str().context("backup path must be UTF-8")?;
-    // Created empty and owner-only first (VACUUM INTO accepts an empty file), so the snapshot
-    // is never readable by others, not even while it is written.
-    create_owner_only(out)?;
-    if let Err(e) = conn.execute("VACUUM INTO ?1", [target]) {
-        let _ = std::fs::remove_file(out);
-        return Err(anyhow::Error::new(e).context("snapshot failed"));
-    }
-    drop(conn);
+    // as `cli:<user>`). The target is created empty and owner-only first (VACUUM INTO accepts
+    // an empty file), so the snapshot is never readable by others, not even while it is
+    // written.
+    crate::store::backup::snapshot(
+        &db,
+        out,
+        operation_event(
+            crate::policy::Action::AdminBackup,
+            "backup started (VACUUM INTO): the snapshot holds this event".into(),
+        ),
+        || create_owner_only(out),
+    )?;
     restrict_to_owner(out)?;
-    let snap =
-        rusqlite::Connection::open_with_flags(out, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let (seq, hash) = crate::audit::head(&snap)?;
+    let snap = crate::store::backup::snapshot_facts(out)?;
     let manifest = Manifest {
         format: BACKUP_FORMAT.into(),
         created_at: crate::clock::timestamp(time::OffsetDateTime::now_utc()),
-        schema_version: snap.query_row("PRAGMA user_version", [], |r| r.get(0))?,
-        audit_head_seq: seq,
-        audit_head_hash: crate::crypto::hex(&hash),
-        keyring_fingerprint: snap.query_row(
-            "SELECT value FROM meta WHERE key = 'keyring_fingerprint'",
-            [],
-            |r| r.get(0),
-        )?,
+        schema_version: snap.schema_version,
+        audit_head_seq: snap.audit_head_seq,
+        audit_head_hash: crate::crypto::hex(&snap.audit_head_hash),
+        keyring_fingerprint: snap.keyring_fingerprint,
         erasure_ledger_seq: crate::ledger::read_verified(&ledger_path(config))?
             .last()
             .map_or(0, |e| e.seq),
         sha256: file_sha256(out)?,
     };
-    drop(snap);
     std::fs::write(manifest_path(out), serde_json::to_vec_pretty(&manifest)?)?;
     restrict_to_owner(&manifest_path(out))?;
     Ok(manifest)
@@ -210,50 +189,6 @@ pub struct RestoreReport {
     pub audit_events_carried: u64,
     pub guests_swept: u64,
     pub audit_events_verified: u64,
-}
-
-/// The snapshot's audit chain is a prefix of the live database's (same events, same hashes),
-/// so the live events after the snapshot's head link onto it unchanged: copy them (and their
-/// checkpoints) into the staged database. Refuses if the live chain does not descend from the
-/// snapshot's head (another vault's backup, or history rewritten).
-fn carry_newer_audit_events(live: &Path, staging: &Path) -> anyhow::Result<u64> {
-    if !live.exists() {
-        return Ok(0);
-    }
-    let conn = rusqlite::Connection::open(staging)?;
-    let (head_seq, head_hash) = crate::audit::head(&conn)?;
-    conn.execute(
-        "ATTACH DATABASE ?1 AS live",
-        [live.to_str().context("database path must be UTF-8")?],
-    )?;
-    let live_hash: Option<Vec<u8>> = conn
-        .query_row(
-            "SELECT hash FROM live.audit_events WHERE seq = ?1",
-            [head_seq as i64],
-            |r| r.get(0),
-        )
-        .ok();
-    let newer: i64 = conn.query_row(
-        "SELECT count(*) FROM live.audit_events WHERE seq > ?1",
-        [head_seq as i64],
-        |r| r.get(0),
-    )?;
-    if newer == 0 {
-        return Ok(0);
-    }
-    if head_seq > 0 && live_hash.as_deref() != Some(head_hash.as_slice()) {
-        bail!("the live audit trail does not continue the snapshot's (seq {head_seq}); refusing to drop its newer events");
-    }
-    conn.execute(
-        "INSERT INTO main.audit_events SELECT * FROM live.audit_events WHERE seq > ?1",
-        [head_seq as i64],
-    )?;
-    conn.execute(
-        "INSERT OR IGNORE INTO main.audit_checkpoints SELECT * FROM live.audit_checkpoints WHERE seq > ?1",
-        [head_seq as i64],
-    )?;
-    conn.execute("DETACH DATABASE live", [])?;
-    Ok(newer as u64)
 }
 
 /// Refuses a snapshot with DEKs wrapped under a KEK version the keyring no longer holds: a
@@ -365,7 +300,7 @@ pub async fn restore(config: &Config, file: &Path, force: bool) -> anyhow::Resul
 
     let result = async {
         let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
-        let carried = carry_newer_audit_events(&db, &staging)?;
+        let carried = crate::store::backup::carry_newer_audit_events(&db, &staging)?;
         let (vault, writer_thread) = crate::startup::open_vault_at(config, &staging, clock)?;
         let outcome = replay_into_staging(&vault, &entries, carried).await;
         drop(vault);
@@ -381,11 +316,7 @@ pub async fn restore(config: &Config, file: &Path, force: bool) -> anyhow::Resul
         }
     };
     // Fold any WAL into the staged file, then swap it in.
-    {
-        let c = rusqlite::Connection::open(&staging)?;
-        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        c.pragma_update(None, "journal_mode", "DELETE")?;
-    }
+    crate::store::backup::fold_wal(&staging)?;
     for suffix in ["-wal", "-shm"] {
         let mut p = db.as_os_str().to_owned();
         p.push(suffix);

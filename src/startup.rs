@@ -47,6 +47,16 @@ pub fn open_vault_at(
     db: &std::path::Path,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(Vault, std::thread::JoinHandle<()>)> {
+    // `Config::load` refuses these already; a config built in code gets the same answer
+    // rather than a SQLite vault in disguise.
+    match store::Backend::parse(&config.storage.backend) {
+        Some(store::Backend::Sqlite) => {}
+        Some(store::Backend::Postgres) => anyhow::bail!(
+            "config key `storage.backend`: `postgres` is not available: this build has no \
+             PostgreSQL backend yet (issue 14). Use `sqlite`"
+        ),
+        None => anyhow::bail!("config key `storage.backend`: must be `sqlite` or `postgres`"),
+    }
     let policies = Policies::load(config.policies.dir.as_deref())?;
     let keyring_file = config.keyring_file();
     if !keyring_file.exists() {
@@ -148,7 +158,7 @@ fn preflight(
 
 /// One real write before serving (the readiness heartbeat), so a database that opens but
 /// cannot be written (a read-only mount, a full disk) stops the start here, naming the file.
-fn probe_write(conn: &rusqlite::Connection, db: &std::path::Path) -> anyhow::Result<()> {
+fn probe_write(conn: &store::Conn, db: &std::path::Path) -> anyhow::Result<()> {
     store::write_heartbeat(conn).map_err(|e| {
         let fault = match &e {
             store::StoreError::Sqlite(s) => store::Fault::of_sqlite(s),

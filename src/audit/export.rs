@@ -37,13 +37,12 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use rusqlite::Connection;
 
 use super::checkpoint::{self, Checkpoint};
 use super::query::{resolve_range, ExportFormat, ExportParams, Filter, Range};
 use super::{read_after, ChainedEvent};
 use crate::crypto::{hex, sha256, Keyring};
-use crate::store::StoreError;
+use crate::store::{Conn, StoreError};
 
 pub const FORMAT_ID: &str = "guestvault-audit-export/v1";
 /// Domain separation of the record digest and the export signature.
@@ -159,11 +158,7 @@ pub struct Export {
 }
 
 impl Export {
-    pub fn plan(
-        conn: &Connection,
-        params: &ExportParams,
-        public_key: &[u8],
-    ) -> Result<Self, StoreError> {
+    pub fn plan(conn: &Conn, params: &ExportParams, public_key: &[u8]) -> Result<Self, StoreError> {
         let range = resolve_range(conn, &params.filter)?;
         Ok(Self {
             public_key: public_key.to_vec(),
@@ -220,7 +215,7 @@ impl Export {
     /// The next page of records, or `None` when the range is done.
     pub fn next_page(
         &mut self,
-        conn: &Connection,
+        conn: &Conn,
         page_events: usize,
     ) -> Result<Option<Vec<u8>>, ExportError> {
         if self.is_done() {

@@ -25,18 +25,16 @@ pub mod checkpoint;
 pub mod export;
 pub mod purge;
 pub mod query;
-pub mod since;
-#[cfg(test)]
-mod store_tests;
-#[cfg(test)]
-mod tamper_tests;
 pub mod verify;
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::sha256;
 use crate::store::StoreError;
+
+// The trail's storage operations are the storage seam's ([`crate::store::audit`]); they are
+// re-exported here so the use cases keep calling `audit::append` and friends.
+pub use crate::store::audit::{anchor_hash, append, head, read_after, verify_chain};
 
 pub const GENESIS_HASH: [u8; 32] = [0u8; 32];
 
@@ -70,7 +68,7 @@ impl Outcome {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    pub(crate) fn parse(s: &str) -> Self {
         match s {
             "allowed" => Self::Allowed,
             "denied" => Self::Denied,
@@ -131,46 +129,17 @@ impl Event {
     }
 }
 
-/// The last (seq, hash) of the chain, or the purge anchor, or genesis.
-pub fn head(conn: &Connection) -> Result<(u64, [u8; 32]), StoreError> {
-    let last = conn
-        .prepare_cached("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")?
-        .query_row([], |r| {
-            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))
-        })
-        .optional()?;
-    let (seq, hash) = match last {
-        Some(v) => v,
-        None => {
-            // After a purge removed every event, the newest checkpoint is the anchor.
-            match conn
-                .prepare_cached(
-                    "SELECT seq, hash FROM audit_checkpoints ORDER BY seq DESC LIMIT 1",
-                )?
-                .query_row([], |r| {
-                    Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))
-                })
-                .optional()?
-            {
-                Some(v) => v,
-                None => return Ok((0, GENESIS_HASH)),
-            }
-        }
-    };
-    let hash: [u8; 32] = hash
-        .try_into()
-        .map_err(|_| StoreError::Other("corrupt audit hash".into()))?;
-    Ok((seq, hash))
+/// A stored event with its chain links.
+#[derive(Debug, Clone)]
+pub struct ChainedEvent {
+    pub event: Event,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
 }
 
-/// Appends `event` to the chain inside the caller's transaction; returns its seq. A failure is
-/// reported as [`StoreError::Audit`] so the request fails with `audit_unavailable`.
-pub fn append(conn: &Connection, event: NewEvent) -> Result<u64, StoreError> {
-    append_inner(conn, event).map_err(|e| StoreError::Audit(Box::new(e)))
-}
-
-fn append_inner(conn: &Connection, event: NewEvent) -> Result<u64, StoreError> {
-    let (last_seq, prev_hash) = head(conn)?;
+/// Links `event` to the chain after (`last_seq`, `prev_hash`): the stored event with the next
+/// seq and its hash. Every backend appends through this, so they hash alike.
+pub fn link(event: NewEvent, last_seq: u64, prev_hash: &[u8; 32]) -> (Event, [u8; 32]) {
     let event = Event {
         seq: last_seq + 1,
         ts: event.ts,
@@ -187,122 +156,24 @@ fn append_inner(conn: &Connection, event: NewEvent) -> Result<u64, StoreError> {
         justification: event.justification,
         value_hashes: event.value_hashes,
     };
-    let hash = event.chain_hash(&prev_hash);
-    let fields = serde_json::to_string(&event.fields).unwrap_or_else(|_| "[]".into());
-    let rules = serde_json::to_string(&event.rules).unwrap_or_else(|_| "[]".into());
-    // NULL when empty: the column (migration 0005) holds the JSON list only for corrections.
-    let value_hashes = (!event.value_hashes.is_empty())
-        .then(|| serde_json::to_string(&event.value_hashes).unwrap_or_else(|_| "[]".into()));
-    conn.prepare_cached(
-        "INSERT INTO audit_events (seq, ts, request_id, actor, role, purpose, action, guest_id, fields,
-           outcome, reason, rules, justification, prev_hash, hash, value_hashes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-    )?
-    .execute(params![
-        event.seq as i64,
-        event.ts,
-        event.request_id,
-        event.actor,
-        event.role,
-        event.purpose,
-        event.action,
-        event.guest_id,
-        fields,
-        event.outcome.as_str(),
-        event.reason,
-        rules,
-        event.justification,
-        prev_hash.as_slice(),
-        hash.as_slice(),
-        value_hashes,
-    ])?;
-    Ok(event.seq)
+    let hash = event.chain_hash(prev_hash);
+    (event, hash)
 }
 
-/// A stored event with its chain links.
-#[derive(Debug, Clone)]
-pub struct ChainedEvent {
-    pub event: Event,
-    pub prev_hash: Vec<u8>,
-    pub hash: Vec<u8>,
-}
-
-/// The columns [`chained_from_row`] reads, in order.
-pub(crate) const EVENT_COLUMNS: &str =
-    "seq, ts, request_id, actor, role, purpose, action, guest_id, \
-     fields, outcome, reason, rules, justification, prev_hash, hash, value_hashes";
-
-/// Maps a row selected with [`EVENT_COLUMNS`].
-pub(crate) fn chained_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChainedEvent> {
-    let fields: String = r.get(8)?;
-    let rules: String = r.get(11)?;
-    let value_hashes: Option<String> = r.get(15)?;
-    Ok(ChainedEvent {
-        event: Event {
-            seq: r.get::<_, i64>(0)? as u64,
-            ts: r.get(1)?,
-            request_id: r.get(2)?,
-            actor: r.get(3)?,
-            role: r.get(4)?,
-            purpose: r.get(5)?,
-            action: r.get(6)?,
-            guest_id: r.get(7)?,
-            fields: serde_json::from_str(&fields).unwrap_or_default(),
-            outcome: Outcome::parse(&r.get::<_, String>(9)?),
-            reason: r.get(10)?,
-            rules: serde_json::from_str(&rules).unwrap_or_default(),
-            justification: r.get(12)?,
-            // A stored list that does not parse recomputes to a different hash: verify
-            // reports the event as tampered rather than dropping the member silently.
-            value_hashes: match value_hashes {
-                None => Vec::new(),
-                Some(v) => serde_json::from_str(&v).unwrap_or_else(|_| {
-                    vec![ValueHash {
-                        field: "(unreadable)".into(),
-                        before_hash: None,
-                        after_hash: None,
-                    }]
-                }),
-            },
-        },
-        prev_hash: r.get(13)?,
-        hash: r.get(14)?,
-    })
-}
-
-/// Reads events with `seq > after_seq`, oldest first.
-pub fn read_after(
-    conn: &Connection,
-    after_seq: u64,
-    limit: usize,
-) -> Result<Vec<ChainedEvent>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM audit_events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
-    ))?;
-    let rows = stmt
-        .query_map(params![after_seq as i64, limit as i64], chained_from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
-}
-
-/// The hash the event after `seq` must link to when event `seq` itself is not stored: genesis
-/// before the first event, else the signed checkpoint a retention purge left as the anchor.
-pub fn anchor_hash(conn: &Connection, seq: u64) -> Result<Option<[u8; 32]>, StoreError> {
-    if seq == 0 {
-        return Ok(Some(GENESIS_HASH));
-    }
-    Ok(checkpoint::at(conn, seq)?.map(|c| c.hash))
-}
-
-/// Recomputes the whole chain in the database; returns the number of events checked, or the
-/// first seq whose link or hash is wrong. The oldest stored event must link to genesis or to
-/// the purge anchor (a signed checkpoint), so history cannot be cut off silently.
-pub fn verify_chain(conn: &Connection) -> Result<Result<u64, u64>, StoreError> {
+/// Recomputes a chain read in pages: `read_after(seq, n)` returns up to `n` stored events after
+/// `seq`, oldest first; `anchor(seq)` the hash the event after `seq` links to when `seq` itself
+/// is not stored (genesis, or a purge's checkpoint). Returns the number of events checked, or
+/// the first seq whose link or hash is wrong. The oldest stored event must link to genesis or
+/// to the purge anchor, so history cannot be cut off silently.
+pub fn check_chain(
+    mut read_after: impl FnMut(u64, usize) -> Result<Vec<ChainedEvent>, StoreError>,
+    mut anchor: impl FnMut(u64) -> Result<Option<[u8; 32]>, StoreError>,
+) -> Result<Result<u64, u64>, StoreError> {
     let mut after = 0u64;
     let mut prev: Option<Vec<u8>> = None;
     let mut checked = 0u64;
     loop {
-        let batch = read_after(conn, after, 10_000)?;
+        let batch = read_after(after, 10_000)?;
         if batch.is_empty() {
             return Ok(Ok(checked));
         }
@@ -312,7 +183,7 @@ pub fn verify_chain(conn: &Connection) -> Result<Result<u64, u64>, StoreError> {
                 Some(p) if seq == after + 1 => p,
                 Some(_) => return Ok(Err(after + 1)),
                 None if seq == 0 => return Ok(Err(0)),
-                None => match anchor_hash(conn, seq - 1)? {
+                None => match anchor(seq - 1)? {
                     Some(h) => h.to_vec(),
                     None => return Ok(Err(seq)),
                 },

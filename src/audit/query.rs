@@ -8,13 +8,11 @@
 
 use std::collections::BTreeSet;
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::Connection;
-
-use super::{chained_from_row, ChainedEvent, Event, Outcome, EVENT_COLUMNS};
+use super::{Event, Outcome};
 use crate::domain::{FieldError, GuestId};
 use crate::policy::Action;
-use crate::store::StoreError;
+// The query and the range lookup run in the storage seam ([`crate::store::audit`]).
+pub use crate::store::audit::{query_events as query, resolve_range};
 
 /// Events per page of `GET /v1/audit/events` unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -269,46 +267,6 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Events matching `filter` with `seq > after_seq`, oldest first, at most `limit`.
-pub fn query(
-    conn: &Connection,
-    filter: &Filter,
-    after_seq: u64,
-    limit: usize,
-) -> Result<Vec<ChainedEvent>, StoreError> {
-    let mut sql = format!("SELECT {EVENT_COLUMNS} FROM audit_events WHERE seq > ?1");
-    let mut args: Vec<SqlValue> = vec![SqlValue::Integer(after_seq as i64)];
-    let mut cond = |column: &str, op: &str, value: SqlValue| {
-        args.push(value);
-        sql.push_str(&format!(" AND {column} {op} ?{}", args.len()));
-    };
-    if let Some(s) = &filter.since {
-        cond("ts", ">=", SqlValue::Text(s.clone()));
-    }
-    if let Some(u) = &filter.until {
-        cond("ts", "<", SqlValue::Text(u.clone()));
-    }
-    if let Some(a) = &filter.actor {
-        cond("actor", "=", SqlValue::Text(a.clone()));
-    }
-    if let Some(g) = &filter.guest_id {
-        cond("guest_id", "=", SqlValue::Text(g.clone()));
-    }
-    if let Some(a) = &filter.action {
-        cond("action", "=", SqlValue::Text(a.clone()));
-    }
-    if let Some(o) = filter.outcome {
-        cond("outcome", "=", SqlValue::Text(o.as_str().to_string()));
-    }
-    args.push(SqlValue::Integer(limit as i64));
-    sql.push_str(&format!(" ORDER BY seq LIMIT ?{}", args.len()));
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(args), chained_from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
-}
-
 /// The contiguous run of events an export covers: `first..=last` (empty when
 /// `first == last + 1`), and the hash of event `first - 1` that it links to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,53 +274,4 @@ pub struct Range {
     pub first: u64,
     pub last: u64,
     pub anchor_hash: [u8; 32],
-}
-
-/// From the first event at or after `since` to the last event before `until` (by seq: events
-/// in between whose time lies outside the window are part of the range, shown as stubs). With
-/// no event in the window the range is empty and anchored at the head of the chain.
-pub fn resolve_range(conn: &Connection, filter: &Filter) -> Result<Range, StoreError> {
-    let first: Option<i64> = match &filter.since {
-        Some(s) => conn.query_row(
-            "SELECT min(seq) FROM audit_events WHERE ts >= ?1",
-            [s],
-            |r| r.get(0),
-        )?,
-        None => conn.query_row("SELECT min(seq) FROM audit_events", [], |r| r.get(0))?,
-    };
-    let last: Option<i64> = match &filter.until {
-        Some(u) => conn.query_row(
-            "SELECT max(seq) FROM audit_events WHERE ts < ?1",
-            [u],
-            |r| r.get(0),
-        )?,
-        None => conn.query_row("SELECT max(seq) FROM audit_events", [], |r| r.get(0))?,
-    };
-    let (first, last) = match (first, last) {
-        (Some(f), Some(l)) if f <= l => (f as u64, l as u64),
-        _ => {
-            let (head, _) = super::head(conn)?;
-            (head + 1, head)
-        }
-    };
-    let anchor_seq = first - 1;
-    let stored: Option<Vec<u8>> = {
-        use rusqlite::OptionalExtension;
-        conn.prepare_cached("SELECT hash FROM audit_events WHERE seq = ?1")?
-            .query_row([anchor_seq as i64], |r| r.get(0))
-            .optional()?
-    };
-    let anchor_hash = match stored {
-        Some(h) => h
-            .try_into()
-            .map_err(|_| StoreError::Other("corrupt audit hash".into()))?,
-        None => super::anchor_hash(conn, anchor_seq)?.ok_or_else(|| {
-            StoreError::Other(format!("audit seq {first} has no anchor to link to"))
-        })?,
-    };
-    Ok(Range {
-        first,
-        last,
-        anchor_hash,
-    })
 }

@@ -15,7 +15,7 @@
 //! counts in the summary with the request.
 
 mod key;
-pub(in crate::audit) mod records;
+pub(crate) mod records;
 
 use std::io::{BufRead, BufReader, Read};
 

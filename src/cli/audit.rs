@@ -11,7 +11,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use rusqlite::TransactionBehavior;
 
 use crate::audit::checkpoint;
 use crate::audit::export::{Export, PAGE_EVENTS};
@@ -206,9 +205,7 @@ pub fn export_file(
         justification: None,
         value_hashes: Vec::new(),
     };
-    let tx = write.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    crate::audit::append(&tx, event)?;
-    tx.commit()?;
+    store::audit::append_alone(&mut write, event)?;
 
     let read = store::open_reader(&config.database_file())?;
     let mut export = Export::plan(&read, params, keyring.audit_public_key())?;
@@ -272,7 +269,7 @@ fn load_keyring(config: &Config) -> anyhow::Result<Keyring> {
 }
 
 /// A direct write connection; refuses a keyring that does not belong to the database.
-fn open_write(config: &Config, keyring: &Keyring) -> anyhow::Result<rusqlite::Connection> {
+fn open_write(config: &Config, keyring: &Keyring) -> anyhow::Result<store::Conn> {
     let db = config.database_file();
     anyhow::ensure!(db.exists(), "no database at `{}`", db.display());
     store::open_writer(&db, &config.storage.synchronous, keyring.fingerprint())

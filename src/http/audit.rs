@@ -15,8 +15,8 @@ use super::extract::Auth;
 use super::openapi::{AuditExportParams, AuditQueryParams};
 use super::problems::{OpsQueryProblems, TokenOnlyProblems, VerifyProblems};
 use super::AppState;
+use crate::audit::checkpoint::RangeVerification;
 use crate::audit::query::ExportFormat;
-use crate::audit::since::RangeVerification;
 use crate::service::{AuditPage, PublicKeyInfo};
 
 pub fn router() -> Router<AppState> {

@@ -10,12 +10,13 @@ use tokio::sync::mpsc;
 
 use super::{Caller, Vault, VaultError};
 use crate::audit::checkpoint;
+use crate::audit::checkpoint::RangeVerification;
 use crate::audit::export::{Export, ExportError, PAGE_EVENTS};
 use crate::audit::query::{self, ExportFormat};
-use crate::audit::since::{self, RangeVerification};
 use crate::audit::{ChainedEvent, Event, Outcome};
 use crate::crypto::hex;
 use crate::policy::Action;
+use crate::store::audit_since as since;
 
 /// Pages of an export in flight between the reader and the client: bounds its memory.
 const CHANNEL_PAGES: usize = 4;

@@ -3,14 +3,17 @@
 //! Withdrawal is one call, as easy as granting, and takes effect on the very next request
 //! because every consent-based read consults the current state.
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::{Caller, Vault, VaultError};
 use crate::audit::Outcome;
 use crate::domain::{FieldError, GuestId};
 use crate::policy::{Action, Basis};
+pub use crate::store::rows::ConsentChange;
+pub use crate::store::rows::{ConsentEvent, ConsentRecord};
 use crate::store::{self, StoreError};
+// The ledger's SQL is the storage seam's; named here for the use cases.
+pub(super) use crate::store::consents::{apply, current, history, ledger};
 
 /// Where the guest gave or withdrew consent.
 pub const CHANNELS: [&str; 8] = [
@@ -44,46 +47,11 @@ pub struct ConsentInput {
     pub channel: String,
 }
 
-/// The current consent of a guest for one purpose.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ConsentRecord {
-    pub purpose: String,
-    /// `granted`, `withdrawn`, or `none` (never recorded).
-    pub status: String,
-    pub separate: bool,
-    pub notice_version: Option<String>,
-    pub channel: Option<String>,
-    pub granted_at: Option<String>,
-    pub withdrawn_at: Option<String>,
-}
-
-/// One ledger entry.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ConsentEvent {
-    pub purpose: String,
-    pub status: String,
-    pub separate: bool,
-    pub notice_version: Option<String>,
-    pub channel: Option<String>,
-    pub actor: String,
-    pub at: String,
-}
-
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConsentsView {
     pub guest_id: String,
     pub consents: Vec<ConsentRecord>,
     pub history: Vec<ConsentEvent>,
-}
-
-/// A validated consent change, ready for the writer.
-#[derive(Debug, Clone)]
-pub(crate) struct ConsentChange {
-    purpose: String,
-    grant: bool,
-    separate: bool,
-    notice_version: Option<String>,
-    channel: Option<String>,
 }
 
 impl Vault {
@@ -286,94 +254,4 @@ impl ConsentRecord {
             withdrawn_at: None,
         }
     }
-}
-
-/// Appends a ledger entry and updates the current view. Withdrawing what is not granted
-/// changes nothing (repeating a withdrawal is safe).
-pub(super) fn apply(
-    c: &Connection,
-    gid: &str,
-    change: &ConsentChange,
-    actor: &str,
-    now: &str,
-) -> Result<(), StoreError> {
-    let status = if change.grant { "granted" } else { "withdrawn" };
-    if !change.grant {
-        let granted: Option<String> = c
-            .prepare_cached("SELECT status FROM consents WHERE guest_id = ?1 AND purpose = ?2")?
-            .query_row(params![gid, change.purpose], |r| r.get(0))
-            .optional()?;
-        if granted.as_deref() != Some("granted") {
-            return Ok(());
-        }
-    }
-    c.prepare_cached(
-        "INSERT INTO consent_events (guest_id, purpose, status, separate, notice_version, channel, actor, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![gid, change.purpose, status, change.separate, change.notice_version, change.channel, actor, now])?;
-    if change.grant {
-        c.prepare_cached(
-            "INSERT INTO consents (guest_id, purpose, status, separate, notice_version, channel, granted_at, withdrawn_at)
-             VALUES (?1, ?2, 'granted', ?3, ?4, ?5, ?6, NULL)
-             ON CONFLICT (guest_id, purpose) DO UPDATE SET status = 'granted', separate = excluded.separate,
-               notice_version = excluded.notice_version, channel = excluded.channel,
-               granted_at = excluded.granted_at, withdrawn_at = NULL",
-        )?
-        .execute(params![gid, change.purpose, change.separate, change.notice_version, change.channel, now])?;
-    } else {
-        c.prepare_cached("UPDATE consents SET status = 'withdrawn', withdrawn_at = ?3 WHERE guest_id = ?1 AND purpose = ?2")?
-            .execute(params![gid, change.purpose, now])?;
-    }
-    Ok(())
-}
-
-/// The current consents and the full history, for exports.
-pub(super) fn ledger(
-    c: &Connection,
-    gid: &str,
-) -> Result<(Vec<ConsentRecord>, Vec<ConsentEvent>), StoreError> {
-    Ok((current(c, gid)?, history(c, gid)?))
-}
-
-fn current(c: &Connection, gid: &str) -> Result<Vec<ConsentRecord>, StoreError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT purpose, status, separate, notice_version, channel, granted_at, withdrawn_at
-         FROM consents WHERE guest_id = ?1 ORDER BY purpose",
-    )?;
-    let rows = stmt
-        .query_map([gid], |r| {
-            Ok(ConsentRecord {
-                purpose: r.get(0)?,
-                status: r.get(1)?,
-                separate: r.get(2)?,
-                notice_version: r.get(3)?,
-                channel: r.get(4)?,
-                granted_at: r.get(5)?,
-                withdrawn_at: r.get(6)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
-}
-
-fn history(c: &Connection, gid: &str) -> Result<Vec<ConsentEvent>, StoreError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT purpose, status, separate, notice_version, channel, actor, at
-         FROM consent_events WHERE guest_id = ?1 ORDER BY id",
-    )?;
-    let rows = stmt
-        .query_map([gid], |r| {
-            Ok(ConsentEvent {
-                purpose: r.get(0)?,
-                status: r.get(1)?,
-                separate: r.get(2)?,
-                notice_version: r.get(3)?,
-                channel: r.get(4)?,
-                actor: r.get(5)?,
-                at: r.get(6)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
 }

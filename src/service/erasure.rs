@@ -258,7 +258,7 @@ fn receipt_for(
 
 /// Applies a plan inside the writer transaction: delete, then shred or restrict.
 pub(crate) fn apply_plan(
-    c: &rusqlite::Connection,
+    c: &store::Conn,
     permit: &crate::policy::Permit,
     gid: &str,
     plan: &Plan,

@@ -142,7 +142,7 @@ pub(super) struct SealedField {
 }
 
 pub(super) fn write_sealed(
-    c: &rusqlite::Connection,
+    c: &store::Conn,
     permit: &crate::policy::Permit,
     gid: &str,
     now: &str,

@@ -49,6 +49,7 @@ use crate::clock::{timestamp, Clock};
 use crate::crypto::Keyring;
 use crate::domain::{FieldError, GuestId};
 use crate::policy::{is_identifier, Action, ConsentFacts, Denial, DenyReason, Grant, Policies};
+pub(crate) use crate::store::consents::consent_state;
 use crate::store::{GuestStatus, Readers, StoreError, Writer};
 
 /// Who is asking, under which purpose, in which request.
@@ -558,26 +559,4 @@ impl Vault {
                 .await),
         }
     }
-}
-
-/// The current consent of a guest for one purpose, as the policy sees it.
-pub(crate) fn consent_state(
-    conn: &rusqlite::Connection,
-    guest_id: &str,
-    purpose: &str,
-) -> Result<ConsentFacts, StoreError> {
-    use rusqlite::OptionalExtension;
-    let row = conn
-        .prepare_cached(
-            "SELECT status, separate FROM consents WHERE guest_id = ?1 AND purpose = ?2",
-        )?
-        .query_row([guest_id, purpose], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? != 0))
-        })
-        .optional()?;
-    Ok(match row {
-        None => ConsentFacts::None,
-        Some((status, separate)) if status == "granted" => ConsentFacts::Granted { separate },
-        Some(_) => ConsentFacts::Withdrawn,
-    })
 }

@@ -55,10 +55,7 @@ impl Vault {
             }
             Ok(Ok(())) => {}
         }
-        let read = self
-            .readers
-            .run(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-            .await;
+        let read = self.readers.run(store::ping).await;
         if read.is_err() {
             return Some(Fault::AuditUnavailable);
         }

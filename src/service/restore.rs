@@ -124,19 +124,9 @@ impl Vault {
         let now = self.now_ts();
         self.writer
             .execute(move |c| {
-                let n = c.execute(
-                    "UPDATE consents SET status = 'withdrawn', withdrawn_at = ?3
-                     WHERE guest_id = ?1 AND purpose = ?2 AND status = 'granted' AND granted_at <= ?3",
-                    rusqlite::params![gid, purpose, at],
-                )?;
-                if n == 0 {
+                if !store::consents::replay_withdrawal(c, &gid, &purpose, &at)? {
                     return Ok(false);
                 }
-                c.execute(
-                    "INSERT INTO consent_events (guest_id, purpose, status, separate, actor, at)
-                     VALUES (?1, ?2, 'withdrawn', 0, 'system:restore', ?3)",
-                    rusqlite::params![gid, purpose, at],
-                )?;
                 crate::audit::append(
                     c,
                     crate::audit::NewEvent {
@@ -149,7 +139,9 @@ impl Vault {
                         guest_id: Some(gid),
                         fields: vec![],
                         outcome: Outcome::Allowed,
-                        reason: Some(format!("consent withdrawn: {purpose} (re-applied after restore)")),
+                        reason: Some(format!(
+                            "consent withdrawn: {purpose} (re-applied after restore)"
+                        )),
                         rules: vec![],
                         justification: None,
                         value_hashes: Vec::new(),

@@ -5,8 +5,6 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use rusqlite::ErrorCode;
-
 /// Why writes cannot succeed. The codes are part of the public contract (`/readyz`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -49,20 +47,6 @@ impl Fault {
         }
     }
 
-    /// The fault behind a failed SQLite call; `None` for an error that is not about storage
-    /// (a constraint, a busy lock that a retry resolves).
-    pub fn of_sqlite(e: &rusqlite::Error) -> Option<Self> {
-        match e.sqlite_error_code()? {
-            ErrorCode::DiskFull => Some(Self::DiskFull),
-            ErrorCode::ReadOnly => Some(Self::ReadOnly),
-            ErrorCode::CannotOpen if is_read_only_open(e) => Some(Self::ReadOnly),
-            ErrorCode::SystemIoFailure | ErrorCode::CannotOpen | ErrorCode::DatabaseCorrupt => {
-                Some(Self::AuditUnavailable)
-            }
-            _ => None,
-        }
-    }
-
     pub fn of_io(e: &std::io::Error) -> Self {
         use std::io::ErrorKind as K;
         match e.kind() {
@@ -82,10 +66,6 @@ impl Fault {
             _ => Self::AuditUnavailable,
         }
     }
-}
-
-fn is_read_only_open(e: &rusqlite::Error) -> bool {
-    e.to_string().contains("readonly")
 }
 
 /// The last commit outcomes.

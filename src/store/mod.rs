@@ -1,37 +1,126 @@
-//! SQLite storage: connection setup, migrations, one writer thread with group commit, a pool
-//! of read-only connections, and the SQL for each table. Functions that read or write personal
-//! data take a [`Permit`](crate::policy::Permit), which only the policy module mints.
+//! The storage seam: the one way the service, audit, retention, keys, backup/restore, ops and
+//! CLI code reach the database (design in `docs/storage.md`).
+//!
+//! A use case never writes SQL. It runs a *unit of work* on one of two handles and calls the
+//! seam's domain-level operations inside it:
+//! - [`Writer::execute`] (and [`Writer::execute_atomic`]): the unit runs inside the backend's
+//!   group transaction, on its own savepoint, and the call returns only once that group has
+//!   committed. A data change and the audit events that record it go in the same unit, so
+//!   they commit together or not at all; a read's event is durable before the read answers.
+//! - [`Readers::run`]: the unit runs on a read-only connection of the reader pool.
+//!
+//! Both hand the unit a [`Conn`], which it only passes on to the operations listed below. The
+//! operations are plain functions, so the hot paths pay no dynamic dispatch.
+//!
+//! This build has one backend, SQLite ([`sqlite`]); `storage.backend = "postgres"` is refused
+//! at start (see [`Backend`]). The PostgreSQL backend will sit beside it under
+//! `store/postgres/`, with the same operations, `Conn` becoming an enum of the two backends'
+//! handles.
+//!
+//! Shared by every backend and kept outside them: the row types ([`rows`]), the readiness
+//! faults ([`health`]), the start-up checks of files ([`preflight`]), and in other modules the
+//! chain hashing ([`crate::audit::link`], [`crate::audit::check_chain`]), checkpoint signing
+//! ([`crate::audit::checkpoint`]), the purge rules ([`crate::audit::purge`]), the query and
+//! export formats, retention planning and the erasure ledger.
 
-mod checkpoint;
-mod corrections;
-mod erasure;
-mod guests;
-mod health;
-mod keys;
+pub mod health;
+/// Started, not usable: the PostgreSQL schema and its migration only (see its module doc).
+pub mod postgres;
 pub mod preflight;
-mod readers;
-mod writer;
+pub mod rows;
+pub mod sqlite;
 
-use std::path::Path;
-
-use rusqlite::{Connection, OptionalExtension};
-use rusqlite_migration::{Migrations, M};
-
-pub use checkpoint::{ReadGate, GATE_WAIT};
-pub use corrections::*;
-pub use erasure::*;
-pub use guests::*;
 pub use health::{CommitHealth, Fault, FAULTS};
-pub use keys::*;
-pub use readers::Readers;
-pub use writer::{CommitBarrier, PreCommitHook, Writer, WriterStats, DEFAULT_WAL_MAX_BYTES};
+pub use rows::{
+    DsrRow, GuestStatus, PendingCorrection, RetentionFacts, SealedGuest, SealedStay,
+    PLAUSIBLE_HORIZON_DAYS,
+};
+
+// The backend of this build, and its handles.
+pub use sqlite::{
+    CommitBarrier, Conn, PreCommitHook, ReadGate, Readers, Writer, WriterStats,
+    DEFAULT_WAL_MAX_BYTES, GATE_WAIT,
+};
+
+// Opening, migrating, checking the keyring fingerprint, the readiness heartbeat.
+pub use sqlite::{open_reader, open_writer, ping, write_heartbeat};
+
+// Guests, fields, the blind index, stays.
+pub use sqlite::{
+    count_guests, delete_field, guest_status, insert_guest, insert_stay, list_stays, load_guest,
+    put_field, put_index, search_index, touch_guest,
+};
+
+// Retention, erasure and data-subject requests.
+pub use sqlite::{
+    complete_erasures, erase_fields, erase_stays, get_dsr, guest_ids_after, insert_dsr,
+    latest_erasure, overdue_dsr, retention_facts, set_status, shred_guest,
+};
+
+// Corrections.
+pub use sqlite::{
+    correct_stay, decide_correction, get_stay, insert_correction, keep_registered,
+    pending_correction, pending_corrections, registered_values,
+};
+
+// Key rotation.
+pub use sqlite::{dek_counts, deks_not_under, rewrap};
+
+/// Consents: the current view, the ledger of changes, re-applying a withdrawal after a restore.
+pub use sqlite::consents;
+
+/// The audit trail: append (the chain head read and the insert), read back, checkpoints, the
+/// officer's query, export ranges, the trail's purge.
+pub use sqlite::audit;
+
+/// `GET /v1/audit/verify`: the whole trail or from the newest checkpoint.
+pub use sqlite::audit_since;
+
+/// Online backup, restore staging and the checks on a backup file.
+pub use sqlite::backup;
+
+/// Which storage backend a vault runs on (`storage.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// One SQLite file in `storage.data_dir` (the embedded default).
+    #[default]
+    Sqlite,
+    /// PostgreSQL, shared by several vault nodes. Not in this build: the start stops with an
+    /// error naming `storage.backend`.
+    Postgres,
+}
+
+impl Backend {
+    /// The value of `storage.backend`; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "sqlite" => Some(Self::Sqlite),
+            "postgres" => Some(Self::Postgres),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+
+    /// Whether this build can run on the backend.
+    pub fn is_available(self) -> bool {
+        matches!(self, Self::Sqlite)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(#[from] sqlite::SqliteError),
     #[error("migration failed: {0}")]
-    Migration(#[from] rusqlite_migration::Error),
+    Migration(#[from] sqlite::MigrationError),
+    #[error("database error: {0}")]
+    Postgres(#[from] postgres::PgError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("the writer thread is not running")]
@@ -49,182 +138,4 @@ pub enum StoreError {
     Panicked,
     #[error("{0}")]
     Other(String),
-}
-
-/// Applies the pragmas every connection needs. `synchronous=FULL` by default: an acknowledged
-/// write survives power loss; `secure_delete` overwrites deleted content (crypto-shredding).
-fn configure(conn: &Connection, synchronous: &str) -> Result<(), StoreError> {
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", synchronous)?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "secure_delete", "ON")?;
-    // Savepoints' statement journals stay in memory: on disk they were most of the writer's
-    // I/O (measured: 72% of its pwrite calls went to SQLite temp files).
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
-    conn.set_prepared_statement_cache_capacity(64);
-    Ok(())
-}
-
-fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("../../migrations/0001_init.sql")),
-        M::up(include_str!("../../migrations/0002_dsr.sql")),
-        M::up(include_str!("../../migrations/0003_audit_guards.sql")),
-        M::up(include_str!("../../migrations/0004_dsr_corrections.sql")),
-        M::up(include_str!("../../migrations/0005_corrections.sql")),
-    ])
-}
-
-/// Opens (creating if needed) the database, applies migrations and checks the keyring
-/// fingerprint: a new database records it, an existing one must match it.
-pub fn open_writer(
-    path: &Path,
-    synchronous: &str,
-    keyring_fingerprint: &str,
-) -> Result<Connection, StoreError> {
-    let mut conn = Connection::open(path)?;
-    configure(&conn, synchronous)?;
-    // 16 MiB of page cache (SQLite's default is 2 MiB): the audit trail's by-guest index takes
-    // one insert at a random place per event, and with the default cache most of those leaf
-    // pages had to be read back from the OS on every group commit.
-    conn.pragma_update(None, "cache_size", -16384)?;
-    migrations().to_latest(&mut conn)?;
-    let stored: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'keyring_fingerprint'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    match stored {
-        Some(expected) if expected != keyring_fingerprint => Err(StoreError::KeyringMismatch {
-            expected,
-            actual: keyring_fingerprint.to_string(),
-        }),
-        Some(_) => Ok(conn),
-        None => {
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('keyring_fingerprint', ?1)",
-                [keyring_fingerprint],
-            )?;
-            Ok(conn)
-        }
-    }
-}
-
-/// Writes the readiness heartbeat: one small row in `meta`, replaced each time, so a commit
-/// that includes it proves a real write reaches the disk.
-pub fn write_heartbeat(conn: &Connection) -> Result<(), StoreError> {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    conn.prepare_cached(
-        "INSERT INTO meta (key, value) VALUES ('ready_heartbeat', ?1)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )?
-    .execute([now.to_string()])?;
-    Ok(())
-}
-
-/// A read-only connection for the reader pool.
-pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.pragma_update(None, "query_only", "ON")?;
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
-    conn.set_prepared_statement_cache_capacity(64);
-    Ok(conn)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn migrations_are_valid() {
-        migrations().validate().unwrap();
-    }
-
-    #[test]
-    fn a_different_keyring_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("g.db");
-        drop(open_writer(&db, "full", "aaaa").unwrap());
-        drop(open_writer(&db, "full", "aaaa").unwrap());
-        let err = open_writer(&db, "full", "bbbb").unwrap_err();
-        assert!(matches!(err, StoreError::KeyringMismatch { .. }));
-        assert!(err.to_string().contains("keyring does not match"));
-    }
-
-    #[test]
-    fn audit_rows_cannot_be_updated_or_deleted() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = open_writer(&dir.path().join("g.db"), "full", "fp").unwrap();
-        for seq in 1..=3 {
-            conn.execute(
-                "INSERT INTO audit_events (seq, ts, request_id, actor, role, action, fields, outcome, rules, prev_hash, hash)
-                 VALUES (?1, 't', 'r', 'a', 'x', 'guest.read', '[]', 'allowed', '[]', x'00', x'00')",
-                [seq],
-            )
-            .unwrap();
-        }
-        for seq in [1, 2] {
-            conn.execute(
-                "INSERT INTO audit_checkpoints (seq, hash, signed_at, key_id, signature)
-                 VALUES (?1, x'00', 't', 'k', x'00')",
-                [seq],
-            )
-            .unwrap();
-        }
-        let fails = |sql: &str| {
-            let err = conn.execute(sql, []).unwrap_err().to_string();
-            assert!(
-                err.contains("append-only") || err.contains("audit_purge_through"),
-                "{sql}: {err}"
-            );
-        };
-        fails("UPDATE audit_events SET actor = 'b'");
-        fails("DELETE FROM audit_events");
-        fails("DELETE FROM audit_events WHERE seq = 1");
-        fails("UPDATE audit_checkpoints SET signature = x'01'");
-        fails("UPDATE audit_checkpoints SET seq = 9 WHERE seq = 2");
-        fails("DELETE FROM audit_checkpoints");
-        fails("DELETE FROM audit_checkpoints WHERE seq = 2");
-        // The purge marker only moves forward, and only to a signed checkpoint.
-        fails("INSERT INTO meta (key, value) VALUES ('audit_purge_through', '3')");
-        fails("INSERT INTO meta (key, value) VALUES ('audit_purge_through', '0')");
-        fails("INSERT INTO meta (key, value) VALUES ('audit_purge_through', '01')");
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('audit_purge_through', '1')
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [],
-        )
-        .unwrap();
-        assert_eq!(
-            conn.execute("DELETE FROM audit_events WHERE seq <= 1", [])
-                .unwrap(),
-            1,
-            "the purge path still works"
-        );
-        fails("DELETE FROM audit_events WHERE seq = 2");
-        fails("UPDATE meta SET value = '3' WHERE key = 'audit_purge_through'");
-        fails("UPDATE meta SET value = '0' WHERE key = 'audit_purge_through'");
-        fails("UPDATE meta SET key = 'x' WHERE key = 'audit_purge_through'");
-        fails("UPDATE meta SET key = 'audit_purge_through' WHERE key = 'keyring_fingerprint'");
-        fails("INSERT OR REPLACE INTO meta (key, value) VALUES ('audit_purge_through', '1')");
-        fails("DELETE FROM meta WHERE key = 'audit_purge_through'");
-        conn.execute(
-            "UPDATE meta SET value = '2' WHERE key = 'audit_purge_through'",
-            [],
-        )
-        .unwrap();
-        assert_eq!(
-            conn.query_row("SELECT count(*) FROM audit_checkpoints", [], |r| r
-                .get::<_, i64>(0))
-                .unwrap(),
-            2
-        );
-    }
 }

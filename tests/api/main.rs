@@ -16,6 +16,7 @@ mod guests;
 mod helpers;
 mod insider;
 mod keys;
+mod layout;
 mod logs;
 mod metrics;
 mod openapi;

@@ -60,3 +60,61 @@ async fn an_invalid_policy_dir_stops_start_up_naming_file_and_key() {
         "{err}"
     );
 }
+
+/// Issue 14: PostgreSQL is configurable but not in this build; it must not start as if it
+/// worked, whether the config comes from a file (the binary) or is built in code.
+#[tokio::test]
+async fn the_postgres_backend_is_refused_at_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::helpers::test_config(dir.path());
+    guestvault::cli::init(&config).unwrap();
+    config.storage.backend = "postgres".into();
+    let err = format!(
+        "{:#}",
+        guestvault::startup::App::build(config.clone())
+            .await
+            .unwrap_err()
+    );
+    assert!(
+        err.contains("`storage.backend`") && err.contains("no PostgreSQL backend yet"),
+        "{err}"
+    );
+    config.storage.backend = "mysql".into();
+    let err = format!(
+        "{:#}",
+        guestvault::startup::App::build(config).await.unwrap_err()
+    );
+    assert!(err.contains("`storage.backend`"), "{err}");
+    assert!(!err.contains("mysql"), "{err}");
+
+    let file = dir.path().join("guestvault.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[storage]\nbackend = \"postgres\"\ndata_dir = {:?}\n",
+            dir.path().display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_guestvault"));
+    cmd.current_dir(dir.path()).env_remove("RUST_LOG");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GUESTVAULT_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .args(["--config"])
+        .arg(&file)
+        .arg("serve")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("`storage.backend`")
+            && stderr.contains("guestvault.toml")
+            && stderr.contains("no PostgreSQL backend yet"),
+        "{stderr}"
+    );
+}

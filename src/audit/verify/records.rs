@@ -12,7 +12,7 @@ use crate::crypto::unhex;
 
 /// One parsed record of either encoding.
 #[derive(Debug)]
-pub(in crate::audit) enum Record {
+pub(crate) enum Record {
     Anchor {
         seq: u64,
         hash: [u8; 32],
@@ -45,7 +45,7 @@ const CHAIN_SUFFIX_BYTES: usize = 14 + 64 + 10 + 64 + 2;
 /// by the two chain keys. The hash is computed over the line's own bytes (so any change of a
 /// byte is a mismatch) without parsing and re-serializing; a line of another shape returns
 /// `None` and takes the strict parser.
-pub(in crate::audit) fn canonical_event(line: &[u8]) -> Option<Record> {
+pub(crate) fn canonical_event(line: &[u8]) -> Option<Record> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let rest = line.strip_prefix(b"{\"seq\":")?;
@@ -116,7 +116,7 @@ struct RawRecord {
     value_hashes: Option<Vec<crate::audit::ValueHash>>,
 }
 
-pub(in crate::audit) fn json_record(line: &[u8]) -> Result<Record, String> {
+pub(crate) fn json_record(line: &[u8]) -> Result<Record, String> {
     let raw: RawRecord = serde_json::from_slice(line).map_err(|e| {
         // The error's own text can quote values; say only what kind of problem and where.
         let what = match e.classify() {

@@ -1,13 +1,13 @@
 //! The trail in the database: checkpoints, the store check, rewritten rows, the retention purge
 //! with a manual clock (REQ-19), queries, and the throughput benchmark.
 
-use super::checkpoint::{self, verify_store};
-use super::export::Export;
-use super::purge::{self, run_purge, PurgeError};
-use super::query::{parse_export, parse_query, Filter};
-use super::tamper_tests::{fixture, new_event, verify, Fixture, GUEST, T0};
-use super::verify::verify_export;
-use super::*;
+use super::audit_tamper_tests::{fixture, new_event, verify, Fixture, GUEST, T0};
+use crate::audit::checkpoint::{self, verify_store};
+use crate::audit::export::Export;
+use crate::audit::purge::{self, run_purge, PurgeError};
+use crate::audit::query::{parse_export, parse_query, Filter};
+use crate::audit::verify::verify_export;
+use crate::audit::*;
 use crate::clock::{timestamp, ManualClock};
 use crate::crypto::Keyring;
 
@@ -62,7 +62,7 @@ fn a_rewritten_row_in_the_store_is_found() {
     ex.header().unwrap();
     assert!(matches!(
         ex.next_page(&f.conn, 100),
-        Err(super::export::ExportError::Broken(7))
+        Err(crate::audit::export::ExportError::Broken(7))
     ));
 }
 
@@ -110,7 +110,7 @@ fn a_rewritten_and_rehashed_chain_contradicts_its_checkpoint_and_is_not_signed_a
         }
     };
     assert!(
-        matches!(stopped, Err(super::export::ExportError::Broken(12))),
+        matches!(stopped, Err(crate::audit::export::ExportError::Broken(12))),
         "{stopped:?}"
     );
 }
@@ -295,7 +295,10 @@ fn audit_throughput() {
     .unwrap();
     let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
     out.write_all(&ex.header().unwrap()).unwrap();
-    while let Some(page) = ex.next_page(&f.conn, super::export::PAGE_EVENTS).unwrap() {
+    while let Some(page) = ex
+        .next_page(&f.conn, crate::audit::export::PAGE_EVENTS)
+        .unwrap()
+    {
         out.write_all(&page).unwrap();
     }
     let cp = ex.checkpoint(&f.keyring, timestamp(T0));

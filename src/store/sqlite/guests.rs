@@ -3,49 +3,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::StoreError;
+use super::{GuestStatus, SealedGuest, SealedStay, StoreError};
 use crate::crypto::WrappedDek;
 use crate::policy::{Action, Permit};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GuestStatus {
-    Active,
-    Restricted,
-    Erased,
-}
-
-impl GuestStatus {
-    fn parse(s: &str) -> Self {
-        match s {
-            "active" => Self::Active,
-            "restricted" => Self::Restricted,
-            // Unknown states are treated as gone: fail closed.
-            _ => Self::Erased,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Restricted => "restricted",
-            Self::Erased => "erased",
-        }
-    }
-}
-
-/// A guest's stored record: everything still encrypted.
-#[derive(Debug)]
-pub struct SealedGuest {
-    pub status: GuestStatus,
-    pub wrapped_dek: WrappedDek,
-    pub fields: Vec<(String, Vec<u8>)>,
-}
-
-#[derive(Debug)]
-pub struct SealedStay {
-    pub stay_id: String,
-    pub ciphertext: Vec<u8>,
-}
 
 fn ensure(permit: &Permit, allowed: &[Action]) -> Result<(), StoreError> {
     if allowed.contains(&permit.action()) {

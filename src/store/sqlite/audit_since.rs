@@ -1,29 +1,14 @@
 //! `GET /v1/audit/verify`: by default the check starts at the newest signed checkpoint (its
 //! signature, and its hash against the stored event), then every event after it to the head;
-//! `?full=true` checks the whole trail ([`super::checkpoint::verify_store`]). Either way the
+//! `?full=true` checks the whole trail ([`verify_store`]). Either way the
 //! answer says which range of seqs was checked, so a report cannot be mistaken for more than
 //! it covers.
 
 use rusqlite::{Connection, OptionalExtension};
-use serde::Serialize;
 
-use super::checkpoint::{self, StoreVerification};
+use super::audit::{latest_checkpoint, purged_through, read_after, verify_store};
+use crate::audit::checkpoint::{RangeVerification, StoreVerification};
 use crate::store::StoreError;
-
-/// What was checked, and the result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct RangeVerification {
-    #[serde(flatten)]
-    pub result: StoreVerification,
-    /// `full` (the whole trail) or `since_checkpoint`.
-    pub mode: &'static str,
-    /// The signed checkpoint the check started from (`since_checkpoint` only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub checkpoint_seq: Option<u64>,
-    /// First and last event seq the chain check covered; `null` when no event was checked.
-    pub from_seq: Option<u64>,
-    pub to_seq: Option<u64>,
-}
 
 fn head_seq(conn: &Connection) -> Result<Option<u64>, StoreError> {
     Ok(conn
@@ -37,7 +22,7 @@ fn head_seq(conn: &Connection) -> Result<Option<u64>, StoreError> {
 
 /// The whole trail, with the range it covered.
 pub fn full(conn: &Connection, public_key: &[u8]) -> Result<RangeVerification, StoreError> {
-    let result = checkpoint::verify_store(conn, public_key)?;
+    let result = verify_store(conn, public_key)?;
     let from: Option<i64> =
         conn.query_row("SELECT min(seq) FROM audit_events", [], |r| r.get(0))?;
     Ok(RangeVerification {
@@ -54,10 +39,10 @@ pub fn since_checkpoint(
     conn: &Connection,
     public_key: &[u8],
 ) -> Result<RangeVerification, StoreError> {
-    let Some(cp) = checkpoint::latest(conn)? else {
+    let Some(cp) = latest_checkpoint(conn)? else {
         return full(conn, public_key);
     };
-    let purged = super::purge::purged_through(conn)?;
+    let purged = purged_through(conn)?;
     let stored: Option<Vec<u8>> = conn
         .prepare_cached("SELECT hash FROM audit_events WHERE seq = ?1")?
         .query_row([cp.seq as i64], |r| r.get(0))
@@ -86,7 +71,7 @@ pub fn since_checkpoint(
     let mut prev = cp.hash.to_vec();
     let mut checked = 0u64;
     loop {
-        let batch = super::read_after(conn, after, 10_000)?;
+        let batch = read_after(conn, after, 10_000)?;
         if batch.is_empty() {
             break;
         }

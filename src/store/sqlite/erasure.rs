@@ -4,23 +4,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{GuestStatus, StoreError};
+use super::{DsrRow, GuestStatus, RetentionFacts, StoreError, PLAUSIBLE_HORIZON_DAYS};
 use crate::policy::{Action, Permit};
-
-/// Everything retention needs to know about one guest, without decrypting anything.
-#[derive(Debug, Clone)]
-pub struct RetentionFacts {
-    pub guest_id: String,
-    pub status: GuestStatus,
-    pub created_at: String,
-    pub last_activity_at: String,
-    pub last_checkout: Option<String>,
-    pub fields: Vec<String>,
-    /// (stay_id, check_out)
-    pub stays: Vec<(String, String)>,
-    /// (purpose, status, withdrawn_at)
-    pub consents: Vec<(String, String, Option<String>)>,
-}
 
 fn ensure(permit: &Permit) -> Result<(), StoreError> {
     match permit.action() {
@@ -31,15 +16,6 @@ fn ensure(permit: &Permit) -> Result<(), StoreError> {
         ))),
     }
 }
-
-/// The latest check-out a stay recorded on day D can plausibly have: D plus the largest
-/// `stays.max_check_in_ahead_days` and `stays.max_stay_days` (730 + 365). Retention reads every
-/// stored check-out (and the guest's `last_checkout`, bounded from its last activity, which a
-/// new stay updates) capped at that, so a retention `until` never lies beyond what the
-/// schedule allows from a plausible date, even for a stay stored before the limits existed
-/// (issue 12 point 4).
-pub const PLAUSIBLE_HORIZON_DAYS: u32 =
-    crate::config::MAX_CHECK_IN_AHEAD_DAYS + crate::config::MAX_STAY_DAYS;
 
 pub fn retention_facts(
     conn: &Connection,
@@ -170,18 +146,6 @@ pub fn shred_guest(conn: &Connection, permit: &Permit, guest_id: &str) -> Result
             .execute([guest_id])?;
     }
     Ok(())
-}
-
-/// A data-subject request row.
-#[derive(Debug, Clone)]
-pub struct DsrRow {
-    pub request_id: String,
-    pub kind: String,
-    pub status: String,
-    pub received_at: String,
-    pub completed_at: Option<String>,
-    pub due_at: String,
-    pub receipt: String,
 }
 
 pub fn insert_dsr(conn: &Connection, subject: &[u8], row: &DsrRow) -> Result<(), StoreError> {

@@ -2,11 +2,13 @@
 //! must be caught, at the right seq where one can be named (REQ-18, REQ-20). The fixture here is
 //! shared with `store_tests`.
 
-use super::checkpoint;
-use super::export::Export;
-use super::query::{parse_export, ExportFormat, ExportParams};
-use super::verify::{verify_export, Failure, Problem, PublicKey};
-use super::*;
+use rusqlite::Connection;
+
+use crate::audit::checkpoint;
+use crate::audit::export::Export;
+use crate::audit::query::{parse_export, ExportFormat, ExportParams};
+use crate::audit::verify::{verify_export, Failure, Problem, PublicKey};
+use crate::audit::*;
 use crate::clock::timestamp;
 use crate::crypto::Keyring;
 
@@ -51,7 +53,7 @@ pub(super) fn new_event(i: u64, at: time::OffsetDateTime) -> NewEvent {
         // Every 7th event is a correction with value hashes (REQ-30): exports and the offline
         // verifier must carry them, and a change to them must break the chain.
         value_hashes: if i.is_multiple_of(7) {
-            vec![super::ValueHash {
+            vec![crate::audit::ValueHash {
                 field: "mobile".into(),
                 before_hash: (i.is_multiple_of(2)).then(|| "ab".repeat(32)),
                 after_hash: Some("cd".repeat(32)),
@@ -99,7 +101,7 @@ impl Fixture {
     }
 }
 
-pub(super) fn verify(text: &str, key: &PublicKey) -> Result<super::verify::Report, Failure> {
+pub(super) fn verify(text: &str, key: &PublicKey) -> Result<crate::audit::verify::Report, Failure> {
     verify_export(text.as_bytes(), key)
 }
 
@@ -322,7 +324,7 @@ fn a_changed_csv_cell_is_caught_at_its_seq() {
 
 #[test]
 fn the_fast_and_the_strict_line_parsers_compute_the_same_hashes() {
-    use super::verify::records::{canonical_event, json_record, Record};
+    use crate::audit::verify::records::{canonical_event, json_record, Record};
     let f = fixture(15);
     let text = f.jsonl("");
     let events: Vec<&str> = text.lines().filter(|l| l.contains("\"ts\"")).collect();
@@ -432,14 +434,14 @@ fn a_changed_or_removed_value_hash_is_caught_at_its_seq() {
 #[test]
 fn a_rewritten_value_hash_in_the_database_breaks_the_chain() {
     let f = fixture(10);
-    assert_eq!(super::verify_chain(&f.conn).unwrap(), Ok(10));
+    assert_eq!(crate::audit::verify_chain(&f.conn).unwrap(), Ok(10));
     f.conn
         .execute_batch(
             "DROP TRIGGER audit_events_no_update;
              UPDATE audit_events SET value_hashes = replace(value_hashes, 'cd', 'ce') WHERE seq = 7;",
         )
         .unwrap();
-    assert_eq!(super::verify_chain(&f.conn).unwrap(), Err(7));
+    assert_eq!(crate::audit::verify_chain(&f.conn).unwrap(), Err(7));
 }
 
 /// Found by fuzzing (issue 13): the CSV reader took a hash pair `+a` for `0a` and a seq `+3`

@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{DsrRow, StoreError};
+use super::{DsrRow, PendingCorrection, StoreError};
 use crate::policy::{Action, Permit};
 
 fn ensure(permit: &Permit, allowed: &[Action]) -> Result<(), StoreError> {
@@ -15,15 +15,6 @@ fn ensure(permit: &Permit, allowed: &[Action]) -> Result<(), StoreError> {
             permit.action().as_str()
         )))
     }
-}
-
-/// A pending correction: which guest, which fields (names), and the sealed proposal.
-#[derive(Debug, Clone)]
-pub struct PendingCorrection {
-    pub row: DsrRow,
-    pub guest_id: String,
-    pub fields: Vec<String>,
-    pub ciphertext: Vec<u8>,
 }
 
 /// Records a correction request: its DSR row and its sealed proposal, in one transaction.

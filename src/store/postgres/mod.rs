@@ -1,0 +1,113 @@
+//! The PostgreSQL backend (issue 14): **started, not usable**. This build has only its schema
+//! (`migrations/postgres/`) and the function that applies it; none of the seam's operations
+//! exist here yet, and `storage.backend = "postgres"` is refused at start. Nothing outside
+//! this module and its tests calls it. See `docs/storage.md` for the plan.
+//!
+//! The client is `tokio-postgres`; it is used only under `src/store/postgres/` (a test in
+//! `tests/api/layout.rs` keeps it so).
+
+use tokio_postgres::Client;
+
+use super::StoreError;
+
+/// The driver's error, carried by [`StoreError::Postgres`].
+pub type PgError = tokio_postgres::Error;
+
+/// The schema, in order: (version, name, SQL). A migration is never edited after release.
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "0001_init",
+    include_str!("../../../migrations/postgres/0001_init.sql"),
+)];
+
+/// The advisory lock that lets one node at a time migrate (an arbitrary constant, the same on
+/// every node: "GVMIGRAT" in ASCII).
+pub const MIGRATION_LOCK: i64 = 0x4756_4d49_4752_4154;
+
+/// Applies the migrations not yet applied and checks the keyring fingerprint: a new database
+/// records it, an existing one must match it. Holds [`MIGRATION_LOCK`] throughout, so nodes
+/// starting together migrate one after the other; each migration runs in its own transaction.
+pub async fn migrate(client: &mut Client, keyring_fingerprint: &str) -> Result<(), StoreError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let result = migrate_locked(client, keyring_fingerprint).await;
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    let () = result?;
+    unlocked?;
+    Ok(())
+}
+
+async fn migrate_locked(client: &mut Client, keyring_fingerprint: &str) -> Result<(), StoreError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS guestvault_migrations (
+                 version    INTEGER PRIMARY KEY,
+                 name       TEXT NOT NULL,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             )",
+        )
+        .await?;
+    let applied: i32 = client
+        .query_one(
+            "SELECT COALESCE(max(version), 0) FROM guestvault_migrations",
+            &[],
+        )
+        .await?
+        .get(0);
+    for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > applied) {
+        let tx = client.transaction().await?;
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO guestvault_migrations (version, name) VALUES ($1, $2)",
+            &[version, name],
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    let stored = client
+        .query_opt(
+            "SELECT value FROM meta WHERE key = 'keyring_fingerprint'",
+            &[],
+        )
+        .await?
+        .map(|r| r.get::<_, String>(0));
+    match stored {
+        Some(expected) if expected != keyring_fingerprint => Err(StoreError::KeyringMismatch {
+            expected,
+            actual: keyring_fingerprint.to_string(),
+        }),
+        Some(_) => Ok(()),
+        None => {
+            // Two nodes of a new database may race here: the first insert wins, and the loser
+            // reads the winner's fingerprint back (it must be its own).
+            client
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES ('keyring_fingerprint', $1)
+                     ON CONFLICT (key) DO NOTHING",
+                    &[&keyring_fingerprint],
+                )
+                .await?;
+            let expected: String = client
+                .query_one(
+                    "SELECT value FROM meta WHERE key = 'keyring_fingerprint'",
+                    &[],
+                )
+                .await?
+                .get(0);
+            if expected == keyring_fingerprint {
+                Ok(())
+            } else {
+                Err(StoreError::KeyringMismatch {
+                    expected,
+                    actual: keyring_fingerprint.to_string(),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,144 @@
+//! SQL for consents (PIPL Art. 13–16, 29): the ledger of grants and withdrawals
+//! (`consent_events`), the current state per guest and purpose (`consents`), and re-applying a
+//! withdrawal after a restore.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::policy::ConsentFacts;
+use crate::store::rows::{ConsentChange, ConsentEvent, ConsentRecord};
+use crate::store::StoreError;
+
+/// Appends a ledger entry and updates the current view. Withdrawing what is not granted
+/// changes nothing (repeating a withdrawal is safe).
+pub fn apply(
+    c: &Connection,
+    gid: &str,
+    change: &ConsentChange,
+    actor: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    let status = if change.grant { "granted" } else { "withdrawn" };
+    if !change.grant {
+        let granted: Option<String> = c
+            .prepare_cached("SELECT status FROM consents WHERE guest_id = ?1 AND purpose = ?2")?
+            .query_row(params![gid, change.purpose], |r| r.get(0))
+            .optional()?;
+        if granted.as_deref() != Some("granted") {
+            return Ok(());
+        }
+    }
+    c.prepare_cached(
+        "INSERT INTO consent_events (guest_id, purpose, status, separate, notice_version, channel, actor, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![gid, change.purpose, status, change.separate, change.notice_version, change.channel, actor, now])?;
+    if change.grant {
+        c.prepare_cached(
+            "INSERT INTO consents (guest_id, purpose, status, separate, notice_version, channel, granted_at, withdrawn_at)
+             VALUES (?1, ?2, 'granted', ?3, ?4, ?5, ?6, NULL)
+             ON CONFLICT (guest_id, purpose) DO UPDATE SET status = 'granted', separate = excluded.separate,
+               notice_version = excluded.notice_version, channel = excluded.channel,
+               granted_at = excluded.granted_at, withdrawn_at = NULL",
+        )?
+        .execute(params![gid, change.purpose, change.separate, change.notice_version, change.channel, now])?;
+    } else {
+        c.prepare_cached("UPDATE consents SET status = 'withdrawn', withdrawn_at = ?3 WHERE guest_id = ?1 AND purpose = ?2")?
+            .execute(params![gid, change.purpose, now])?;
+    }
+    Ok(())
+}
+
+/// The current consents and the full history, for exports.
+pub fn ledger(
+    c: &Connection,
+    gid: &str,
+) -> Result<(Vec<ConsentRecord>, Vec<ConsentEvent>), StoreError> {
+    Ok((current(c, gid)?, history(c, gid)?))
+}
+
+pub fn current(c: &Connection, gid: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT purpose, status, separate, notice_version, channel, granted_at, withdrawn_at
+         FROM consents WHERE guest_id = ?1 ORDER BY purpose",
+    )?;
+    let rows = stmt
+        .query_map([gid], |r| {
+            Ok(ConsentRecord {
+                purpose: r.get(0)?,
+                status: r.get(1)?,
+                separate: r.get(2)?,
+                notice_version: r.get(3)?,
+                channel: r.get(4)?,
+                granted_at: r.get(5)?,
+                withdrawn_at: r.get(6)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub fn history(c: &Connection, gid: &str) -> Result<Vec<ConsentEvent>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT purpose, status, separate, notice_version, channel, actor, at
+         FROM consent_events WHERE guest_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map([gid], |r| {
+            Ok(ConsentEvent {
+                purpose: r.get(0)?,
+                status: r.get(1)?,
+                separate: r.get(2)?,
+                notice_version: r.get(3)?,
+                channel: r.get(4)?,
+                actor: r.get(5)?,
+                at: r.get(6)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The current consent of a guest for one purpose, as the policy sees it.
+pub fn consent_state(
+    conn: &rusqlite::Connection,
+    guest_id: &str,
+    purpose: &str,
+) -> Result<ConsentFacts, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT status, separate FROM consents WHERE guest_id = ?1 AND purpose = ?2",
+        )?
+        .query_row([guest_id, purpose], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? != 0))
+        })
+        .optional()?;
+    Ok(match row {
+        None => ConsentFacts::None,
+        Some((status, separate)) if status == "granted" => ConsentFacts::Granted { separate },
+        Some(_) => ConsentFacts::Withdrawn,
+    })
+}
+
+/// Withdraws `purpose` for `gid` again, as of `at`, if the consent is still granted since
+/// before then (a restored database that predates the withdrawal); returns whether it did.
+pub fn replay_withdrawal(
+    c: &Connection,
+    gid: &str,
+    purpose: &str,
+    at: &str,
+) -> Result<bool, StoreError> {
+    let n = c.execute(
+        "UPDATE consents SET status = 'withdrawn', withdrawn_at = ?3
+         WHERE guest_id = ?1 AND purpose = ?2 AND status = 'granted' AND granted_at <= ?3",
+        params![gid, purpose, at],
+    )?;
+    if n == 0 {
+        return Ok(false);
+    }
+    c.execute(
+        "INSERT INTO consent_events (guest_id, purpose, status, separate, actor, at)
+         VALUES (?1, ?2, 'withdrawn', 0, 'system:restore', ?3)",
+        params![gid, purpose, at],
+    )?;
+    Ok(true)
+}
