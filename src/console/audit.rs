@@ -16,8 +16,8 @@ use serde::Deserialize;
 
 use super::layout::{china_time, signed_page};
 use super::{error_page, query_string, Msg, Signed};
-use crate::audit::query::ExportFormat;
 use crate::audit::checkpoint::RangeVerification;
+use crate::audit::query::ExportFormat;
 use crate::audit::Outcome;
 use crate::http::AppState;
 use crate::policy::Action;
