@@ -693,7 +693,7 @@ fn the_reference_verifier_agrees_on_genuine_and_tampered_exports() {
         ),
         (
             "csv actor on checkpoint".into(),
-            csv.replacen("checkpoint,", "checkpoint,", 1).replacen(
+            csv.replacen(
                 &format!("checkpoint,{},", 8),
                 &format!("checkpoint,{},,,mallory", 8),
                 1,
