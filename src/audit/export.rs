@@ -333,22 +333,40 @@ fn push_event_line(out: &mut Vec<u8>, mut canonical: Vec<u8>, prev_hash: &[u8], 
     out.extend_from_slice(b"\"}\n");
 }
 
+/// Whether a CSV cell value could run as a formula when a spreadsheet opens the export: it
+/// starts with `=`, `+`, `-`, `@`, a tab or a carriage return, or with the `'` that marks a
+/// neutralised cell (so the rule can be undone without ambiguity).
+pub fn needs_neutralising(v: &str) -> bool {
+    v.starts_with(['=', '+', '-', '@', '\t', '\r', '\''])
+}
+
+/// An event's text cell in the canonical CSV form: a value that [`needs_neutralising`] is
+/// written with one leading `'` (the OWASP rule for CSV injection; spreadsheets show the
+/// value as text), every other value as it is. The verifier removes exactly that `'`.
+pub fn csv_cell(v: &str) -> String {
+    if needs_neutralising(v) {
+        format!("'{v}")
+    } else {
+        v.to_string()
+    }
+}
+
 fn event_row(e: &ChainedEvent) -> [String; 21] {
     let ev = &e.event;
     let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    let opt = |v: &Option<String>| csv_cell(v.as_deref().unwrap_or_default());
     [
         "event".into(),
         ev.seq.to_string(),
-        ev.ts.clone(),
-        ev.request_id.clone(),
-        ev.actor.clone(),
-        ev.role.clone(),
+        csv_cell(&ev.ts),
+        csv_cell(&ev.request_id),
+        csv_cell(&ev.actor),
+        csv_cell(&ev.role),
         opt(&ev.purpose),
-        ev.action.clone(),
+        csv_cell(&ev.action),
         opt(&ev.guest_id),
         json(&ev.fields),
-        ev.outcome.as_str().into(),
+        csv_cell(ev.outcome.as_str()),
         opt(&ev.reason),
         json(&ev.rules),
         opt(&ev.justification),

@@ -27,6 +27,10 @@ use super::export::{export_signature_message, RecordDigest, RecordKind, CSV_HEAD
 use super::query::ExportFormat;
 use super::GENESIS_HASH;
 
+/// Why a JSONL event line that is not byte for byte the canonical event is refused.
+const NOT_CANONICAL: &str = "an event line must be the canonical JSON of the event (keys in \
+    order, no whitespace, serde_json escaping) followed by prev_hash and hash";
+
 /// Longest line or row accepted, so a hostile file cannot exhaust memory.
 const MAX_RECORD_BYTES: u64 = 1 << 20;
 
@@ -140,23 +144,44 @@ pub fn verify_export(input: impl Read, key: &PublicKey) -> Result<Report, Failur
             let record = if n as u64 > MAX_RECORD_BYTES {
                 Err("line too long".to_string())
             } else {
-                canonical_event(&buf).map_or_else(|| json_record(&buf), Ok)
+                // An event's content is its canonical bytes: a line of an event in any other
+                // spelling (keys reordered, whitespace, other escapes) is not that event.
+                canonical_event(&buf).map_or_else(
+                    || match json_record(&buf) {
+                        Ok(Record::Event { .. }) => Err(NOT_CANONICAL.to_string()),
+                        other => other,
+                    },
+                    Ok,
+                )
             };
             checker.feed(line_no, record)?;
         }
         ExportFormat::Jsonl
     } else {
+        let newlines = std::rc::Rc::new(std::cell::RefCell::new(Newlines::default()));
         let mut rows = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_reader(reader);
+            .from_reader(LineCounter {
+                inner: reader,
+                newlines: newlines.clone(),
+            });
         let mut row = csv::ByteRecord::new();
         // The header's width (21 columns, or 20 for exports written before `value_hashes`);
         // every row must have it, so a row cannot drop its last (empty) cell.
         let mut width = None;
         loop {
-            let line = rows.position().line();
-            match rows.read_byte_record(&mut row) {
+            let before = rows.position().line();
+            let read = rows.read_byte_record(&mut row);
+            // The line the row starts on (the reader's own position is still on the line
+            // before it when a row ends with CRLF).
+            let line = match &read {
+                Ok(true) => row
+                    .position()
+                    .map_or(before, |p| newlines.borrow_mut().line_at(p.byte())),
+                _ => before,
+            };
+            match read {
                 Ok(false) => break,
                 Ok(true) if width.is_none() => {
                     width = Some(row.len());
@@ -188,6 +213,47 @@ pub fn verify_export(input: impl Read, key: &PublicKey) -> Result<Report, Failur
         ExportFormat::Csv
     };
     checker.finish(format, key)
+}
+
+/// The byte offsets of the `\n`s read so far that lie at or after the current row, and how
+/// many came before: the line a row starts on is `1 +` the newlines before its first byte.
+/// (The `csv` crate's own line count is one too low on rows that end with CRLF.) Memory stays
+/// at about one read buffer: offsets behind the current row are dropped.
+#[derive(Debug, Default)]
+struct Newlines {
+    pending: std::collections::VecDeque<u64>,
+    before: u64,
+    read: u64,
+}
+
+impl Newlines {
+    fn line_at(&mut self, byte: u64) -> u64 {
+        // `<=`: on CRLF rows the `csv` crate counts the `\n` as the first byte of the next row.
+        while self.pending.front().is_some_and(|&o| o <= byte) {
+            self.pending.pop_front();
+            self.before += 1;
+        }
+        self.before + 1
+    }
+}
+
+/// A reader that records where the newlines are, for [`Newlines`].
+struct LineCounter<R> {
+    inner: R,
+    newlines: std::rc::Rc<std::cell::RefCell<Newlines>>,
+}
+
+impl<R: Read> Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut nl = self.newlines.borrow_mut();
+        let start = nl.read;
+        for (i, _) in buf[..n].iter().enumerate().filter(|(_, b)| **b == b'\n') {
+            nl.pending.push_back(start + i as u64);
+        }
+        nl.read += n as u64;
+        Ok(n)
+    }
 }
 
 #[derive(Debug, Default)]

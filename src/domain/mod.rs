@@ -9,7 +9,8 @@ pub mod retention;
 mod validate;
 
 pub use validate::{
-    carries_personal_data, normalize_for_search, validate_fields, FieldError, Validated,
+    blind_index_form, carries_personal_data, normalize_for_search, validate_fields, FieldError,
+    Validated,
 };
 
 use zeroize::Zeroize;

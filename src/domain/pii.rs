@@ -27,6 +27,8 @@ pub enum ValidationCode {
     InvalidRegion,
     TooLong,
     NotAllowed,
+    /// A valid phone number that is not a mobile (a landline, toll-free, premium...).
+    NotMobile,
 }
 
 impl ValidationCode {
@@ -42,6 +44,7 @@ impl ValidationCode {
             Self::InvalidRegion => "invalid_region",
             Self::TooLong => "too_long",
             Self::NotAllowed => "not_allowed",
+            Self::NotMobile => "not_mobile",
         }
     }
 }
@@ -57,16 +60,48 @@ impl std::error::Error for ValidationCode {}
 
 use ValidationCode::{
     DateTooEarly, FutureDate, InvalidChecksum, InvalidDate, InvalidFormat, InvalidRegion,
-    NotAllowed, Required, TooLong,
+    NotAllowed, NotMobile, Required, TooLong,
 };
 
-/// Province codes (first two digits) accepted for resident IDs, §(d.1) step 3
-/// (Hutool list). 91 ("foreign") is deliberately absent: it is not issued to
-/// residents.
-const PROVINCES: [u8; 35] = [
-    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52,
-    53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83,
-];
+/// The GB/T 2260 region codes of all years (province, prefecture and county level), generated
+/// by `tools/gen_region_codes.py` from python-stdnum's `stdnum/cn/loc.dat`. A code retired or
+/// assigned in any year is valid: an ID keeps the code of its first registration, so a code
+/// assigned after the birth year is still right (§(d.1) step 3, issue 15).
+const REGION_CODES_TXT: &str = include_str!("data/gbt2260_codes.txt");
+
+/// The codes of [`REGION_CODES_TXT`], sorted, parsed once.
+fn region_codes() -> &'static [u32] {
+    static CODES: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    CODES.get_or_init(|| {
+        let mut v: Vec<u32> = REGION_CODES_TXT
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        v.sort_unstable();
+        v
+    })
+}
+
+/// Whether the first six digits of a resident ID name a region: a listed GB/T 2260 code, or
+/// any `83xxxx` (residence permits of Taiwan residents; 810000 and 820000, those of Hong Kong
+/// and Macau residents, are listed). 91 ("foreign") is not a resident's code.
+pub fn is_known_region(code: u32) -> bool {
+    code / 10_000 == 83 || region_codes().binary_search(&code).is_ok()
+}
+
+/// Every listed region code (for tests and generators).
+pub fn known_region_codes() -> impl Iterator<Item = u32> {
+    region_codes().iter().copied()
+}
+
+/// NFKC (Unicode compatibility composition): full-width digits and letters (`１３８`, `Ｘ`),
+/// the full-width plus `＋` and the ideographic space become their ASCII forms. The first
+/// step of every identifier-like input, and so of every search term (issue 15).
+pub fn nfkc(input: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    input.nfkc().collect()
+}
 
 /// ISO 7064 MOD 11-2 weights `2^(18−i) mod 11`, §(d.1) step 5.
 const GB11643_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
@@ -111,12 +146,24 @@ fn resident_id_shape(s: &str) -> Option<&[u8]> {
 }
 
 /// Date of birth in positions 7–14. Only the 18xx/19xx/20xx centuries exist
-/// in GB 11643 numbers (§(d.1) step 1); anything else is an invalid date.
+/// in GB 11643 numbers (§(d.1) step 1); anything else is an invalid date. A
+/// real date before 1900-01-01 is `DateTooEarly`, the same rule as for
+/// `birth_date` ([`validate_birth_date`]), so an ID and its birth date are
+/// always accepted or refused together.
 fn id_birth_date(body: &[u8]) -> Result<Date, ValidationCode> {
     if body.len() < 14 || !matches!(&body[6..8], b"18" | b"19" | b"20") {
         return Err(InvalidDate);
     }
-    calendar_date(&body[6..10], &body[10..12], &body[12..14])
+    let date = calendar_date(&body[6..10], &body[10..12], &body[12..14])?;
+    if date < earliest_birth_date() {
+        return Err(DateTooEarly);
+    }
+    Ok(date)
+}
+
+/// The earliest accepted date of birth, for `birth_date` and resident IDs alike.
+fn earliest_birth_date() -> Date {
+    time::macros::date!(1900 - 01 - 01)
 }
 
 /// Builds a real calendar date from digit slices; rejects `02-30` etc.
@@ -136,11 +183,14 @@ fn calendar_date(year: &[u8], month: &[u8], day: &[u8]) -> Result<Date, Validati
 /// Legacy 15-digit numbers are accepted only to convert them: `19` is
 /// inserted before the year and the check character computed (Hutool
 /// `convert15To18`), so only the 18-character form is ever stored.
-/// Checks run in the order format → region → date → checksum, so each vector
-/// in §(d.1) yields its own code. A birth date after `today` is a
+/// The input is NFKC-normalized first (full-width digits and `Ｘ`). Checks run
+/// in the order format → region (a GB/T 2260 code of any year, see
+/// [`is_known_region`]) → date (1900-01-01 or later) → checksum, so each
+/// vector in §(d.1) yields its own code. A birth date after `today` is a
 /// `FutureDate`: the age derived from it drives the under-14 rules (REQ-10).
 pub fn normalize_resident_id(input: &str, today: Date) -> Result<String, ValidationCode> {
-    let s = input.trim();
+    let s = nfkc(input);
+    let s = s.trim();
     if s.is_empty() {
         return Err(Required);
     }
@@ -155,8 +205,8 @@ pub fn normalize_resident_id(input: &str, today: Date) -> Result<String, Validat
     if body[0] == b'0' {
         return Err(InvalidFormat);
     }
-    let province = digits_value(&body[..2]).ok_or(InvalidFormat)?;
-    if !PROVINCES.iter().any(|&p| u32::from(p) == province) {
+    let region = digits_value(&body[..6]).ok_or(InvalidFormat)?;
+    if !is_known_region(region) {
         return Err(InvalidRegion);
     }
     if id_birth_date(&body)? > today {
@@ -181,30 +231,32 @@ pub fn resident_id_birth_date(normalized: &str) -> Option<Date> {
 }
 
 /// Gender encoded by the 17th digit (odd = `'M'`, even = `'F'`), §(d.1). Only
-/// for the warning-level cross-check of step 8; never a reason to reject.
+/// for the warning-level cross-check of step 8 (a data-quality flag), which
+/// rejects only when the catalog's `[validation] gender_id_check` is `strict`.
 pub fn resident_id_gender(normalized: &str) -> Option<char> {
     let b = resident_id_shape(normalized)?;
     Some(if (b[16] - b'0') % 2 == 1 { 'M' } else { 'F' })
 }
 
-/// Mainland mobile: 11 digits, `1[3-9]` then 9 digits (§(d.2)).
-fn is_cn_mobile(national: &[u8]) -> bool {
-    national.len() == 11
-        && national[0] == b'1'
-        && (b'3'..=b'9').contains(&national[1])
-        && all_digits(national)
-}
-
 /// Normalizes a mobile number to E.164 (§(d.2), REQ-44) so the blind index
-/// (REQ-12) matches however staff typed it.
+/// (REQ-12) matches however staff typed it. Validity comes from Google's
+/// libphonenumber metadata (the `phonenumber` crate; its version is
+/// [`PHONE_METADATA_VERSION`]), not from hand-written prefix rules.
 ///
-/// Spaces, hyphens and parentheses are removed and a leading `00` read as `+`.
-/// Mainland numbers (`^(?:\+?86)?1[3-9]\d{9}$`) become `+861XXXXXXXXXX`. Any
-/// other number needs a `+` and must match `^\+[1-9]\d{1,14}$` with at least 8
-/// digits. A `+86` number that is not a valid mainland mobile is rejected, so
-/// the generic rule cannot let through what the mainland rule refuses.
+/// 1. NFKC: full-width digits and `＋` become ASCII.
+/// 2. Spaces, hyphens and parentheses are removed; a leading `00` is read as `+`.
+/// 3. Without `+`, the number is a mainland one: 11 digits starting with `1`,
+///    optionally preceded by `86`.
+/// 4. The number must be valid for its region (allocated ranges and lengths);
+///    a trunk `0` after the country code is dropped (`+886 0923…` is
+///    `+886923…`; Italy's leading 0 is part of the number and stays).
+/// 5. It must be a mobile (`MOBILE`, or `FIXED_LINE_OR_MOBILE` where the
+///    numbering plan cannot tell, as in North America): landlines, toll-free
+///    and premium numbers are `NotMobile`. Types are matched against the whole
+///    national number, as libphonenumber does ([`matches_whole`]).
+/// 6. The E.164 result has 8 to 15 digits.
 pub fn normalize_mobile(input: &str) -> Result<String, ValidationCode> {
-    let mut s: String = input
+    let s: String = nfkc(input)
         .trim()
         .chars()
         .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
@@ -212,33 +264,149 @@ pub fn normalize_mobile(input: &str) -> Result<String, ValidationCode> {
     if s.is_empty() {
         return Err(Required);
     }
-    if let Some(rest) = s.strip_prefix("00") {
-        s = format!("+{rest}");
-    }
-    let (plus, digits) = match s.strip_prefix('+') {
-        Some(d) => (true, d.as_bytes()),
-        None => (false, s.as_bytes()),
+    let (plus, digits) = match (s.strip_prefix('+'), s.strip_prefix("00")) {
+        (Some(d), _) | (None, Some(d)) => (true, d),
+        (None, None) => (false, s.as_str()),
     };
-    if digits.is_empty() || !all_digits(digits) {
+    // E.164 has at most 15 digits; a trunk 0 may add one.
+    if digits.is_empty() || digits.len() > 16 || !all_digits(digits.as_bytes()) {
         return Err(InvalidFormat);
     }
-    let national = match digits.strip_prefix(b"86") {
-        Some(n) if plus || is_cn_mobile(n) => Some(n),
-        _ if !plus => Some(digits),
-        _ => None,
-    };
-    if let Some(n) = national {
-        return if is_cn_mobile(n) {
-            Ok(format!("+86{}", String::from_utf8_lossy(n)))
-        } else {
-            Err(InvalidFormat)
+    let international = if plus {
+        format!("+{digits}")
+    } else {
+        let national = match digits.strip_prefix("86") {
+            Some(n) if n.len() == 11 => n,
+            _ => digits,
         };
-    }
-    if digits[0] == b'0' || !(8..=15).contains(&digits.len()) {
+        if national.len() != 11 || !national.starts_with('1') {
+            return Err(InvalidFormat);
+        }
+        format!("+86{national}")
+    };
+    let number = phonenumber::parse(None, &international).map_err(|_| InvalidFormat)?;
+    if number.extension().is_some() {
         return Err(InvalidFormat);
     }
-    Ok(s)
+    let code = number.code().value();
+    let national = format!(
+        "{}{}",
+        "0".repeat(usize::from(number.national().zeros())),
+        number.national().value()
+    );
+    let (national, kind) = match phone_kind(code, &national) {
+        Some(kind) => (national, kind),
+        // A trunk prefix the parser left in place (`+1 1 506…`): drop it and try again.
+        None => phonenumber::metadata::DATABASE
+            .by_code(&code)
+            .and_then(|m| {
+                m.first()
+                    .and_then(|m| m.national_prefix())
+                    .map(str::to_string)
+            })
+            .and_then(|p| national.strip_prefix(p.as_str()).map(str::to_string))
+            .and_then(|n| phone_kind(code, &n).map(|k| (n, k)))
+            .ok_or(InvalidFormat)?,
+    };
+    if kind != PhoneKind::Mobile {
+        return Err(NotMobile);
+    }
+    let e164 = format!("+{code}{national}");
+    // INVARIANT (fuzzed): E.164 is `+` and 8 to 15 digits.
+    if !(9..=16).contains(&e164.len()) {
+        return Err(InvalidFormat);
+    }
+    Ok(e164)
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PhoneKind {
+    /// `MOBILE` or `FIXED_LINE_OR_MOBILE`.
+    Mobile,
+    /// Any other valid type: fixed line, toll-free, premium, VoIP, pager...
+    Other,
+}
+
+/// Whether `national` (a national significant number) fully matches `pattern`. The
+/// `phonenumber` crate matches type patterns only at the start of a number (a longer number
+/// whose first digits fit passes), where libphonenumber requires the whole number to match:
+/// the vault checks whole matches itself, with the crate's metadata (whose patterns,
+/// like the crate's own, are read with whitespace ignored).
+fn matches_whole(pattern: &str, national: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    cache
+        .entry(pattern.to_string())
+        .or_insert_with(|| {
+            regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+                .ignore_whitespace(true)
+                .build()
+                .ok()
+        })
+        .as_ref()
+        .is_some_and(|re| re.is_match(national))
+}
+
+/// libphonenumber's number type in the region of country code `code` that the number belongs
+/// to (`getRegionCodeForNumber`: the first region whose leading digits match, or else whose
+/// types include the number), or `None` when it is not a valid number.
+fn phone_kind(code: u16, national: &str) -> Option<PhoneKind> {
+    use phonenumber::metadata::{Descriptor, Metadata};
+    let fits = |d: Option<&Descriptor>| {
+        d.is_some_and(|d| {
+            (d.possible_length().is_empty()
+                || d.possible_length()
+                    .contains(&u16::try_from(national.len()).unwrap_or(0)))
+                && matches_whole(d.national_number().as_str(), national)
+        })
+    };
+    let kind_in = |m: &Metadata| -> Option<PhoneKind> {
+        let d = m.descriptors();
+        if !fits(Some(d.general())) {
+            return None;
+        }
+        let special = [
+            d.premium_rate(),
+            d.toll_free(),
+            d.shared_cost(),
+            d.voip(),
+            d.personal_number(),
+            d.pager(),
+            d.uan(),
+            d.voicemail(),
+        ];
+        if special.into_iter().any(fits) {
+            return Some(PhoneKind::Other);
+        }
+        if fits(d.mobile()) {
+            Some(PhoneKind::Mobile)
+        } else if fits(d.fixed_line()) {
+            Some(PhoneKind::Other)
+        } else {
+            None
+        }
+    };
+    let regions = phonenumber::metadata::DATABASE.by_code(&code)?;
+    for m in regions.iter().copied() {
+        if let Some(leading) = m.leading_digits() {
+            if leading.find(national).is_some_and(|x| x.start() == 0) {
+                return kind_in(m);
+            }
+        } else if let Some(kind) = kind_in(m) {
+            return Some(kind);
+        }
+    }
+    None
+}
+
+/// The libphonenumber metadata release that [`normalize_mobile`] uses (the
+/// build metadata of the `phonenumber` crate's version).
+pub const PHONE_METADATA_VERSION: &str = "9.0.33";
 
 /// RFC 5322 `atext` characters allowed in the local part, besides letters
 /// and digits.
@@ -308,30 +476,116 @@ fn is_han(c: char) -> bool {
 /// Middle dot used in transliterated and minority names (麦麦提·艾力).
 const MIDDLE_DOT: char = '\u{00B7}';
 
-/// Normalizes a personal name (§(d.4), REQ-44): Han characters, the middle
-/// dot, ASCII letters, spaces, apostrophes and hyphens, 1–30 characters.
+/// Look-alikes of the middle dot that input methods and fonts produce, all
+/// stored as `·`: `•` bullet, `・` katakana middle dot (and its half-width
+/// form, which NFKC turns into it), `‧` hyphenation point, `∙` bullet
+/// operator, `⋅` dot operator, `⸱` word-separator middle dot, `ꞏ` Latin
+/// middle dot. A full stop (`.`, full-width `．`) counts only between two Han
+/// characters (`麦麦提.艾力`); elsewhere it is refused.
+const DOT_LOOKALIKES: [char; 7] = [
+    '\u{2022}', '\u{30FB}', '\u{2027}', '\u{2219}', '\u{22C5}', '\u{2E31}', '\u{A78F}',
+];
+
+/// Latin letters of names: ASCII, Latin-1 Supplement (`é`, `ü`, `ø`, `ß`,
+/// not `×` `÷`), Latin Extended-A and -B (`ő`, `ł`, `ș`) and Latin Extended
+/// Additional (Vietnamese `ễ`, `ạ`).
+fn is_latin_letter(c: char) -> bool {
+    c.is_ascii_alphabetic()
+        || (matches!(c, '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}')
+            && !matches!(c, '\u{00D7}' | '\u{00F7}')
+            && c.is_alphabetic())
+}
+
+/// NFKC everywhere except on Han characters, which are kept exactly as typed:
+/// NFC and NFKC would turn CJK compatibility ideographs (U+F900–U+FAFF) into
+/// unified ones and so change names already stored and blind-indexed.
+fn nfkc_outside_han(input: &str) -> Vec<char> {
+    use unicode_normalization::UnicodeNormalization;
+    let mut out = Vec::with_capacity(input.len());
+    let mut run = String::new();
+    for c in input.chars() {
+        if is_han(c) {
+            out.extend(run.nfkc());
+            run.clear();
+            out.push(c);
+        } else {
+            run.push(c);
+        }
+    }
+    out.extend(run.nfkc());
+    out
+}
+
+/// A name in the ICAO 9303 MRZ form (`ALVAREZ<<JOSE<MARIA<<<<`): primary
+/// identifier, `<<`, secondary identifier, name parts joined by `<`, filler
+/// `<` at the end. Returns the words in order, surname first, joined by
+/// spaces (`ALVAREZ JOSE MARIA`); `None` when `s` has no `<`; `Err` when it
+/// has one but is not that form.
+fn mrz_name(s: &str) -> Option<Result<String, ValidationCode>> {
+    if !s.contains('<') {
+        return None;
+    }
+    let shape = s.bytes().all(|b| b.is_ascii_uppercase() || b == b'<');
+    let body = s.trim_end_matches('<');
+    let mut parts = body.splitn(2, "<<");
+    let words: Vec<&str> = parts
+        .next()
+        .into_iter()
+        .chain(parts.next())
+        .flat_map(|p| p.split('<'))
+        .collect();
+    if !shape || body.is_empty() || words.iter().any(|w| w.is_empty()) {
+        return Some(Err(InvalidFormat));
+    }
+    Some(Ok(words.join(" ")))
+}
+
+/// Normalizes a personal name (§(d.4), REQ-44), 1–30 characters:
 ///
-/// `•` (U+2022) is a common typing substitute for `·` and becomes `·`; a
-/// full-width space becomes an ASCII space; runs of spaces collapse to one.
-/// Digits and other symbols are rejected, and at least one letter is
-/// required so `"--"` is not a name. Length counts characters, not bytes,
-/// because a Han character is 3–4 bytes of UTF-8.
+/// - Han characters (kept exactly as typed), Latin letters with their
+///   diacritics (`José Álvarez`, `Zoë Müller`, `Nguyễn Văn An`,
+///   `Søren Ångström`), spaces, apostrophes (`O'Brien`; `’` and `ʼ` become
+///   `'`), hyphens (`Jean-Luc`; `‐` becomes `-`) and the middle dot `·`.
+/// - Everything but Han is NFKC-normalized first: full-width letters become
+///   ASCII, a decomposed `é` (e + U+0301) becomes the single `é`, the
+///   ideographic space becomes a space.
+/// - Middle-dot look-alikes ([`DOT_LOOKALIKES`], and `.` between Han
+///   characters) become `·`.
+/// - The ICAO 9303 MRZ form (`MUELLER<<ZOE`) is accepted and stored as its
+///   words, surname first (`MUELLER ZOE`).
+/// - Runs of spaces collapse to one. Digits and other symbols are rejected,
+///   and at least one letter is required so `"--"` is not a name. Length
+///   counts characters, not bytes.
 pub fn normalize_name(input: &str) -> Result<String, ValidationCode> {
-    let mut out = String::with_capacity(input.len());
+    let chars = nfkc_outside_han(input);
+    let text: String = chars.iter().collect();
+    let trimmed = text.trim();
+    if let Some(mrz) = mrz_name(trimmed) {
+        return normalize_name(&mrz?);
+    }
+    let chars: Vec<char> = trimmed.chars().collect();
+    let mut out = String::with_capacity(trimmed.len());
     let mut pending_space = false;
     let mut count = 0usize;
     let mut has_letter = false;
-    for c in input.trim().chars() {
+    for (i, &c) in chars.iter().enumerate() {
+        let between_han = || {
+            i > 0
+                && chars.get(i - 1).copied().is_some_and(is_han)
+                && chars.get(i + 1).copied().is_some_and(is_han)
+        };
         let c = match c {
-            '\u{3000}' => ' ',
-            '\u{2022}' => MIDDLE_DOT,
+            c if DOT_LOOKALIKES.contains(&c) => MIDDLE_DOT,
+            '.' if between_han() => MIDDLE_DOT,
+            '\u{2019}' | '\u{02BC}' => '\'',
+            '\u{2010}' => '-',
             other => other,
         };
         if c == ' ' {
             pending_space = count > 0;
             continue;
         }
-        let letter = is_han(c) || c.is_ascii_alphabetic();
+        let letter = is_han(c) || is_latin_letter(c);
         if !(letter || matches!(c, MIDDLE_DOT | '\'' | '-')) {
             return Err(InvalidFormat);
         }
@@ -356,6 +610,58 @@ pub fn normalize_name(input: &str) -> Result<String, ValidationCode> {
     Ok(out)
 }
 
+/// The blind-index form of a normalized name (REQ-12): Latin letters without
+/// their diacritics (`Müller` → `Muller`, `Søren Ångström` → `Soren
+/// Angstrom`, `Nguyễn` → `Nguyen`; `ß` → `ss`, `æ` → `ae`, `œ` → `oe`,
+/// `ø` → `o`, `ł` → `l`, `đ`/`ð` → `d`, `þ` → `th`, `ı` → `i`), so a search
+/// for `Muller` finds `Müller` and the reverse. Nothing else changes: case is
+/// kept and Han characters, spaces, `·`, `'` and `-` stay, so the form of
+/// every name that was valid before diacritics were accepted (ASCII, Han) is
+/// the name itself and stored blind-index entries keep matching.
+pub fn name_index_form(name: &str) -> std::borrow::Cow<'_, str> {
+    use unicode_normalization::UnicodeNormalization;
+    if !name.chars().any(|c| !c.is_ascii() && is_latin_letter(c)) {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii() || !is_latin_letter(c) {
+            out.push(c);
+            continue;
+        }
+        match c {
+            'ß' => out.push_str("ss"),
+            'ẞ' => out.push_str("SS"),
+            'æ' => out.push_str("ae"),
+            'Æ' => out.push_str("AE"),
+            'œ' => out.push_str("oe"),
+            'Œ' => out.push_str("OE"),
+            'þ' => out.push_str("th"),
+            'Þ' => out.push_str("TH"),
+            'ø' => out.push('o'),
+            'Ø' => out.push('O'),
+            'ł' => out.push('l'),
+            'Ł' => out.push('L'),
+            'đ' | 'ð' => out.push('d'),
+            'Đ' | 'Ð' => out.push('D'),
+            'ı' => out.push('i'),
+            _ => {
+                let base: String = std::iter::once(c)
+                    .nfd()
+                    .filter(char::is_ascii_alphabetic)
+                    .collect();
+                // A letter without an ASCII base (ŋ, ə, ...) stays as it is.
+                if base.is_empty() {
+                    out.push(c);
+                } else {
+                    out.push_str(&base);
+                }
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Document types accepted by [`normalize_document`].
 const DOCUMENT_TYPES: [&str; 5] = [
     "cn_resident_id",
@@ -367,13 +673,16 @@ const DOCUMENT_TYPES: [&str; 5] = [
 
 /// Validates an identity document number by type (§(d.1), §(d.3), REQ-44).
 ///
-/// Whitespace is removed and ASCII letters upper-cased first. Passports use
-/// the generic ICAO rule `^[A-Z0-9]{5,9}$` only: every PRC passport pattern in
+/// The input is NFKC-normalized (full-width letters and digits), then
+/// whitespace is removed and ASCII letters upper-cased. Passports use the
+/// generic ICAO rule `^[A-Z0-9]{5,9}$` only: every PRC passport pattern in
 /// §(d.3) (E/DE/SE/PE/K/H/M…, legacy G/P/S/D + 8 digits) is a 9-character
 /// subset of it, so checking them separately could not reject anything more.
-/// The 2017 foreign permanent residence number is shape-checked only, because
-/// its 7-3-1 check-digit layout has no verified source. Unknown `id_type`s
-/// are `NotAllowed` (closed list, REQ-03).
+/// A passport may also be given as the second line of its TD3 machine-readable
+/// zone (44 characters): then every ICAO 9303 check digit must match and only
+/// the document number is stored ([`passport_from_mrz`]). The 2017 foreign
+/// permanent residence number has its 7-3-1 check digit verified. Unknown
+/// `id_type`s are `NotAllowed` (closed list, REQ-03).
 pub fn normalize_document(
     id_type: &str,
     input: &str,
@@ -382,7 +691,7 @@ pub fn normalize_document(
     if !DOCUMENT_TYPES.contains(&id_type) {
         return Err(NotAllowed);
     }
-    let s: String = input
+    let s: String = nfkc(input)
         .chars()
         .filter(|c| !c.is_whitespace())
         .map(|c| c.to_ascii_uppercase())
@@ -393,6 +702,7 @@ pub fn normalize_document(
     let b = s.as_bytes();
     let ok = match id_type {
         "cn_resident_id" => return normalize_resident_id(&s, today),
+        "passport" if b.len() == 44 => return passport_from_mrz(&s),
         "passport" => (5..=9).contains(&b.len()) && b.iter().all(u8::is_ascii_alphanumeric),
         "hk_macau_permit" => {
             matches!(b.first(), Some(b'H' | b'M'))
@@ -406,11 +716,25 @@ pub fn normalize_document(
 }
 
 /// Foreigner's Permanent Residence ID: 2023 form `^9\d{16}[0-9X]$` with the
-/// GB 11643 checksum, or 2017 form `^[A-Z]{3}\d{12}$` (§(d.1)).
+/// GB 11643 checksum, or the 15-character form of the 2004 and 2017 cards,
+/// `^[A-Z]{3}\d{12}$` (§(d.1)): ISO 3166 alpha-3 nationality, 4 digits of the
+/// issuing region, the birth date as `YYMMDD` (a real date), one sequence
+/// digit, and a check digit: the ICAO 9303 7-3-1 check digit of the first 14
+/// characters (letters count 10–35). Source: credentialkit's
+/// `ForeignerPermanentResidenceIdNumberProcessor` (its vector `KAZ110090123105`
+/// is in the tests); no official NIA specification was found.
 fn foreign_permanent_resident(s: &str) -> Result<(), ValidationCode> {
     let b = s.as_bytes();
     if b.len() == 15 && b[..3].iter().all(u8::is_ascii_uppercase) && all_digits(&b[3..]) {
-        return Ok(());
+        let (yy, mm, dd) = (&b[7..9], &b[9..11], &b[11..13]);
+        let real = |century: &[u8]| calendar_date(&[century, yy].concat(), mm, dd).is_ok();
+        if !real(b"19") && !real(b"20") {
+            return Err(InvalidDate);
+        }
+        return match icao_check_digit(&s[..14]) {
+            Some(d) if b[14] == b'0' + d => Ok(()),
+            _ => Err(InvalidChecksum),
+        };
     }
     let body = resident_id_shape(s)
         .filter(|id| id[0] == b'9')
@@ -419,6 +743,51 @@ fn foreign_permanent_resident(s: &str) -> Result<(), ValidationCode> {
         Ok(())
     } else {
         Err(InvalidChecksum)
+    }
+}
+
+/// The document number of a passport given as the second MRZ line of an ICAO
+/// 9303 TD3 document (44 characters of `A–Z 0–9 <`): document number (1–9),
+/// its check digit (10), nationality (11–13), birth date `YYMMDD` (14–19) and
+/// check digit (20), sex (21), expiry date (22–27) and check digit (28),
+/// optional data (29–42) and its check digit (43, `<` or 0 when the field is
+/// empty), and the composite check digit (44) over characters 1–10, 14–20
+/// and 22–43. Any wrong check digit is `InvalidChecksum`; the stored value is
+/// the document number without its `<` filler, checked like any passport
+/// number.
+pub fn passport_from_mrz(line: &str) -> Result<String, ValidationCode> {
+    let b = line.as_bytes();
+    if b.len() != 44
+        || !b
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'<')
+    {
+        return Err(InvalidFormat);
+    }
+    let digit = |i: usize| char::from(b[i]).to_digit(10);
+    let check = |field: &str, at: usize| -> Result<(), ValidationCode> {
+        let want = icao_check_digit(field).ok_or(InvalidFormat)?;
+        match digit(at) {
+            Some(d) if d == u32::from(want) => Ok(()),
+            // An empty optional-data field may carry `<` as its check digit.
+            None if at == 42 && b[at] == b'<' && want == 0 => Ok(()),
+            _ => Err(InvalidChecksum),
+        }
+    };
+    if !b[13..19].iter().chain(&b[21..27]).all(u8::is_ascii_digit) {
+        return Err(InvalidFormat);
+    }
+    check(&line[..9], 9)?;
+    check(&line[13..19], 19)?;
+    check(&line[21..27], 27)?;
+    check(&line[28..42], 42)?;
+    let composite = [&line[..10], &line[13..20], &line[21..43]].concat();
+    check(&composite, 43)?;
+    let number = line[..9].trim_end_matches('<');
+    if (5..=9).contains(&number.len()) && number.bytes().all(|c| c.is_ascii_alphanumeric()) {
+        Ok(number.to_string())
+    } else {
+        Err(InvalidFormat)
     }
 }
 
@@ -462,8 +831,7 @@ pub fn parse_date(input: &str) -> Result<Date, ValidationCode> {
 /// (REQ-10), so an implausible DOB must not slip through.
 pub fn validate_birth_date(input: &str, today: Date) -> Result<Date, ValidationCode> {
     let date = parse_date(input)?;
-    let earliest = Date::from_calendar_date(1900, Month::January, 1).map_err(|_| InvalidDate)?;
-    if date < earliest {
+    if date < earliest_birth_date() {
         Err(DateTooEarly)
     } else if date > today {
         Err(FutureDate)
@@ -595,7 +963,6 @@ mod tests {
     fn the_valid_resident_id_vectors_from_d1_are_accepted_unchanged() {
         for id in [
             "11010519491231002X",
-            "440524188001010014",
             "51343620000320711X",
             "110101199003074477",
         ] {
@@ -609,6 +976,9 @@ mod tests {
             ("110101199003074478", InvalidChecksum),
             ("11010519491331002X", InvalidDate),
             ("91010519491231002X", InvalidRegion),
+            // The §(d.1) vector of the GB 11643 standard, born 1880: refused like a
+            // `birth_date` before 1900 (one rule for both, issue 15).
+            ("440524188001010014", DateTooEarly),
         ];
         for (id, code) in cases {
             assert_eq!(normalize_resident_id(id, TODAY), Err(code), "{id}");
@@ -621,6 +991,66 @@ mod tests {
             normalize_resident_id("  11010519491231002x ", TODAY).as_deref(),
             Ok("11010519491231002X")
         );
+    }
+
+    #[test]
+    fn full_width_resident_ids_are_nfkc_normalized() {
+        for input in [
+            "１１０１０５１９４９１２３１００２Ｘ",
+            "１１０１０５１９４９１２３１００２ｘ",
+            "1101051949123100２X",
+            "\u{3000}11010519491231002X\u{3000}",
+        ] {
+            assert_eq!(
+                normalize_resident_id(input, TODAY).as_deref(),
+                Ok("11010519491231002X"),
+                "{input}"
+            );
+            assert_eq!(
+                normalize_document("cn_resident_id", input, TODAY).as_deref(),
+                Ok("11010519491231002X")
+            );
+        }
+    }
+
+    #[test]
+    fn region_codes_are_checked_to_the_county_against_gbt_2260_of_all_years() {
+        let ok = [
+            "110101", // 东城区
+            "110103", // 崇文区, merged in 2010: an ID keeps its first code
+            "110118", // 密云区, assigned in 2015: valid for someone born before it
+            "500101", "110000", "110100", "810000", "820000", "830000", "831234", "710000",
+        ];
+        for code in ok {
+            let id = with_check(&format!("{code}19900101123"));
+            assert_eq!(normalize_resident_id(&id, TODAY), Ok(id.clone()), "{code}");
+        }
+        for code in [
+            "110199", "119900", "440599", "810001", "710100", "910000", "000000",
+        ] {
+            let id = with_check(&format!("{code}19900101123"));
+            assert!(
+                matches!(
+                    normalize_resident_id(&id, TODAY),
+                    Err(InvalidRegion | InvalidFormat)
+                ),
+                "{code}"
+            );
+        }
+        assert!(known_region_codes().count() > 6000);
+        assert!(known_region_codes().all(|c| (110_000..=829_999).contains(&c)));
+    }
+
+    #[test]
+    fn resident_ids_and_birth_dates_share_the_1900_floor() {
+        let id_1899 = with_check("11010518991231123");
+        let id_1900 = with_check("11010519000101123");
+        assert_eq!(normalize_resident_id(&id_1899, TODAY), Err(DateTooEarly));
+        assert_eq!(validate_birth_date("1899-12-31", TODAY), Err(DateTooEarly));
+        assert!(normalize_resident_id(&id_1900, TODAY).is_ok());
+        assert!(validate_birth_date("1900-01-01", TODAY).is_ok());
+        // The legacy 15-digit form always means 19xx.
+        assert!(normalize_resident_id("110105000101002", TODAY).is_ok());
     }
 
     #[test]
@@ -656,7 +1086,6 @@ mod tests {
             "1101051949123100",
             "11010519491231002Y",
             "01010519491231002X",
-            "1101051949123100２X",
             "11010519491231002XX",
             "11010549123100A",
         ] {
@@ -687,9 +1116,18 @@ mod tests {
             ("13812345678", "+8613812345678"),
             ("+8619912345678", "+8619912345678"),
             ("138 1234 5678", "+8613812345678"),
+            ("138-1234-5678", "+8613812345678"),
             ("+86 138-1234-5678", "+8613812345678"),
             ("8613812345678", "+8613812345678"),
             ("0086 (138) 1234 5678", "+8613812345678"),
+            ("0086 138 1234 5678", "+8613812345678"),
+            ("(+86) 138 1234 5678", "+8613812345678"),
+            ("(+86)13812345678", "+8613812345678"),
+            // Full-width digits and ＋ as Chinese input methods type them (NFKC).
+            ("１３８１２３４５６７８", "+8613812345678"),
+            ("＋８６ １３８ １２３４ ５６７８", "+8613812345678"),
+            ("＋８６－１３８－１２３４－５６７８", "+8613812345678"),
+            ("\u{3000}13812345678\u{3000}", "+8613812345678"),
         ];
         for (input, want) in cases {
             assert_eq!(normalize_mobile(input).as_deref(), Ok(want), "{input}");
@@ -711,22 +1149,101 @@ mod tests {
     }
 
     #[test]
-    fn international_numbers_are_accepted_in_e164() {
+    fn unallocated_mainland_prefixes_are_rejected() {
+        // The prefixes the outside test found accepted; none has an allocated mobile range
+        // in libphonenumber's metadata.
+        for prefix in [
+            140, 141, 142, 143, 144, 146, 148, 149, 154, 160, 161, 163, 164, 168, 169, 174, 179,
+            194,
+        ] {
+            // (1740 0000 0000 is not here: 1740[0-5] is an allocated satellite range.)
+            for tail in ["12345678", "99999999", "55501234", "80000000"] {
+                let n = format!("{prefix}{tail}");
+                assert_eq!(normalize_mobile(&n), Err(InvalidFormat), "{n}");
+                assert_eq!(
+                    normalize_mobile(&format!("+86{n}")),
+                    Err(InvalidFormat),
+                    "{n}"
+                );
+            }
+        }
+        for ok in [
+            "13012345678",
+            "14512345678",
+            "15012345678",
+            "16612345678",
+            "17012345678",
+            "18012345678",
+            "19912345678",
+        ] {
+            assert!(normalize_mobile(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn foreign_trunk_zeros_are_dropped() {
+        let cases = [
+            ("+886 0923 003 451", "+886923003451"),
+            ("+886 923 003 451", "+886923003451"),
+            ("00886 0923-003-451", "+886923003451"),
+            ("+82 010 1234 5678", "+821012345678"),
+            ("+82 10 1234 5678", "+821012345678"),
+            ("+61 0412 345 678", "+61412345678"),
+            ("+44 07911 123456", "+447911123456"),
+            // Italy's leading 0 belongs to the number; its mobiles have none.
+            ("+39 312 345 6789", "+393123456789"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalize_mobile(input).as_deref(), Ok(want), "{input}");
+        }
+    }
+
+    #[test]
+    fn invalid_foreign_numbers_and_landlines_are_rejected() {
+        for bad in [
+            "+999 1234 5678",
+            "+99912345678",
+            "+44 123456",
+            "+1 415 555 26712",
+            "+1 (415) 555-267122",
+            "+1234567",
+            "+0123456789",
+            "+1234567890123456",
+            "4420794609",
+            "+447700900123", // Ofcom's range reserved for drama: not allocated
+        ] {
+            assert_eq!(normalize_mobile(bad), Err(InvalidFormat), "{bad}");
+        }
+        // Valid numbers that are not mobiles stay out of `mobile`.
+        for landline in [
+            "+44 20 7946 0958",
+            "+86 10 6552 9988",
+            "+33 1 42 68 53 00",
+            "+39 06 1234 5678",
+        ] {
+            assert_eq!(normalize_mobile(landline), Err(NotMobile), "{landline}");
+        }
+    }
+
+    #[test]
+    fn international_mobiles_are_accepted_in_e164() {
         assert_eq!(
-            normalize_mobile("+44 20 7946 0958").as_deref(),
-            Ok("+442079460958")
+            normalize_mobile("+44 7911 123456").as_deref(),
+            Ok("+447911123456")
         );
         assert_eq!(
-            normalize_mobile("0044 7700 900123").as_deref(),
-            Ok("+447700900123")
+            normalize_mobile("0044 7911 123456").as_deref(),
+            Ok("+447911123456")
         );
+        // North America cannot tell mobiles from landlines: both are accepted.
         assert_eq!(
             normalize_mobile("+1 (415) 555-2671").as_deref(),
             Ok("+14155552671")
         );
-        for bad in ["+1234567", "+0123456789", "+1234567890123456", "4420794609"] {
-            assert_eq!(normalize_mobile(bad), Err(InvalidFormat), "{bad}");
-        }
+        assert_eq!(
+            normalize_mobile("＋８５２ ６１２３ ４５６７").as_deref(),
+            Ok("+85261234567")
+        );
     }
 
     #[test]
@@ -737,6 +1254,45 @@ mod tests {
         assert_eq!(icao_check_digit("<<<<"), Some(0));
         assert_eq!(icao_check_digit("l898902c3"), None);
         assert_eq!(icao_check_digit(""), None);
+    }
+
+    #[test]
+    fn a_passport_given_as_its_mrz_line_has_every_check_digit_verified() {
+        // The ICAO 9303 TD3 specimen (Utopia, L898902C3).
+        let line = "L898902C36UTO7408122F1204159ZE184226B<<<<<10";
+        assert_eq!(passport_from_mrz(line).as_deref(), Ok("L898902C3"));
+        assert_eq!(
+            normalize_document("passport", line, TODAY).as_deref(),
+            Ok("L898902C3")
+        );
+        assert_eq!(
+            normalize_document("passport", &line.to_lowercase(), TODAY).as_deref(),
+            Ok("L898902C3")
+        );
+        // Each check digit in turn: document (10), birth (20), expiry (28), optional (43),
+        // composite (44), and a changed data character that the composite catches.
+        for (at, by) in [
+            (9, '7'),
+            (19, '3'),
+            (27, '0'),
+            (42, '2'),
+            (43, '1'),
+            (14, '5'),
+        ] {
+            let mut bad: Vec<char> = line.chars().collect();
+            bad[at] = by;
+            let bad: String = bad.into_iter().collect();
+            assert_eq!(
+                passport_from_mrz(&bad),
+                Err(InvalidChecksum),
+                "position {at}"
+            );
+        }
+        assert_eq!(passport_from_mrz(&line[..43]), Err(InvalidFormat));
+        assert_eq!(
+            passport_from_mrz(&line.replace('F', "é")),
+            Err(InvalidFormat)
+        );
     }
 
     #[test]
@@ -794,7 +1350,23 @@ mod tests {
         let mut wrong = v2023[..17].to_string();
         wrong.push(if v2023.ends_with('0') { '1' } else { '0' });
         assert_eq!(doc(&wrong), Err(InvalidChecksum));
-        assert_eq!(doc("usa310619800101").as_deref(), Ok("USA310619800101"));
+        // The 2004/2017 form: credentialkit's vector, then the same with a wrong check digit,
+        // a wrong birth date, lower case and full width.
+        assert_eq!(doc("KAZ110090123105").as_deref(), Ok("KAZ110090123105"));
+        assert_eq!(doc("kaz110090123105").as_deref(), Ok("KAZ110090123105"));
+        assert_eq!(
+            doc("ＫＡＺ１１００９０１２３１０５").as_deref(),
+            Ok("KAZ110090123105")
+        );
+        for wrong in 0..10 {
+            if wrong != 5 {
+                assert_eq!(doc(&format!("KAZ11009012310{wrong}")), Err(InvalidChecksum));
+            }
+        }
+        assert_eq!(doc("KAZ110090133105"), Err(InvalidDate));
+        assert_eq!(doc("USA310619800101"), Err(InvalidDate)); // month 80
+        assert_eq!(doc("USA310690010111"), Err(InvalidChecksum));
+        assert_eq!(doc("USA310690010110").as_deref(), Ok("USA310690010110"));
         assert_eq!(doc(&with_check("11010519491231002")), Err(InvalidFormat));
         assert_eq!(doc("US3106198001011"), Err(InvalidFormat));
     }
@@ -870,8 +1442,122 @@ mod tests {
     }
 
     #[test]
+    fn foreign_names_in_their_passport_spelling_are_accepted() {
+        let cases = [
+            ("José Álvarez", "José Álvarez"),
+            ("Zoë Müller", "Zoë Müller"),
+            ("Nguyễn Văn An", "Nguyễn Văn An"),
+            ("François Dupont", "François Dupont"),
+            ("Søren Ångström", "Søren Ångström"),
+            ("O'Brien", "O'Brien"),
+            ("O’Brien", "O'Brien"),
+            ("Jean-Luc Picard", "Jean-Luc Picard"),
+            ("Jean‐Luc", "Jean-Luc"),
+            ("Łukasz Żółć", "Łukasz Żółć"),
+            ("Ștefan Ğürsel", "Ștefan Ğürsel"),
+            ("Straße", "Straße"),
+            // Decomposed input (e + combining acute, as macOS sends it) is composed.
+            ("Jose\u{301} A\u{301}lvarez", "José Álvarez"),
+            // Full-width Latin letters become ASCII.
+            ("Ｊｏｈｎ　Ｓｍｉｔｈ", "John Smith"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalize_name(input).as_deref(), Ok(want), "{input}");
+        }
+    }
+
+    #[test]
+    fn names_in_the_icao_mrz_form_are_stored_as_words_surname_first() {
+        let cases = [
+            ("ALVAREZ<<JOSE", "ALVAREZ JOSE"),
+            ("MUELLER<<ZOE<<<<<<<<<<<<<<<<<<", "MUELLER ZOE"),
+            ("NGUYEN<<VAN<AN", "NGUYEN VAN AN"),
+            ("OBRIEN<<MARY<JANE", "OBRIEN MARY JANE"),
+            ("ERIKSSON<<ANNA<MARIA", "ERIKSSON ANNA MARIA"),
+            ("DUPONT<JEAN<<FRANCOIS", "DUPONT JEAN FRANCOIS"),
+            ("MADONNA<<", "MADONNA"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalize_name(input).as_deref(), Ok(want), "{input}");
+        }
+        for bad in [
+            "<<JOSE",
+            "ALVAREZ<<<JOSE",
+            "alvarez<<jose",
+            "ALVAREZ<<JOSE1",
+            "<",
+            "A<B<<C<<D",
+        ] {
+            assert_eq!(normalize_name(bad), Err(InvalidFormat), "{bad}");
+        }
+    }
+
+    #[test]
+    fn middle_dot_look_alikes_become_the_middle_dot() {
+        for dot in ['・', '･', '•', '‧', '∙', '⋅', '⸱', 'ꞏ', '·'] {
+            let input = format!("麦麦提{dot}艾力");
+            assert_eq!(
+                normalize_name(&input).as_deref(),
+                Ok("麦麦提·艾力"),
+                "{dot:?}"
+            );
+        }
+        // A full stop only between Han characters; in a Latin name it stays refused.
+        assert_eq!(normalize_name("麦麦提.艾力").as_deref(), Ok("麦麦提·艾力"));
+        assert_eq!(normalize_name("麦麦提．艾力").as_deref(), Ok("麦麦提·艾力"));
+        assert_eq!(normalize_name("John F. Kennedy"), Err(InvalidFormat));
+        assert_eq!(normalize_name(".艾力"), Err(InvalidFormat));
+    }
+
+    #[test]
+    fn the_name_index_form_drops_latin_diacritics_only() {
+        let cases = [
+            ("Müller", "Muller"),
+            ("Zoë Müller", "Zoe Muller"),
+            ("Søren Ångström", "Soren Angstrom"),
+            ("Nguyễn Văn An", "Nguyen Van An"),
+            ("José Álvarez", "Jose Alvarez"),
+            ("François Dupont", "Francois Dupont"),
+            ("Łukasz Żółć", "Lukasz Zolc"),
+            ("Straße", "Strasse"),
+            ("Æsa Œrsted", "AEsa OErsted"),
+        ];
+        for (name, want) in cases {
+            assert_eq!(name_index_form(name), want, "{name}");
+            // The folded form is itself a valid name with the same form.
+            let folded = normalize_name(want).unwrap();
+            assert_eq!(name_index_form(&folded), want);
+        }
+        // Names valid before diacritics were accepted keep their form: stored blind-index
+        // entries still match.
+        for name in [
+            "张三",
+            "麦麦提·艾力",
+            "John Smith",
+            "Mary-Jane O'Brien",
+            "𠀀丽",
+            "﨑本",
+        ] {
+            assert!(matches!(name_index_form(name), std::borrow::Cow::Borrowed(n) if n == name));
+        }
+        // Case is kept: `MUELLER` (the MRZ transliteration) is not `Müller`.
+        assert_ne!(name_index_form("Müller"), name_index_form("MULLER"));
+    }
+
+    #[test]
     fn names_with_digits_symbols_or_no_letters_are_rejected() {
-        for bad in ["张3", "John5", "J@ne", "张\t三", "--", "·"] {
+        for bad in [
+            "张3",
+            "John5",
+            "J@ne",
+            "张\t三",
+            "--",
+            "·",
+            "Jo×n",
+            "Иван",
+            "Γιάννης",
+            "q\u{301}",
+        ] {
             assert_eq!(normalize_name(bad), Err(InvalidFormat), "{bad}");
         }
         assert_eq!(normalize_name(" \u{3000} "), Err(Required));
@@ -993,20 +1679,21 @@ mod tests {
         assert!(!format!("{err:?}{err}").contains("1101"));
     }
 
-    /// A random valid resident ID: a listed province, any 4 area digits, a
+    /// A random valid resident ID: a listed GB/T 2260 region (or 83xxxx), a
     /// real date in 1900..=2020, any sequence, and the right check character.
     fn valid_resident_id() -> impl Strategy<Value = String> {
+        let mut regions: Vec<u32> = known_region_codes().collect();
+        regions.extend([830000, 831234]);
         (
-            prop::sample::select(PROVINCES.to_vec()),
-            0u32..10_000,
+            prop::sample::select(regions),
             1900i32..=2020,
             1u16..=365,
             0u32..1000,
         )
-            .prop_map(|(province, area, year, ordinal, seq)| {
+            .prop_map(|(region, year, ordinal, seq)| {
                 let dob = Date::from_ordinal_date(year, ordinal).unwrap();
                 let body = format!(
-                    "{province:02}{area:04}{year:04}{:02}{:02}{seq:03}",
+                    "{region:06}{year:04}{:02}{:02}{seq:03}",
                     u8::from(dob.month()),
                     dob.day()
                 );
@@ -1032,6 +1719,61 @@ mod tests {
             bytes[pos] = b'0' + (bytes[pos] - b'0' + delta) % 10;
             let changed = String::from_utf8(bytes).unwrap();
             prop_assert!(normalize_resident_id(&changed, TODAY).is_err());
+        }
+
+        /// Full-width spellings (as IMEs type them) of a valid resident ID normalize alike.
+        #[test]
+        fn full_width_resident_ids_normalize_like_ascii(id in valid_resident_id()) {
+            let wide: String = id
+                .chars()
+                .map(|c| char::from_u32(c as u32 + 0xFEE0).unwrap())
+                .collect();
+            prop_assert_eq!(normalize_resident_id(&wide, TODAY), Ok(id));
+        }
+
+        /// Any Latin name with diacritics, apostrophes and hyphens is accepted, stays
+        /// NFC/NFKC-stable (idempotent), and its index form is the ASCII-folded name.
+        #[test]
+        fn latin_names_are_accepted_and_fold_to_ascii(
+            words in prop::collection::vec("[A-Z][a-zéèëêáàäâåãóòöôøõúùüûíìïîçñýÿßæœłđąęśźżčšžřőű'-]{1,6}", 1..4),
+        ) {
+            let name = words.join(" ");
+            prop_assume!(name.chars().count() <= 30);
+            prop_assume!(name.chars().any(|c| c.is_alphabetic()));
+            let n = normalize_name(&name);
+            prop_assert_eq!(n.as_deref(), Ok(name.as_str()));
+            let folded = name_index_form(&name);
+            prop_assert!(folded.is_ascii());
+            prop_assert_eq!(name_index_form(&folded), folded.clone());
+            // Decomposed input (NFD) normalizes to the same name.
+            use unicode_normalization::UnicodeNormalization;
+            let nfd: String = name.nfd().collect();
+            let from_nfd = normalize_name(&nfd);
+            prop_assert_eq!(from_nfd.as_deref(), Ok(name.as_str()));
+        }
+
+        /// Every mainland mobile spelling of the same number gives the same E.164 value.
+        #[test]
+        fn mainland_spellings_agree(national in "1[3-9][0-9]{9}") {
+            let canonical = normalize_mobile(&national);
+            let wide: String = national
+                .chars()
+                .map(|c| char::from_u32(c as u32 + 0xFEE0).unwrap())
+                .collect();
+            let spellings = [
+                format!("+86{national}"),
+                format!("0086 {national}"),
+                format!("(+86) {} {} {}", &national[..3], &national[3..7], &national[7..]),
+                format!("{}-{}-{}", &national[..3], &national[3..7], &national[7..]),
+                format!("＋８６{wide}"),
+                wide,
+            ];
+            for spelling in spellings {
+                prop_assert_eq!(normalize_mobile(&spelling), canonical.clone());
+            }
+            if let Ok(e164) = canonical {
+                prop_assert_eq!(normalize_mobile(&e164), Ok(e164.clone()));
+            }
         }
 
         #[test]

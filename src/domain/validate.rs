@@ -157,6 +157,17 @@ pub fn normalize_for_search(
     }
 }
 
+/// The bytes the blind index (REQ-12) keys for a normalized value of `spec`'s field: the
+/// normalized value itself, except names, whose Latin diacritics are dropped
+/// ([`pii::name_index_form`]) so `Muller` finds `Müller`. Names valid before diacritics were
+/// accepted (ASCII, Han) index exactly as before.
+pub fn blind_index_form<'a>(spec: &FieldSpec, normalized: &'a str) -> std::borrow::Cow<'a, str> {
+    match spec.field_type {
+        FieldType::Name => pii::name_index_form(normalized),
+        _ => std::borrow::Cow::Borrowed(normalized),
+    }
+}
+
 /// The value a field will have after the change: the new one if submitted, else the stored one.
 fn after<'a>(
     name: &str,

@@ -107,11 +107,11 @@ impl Vault {
         let cipher = FieldCipher::new(dek, gid);
         let mut out = Vec::with_capacity(validated.len());
         for (name, value) in validated {
-            let searchable = self
+            let spec = self
                 .policies
                 .catalog
                 .get(FieldScope::Guest, name)
-                .is_some_and(|s| s.searchable);
+                .filter(|s| s.searchable);
             out.push(match value {
                 Some(v) => SealedField {
                     name: name.clone(),
@@ -120,7 +120,10 @@ impl Vault {
                             .seal(name, v.expose().as_bytes())
                             .map_err(|e| VaultError::Internal(e.to_string()))?,
                     ),
-                    digest: searchable.then(|| self.keys().indexer().digest(name, v.expose())),
+                    digest: spec.map(|spec| {
+                        let form = crate::domain::blind_index_form(spec, v.expose());
+                        self.keys().indexer().digest(name, &form)
+                    }),
                 },
                 None => SealedField {
                     name: name.clone(),

@@ -142,6 +142,10 @@ impl Vault {
         readers: Arc<Readers>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        // Load the phone metadata and the region codes now, not on the first request (the
+        // first lookup deserializes the libphonenumber database; issue 15).
+        let _ = crate::domain::pii::normalize_mobile("13800138000");
+        let _ = crate::domain::pii::is_known_region(110_000);
         Self {
             policies,
             keyring: Arc::new(std::sync::RwLock::new(keyring)),

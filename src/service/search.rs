@@ -79,7 +79,10 @@ impl Vault {
                 return Err(self.refuse(caller, action, None, name, e, rules).await);
             }
         };
-        let digest = self.keys().indexer().digest(field, normalized.expose());
+        let digest = self.keys().indexer().digest(
+            field,
+            &crate::domain::blind_index_form(spec, normalized.expose()),
+        );
         let permit = grant.permit();
         let field_owned = field.to_string();
         let hits = self

@@ -10,7 +10,7 @@ use crate::helpers::{captured_logs, spawn_app};
 const CANARY_NAME: &str = "龙傲天";
 const CANARY_MOBILE: &str = "13987654321";
 const CANARY_EMAIL: &str = "canary.zx81@example.org";
-const CANARY_ID: &str = "440524188001010014";
+const CANARY_ID: &str = "440524198001010013";
 const CANARY_STREET: &str = "金蝉路88号";
 const CANARY_DIET: &str = "quokka-canary-allergy";
 const CANARY_ROOM: &str = "QX-7731";
@@ -59,7 +59,7 @@ async fn planted_canaries_appear_in_no_file_log_or_error_body() {
         "/v1/guests",
         Some("pms"),
         Some("check_in"),
-        Some(json!({"fields":{"id_type":"cn_resident_id","id_number":"440524188001010015"}})),
+        Some(json!({"fields":{"id_type":"cn_resident_id","id_number":"440524198001010014"}})),
     )
     .await;
     app.call(

@@ -130,6 +130,49 @@ pub(crate) fn json_record(line: &[u8]) -> Result<Record, String> {
         None if raw.ts.is_none() => "stub".to_string(),
         None => "event".to_string(),
     };
+    // An anchor or a checkpoint carries only its own keys, like a stub (issue 15): nothing
+    // rides along that no hash or signature covers.
+    let allowed: &[&str] = match kind.as_str() {
+        "anchor" => &["type", "format", "seq", "hash"],
+        "checkpoint" => &[
+            "type",
+            "seq",
+            "hash",
+            "key_id",
+            "signature",
+            "export_digest",
+            "export_signature",
+        ],
+        "stub" => &["seq", "hash"],
+        _ => &[],
+    };
+    if !allowed.is_empty() {
+        let present = [
+            ("type", raw.kind.is_some()),
+            ("format", raw.format.is_some()),
+            ("ts", raw.ts.is_some()),
+            ("request_id", raw.request_id.is_some()),
+            ("actor", raw.actor.is_some()),
+            ("role", raw.role.is_some()),
+            ("purpose", raw.purpose.is_some()),
+            ("action", raw.action.is_some()),
+            ("guest_id", raw.guest_id.is_some()),
+            ("fields", raw.fields.is_some()),
+            ("outcome", raw.outcome.is_some()),
+            ("reason", raw.reason.is_some()),
+            ("rules", raw.rules.is_some()),
+            ("justification", raw.justification.is_some()),
+            ("prev_hash", raw.prev_hash.is_some()),
+            ("key_id", raw.key_id.is_some()),
+            ("signature", raw.signature.is_some()),
+            ("export_digest", raw.export_digest.is_some()),
+            ("export_signature", raw.export_signature.is_some()),
+            ("value_hashes", raw.value_hashes.is_some()),
+        ];
+        if let Some((name, _)) = present.iter().find(|(n, p)| *p && !allowed.contains(n)) {
+            return Err(format!("a {kind} record has no `{name}`"));
+        }
+    }
     if kind == "anchor" && raw.format.as_deref() != Some(FORMAT_ID) {
         return Err(format!("the anchor must name format `{FORMAT_ID}`"));
     }
@@ -145,29 +188,70 @@ pub(super) fn csv_record(row: &csv::ByteRecord) -> Result<Record, String> {
             row.len()
         ));
     }
-    let cell =
-        |i: usize| std::str::from_utf8(&row[i]).map_err(|_| "a cell is not UTF-8".to_string());
+    let kind = std::str::from_utf8(&row[0]).map_err(|_| "a cell is not UTF-8".to_string())?;
+    let event = kind == "event";
+    // Every cell a record does not use is empty (issue 15): nothing rides along unhashed.
+    let used: &[usize] = match kind {
+        "anchor" | "stub" => &[0, 1, 15],
+        "checkpoint" => &[0, 1, 15, 16, 17, 18, 19],
+        _ => &[],
+    };
+    if !event {
+        if let Some(i) = (0..row.len()).find(|i| !used.contains(i) && !row[*i].is_empty()) {
+            return Err(format!(
+                "cell `{}` must be empty in a {} record",
+                CSV_HEADER[i],
+                kind.chars().take(16).collect::<String>()
+            ));
+        }
+    } else if let Some(i) = (16..20).find(|i| !row[*i].is_empty()) {
+        return Err(format!(
+            "cell `{}` must be empty in an event record",
+            CSV_HEADER[i]
+        ));
+    }
+    // Formula neutralisation: a text cell the vault wrote with a leading `'`
+    // ([`crate::audit::export::csv_cell`]) is read without it; a cell that needs none and has
+    // one, or needs one and lacks it, is not the vault's spelling.
+    let unquote = |v: &str| -> Result<String, String> {
+        match v.strip_prefix('\'') {
+            Some(rest) if crate::audit::export::needs_neutralising(rest) => Ok(rest.to_string()),
+            None if !crate::audit::export::needs_neutralising(v) => Ok(v.to_string()),
+            _ => Err("a cell is not in the export's canonical CSV form (formula quoting)".into()),
+        }
+    };
+    let cell = |i: usize| -> Result<String, String> {
+        let v = std::str::from_utf8(&row[i]).map_err(|_| "a cell is not UTF-8".to_string())?;
+        if event && i > 1 {
+            unquote(v)
+        } else {
+            Ok(v.to_string())
+        }
+    };
     let text = |i: usize| -> Result<Option<String>, String> {
         let v = cell(i)?;
-        Ok((!v.is_empty()).then(|| v.to_string()))
+        Ok((!v.is_empty()).then_some(v))
     };
+    // JSON cells (`fields`, `rules`, `value_hashes`) must be in the canonical compact form,
+    // like the event they are part of: the content is the bytes, not an equivalent spelling.
+    fn canonical_json<T: serde::de::DeserializeOwned + serde::Serialize>(
+        v: &str,
+        what: &str,
+    ) -> Result<T, String> {
+        let parsed: T = serde_json::from_str(v).map_err(|_| format!("`{what}` is not valid"))?;
+        match serde_json::to_string(&parsed) {
+            Ok(again) if again == v => Ok(parsed),
+            _ => Err(format!("`{what}` is not in canonical JSON form")),
+        }
+    }
     let list = |i: usize| -> Result<Option<Vec<String>>, String> {
         text(i)?
-            .map(|v| {
-                serde_json::from_str(&v)
-                    .map_err(|_| format!("`{}` is not a JSON array", CSV_HEADER[i]))
-            })
+            .map(|v| canonical_json(&v, CSV_HEADER[i]))
             .transpose()
     };
-    let kind = cell(0)?;
-    let event = kind == "event";
     // Required text columns of an event are never null, so an empty cell is an empty string.
     let required = |i: usize| -> Result<Option<String>, String> {
-        Ok(if event {
-            Some(cell(i)?.to_string())
-        } else {
-            text(i)?
-        })
+        Ok(if event { Some(cell(i)?) } else { text(i)? })
     };
     let raw = RawRecord {
         kind: Some(kind.to_string()),
@@ -195,10 +279,7 @@ pub(super) fn csv_record(row: &csv::ByteRecord) -> Result<Record, String> {
         export_signature: text(19)?,
         value_hashes: match row.len() > 20 {
             true => text(20)?
-                .map(|v| {
-                    serde_json::from_str(&v)
-                        .map_err(|_| "`value_hashes` is not a list of value hashes".to_string())
-                })
+                .map(|v| canonical_json(&v, "value_hashes"))
                 .transpose()?,
             false => None,
         },

@@ -541,3 +541,318 @@ fn a_csv_row_narrower_than_the_header_is_refused() {
     assert!(!legacy.contains("value_hashes"));
     assert!(verify(&legacy, &f.key()).is_ok(), "the 20-column form");
 }
+
+/// Exports with values that would run as spreadsheet formulas, as they could be stored before
+/// the free-text refusal (`formula_prefix`) existed.
+fn formula_fixture() -> Fixture {
+    let f = fixture(6);
+    let mut e = new_event(7, T0 + time::Duration::minutes(7));
+    e.justification = Some("=HYPERLINK(\"http://evil.example/\",\"click\")".into());
+    e.actor = "@staff".into();
+    append(&f.conn, e).unwrap();
+    let mut e = new_event(8, T0 + time::Duration::minutes(8));
+    e.justification = Some("'quoted note".into());
+    e.reason = Some("-1+1".into());
+    append(&f.conn, e).unwrap();
+    f
+}
+
+#[test]
+fn csv_cells_that_could_run_as_formulas_are_neutralised_and_verify() {
+    let f = formula_fixture();
+    let csv = String::from_utf8(f.export(&parse_export(Some("format=csv")).unwrap())).unwrap();
+    // No cell of the file starts with a formula character: each such value has a `'` first.
+    let mut rows = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(csv.as_bytes());
+    for row in rows.records() {
+        for cell in row.unwrap().iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell}"
+            );
+        }
+    }
+    assert!(csv.contains("'=HYPERLINK"));
+    assert!(csv.contains(",'@staff,"));
+    assert!(csv.contains(",''quoted note"));
+    assert!(csv.contains(",'-1+1,"));
+    assert!(verify(&csv, &f.key()).is_ok());
+    // The JSON Lines export carries the values as they are, and both hash the same events.
+    assert!(f.jsonl("").contains("\"justification\":\"=HYPERLINK("));
+    // Dropping the neutralising quote, or adding one, is a change to the file.
+    for (from, to) in [
+        ("'=HYPERLINK", "=HYPERLINK"),
+        (",'@staff,", ",@staff,"),
+        (",staff-a,", ",'staff-a,"),
+    ] {
+        let bad = csv.replacen(from, to, 1);
+        assert_ne!(bad, csv);
+        assert!(verify(&bad, &f.key()).is_err(), "{from} -> {to}");
+    }
+}
+
+#[test]
+fn text_planted_in_unused_cells_or_keys_is_refused() {
+    let f = fixture(5);
+    let csv = String::from_utf8(f.export(&parse_export(Some("format=csv")).unwrap())).unwrap();
+    let lines: Vec<&str> = csv.split("\r\n").collect();
+    let plant = |row: usize, cell: usize, value: &str| -> String {
+        let mut l: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+        let mut cells: Vec<String> = l[row].split(',').map(str::to_string).collect();
+        cells[cell] = value.to_string();
+        l[row] = cells.join(",");
+        l.join("\r\n")
+    };
+    let checkpoint = lines
+        .iter()
+        .position(|l| l.starts_with("checkpoint,"))
+        .unwrap();
+    // An actor on the checkpoint, a formula on the anchor, a key id on an event.
+    for (row, cell, value) in [
+        (checkpoint, 4, "mallory"),
+        (1, 13, "=HYPERLINK(\"\"http://x\"\")"),
+        (1, 4, "x"),
+        (2, 16, "7c84cad162de8c03"),
+    ] {
+        let bad = plant(row, cell, value);
+        let err = verify(&bad, &f.key()).unwrap_err();
+        assert!(
+            matches!(err.problem, Problem::Malformed(_)),
+            "{row}/{cell}: {err}"
+        );
+        assert_eq!(err.line, row as u64 + 1, "{err}");
+    }
+    // JSON Lines: a key an anchor or a checkpoint does not have.
+    let text = f.jsonl("");
+    let bad = text.replacen(
+        "{\"type\":\"anchor\",",
+        "{\"type\":\"anchor\",\"actor\":\"x\",",
+        1,
+    );
+    assert!(verify(&bad, &f.key()).is_err());
+    let bad = text.replacen(
+        "{\"type\":\"checkpoint\",",
+        "{\"type\":\"checkpoint\",\"reason\":\"x\",",
+        1,
+    );
+    assert!(verify(&bad, &f.key()).is_err());
+}
+
+#[test]
+fn csv_line_numbers_are_right_with_crlf() {
+    let f = fixture(10);
+    let csv = String::from_utf8(f.export(&parse_export(Some("format=csv")).unwrap())).unwrap();
+    let tampered = csv.replacen(",req-7,staff-b", ",req-7,staff-x", 1);
+    // Line 1 is the header, line 2 the anchor, so event 7 is on line 9.
+    let line = tampered
+        .split("\r\n")
+        .position(|l| l.contains("staff-x"))
+        .unwrap()
+        + 1;
+    assert_eq!(line, 9);
+    let err = verify(&tampered, &f.key()).unwrap_err();
+    assert_eq!((err.line, err.seq), (9, Some(7)), "{err}");
+    // The same with LF only.
+    let lf = tampered.replace("\r\n", "\n");
+    assert_eq!(verify(&lf, &f.key()).unwrap_err().line, 9);
+}
+
+#[test]
+fn escape_spellings_and_reordered_keys_are_changes_to_an_event() {
+    let f = fixture(5);
+    let text = f.jsonl("");
+    assert!(
+        verify(&text.replace('\n', "\r\n"), &f.key()).is_ok(),
+        "CRLF is layout"
+    );
+    assert!(
+        verify(&text.replacen('\n', "\n\n", 1), &f.key()).is_ok(),
+        "a blank line is layout"
+    );
+    let l = lines(&text);
+    let i = line_of(&l, 3);
+    for (from, to) in [
+        ("staff-b", "staff-\\u0062"),
+        ("\"role\":\"front_desk\",", "\"role\":\"front\\u005fdesk\","),
+        ("\"request_id\":\"req-3\",", "\"request_id\":\"req-3\" ,"),
+        ("\"seq\":3,\"ts\"", "\"ts\""),
+    ] {
+        let mut m = l.clone();
+        assert!(m[i].contains(from), "{from}");
+        m[i] = m[i].replacen(from, to, 1);
+        if to == "\"ts\"" {
+            m[i] = m[i].replacen("\"hash\":", "\"seq\":3,\"hash\":", 1);
+        }
+        let err = verify(&join(&m), &f.key()).unwrap_err();
+        assert_eq!(err.seq, Some(3), "{from}: {err}");
+    }
+    // CSV: a JSON cell in another spelling.
+    let csv = String::from_utf8(f.export(&parse_export(Some("format=csv")).unwrap())).unwrap();
+    let bad = csv.replacen("\"[\"\"mobile\"\",", "\"[ \"\"mobile\"\",", 1);
+    assert_ne!(bad, csv);
+    assert!(verify(&bad, &f.key()).is_err());
+}
+
+/// The reference verifier (`tools/verify_export.py`, Python with `cryptography` only) and the
+/// vault's verifier agree on a corpus of genuine and tampered exports (issue 15).
+#[test]
+fn the_reference_verifier_agrees_on_genuine_and_tampered_exports() {
+    use base64::Engine;
+    let f = formula_fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let raw = f.keyring.audit_public_key();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+    let key = f.key();
+    let keys = [
+        ("key.b64", format!("{b64}\n")),
+        (
+            "key.json",
+            format!(
+                "{{\"key_id\":\"{}\",\"algorithm\":\"Ed25519\",\"public_key\":\"{b64}\"}}",
+                key.key_id()
+            ),
+        ),
+        ("key.pem", key.to_pem()),
+    ];
+    for (name, text) in &keys {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let jsonl = f.jsonl("");
+    let csv = String::from_utf8(f.export(&parse_export(Some("format=csv")).unwrap())).unwrap();
+    let stubs = f.jsonl("actor=staff-a");
+    let stubs_csv =
+        String::from_utf8(f.export(&parse_export(Some("format=csv&actor=staff-b")).unwrap()))
+            .unwrap();
+    let mut corpus: Vec<(String, String)> = vec![
+        ("genuine jsonl".into(), jsonl.clone()),
+        ("genuine csv".into(), csv.clone()),
+        ("genuine jsonl with stubs".into(), stubs.clone()),
+        ("genuine csv with stubs".into(), stubs_csv.clone()),
+        ("jsonl with CRLF".into(), jsonl.replace('\n', "\r\n")),
+        ("csv with LF".into(), csv.replace("\r\n", "\n")),
+        ("empty".into(), String::new()),
+        ("garbage".into(), "{not json\n".into()),
+        ("truncated".into(), jsonl[..jsonl.len() / 2].to_string()),
+        (
+            "no checkpoint".into(),
+            jsonl
+                .lines()
+                .filter(|l| !l.contains("checkpoint"))
+                .map(|l| format!("{l}\n"))
+                .collect(),
+        ),
+        (
+            "escape spelling".into(),
+            jsonl.replacen("staff-b", "staff-\\u0062", 1),
+        ),
+        (
+            "changed actor".into(),
+            jsonl.replacen("staff-b", "staff-c", 1),
+        ),
+        (
+            "csv changed actor".into(),
+            csv.replacen("staff-b", "staff-c", 1),
+        ),
+        (
+            "csv dropped formula quote".into(),
+            csv.replacen("'=HYPERLINK", "=HYPERLINK", 1),
+        ),
+        (
+            "csv actor on checkpoint".into(),
+            csv.replacen(
+                &format!("checkpoint,{},", 8),
+                &format!("checkpoint,{},,,mallory", 8),
+                1,
+            ),
+        ),
+        (
+            "stub turned event hidden".into(),
+            stubs.replacen("\"actor\":\"staff-a\"", "\"actor\":\"staff-z\"", 1),
+        ),
+        (
+            "anchor with extra key".into(),
+            jsonl.replacen(
+                "{\"type\":\"anchor\",",
+                "{\"type\":\"anchor\",\"actor\":\"x\",",
+                1,
+            ),
+        ),
+    ];
+    // Each single line removed, and each adjacent pair swapped, of the JSONL export.
+    let l = lines(&jsonl);
+    for i in 0..l.len() {
+        let mut m = l.clone();
+        m.remove(i);
+        corpus.push((format!("line {} removed", i + 1), join(&m)));
+        if i + 1 < l.len() {
+            let mut m = l.clone();
+            m.swap(i, i + 1);
+            corpus.push((format!("lines {} and {} swapped", i + 1, i + 2), join(&m)));
+        }
+    }
+    // A byte flipped at evenly spread places of each format.
+    for (name, text) in [("jsonl", &jsonl), ("csv", &csv)] {
+        let bytes = text.as_bytes();
+        for k in 0..40 {
+            let pos = k * bytes.len() / 40;
+            let mut b = bytes.to_vec();
+            b[pos] = if b[pos] == b'1' { b'2' } else { b'1' };
+            if let Ok(t) = String::from_utf8(b) {
+                corpus.push((format!("{name} byte {pos} changed"), t));
+            }
+        }
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/verify_export.py");
+    let mut intact = 0;
+    for (i, (name, text)) in corpus.iter().enumerate() {
+        let path = dir.path().join(format!("export-{i}"));
+        std::fs::write(&path, text).unwrap();
+        let vault = u8::from(verify_export(text.as_bytes(), &key).is_err());
+        intact += usize::from(vault == 0);
+        let (key_file, _) = &keys[i % keys.len()];
+        let out = std::process::Command::new("python3")
+            .arg(script)
+            .arg(&path)
+            .arg("--public-key")
+            .arg(dir.path().join(key_file))
+            .output()
+            .expect("python3 runs");
+        let reference = out.status.code().expect("exit code");
+        assert!(
+            reference == i32::from(vault),
+            "{name}: vault {vault}, reference {reference}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        intact, 6,
+        "the genuine exports and their line-ending variants"
+    );
+    // An unreadable key or file is exit 2 for both.
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(dir.path().join("export-0"))
+        .arg("--public-key")
+        .arg(dir.path().join("missing.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::write(dir.path().join("bad.key"), "not a key").unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(dir.path().join("no-such-export"))
+        .arg("--public-key")
+        .arg(dir.path().join("key.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(dir.path().join("export-0"))
+        .arg("--public-key")
+        .arg(dir.path().join("bad.key"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
