@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::{Caller, Vault, VaultError};
 use crate::audit::{checkpoint, Outcome};
 use crate::policy::Action;
+use crate::store;
 
 /// The trail's head and its newest signed checkpoint (no verification: that is
 /// [`Vault::verify_audit`]).
@@ -37,14 +38,11 @@ impl Vault {
         self.record(event).await?;
         self.readers
             .run(|c| {
-                let (events, head): (i64, Option<i64>) =
-                    c.query_row("SELECT count(*), max(seq) FROM audit_events", [], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })?;
+                let (events, head_seq) = store::audit::count_and_head(c)?;
                 let cp = checkpoint::latest(c)?;
                 Ok(ChainStatus {
-                    events: u64::try_from(events).unwrap_or(0),
-                    head_seq: head.and_then(|h| u64::try_from(h).ok()),
+                    events,
+                    head_seq,
                     checkpoint_seq: cp.as_ref().map(|c| c.seq),
                     checkpoint_signed_at: cp.map(|c| c.signed_at),
                 })

@@ -56,6 +56,19 @@ pub fn head(conn: &Connection) -> Result<(u64, [u8; 32]), StoreError> {
 
 /// Appends `event` to the chain inside the caller's transaction; returns its seq. A failure is
 /// reported as [`StoreError::Audit`] so the request fails with `audit_unavailable`.
+/// How many events are stored (after any retention purge) and the newest one's seq (`None` for
+/// an empty trail): the console's chain status.
+pub fn count_and_head(conn: &Connection) -> Result<(u64, Option<u64>), StoreError> {
+    let (events, head): (i64, Option<i64>) =
+        conn.query_row("SELECT count(*), max(seq) FROM audit_events", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    Ok((
+        u64::try_from(events).unwrap_or(0),
+        head.and_then(|h| u64::try_from(h).ok()),
+    ))
+}
+
 pub fn append(conn: &Connection, event: NewEvent) -> Result<u64, StoreError> {
     append_inner(conn, event).map_err(|e| StoreError::Audit(Box::new(e)))
 }
