@@ -89,6 +89,28 @@ pub fn mobile_spelled(i: u64, variant: u64) -> String {
     }
 }
 
+/// A county code of `province` from the vault's GB/T 2260 list (the vault checks the region
+/// at county level), picked by `h`.
+fn county(province: impl std::fmt::Display, h: u64) -> &'static str {
+    type ByProvince = std::collections::HashMap<&'static str, Vec<&'static str>>;
+    static COUNTIES: std::sync::OnceLock<ByProvince> = std::sync::OnceLock::new();
+    let by_province = COUNTIES.get_or_init(|| {
+        let mut map = ByProvince::new();
+        for code in include_str!("../../src/domain/data/gbt2260_codes.txt")
+            .lines()
+            .filter(|l| l.len() == 6 && !l.starts_with('#') && !l.ends_with("00"))
+        {
+            map.entry(&code[..2]).or_default().push(code);
+        }
+        map
+    });
+    let prefix = format!("{province:02}");
+    let mine = by_province
+        .get(prefix.as_str())
+        .unwrap_or_else(|| panic!("no county code for province {prefix}"));
+    mine[(h % mine.len() as u64) as usize]
+}
+
 /// GB 11643 check character of a 17-digit body.
 fn resident_id_check(body: &str) -> char {
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
@@ -117,10 +139,10 @@ pub fn guest_fields(i: u64) -> Map<String, Value> {
         .unwrap()
         .checked_add(time::Duration::days(((h >> 32) % 20_000) as i64))
         .unwrap();
-    let area = 100 + (h >> 12) % 9_900;
+    let area = county(province, h >> 12);
     let seq = (h >> 44) % 1000;
     let body = format!(
-        "{province:02}{area:04}{:04}{:02}{:02}{seq:03}",
+        "{area}{:04}{:02}{:02}{seq:03}",
         born.year(),
         u8::from(born.month()),
         born.day()

@@ -48,6 +48,7 @@ async fn a_flood_of_100000_denied_requests_adds_at_most_a_few_hundred_audit_even
     let prober = uuid::Uuid::new_v4().to_string();
     let token = app.token_for("guest", &prober);
     let before = app.audit_count();
+    let started = std::time::Instant::now();
     const FLOOD: usize = 100_000;
     const TASKS: usize = 32;
     let app = Arc::new(app);
@@ -97,7 +98,20 @@ async fn a_flood_of_100000_denied_requests_adds_at_most_a_few_hundred_audit_even
     let (dir, config) = app.stop().await;
     let app = crate::helpers::spawn_on(dir, config).await;
     let added = app.audit_count() - before;
-    assert!(added <= 400, "{added} audit events for one client's flood");
+    // The bound follows from the default denied budget (burst 100, 120 a minute): at most the
+    // burst, plus what refills while the flood runs, plus one aggregate per minute, plus a few
+    // events of the restart. On a machine that floods in 20 s that is about 150; the count does
+    // not grow with the 100,000 requests, only with the flood's duration.
+    let secs = i64::try_from(started.elapsed().as_secs()).unwrap() + 1;
+    let bound = 100 + 2 * secs + secs / 60 + 1 + 10;
+    assert!(
+        added <= bound,
+        "{added} audit events for one client's flood of {secs} s (bound {bound})"
+    );
+    assert!(
+        added <= 1_000,
+        "{added} audit events for one client's flood"
+    );
     // Nothing went unrecorded: each 404 has its event, the 429s are counted in aggregates
     // that name no guest.
     let denied = app
