@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 SCHEMATHESIS_VERSION=4.32.5
 # Test cases per operation and phase; the whole step takes about a minute on 2 cores.
 MAX_EXAMPLES=${GV_SCHEMATHESIS_EXAMPLES:-25}
-BIN=$PWD/target/debug/guestvault
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/debug/guestvault
 
 [ -x "$BIN" ] || cargo build --locked
 
