@@ -6,6 +6,17 @@
 //! The client is `tokio-postgres`; it is used only under `src/store/postgres/` (a test in
 //! `tests/api/layout.rs` keeps it so).
 
+pub mod audit;
+pub mod audit_since;
+pub mod conn;
+pub mod consents;
+pub mod corrections;
+pub mod erasure;
+pub mod guests;
+pub mod keys;
+
+pub use conn::PgConn;
+
 use tokio_postgres::Client;
 
 use super::StoreError;

@@ -1,0 +1,233 @@
+//! [`PgConn`]: one PostgreSQL connection driven synchronously from the thread that owns it.
+//!
+//! The seam's units of work are synchronous closures run on a thread that owns a connection
+//! (docs/storage.md). For PostgreSQL that thread owns a small current-thread tokio runtime and
+//! a `tokio-postgres` client on it; every statement blocks that thread (never a request
+//! handler) until the server answers. Statements given as `&'static str` are prepared once per
+//! connection and cached, like SQLite's `prepare_cached`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, Statement};
+
+use crate::audit::NewEvent;
+use crate::store::StoreError;
+
+/// A statement parameter.
+pub type Param<'a> = &'a (dyn ToSql + Sync);
+
+/// One connection and the runtime that drives it. Not `Sync`: it belongs to one thread.
+pub struct PgConn {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    cache: RefCell<HashMap<&'static str, Statement>>,
+    /// Audit events appended by the unit running now, not yet in the table: the writer links
+    /// them into the chain (seq, prev_hash, hash) and inserts them just before its group
+    /// commits, under the chain head's row lock (docs/storage.md, "Group commit across
+    /// nodes"). Empty on a reader.
+    pending: RefCell<Vec<NewEvent>>,
+}
+
+impl std::fmt::Debug for PgConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConn")
+            .field("closed", &self.client.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgConn {
+    /// Wraps a connected client; `rt` must be the runtime its connection task was spawned on.
+    pub fn from_parts(rt: tokio::runtime::Runtime, client: Client) -> Self {
+        Self {
+            rt,
+            client,
+            cache: RefCell::new(HashMap::new()),
+            pending: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A runtime for one connection's thread.
+    pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+
+    /// Whether the connection is gone (the server closed it, a network error): the owner opens
+    /// a new one.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// Runs `fut` to completion on this connection's runtime (and drives the connection).
+    pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        self.rt.block_on(fut)
+    }
+
+    /// The client, for code in this module that needs more than the helpers below (COPY,
+    /// transactions in tests).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn statement(&self, sql: &'static str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.cache.borrow().get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.rt.block_on(self.client.prepare(sql))?;
+        self.cache.borrow_mut().insert(sql, s.clone());
+        Ok(s)
+    }
+
+    /// Runs a cached statement; returns the rows it changed.
+    pub fn execute(&self, sql: &'static str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        let s = self.statement(sql)?;
+        Ok(self.rt.block_on(self.client.execute(&s, params))?)
+    }
+
+    /// Runs a cached query; returns every row.
+    pub fn query(&self, sql: &'static str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
+        let s = self.statement(sql)?;
+        Ok(self.rt.block_on(self.client.query(&s, params))?)
+    }
+
+    /// Runs a cached query that returns at most one row.
+    pub fn query_opt(
+        &self,
+        sql: &'static str,
+        params: &[Param<'_>],
+    ) -> Result<Option<Row>, StoreError> {
+        let s = self.statement(sql)?;
+        Ok(self.rt.block_on(self.client.query_opt(&s, params))?)
+    }
+
+    /// Runs a cached query that returns exactly one row.
+    pub fn query_one(&self, sql: &'static str, params: &[Param<'_>]) -> Result<Row, StoreError> {
+        let s = self.statement(sql)?;
+        Ok(self.rt.block_on(self.client.query_one(&s, params))?)
+    }
+
+    /// Runs a statement built at run time (not cached); returns the rows it changed.
+    pub fn execute_dyn(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        Ok(self.rt.block_on(self.client.execute(sql, params))?)
+    }
+
+    /// Runs a query built at run time (not cached).
+    pub fn query_dyn(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
+        Ok(self.rt.block_on(self.client.query(sql, params))?)
+    }
+
+    /// Runs one or more statements without parameters (transaction control, DDL).
+    pub fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        Ok(self.rt.block_on(self.client.batch_execute(sql))?)
+    }
+
+    /// Queues an audit event of the running unit (see the `pending` field).
+    pub fn queue_event(&self, event: NewEvent) {
+        self.pending.borrow_mut().push(event);
+    }
+
+    /// How many events the running unit has queued so far (to roll a failed unit's back).
+    pub fn pending_len(&self) -> usize {
+        self.pending.borrow().len()
+    }
+
+    /// Drops the events queued after the first `len` (a unit that failed: its savepoint was
+    /// rolled back, and so are its events).
+    pub fn truncate_pending(&self, len: usize) {
+        self.pending.borrow_mut().truncate(len);
+    }
+
+    /// Takes every queued event, in append order.
+    pub fn take_pending(&self) -> Vec<NewEvent> {
+        std::mem::take(&mut *self.pending.borrow_mut())
+    }
+}
+
+/// A fresh database on the test server for a test, dropped with the value: used by the
+/// backend's unit tests when `GUESTVAULT_TEST_POSTGRES_URL` is set.
+#[cfg(test)]
+pub mod testdb {
+    use super::*;
+
+    pub const URL_VAR: &str = "GUESTVAULT_TEST_POSTGRES_URL";
+
+    /// A database of its own, migrated, with a [`PgConn`] on it.
+    pub struct TestDb {
+        admin: Option<PgConn>,
+        pub name: String,
+        pub config: tokio_postgres::Config,
+    }
+
+    fn connect(config: &tokio_postgres::Config) -> PgConn {
+        let rt = PgConn::runtime().expect("runtime");
+        let client = rt.block_on(async {
+            let (client, connection) = config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            client
+        });
+        PgConn::from_parts(rt, client)
+    }
+
+    impl TestDb {
+        /// `None` (with a message) when no test server is configured.
+        pub fn create() -> Option<Self> {
+            let Ok(url) = std::env::var(URL_VAR) else {
+                eprintln!("skipped: {URL_VAR} is not set (a PostgreSQL server to test against)");
+                return None;
+            };
+            let admin_config: tokio_postgres::Config = url.parse().expect("a PostgreSQL URL");
+            let admin = connect(&admin_config);
+            let name = format!("gv_unit_{}", uuid::Uuid::new_v4().simple());
+            admin
+                .batch(&format!("CREATE DATABASE {name}"))
+                .expect("create database");
+            let mut config = admin_config.clone();
+            config.dbname(&name);
+            let db = Self {
+                admin: Some(admin),
+                name,
+                config,
+            };
+            let rt = PgConn::runtime().expect("runtime");
+            rt.block_on(async {
+                let (mut client, connection) = db
+                    .config
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .expect("connect");
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                super::super::migrate(&mut client, "test-fingerprint")
+                    .await
+                    .expect("migrate");
+            });
+            Some(db)
+        }
+
+        /// A new connection to this database.
+        pub fn connect(&self) -> PgConn {
+            connect(&self.config)
+        }
+    }
+
+    impl Drop for TestDb {
+        fn drop(&mut self) {
+            if let Some(admin) = self.admin.take() {
+                let _ = admin.batch(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ));
+            }
+        }
+    }
+}
