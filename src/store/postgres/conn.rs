@@ -156,6 +156,7 @@ pub mod testdb {
     pub const URL_VAR: &str = "GUESTVAULT_TEST_POSTGRES_URL";
 
     /// A database of its own, migrated, with a [`PgConn`] on it.
+    #[derive(Debug)]
     pub struct TestDb {
         admin: Option<PgConn>,
         pub name: String,
