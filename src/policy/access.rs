@@ -653,6 +653,15 @@ impl Permit {
     /// A permit for the vault's own housekeeping. The name says what it is: it bypasses role
     /// and purpose checks, so it is crate-private and only mints the action of one of the
     /// [`SystemJob`]s (never a read, create or update of guest data).
+    /// Any permit, for the storage backends' unit tests (which check the SQL, not the policy).
+    #[cfg(test)]
+    pub(crate) fn for_tests(action: Action, purpose: &str) -> Self {
+        Self {
+            action,
+            purpose: purpose.to_string(),
+        }
+    }
+
     pub(crate) fn system_unchecked(job: SystemJob) -> Self {
         Self {
             action: job.action(),
