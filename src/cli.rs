@@ -440,11 +440,7 @@ pub fn init_sealed(
     if !secret.exists() {
         crate::auth::write_new_secret(&secret)?;
     }
-    crate::store::open_writer(
-        &config.database_file(),
-        &config.storage.synchronous,
-        keyring.fingerprint(),
-    )?;
+    crate::store::Location::from_config(config)?.open_direct(keyring.fingerprint())?;
     Ok(())
 }
 

@@ -202,6 +202,8 @@ pub struct StorageConfig {
     /// The WAL file is kept under this size (issue 13): past half of it the checkpointer
     /// resets the WAL between reads. Default 256 MiB; at least 4 MiB.
     pub wal_max_bytes: u64,
+    /// PostgreSQL: the database's URL, without a password.
+    pub postgres_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -304,6 +306,7 @@ impl Default for StorageConfig {
             readers: 4,
             max_batch: 512,
             wal_max_bytes: crate::store::DEFAULT_WAL_MAX_BYTES,
+            postgres_url: None,
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::http::{app, AppState, ScrapeAccess};
 use crate::policy::Policies;
 use crate::service::Vault;
-use crate::store::{self, Readers, Writer};
+use crate::store;
 
 #[derive(Debug)]
 pub struct App {
@@ -47,16 +47,17 @@ pub fn open_vault_at(
     db: &std::path::Path,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(Vault, std::thread::JoinHandle<()>)> {
-    // `Config::load` refuses these already; a config built in code gets the same answer
-    // rather than a SQLite vault in disguise.
-    match store::Backend::parse(&config.storage.backend) {
-        Some(store::Backend::Sqlite) => {}
-        Some(store::Backend::Postgres) => anyhow::bail!(
-            "config key `storage.backend`: `postgres` is not available: this build has no \
-             PostgreSQL backend yet (issue 14). Use `sqlite`"
-        ),
+    // `Config::load` refuses an unknown backend already; a config built in code gets the same
+    // answer.
+    let location = match store::Backend::parse(&config.storage.backend) {
+        Some(store::Backend::Sqlite) => store::Location::Sqlite {
+            path: db.to_owned(),
+            synchronous: config.storage.synchronous.clone(),
+        },
+        Some(store::Backend::Postgres) => store::Location::from_config(config)?,
         None => anyhow::bail!("config key `storage.backend`: must be `sqlite` or `postgres`"),
-    }
+    };
+    let sqlite = location.backend() == store::Backend::Sqlite;
     let policies = Policies::load(config.policies.dir.as_deref())?;
     let keyring_file = config.keyring_file();
     if !keyring_file.exists() {
@@ -74,7 +75,7 @@ pub fn open_vault_at(
         }
         // A database without its keyring: `init` would make a new keyring that cannot open
         // it (and used to leave it behind). The keyring must come back from its backup.
-        if db.exists() {
+        if sqlite && db.exists() {
             anyhow::bail!(
                 "no keyring at `{}`, but `{}` holds a vault: restore `keyring.json` from its \
                  backup into the data dir (or set keys.keyring_file to where it is). Do not run \
@@ -89,15 +90,12 @@ pub fn open_vault_at(
             config.storage.data_dir.display()
         );
     }
-    preflight(config, db, &keyring_file)?;
+    preflight(config, sqlite.then_some(db), &keyring_file)?;
     let key_source = crate::service::KeySource {
         passphrase: passphrase_for(config, &keyring_file)?,
         path: keyring_file.clone(),
     };
     let keyring = Arc::new(key_source.load()?);
-    let conn = store::open_writer(db, &config.storage.synchronous, keyring.fingerprint())
-        .with_context(|| format!("cannot open database `{}`", db.display()))?;
-    probe_write(&conn, db)?;
     // The audit signing key never changes with KEK rotation, so the hook may keep this keyring.
     let hook = crate::audit::checkpoint::every_n_events(
         keyring.clone(),
@@ -118,14 +116,21 @@ pub fn open_vault_at(
             e => store::StoreError::Other(e.to_string()),
         })
     });
-    let (writer, writer_thread) = Writer::start_with_options(
-        conn,
-        config.storage.max_batch,
-        Some(hook),
-        Some(barrier),
-        config.storage.wal_max_bytes,
+    let store::Started {
+        writer,
+        readers,
+        writer_thread,
+    } = location.start(
+        keyring.fingerprint(),
+        store::StartOptions {
+            max_batch: config.storage.max_batch,
+            readers: config.storage.readers,
+            wal_max_bytes: config.storage.wal_max_bytes,
+            hook: Some(hook),
+            barrier: Some(barrier),
+        },
+        |conn| probe_write(conn, &location),
     )?;
-    let readers = Readers::open_gated(db, config.storage.readers, writer.read_gate())?;
     let vault = Vault::new(
         Arc::new(policies),
         keyring,
@@ -137,7 +142,7 @@ pub fn open_vault_at(
     )
     .with_free_text_justification(config.access.allow_free_text_justification)
     .with_stay_limits(config.stays.clone())
-    .with_verify_db(db);
+    .with_verify_db(&location);
     Ok((vault, writer_thread))
 }
 
@@ -146,19 +151,19 @@ pub fn open_vault_at(
 /// [`store::preflight`]).
 fn preflight(
     config: &Config,
-    db: &std::path::Path,
+    db: Option<&std::path::Path>,
     keyring_file: &std::path::Path,
 ) -> anyhow::Result<()> {
     let ledger = config.storage.data_dir.join(crate::ledger::LEDGER_FILE);
     store::preflight::check_keyring(keyring_file)
-        .and_then(|()| store::preflight::check_database_files(db))
+        .and_then(|()| db.map_or(Ok(()), store::preflight::check_database_files))
         .and_then(|()| store::preflight::check_ledger(&config.storage.data_dir, &ledger))
         .map_err(anyhow::Error::msg)
 }
 
 /// One real write before serving (the readiness heartbeat), so a database that opens but
 /// cannot be written (a read-only mount, a full disk) stops the start here, naming the file.
-fn probe_write(conn: &store::Conn, db: &std::path::Path) -> anyhow::Result<()> {
+fn probe_write(conn: &store::Conn<'_>, db: &store::Location) -> anyhow::Result<()> {
     store::write_heartbeat(conn).map_err(|e| {
         let fault = match &e {
             store::StoreError::Sqlite(s) => store::Fault::of_sqlite(s),
@@ -166,8 +171,8 @@ fn probe_write(conn: &store::Conn, db: &std::path::Path) -> anyhow::Result<()> {
         }
         .unwrap_or(store::Fault::AuditUnavailable);
         anyhow::anyhow!(
-            "cannot write the database `{}`: {} ({}; reason `{}`). Fix that, then start again",
-            db.display(),
+            "cannot write the database {}: {} ({}; reason `{}`). Fix that, then start again",
+            db.describe(),
             fault.describe(),
             e,
             fault.code()

@@ -110,9 +110,13 @@ pub fn raw_point_read(db: &Path, ids: &Arc<Vec<uuid::Uuid>>, duration: Duration)
 /// The SQL of one vault read (`store::load_guest` and the consent lookup): three queries.
 pub fn raw_record_load(db: &Path, ids: &Arc<Vec<uuid::Uuid>>, duration: Duration) -> Rate {
     raw_reads(db, ids, duration, |conn, id| {
-        let sealed = guestvault::store::load_guest(conn, read_permit(), id)
-            .unwrap()
-            .expect("a seeded guest");
+        let sealed = guestvault::store::load_guest(
+            &guestvault::store::Conn::Sqlite(conn),
+            read_permit(),
+            id,
+        )
+        .unwrap()
+        .expect("a seeded guest");
         assert!(!sealed.fields.is_empty());
         let consent: Option<String> = conn
             .prepare_cached("SELECT status FROM consents WHERE guest_id = ?1 AND purpose = ?2")
@@ -153,7 +157,7 @@ fn raw_reads(
         .map(|t| {
             let (db, ids) = (db.to_owned(), ids.clone());
             std::thread::spawn(move || {
-                let conn = guestvault::store::open_reader(&db).unwrap();
+                let conn = guestvault::store::sqlite::open_reader(&db).unwrap();
                 let mut rng = Rng::new(0xB0B0 + t as u64);
                 let mut n = 0u64;
                 let mut id = String::with_capacity(36);

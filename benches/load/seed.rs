@@ -108,7 +108,7 @@ pub fn seed(config: &Config, n: u64) -> Seeded {
     let started = Instant::now();
     let policies = Arc::new(Policies::load(None).unwrap());
     let keyring = Arc::new(Keyring::load(&config.keyring_file()).unwrap());
-    let conn = guestvault::store::open_writer(
+    let conn = guestvault::store::sqlite::open_writer(
         &config.database_file(),
         &config.storage.synchronous,
         keyring.fingerprint(),
@@ -159,6 +159,7 @@ pub fn seed(config: &Config, n: u64) -> Seeded {
     let mut written = 0u64;
     let mut in_transaction = 0usize;
     let mut last_progress = Instant::now();
+    let c = guestvault::store::Conn::Sqlite(&conn);
     conn.execute_batch("BEGIN IMMEDIATE").unwrap();
     for chunk in rx {
         for g in chunk {
@@ -166,14 +167,14 @@ pub fn seed(config: &Config, n: u64) -> Seeded {
                 record_bytes =
                     g.wrapped.bytes.len() + g.fields.iter().map(|f| f.1.len()).sum::<usize>();
             }
-            guestvault::store::insert_guest(&conn, &permit, &g.guest_id, &now, &g.wrapped).unwrap();
+            guestvault::store::insert_guest(&c, &permit, &g.guest_id, &now, &g.wrapped).unwrap();
             for (name, ct, digest) in &g.fields {
-                guestvault::store::put_field(&conn, &permit, &g.guest_id, name, ct, &now).unwrap();
+                guestvault::store::put_field(&c, &permit, &g.guest_id, name, ct, &now).unwrap();
                 if let Some(d) = digest {
-                    guestvault::store::put_index(&conn, &permit, &g.guest_id, name, d).unwrap();
+                    guestvault::store::put_index(&c, &permit, &g.guest_id, name, d).unwrap();
                 }
             }
-            guestvault::audit::append(&conn, g.event).unwrap();
+            guestvault::audit::append(&c, g.event).unwrap();
             ids[g.index as usize] = uuid::Uuid::parse_str(&g.guest_id).unwrap();
             written += 1;
             in_transaction += 1;

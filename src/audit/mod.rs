@@ -224,9 +224,13 @@ mod tests {
     #[test]
     fn appended_events_form_a_verifiable_chain() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = crate::store::open_writer(&dir.path().join("a.db"), "full", "fp").unwrap();
+        let db = crate::store::Db::Sqlite(
+            crate::store::sqlite::open_writer(&dir.path().join("a.db"), "full", "fp").unwrap(),
+        );
+        let conn = db.conn();
         for i in 0..5 {
-            assert_eq!(append(&conn, ev(i)).unwrap(), i + 1);
+            append(&conn, ev(i)).unwrap();
+            assert_eq!(head(&conn).unwrap().0, i + 1);
         }
         assert_eq!(verify_chain(&conn).unwrap(), Ok(5));
         let events = read_after(&conn, 0, 100).unwrap();

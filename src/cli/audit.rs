@@ -207,7 +207,11 @@ pub fn export_file(
     };
     store::audit::append_alone(&mut write, event)?;
 
-    let read = store::open_reader(&config.database_file())?;
+    let location = store::Location::from_config(config)?;
+    let read = location
+        .open_read()
+        .with_context(|| format!("cannot open database {}", location.describe()))?;
+    let read = read.conn();
     let mut export = Export::plan(&read, params, keyring.audit_public_key())?;
     let bar = if progress {
         indicatif::ProgressBar::with_draw_target(
@@ -233,7 +237,7 @@ pub fn export_file(
         bar.set_position(events + stubs);
     }
     let cp = export.checkpoint(&keyring, now);
-    checkpoint::store(&write, &cp)?;
+    checkpoint::store(&write.conn(), &cp)?;
     w.write_all(&export.finish(&keyring, &cp)?)?;
     w.into_inner()
         .map_err(|e| e.into_error())?
@@ -269,11 +273,14 @@ fn load_keyring(config: &Config) -> anyhow::Result<Keyring> {
 }
 
 /// A direct write connection; refuses a keyring that does not belong to the database.
-fn open_write(config: &Config, keyring: &Keyring) -> anyhow::Result<store::Conn> {
-    let db = config.database_file();
-    anyhow::ensure!(db.exists(), "no database at `{}`", db.display());
-    store::open_writer(&db, &config.storage.synchronous, keyring.fingerprint())
-        .with_context(|| format!("cannot open database `{}`", db.display()))
+fn open_write(config: &Config, keyring: &Keyring) -> anyhow::Result<store::Db> {
+    let location = store::Location::from_config(config)?;
+    if let store::Location::Sqlite { path, .. } = &location {
+        anyhow::ensure!(path.exists(), "no database at `{}`", path.display());
+    }
+    location
+        .open_direct(keyring.fingerprint())
+        .with_context(|| format!("cannot open database {}", location.describe()))
 }
 
 /// `cli:<login>` with the login reduced to safe characters, so the trail says who ran it.

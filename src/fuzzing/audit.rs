@@ -74,7 +74,10 @@ fn genuine() -> &'static Genuine {
             uuid::Uuid::new_v4()
         ));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let conn = crate::store::open_writer(&dir.join("a.db"), "off", "fp").expect("db");
+        let db = crate::store::Db::Sqlite(
+            crate::store::sqlite::open_writer(&dir.join("a.db"), "off", "fp").expect("db"),
+        );
+        let conn = db.conn();
         for i in 1..=9 {
             append(&conn, event(i)).expect("append");
         }
@@ -96,7 +99,7 @@ fn genuine() -> &'static Genuine {
             export(&q("format=csv")),
             export(&q("actor=staff-a")),
         ];
-        drop(conn);
+        drop(db);
         let _ = std::fs::remove_dir_all(&dir);
         let key = PublicKey::from_raw(keyring.audit_public_key()).expect("32 bytes");
         Genuine { key, exports }

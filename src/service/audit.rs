@@ -187,12 +187,12 @@ impl Vault {
         let keyring = self.keys();
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            let conn = crate::store::open_reader(&db)?;
+            let conn = db.open_read()?;
             let key = keyring.audit_public_key();
             if full {
-                since::full(&conn, key)
+                since::full(&conn.conn(), key)
             } else {
-                since::since_checkpoint(&conn, key)
+                since::since_checkpoint(&conn.conn(), key)
             }
         })
         .await

@@ -125,7 +125,7 @@ pub struct Vault {
     /// Plausible stay dates (`[stays]` in the config).
     stay_limits: crate::config::StaysConfig,
     /// The database file `GET /v1/audit/verify` opens its own connection on.
-    verify_db: Option<std::path::PathBuf>,
+    verify_db: Option<crate::store::Location>,
     /// Set while a verification runs (one at a time).
     verifying: Arc<std::sync::atomic::AtomicBool>,
     /// The last readiness probe (`/readyz`).
@@ -195,8 +195,8 @@ impl Vault {
     }
 
     /// The database file audit verification reads, on a connection of its own.
-    pub fn with_verify_db(mut self, db: &std::path::Path) -> Self {
-        self.verify_db = Some(db.to_owned());
+    pub fn with_verify_db(mut self, db: &crate::store::Location) -> Self {
+        self.verify_db = Some(db.clone());
         self
     }
 

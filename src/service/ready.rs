@@ -71,7 +71,9 @@ impl Vault {
         if fault != Fault::AuditUnavailable {
             return fault;
         }
-        let db = self.readers.database_path().to_owned();
+        let Some(db) = self.readers.database_path().map(ToOwned::to_owned) else {
+            return fault;
+        };
         tokio::task::spawn_blocking(move || diagnose(&db))
             .await
             .ok()

@@ -2,6 +2,7 @@
 //! checkpointer's truncation) reports its outcome here, classified into the reason codes that
 //! `/readyz` and the `guestvault_ready` metric carry.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -18,13 +19,17 @@ pub enum Fault {
     /// Anything else that stops a commit (I/O error, the write lock held elsewhere): every
     /// request appends an audit event, so none can be answered.
     AuditUnavailable,
+    /// PostgreSQL: the database cannot be reached (connection lost, server down or failing
+    /// over); the node reconnects by itself.
+    DatabaseUnavailable,
 }
 
-pub const FAULTS: [Fault; 4] = [
+pub const FAULTS: [Fault; 5] = [
     Fault::ReadOnly,
     Fault::DiskFull,
     Fault::KeyringUnreadable,
     Fault::AuditUnavailable,
+    Fault::DatabaseUnavailable,
 ];
 
 impl Fault {
@@ -34,6 +39,7 @@ impl Fault {
             Self::DiskFull => "disk_full",
             Self::KeyringUnreadable => "keyring_unreadable",
             Self::AuditUnavailable => "audit_unavailable",
+            Self::DatabaseUnavailable => "database_unavailable",
         }
     }
 
@@ -44,6 +50,7 @@ impl Fault {
             Self::DiskFull => "the data dir's file system is full",
             Self::KeyringUnreadable => "the keyring file cannot be read",
             Self::AuditUnavailable => "commits fail (I/O error or the write lock is held)",
+            Self::DatabaseUnavailable => "the PostgreSQL database cannot be reached",
         }
     }
 
@@ -63,8 +70,33 @@ impl Fault {
             super::StoreError::Io(io) => Self::of_io(io),
             super::StoreError::Audit(inner) => Self::of_store(inner),
             super::StoreError::Commit(inner) => Self::of_store(inner),
+            super::StoreError::Unavailable(_) => Self::DatabaseUnavailable,
             _ => Self::AuditUnavailable,
         }
+    }
+}
+
+/// Counters of one node's writer, which the metrics endpoint and benchmarks read.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub batches: AtomicU64,
+    pub operations: AtomicU64,
+    pub commit_micros_total: AtomicU64,
+    /// PostgreSQL: groups that appended audit events under the shared chain head's lock,
+    /// the events they appended, and how long they held the lock (from taking it to commit).
+    pub head_holds: AtomicU64,
+    pub head_events: AtomicU64,
+    pub head_hold_micros_total: AtomicU64,
+}
+
+impl WriterStats {
+    pub fn record_head_hold(&self, events: u64, held: std::time::Duration) {
+        self.head_holds.fetch_add(1, Ordering::Relaxed);
+        self.head_events.fetch_add(events, Ordering::Relaxed);
+        self.head_hold_micros_total.fetch_add(
+            u64::try_from(held.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 }
 

@@ -24,59 +24,143 @@
 //! export formats, retention planning and the erasure ledger.
 
 pub mod health;
-/// Started, not usable: the PostgreSQL schema and its migration only (see its module doc).
 pub mod postgres;
 pub mod preflight;
 pub mod rows;
 pub mod sqlite;
 
-pub use health::{CommitHealth, Fault, FAULTS};
+mod handles;
+mod location;
+#[macro_use]
+mod seam;
+
+pub use handles::{CommitBarrier, Db, PreCommitHook, Readers, Writer};
+pub use health::{CommitHealth, Fault, WriterStats, FAULTS};
+pub use location::{Location, StartOptions, Started};
 pub use rows::{
     DsrRow, GuestStatus, PendingCorrection, RetentionFacts, SealedGuest, SealedStay,
     PLAUSIBLE_HORIZON_DAYS,
 };
+pub use sqlite::{ReadGate, DEFAULT_WAL_MAX_BYTES, GATE_WAIT};
 
-// The backend of this build, and its handles.
-pub use sqlite::{
-    CommitBarrier, Conn, PreCommitHook, ReadGate, Readers, Writer, WriterStats,
-    DEFAULT_WAL_MAX_BYTES, GATE_WAIT,
-};
+use crate::crypto::WrappedDek;
+use crate::policy::Permit;
 
-// Opening, migrating, checking the keyring fingerprint, the readiness heartbeat.
-pub use sqlite::{open_reader, open_writer, ping, write_heartbeat};
+/// The handle a unit of work gets: inside [`Writer::execute`] the connection of the group
+/// transaction (in a savepoint of its own), inside [`Readers::run`] a read-only connection.
+/// Outside `store/` it is opaque: it is only passed on to the seam's operations below, each a
+/// `match` over the two backends (no dynamic dispatch).
+#[derive(Debug, Clone, Copy)]
+pub enum Conn<'a> {
+    Sqlite(&'a sqlite::SqliteConn),
+    Postgres(&'a postgres::PgConn),
+}
+
+impl Conn<'_> {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+seam! {
+    (sqlite), (postgres);
+    /// A cheap read that proves a connection answers (readiness).
+    fn ping() -> Result<(), StoreError>;
+    /// Writes the readiness heartbeat (one small row in `meta`, replaced each time).
+    fn write_heartbeat() -> Result<(), StoreError>;
+}
 
 // Guests, fields, the blind index, stays.
-pub use sqlite::{
-    count_guests, delete_field, guest_status, insert_guest, insert_stay, list_stays, load_guest,
-    put_field, put_index, search_index, touch_guest,
-};
+seam! {
+    (sqlite), (postgres::guests);
+    fn insert_guest(permit: &Permit, guest_id: &str, now: &str, wrapped: &WrappedDek) -> Result<(), StoreError>;
+    fn put_field(permit: &Permit, guest_id: &str, field: &str, ciphertext: &[u8], now: &str) -> Result<(), StoreError>;
+    fn delete_field(permit: &Permit, guest_id: &str, field: &str) -> Result<(), StoreError>;
+    fn put_index(permit: &Permit, guest_id: &str, field: &str, digest: &[u8]) -> Result<(), StoreError>;
+    fn touch_guest(permit: &Permit, guest_id: &str, now: &str) -> Result<Option<GuestStatus>, StoreError>;
+    fn guest_status(guest_id: &str) -> Result<Option<GuestStatus>, StoreError>;
+    fn load_guest(permit: &Permit, guest_id: &str) -> Result<Option<SealedGuest>, StoreError>;
+    fn search_index(permit: &Permit, field: &str, digest: &[u8]) -> Result<Vec<(String, GuestStatus)>, StoreError>;
+    fn insert_stay(permit: &Permit, guest_id: &str, stay_id: &str, check_out: &str, now: &str, ciphertext: &[u8]) -> Result<(), StoreError>;
+    fn list_stays(permit: &Permit, guest_id: &str) -> Result<Vec<SealedStay>, StoreError>;
+    fn count_guests() -> Result<u64, StoreError>;
+}
 
 // Retention, erasure and data-subject requests.
-pub use sqlite::{
-    complete_erasures, erase_fields, erase_stays, get_dsr, guest_ids_after, insert_dsr,
-    latest_erasure, overdue_dsr, retention_facts, set_status, shred_guest,
-};
+seam! {
+    (sqlite), (postgres::erasure);
+    fn retention_facts(guest_id: &str) -> Result<Option<RetentionFacts>, StoreError>;
+    fn guest_ids_after(cursor: &str, limit: usize) -> Result<Vec<String>, StoreError>;
+    fn erase_fields(permit: &Permit, guest_id: &str, fields: &[String]) -> Result<(), StoreError>;
+    fn erase_stays(permit: &Permit, guest_id: &str, stay_ids: &[String]) -> Result<(), StoreError>;
+    fn set_status(permit: &Permit, guest_id: &str, status: GuestStatus) -> Result<(), StoreError>;
+    fn shred_guest(permit: &Permit, guest_id: &str) -> Result<(), StoreError>;
+    fn insert_dsr(subject: &[u8], row: &DsrRow) -> Result<(), StoreError>;
+    fn get_dsr(request_id: &str) -> Result<Option<(DsrRow, Vec<u8>)>, StoreError>;
+    fn latest_erasure(subject: &[u8]) -> Result<Option<DsrRow>, StoreError>;
+    fn overdue_dsr(today: &str) -> Result<Vec<DsrRow>, StoreError>;
+    fn complete_erasures(subject: &[u8], now: &str, receipt_fn: impl Fn(&str) -> String) -> Result<(), StoreError>;
+}
 
 // Corrections.
-pub use sqlite::{
-    correct_stay, decide_correction, get_stay, insert_correction, keep_registered,
-    pending_correction, pending_corrections, registered_values,
-};
+seam! {
+    (sqlite), (postgres::corrections);
+    fn insert_correction(permit: &Permit, subject: &[u8], row: &DsrRow, guest_id: &str, fields: &[String], ciphertext: &[u8]) -> Result<(), StoreError>;
+    fn pending_corrections(permit: &Permit) -> Result<Vec<PendingCorrection>, StoreError>;
+    fn pending_correction(permit: &Permit, request_id: &str) -> Result<Option<PendingCorrection>, StoreError>;
+    fn decide_correction(permit: &Permit, request_id: &str, status: &str, now: &str, receipt: &str) -> Result<bool, StoreError>;
+    fn keep_registered(permit: &Permit, guest_id: &str, field: &str, now: &str) -> Result<(), StoreError>;
+    fn registered_values(permit: &Permit, guest_id: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    fn get_stay(permit: &Permit, guest_id: &str, stay_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn correct_stay(permit: &Permit, guest_id: &str, stay_id: &str, replacement: Option<(&str, &[u8])>) -> Result<bool, StoreError>;
+}
 
 // Key rotation.
-pub use sqlite::{dek_counts, deks_not_under, rewrap};
+seam! {
+    (sqlite), (postgres::keys);
+    fn dek_counts() -> Result<Vec<(u32, u64)>, StoreError>;
+    fn deks_not_under(permit: &Permit, active: u32, limit: usize) -> Result<Vec<(String, WrappedDek)>, StoreError>;
+    fn rewrap(permit: &Permit, guest_id: &str, old_version: u32, new: &WrappedDek) -> Result<bool, StoreError>;
+}
 
 /// Consents: the current view, the ledger of changes, re-applying a withdrawal after a restore.
-pub use sqlite::consents;
+pub mod consents {
+    use super::{Conn, StoreError};
+    use crate::policy::ConsentFacts;
+    use crate::store::rows::{ConsentChange, ConsentEvent, ConsentRecord};
 
-/// The audit trail: append (the chain head read and the insert), read back, checkpoints, the
-/// officer's query, export ranges, the trail's purge.
-pub use sqlite::audit;
+    seam! {
+        (super::sqlite::consents), (super::postgres::consents);
+        fn apply(gid: &str, change: &ConsentChange, actor: &str, now: &str) -> Result<(), StoreError>;
+        fn ledger(gid: &str) -> Result<(Vec<ConsentRecord>, Vec<ConsentEvent>), StoreError>;
+        fn current(gid: &str) -> Result<Vec<ConsentRecord>, StoreError>;
+        fn history(gid: &str) -> Result<Vec<ConsentEvent>, StoreError>;
+        fn consent_state(guest_id: &str, purpose: &str) -> Result<ConsentFacts, StoreError>;
+        fn replay_withdrawal(gid: &str, purpose: &str, at: &str) -> Result<bool, StoreError>;
+    }
+}
+
+/// The audit trail: append, read back, checkpoints, the officer's query, export ranges, the
+/// trail's purge.
+pub mod audit;
 
 /// `GET /v1/audit/verify`: the whole trail or from the newest checkpoint.
-pub use sqlite::audit_since;
+pub mod audit_since {
+    use super::{Conn, StoreError};
+    use crate::audit::checkpoint::RangeVerification;
 
-/// Online backup, restore staging and the checks on a backup file.
+    seam! {
+        (super::sqlite::audit_since), (super::postgres::audit_since);
+        fn full(public_key: &[u8]) -> Result<RangeVerification, StoreError>;
+        fn since_checkpoint(public_key: &[u8]) -> Result<RangeVerification, StoreError>;
+    }
+}
+
+/// Online backup, restore staging and the checks on a backup file (SQLite; a PostgreSQL
+/// vault is backed up with the database's own tools, README "Running several nodes").
 pub use sqlite::backup;
 
 /// Which storage backend a vault runs on (`storage.backend`).
@@ -109,7 +193,7 @@ impl Backend {
 
     /// Whether this build can run on the backend.
     pub fn is_available(self) -> bool {
-        matches!(self, Self::Sqlite)
+        true
     }
 }
 
@@ -134,6 +218,10 @@ pub enum StoreError {
     /// included.
     #[error("commit failed: {0}")]
     Commit(std::sync::Arc<StoreError>),
+    /// The database cannot be reached (PostgreSQL: the connection is lost and cannot be
+    /// reopened yet). Answered 503 `unavailable`; the connection is reopened by itself.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("an operation panicked")]
     Panicked,
     #[error("{0}")]

@@ -295,7 +295,11 @@ fn check_data_dir(config: &Config, ids: &[String]) -> (Vec<String>, u64) {
     }
     .load()
     .unwrap();
-    let v = guestvault::audit::checkpoint::verify_store(&conn, keyring.audit_public_key()).unwrap();
+    let v = guestvault::audit::checkpoint::verify_store(
+        &guestvault::store::Conn::Sqlite(&conn),
+        keyring.audit_public_key(),
+    )
+    .unwrap();
     assert_eq!(v.first_bad_seq, None, "the audit trail does not verify");
     (missing, v.events)
 }

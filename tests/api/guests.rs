@@ -456,7 +456,7 @@ async fn every_touch_is_audited_and_the_chain_verifies() {
         ("denied".into(), "action_not_allowed".into())
     );
     assert_eq!(
-        guestvault::audit::verify_chain(&app.db()).unwrap(),
+        guestvault::audit::verify_chain(&guestvault::store::Conn::Sqlite(&app.db())).unwrap(),
         Ok(app.audit_count() as u64)
     );
 }

@@ -460,7 +460,7 @@ async fn a_guest_erased_after_a_backup_stays_erased_after_restoring_it() {
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
-        guestvault::audit::verify_chain(&app.db()).unwrap(),
+        guestvault::audit::verify_chain(&guestvault::store::Conn::Sqlite(&app.db())).unwrap(),
         Ok(app.audit_count() as u64)
     );
     let keys: i64 = app
@@ -783,11 +783,13 @@ async fn restore_refuses_a_trail_rewritten_with_recomputed_hashes() {
         let c = rusqlite::Connection::open(&backup).unwrap();
         c.execute_batch("DROP TRIGGER audit_events_no_update;")
             .unwrap();
-        let mut prev = guestvault::audit::read_after(&c, 0, 1)
+        let mut prev = guestvault::audit::read_after(&guestvault::store::Conn::Sqlite(&c), 0, 1)
             .unwrap()
             .remove(0)
             .hash;
-        for mut e in guestvault::audit::read_after(&c, 1, 10_000).unwrap() {
+        for mut e in
+            guestvault::audit::read_after(&guestvault::store::Conn::Sqlite(&c), 1, 10_000).unwrap()
+        {
             if e.event.seq == 2 {
                 e.event.actor = "someone-else".into();
             }
@@ -799,7 +801,11 @@ async fn restore_refuses_a_trail_rewritten_with_recomputed_hashes() {
             .unwrap();
             prev = hash.to_vec();
         }
-        assert!(guestvault::audit::verify_chain(&c).unwrap().is_ok());
+        assert!(
+            guestvault::audit::verify_chain(&guestvault::store::Conn::Sqlite(&c))
+                .unwrap()
+                .is_ok()
+        );
     }
     // ... and the manifest's checksum to match.
     let manifest = backup.with_extension("db.manifest.json");

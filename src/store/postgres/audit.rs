@@ -23,7 +23,7 @@ pub fn count_and_head(conn: &PgConn) -> Result<(u64, Option<u64>), StoreError> {
     todo!("issue 14: PostgreSQL port")
 }
 
-pub fn append(conn: &PgConn, event: NewEvent) -> Result<u64, StoreError> {
+pub fn append(conn: &PgConn, event: NewEvent) -> Result<(), StoreError> {
     todo!("issue 14: PostgreSQL port")
 }
 
@@ -116,6 +116,20 @@ pub fn resolve_range(conn: &PgConn, filter: &Filter) -> Result<Range, StoreError
     todo!("issue 14: PostgreSQL port")
 }
 
-pub fn append_alone(conn: &PgConn, event: NewEvent) -> Result<u64, StoreError> {
+pub fn append_alone(conn: &PgConn, event: NewEvent) -> Result<(), StoreError> {
+    todo!("issue 14: PostgreSQL port")
+}
+
+/// What [`flush_pending`] appended.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flushed {
+    pub events: u64,
+    pub last_seq: u64,
+    pub lock_wait: std::time::Duration,
+}
+
+/// Links the group's queued events into the shared chain under the head's row lock and
+/// inserts them.
+pub fn flush_pending(conn: &PgConn) -> Result<Flushed, StoreError> {
     todo!("issue 14: PostgreSQL port")
 }

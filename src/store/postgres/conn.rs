@@ -62,6 +62,12 @@ impl PgConn {
         self.client.is_closed()
     }
 
+    /// Applies the schema's migrations and checks the keyring fingerprint ([`super::migrate`]).
+    pub fn migrate(&mut self, keyring_fingerprint: &str) -> Result<(), StoreError> {
+        self.rt
+            .block_on(super::migrate(&mut self.client, keyring_fingerprint))
+    }
+
     /// Runs `fut` to completion on this connection's runtime (and drives the connection).
     pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
         self.rt.block_on(fut)
@@ -77,7 +83,10 @@ impl PgConn {
         if let Some(s) = self.cache.borrow().get(sql) {
             return Ok(s.clone());
         }
-        let s = self.rt.block_on(self.client.prepare(sql))?;
+        let s = self
+            .rt
+            .block_on(self.client.prepare(sql))
+            .map_err(classify)?;
         self.cache.borrow_mut().insert(sql, s.clone());
         Ok(s)
     }
@@ -85,13 +94,17 @@ impl PgConn {
     /// Runs a cached statement; returns the rows it changed.
     pub fn execute(&self, sql: &'static str, params: &[Param<'_>]) -> Result<u64, StoreError> {
         let s = self.statement(sql)?;
-        Ok(self.rt.block_on(self.client.execute(&s, params))?)
+        self.rt
+            .block_on(self.client.execute(&s, params))
+            .map_err(classify)
     }
 
     /// Runs a cached query; returns every row.
     pub fn query(&self, sql: &'static str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
         let s = self.statement(sql)?;
-        Ok(self.rt.block_on(self.client.query(&s, params))?)
+        self.rt
+            .block_on(self.client.query(&s, params))
+            .map_err(classify)
     }
 
     /// Runs a cached query that returns at most one row.
@@ -101,28 +114,38 @@ impl PgConn {
         params: &[Param<'_>],
     ) -> Result<Option<Row>, StoreError> {
         let s = self.statement(sql)?;
-        Ok(self.rt.block_on(self.client.query_opt(&s, params))?)
+        self.rt
+            .block_on(self.client.query_opt(&s, params))
+            .map_err(classify)
     }
 
     /// Runs a cached query that returns exactly one row.
     pub fn query_one(&self, sql: &'static str, params: &[Param<'_>]) -> Result<Row, StoreError> {
         let s = self.statement(sql)?;
-        Ok(self.rt.block_on(self.client.query_one(&s, params))?)
+        self.rt
+            .block_on(self.client.query_one(&s, params))
+            .map_err(classify)
     }
 
     /// Runs a statement built at run time (not cached); returns the rows it changed.
     pub fn execute_dyn(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
-        Ok(self.rt.block_on(self.client.execute(sql, params))?)
+        self.rt
+            .block_on(self.client.execute(sql, params))
+            .map_err(classify)
     }
 
     /// Runs a query built at run time (not cached).
     pub fn query_dyn(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
-        Ok(self.rt.block_on(self.client.query(sql, params))?)
+        self.rt
+            .block_on(self.client.query(sql, params))
+            .map_err(classify)
     }
 
     /// Runs one or more statements without parameters (transaction control, DDL).
     pub fn batch(&self, sql: &str) -> Result<(), StoreError> {
-        Ok(self.rt.block_on(self.client.batch_execute(sql))?)
+        self.rt
+            .block_on(self.client.batch_execute(sql))
+            .map_err(classify)
     }
 
     /// Queues an audit event of the running unit (see the `pending` field).
@@ -144,6 +167,18 @@ impl PgConn {
     /// Takes every queued event, in append order.
     pub fn take_pending(&self) -> Vec<NewEvent> {
         std::mem::take(&mut *self.pending.borrow_mut())
+    }
+}
+
+/// A driver error as the seam reports it: a lost connection (closed, or an I/O error on its
+/// socket) is [`StoreError::Unavailable`], which the API answers with 503 `unavailable`
+/// and the owner of the connection reopens; anything else keeps the driver's error.
+pub fn classify(e: tokio_postgres::Error) -> StoreError {
+    let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+    if e.is_closed() || io {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Postgres(e)
     }
 }
 

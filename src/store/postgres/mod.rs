@@ -1,7 +1,7 @@
-//! The PostgreSQL backend (issue 14): **started, not usable**. This build has only its schema
-//! (`migrations/postgres/`) and the function that applies it; none of the seam's operations
-//! exist here yet, and `storage.backend = "postgres"` is refused at start. Nothing outside
-//! this module and its tests calls it. See `docs/storage.md` for the plan.
+//! The PostgreSQL backend (issue 14): several vault nodes on one database. The same
+//! operations as `store/sqlite/`, in PostgreSQL's dialect; a writer per node whose group
+//! commits append to one shared audit chain under the chain head's row lock; a reader pool
+//! per node. See `docs/storage.md`.
 //!
 //! The client is `tokio-postgres`; it is used only under `src/store/postgres/` (a test in
 //! `tests/api/layout.rs` keeps it so).
@@ -9,13 +9,48 @@
 pub mod audit;
 pub mod audit_since;
 pub mod conn;
+pub mod connect;
 pub mod consents;
 pub mod corrections;
 pub mod erasure;
 pub mod guests;
 pub mod keys;
+mod readers;
+pub mod writer;
 
 pub use conn::PgConn;
+pub use connect::PgSettings;
+pub use readers::Readers;
+pub use writer::{Writer, SHREDDED_TABLES};
+
+/// A cheap read that proves a connection answers (readiness).
+pub fn ping(conn: &PgConn) -> Result<(), StoreError> {
+    conn.query_one("SELECT 1", &[])?;
+    Ok(())
+}
+
+/// Writes this node's readiness heartbeat: one small row in `meta`, replaced each time, so a
+/// commit that includes it proves a real write reaches the database.
+pub fn write_heartbeat(conn: &PgConn) -> Result<(), StoreError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('ready_heartbeat', $1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&now],
+    )?;
+    Ok(())
+}
+
+/// Opens a connection, applies the migrations (one node at a time) and checks the keyring
+/// fingerprint.
+pub fn open_migrated(
+    settings: &PgSettings,
+    keyring_fingerprint: &str,
+) -> Result<PgConn, StoreError> {
+    let mut conn = settings.open()?;
+    conn.migrate(keyring_fingerprint)?;
+    Ok(conn)
+}
 
 use tokio_postgres::Client;
 

@@ -348,18 +348,6 @@ pub fn verify_store(conn: &Connection, public_key: &[u8]) -> Result<StoreVerific
     })
 }
 
-/// The writer's pre-commit hook: a checkpoint whenever the chain has grown `every` events past
-/// the newest one (`audit.checkpoint_every`), in the same transaction as those events.
-pub fn every_n_events(
-    keyring: std::sync::Arc<Keyring>,
-    clock: std::sync::Arc<dyn crate::clock::Clock>,
-    every: u64,
-) -> crate::store::PreCommitHook {
-    Box::new(move |conn| {
-        checkpoint_head(conn, &keyring, crate::clock::timestamp(clock.now()), every).map(|_| ())
-    })
-}
-
 /// The last seq a purge removed (0 if none).
 pub fn purged_through(conn: &Connection) -> Result<u64, StoreError> {
     let v: Option<String> = conn

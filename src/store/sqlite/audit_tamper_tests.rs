@@ -21,6 +21,13 @@ pub(super) struct Fixture {
     pub(super) keyring: Keyring,
 }
 
+impl Fixture {
+    /// The connection as the seam's operations take it.
+    pub(super) fn c(&self) -> crate::store::Conn<'_> {
+        crate::store::Conn::Sqlite(&self.conn)
+    }
+}
+
 pub(super) fn new_event(i: u64, at: time::OffsetDateTime) -> NewEvent {
     NewEvent {
         ts: timestamp(at),
@@ -67,9 +74,13 @@ pub(super) fn new_event(i: u64, at: time::OffsetDateTime) -> NewEvent {
 /// `n` events, one minute apart from T0.
 pub(super) fn fixture(n: u64) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let conn = crate::store::open_writer(&dir.path().join("a.db"), "normal", "fp").unwrap();
+    let conn = crate::store::sqlite::open_writer(&dir.path().join("a.db"), "normal", "fp").unwrap();
     for i in 1..=n {
-        append(&conn, new_event(i, T0 + time::Duration::minutes(i as i64))).unwrap();
+        append(
+            &crate::store::Conn::Sqlite(&conn),
+            new_event(i, T0 + time::Duration::minutes(i as i64)),
+        )
+        .unwrap();
     }
     Fixture {
         _dir: dir,
@@ -84,14 +95,14 @@ impl Fixture {
     }
 
     pub(super) fn export(&self, params: &ExportParams) -> Vec<u8> {
-        let mut ex = Export::plan(&self.conn, params, self.keyring.audit_public_key()).unwrap();
+        let mut ex = Export::plan(&self.c(), params, self.keyring.audit_public_key()).unwrap();
         let mut out = ex.header().unwrap();
         // A small page so that every test crosses page boundaries.
-        while let Some(page) = ex.next_page(&self.conn, 7).unwrap() {
+        while let Some(page) = ex.next_page(&self.c(), 7).unwrap() {
             out.extend_from_slice(&page);
         }
         let cp = ex.checkpoint(&self.keyring, timestamp(T0));
-        checkpoint::store(&self.conn, &cp).unwrap();
+        checkpoint::store(&self.c(), &cp).unwrap();
         out.extend_from_slice(&ex.finish(&self.keyring, &cp).unwrap());
         out
     }
@@ -171,7 +182,7 @@ fn a_time_range_export_is_anchored_where_it_starts() {
         (9, 19, 10)
     );
     // The anchor is the stored hash of event 9.
-    let h9 = read_after(&f.conn, 8, 1).unwrap().remove(0).hash;
+    let h9 = read_after(&f.c(), 8, 1).unwrap().remove(0).hash;
     assert!(text
         .lines()
         .next()
@@ -256,7 +267,7 @@ fn a_replaced_signature_or_another_key_fails() {
     let text = f.jsonl("");
     // A genuine signature by another key over the same checkpoint, with the key id kept.
     let other = Keyring::generate().unwrap();
-    let (seq, hash) = head(&f.conn).unwrap();
+    let (seq, hash) = head(&f.c()).unwrap();
     let forged = other.audit_sign(&checkpoint::checkpoint_message(seq, &hash));
     let mut l = lines(&text);
     let last = l.len() - 1;
@@ -434,14 +445,14 @@ fn a_changed_or_removed_value_hash_is_caught_at_its_seq() {
 #[test]
 fn a_rewritten_value_hash_in_the_database_breaks_the_chain() {
     let f = fixture(10);
-    assert_eq!(crate::audit::verify_chain(&f.conn).unwrap(), Ok(10));
+    assert_eq!(super::audit::verify_chain(&f.conn).unwrap(), Ok(10));
     f.conn
         .execute_batch(
             "DROP TRIGGER audit_events_no_update;
              UPDATE audit_events SET value_hashes = replace(value_hashes, 'cd', 'ce') WHERE seq = 7;",
         )
         .unwrap();
-    assert_eq!(crate::audit::verify_chain(&f.conn).unwrap(), Err(7));
+    assert_eq!(super::audit::verify_chain(&f.conn).unwrap(), Err(7));
 }
 
 /// Found by fuzzing (issue 13): the CSV reader took a hash pair `+a` for `0a` and a seq `+3`
@@ -549,11 +560,11 @@ fn formula_fixture() -> Fixture {
     let mut e = new_event(7, T0 + time::Duration::minutes(7));
     e.justification = Some("=HYPERLINK(\"http://evil.example/\",\"click\")".into());
     e.actor = "@staff".into();
-    append(&f.conn, e).unwrap();
+    append(&f.c(), e).unwrap();
     let mut e = new_event(8, T0 + time::Duration::minutes(8));
     e.justification = Some("'quoted note".into());
     e.reason = Some("-1+1".into());
-    append(&f.conn, e).unwrap();
+    append(&f.c(), e).unwrap();
     f
 }
 

@@ -15,34 +15,34 @@ use crate::crypto::Keyring;
 fn checkpoints_are_made_every_n_events_and_verify_in_the_store() {
     let f = fixture(25);
     for _ in 0..3 {
-        checkpoint::checkpoint_head(&f.conn, &f.keyring, timestamp(T0), 10).unwrap();
+        checkpoint::checkpoint_head(&f.c(), &f.keyring, timestamp(T0), 10).unwrap();
     }
-    assert_eq!(checkpoint::latest(&f.conn).unwrap().unwrap().seq, 25);
+    assert_eq!(checkpoint::latest(&f.c()).unwrap().unwrap().seq, 25);
     assert!(
-        checkpoint::checkpoint_head(&f.conn, &f.keyring, timestamp(T0), 1)
+        checkpoint::checkpoint_head(&f.c(), &f.keyring, timestamp(T0), 1)
             .unwrap()
             .is_none()
     );
-    append(&f.conn, new_event(26, T0)).unwrap();
+    append(&f.c(), new_event(26, T0)).unwrap();
     assert!(
-        checkpoint::checkpoint_head(&f.conn, &f.keyring, timestamp(T0), 10)
+        checkpoint::checkpoint_head(&f.c(), &f.keyring, timestamp(T0), 10)
             .unwrap()
             .is_none()
     );
     assert_eq!(
-        checkpoint::checkpoint_head(&f.conn, &f.keyring, timestamp(T0), 1)
+        checkpoint::checkpoint_head(&f.c(), &f.keyring, timestamp(T0), 1)
             .unwrap()
             .unwrap()
             .seq,
         26
     );
-    let v = verify_store(&f.conn, f.keyring.audit_public_key()).unwrap();
+    let v = verify_store(&f.c(), f.keyring.audit_public_key()).unwrap();
     assert_eq!(
         (v.intact, v.events, v.checkpoints, v.first_bad_seq),
         (true, 26, 2, None)
     );
     let other = Keyring::generate().unwrap();
-    let v = verify_store(&f.conn, other.audit_public_key()).unwrap();
+    let v = verify_store(&f.c(), other.audit_public_key()).unwrap();
     assert_eq!((v.intact, v.first_bad_seq), (false, Some(25)));
 }
 
@@ -50,18 +50,18 @@ fn checkpoints_are_made_every_n_events_and_verify_in_the_store() {
 fn a_rewritten_row_in_the_store_is_found() {
     let f = fixture(12);
     f.conn.execute_batch("DROP TRIGGER audit_events_no_update; UPDATE audit_events SET actor = 'someone-else' WHERE seq = 7;").unwrap();
-    let v = verify_store(&f.conn, f.keyring.audit_public_key()).unwrap();
+    let v = verify_store(&f.c(), f.keyring.audit_public_key()).unwrap();
     assert_eq!((v.intact, v.events, v.first_bad_seq), (false, 6, Some(7)));
     // And an export refuses to sign it.
     let mut ex = Export::plan(
-        &f.conn,
+        &f.c(),
         &parse_export(None).unwrap(),
         f.keyring.audit_public_key(),
     )
     .unwrap();
     ex.header().unwrap();
     assert!(matches!(
-        ex.next_page(&f.conn, 100),
+        ex.next_page(&f.c(), 100),
         Err(crate::audit::export::ExportError::Broken(7))
     ));
 }
@@ -69,14 +69,14 @@ fn a_rewritten_row_in_the_store_is_found() {
 #[test]
 fn a_rewritten_and_rehashed_chain_contradicts_its_checkpoint_and_is_not_signed_again() {
     let f = fixture(12);
-    checkpoint::checkpoint_head(&f.conn, &f.keyring, timestamp(T0), 1).unwrap();
-    append(&f.conn, new_event(13, T0)).unwrap();
+    checkpoint::checkpoint_head(&f.c(), &f.keyring, timestamp(T0), 1).unwrap();
+    append(&f.c(), new_event(13, T0)).unwrap();
     // Someone with the database but not the key rewrites event 7 and recomputes every hash.
     f.conn
         .execute_batch("DROP TRIGGER audit_events_no_update;")
         .unwrap();
-    let mut prev = read_after(&f.conn, 5, 1).unwrap().remove(0).hash;
-    for mut e in read_after(&f.conn, 6, 100).unwrap() {
+    let mut prev = read_after(&f.c(), 5, 1).unwrap().remove(0).hash;
+    for mut e in read_after(&f.c(), 6, 100).unwrap() {
         if e.event.seq == 7 {
             e.event.actor = "someone-else".into();
         }
@@ -90,21 +90,21 @@ fn a_rewritten_and_rehashed_chain_contradicts_its_checkpoint_and_is_not_signed_a
         prev = hash.to_vec();
     }
     assert_eq!(
-        verify_chain(&f.conn).unwrap(),
+        verify_chain(&f.c()).unwrap(),
         Ok(13),
         "the chain alone looks fine"
     );
-    let v = verify_store(&f.conn, f.keyring.audit_public_key()).unwrap();
+    let v = verify_store(&f.c(), f.keyring.audit_public_key()).unwrap();
     assert_eq!((v.intact, v.first_bad_seq), (false, Some(12)));
     let mut ex = Export::plan(
-        &f.conn,
+        &f.c(),
         &parse_export(None).unwrap(),
         f.keyring.audit_public_key(),
     )
     .unwrap();
     ex.header().unwrap();
     let stopped = loop {
-        match ex.next_page(&f.conn, 5) {
+        match ex.next_page(&f.c(), 5) {
             Ok(Some(_)) => continue,
             other => break other,
         }
@@ -120,33 +120,40 @@ fn purge_keeps_three_years_and_the_chain_verifies_from_its_checkpoint() {
     // REQ-19 time travel: one event a day for ten days from T0, then jump 1096 days past the
     // fifth day: days 1..=4 are due, day 5 is exactly at the cutoff and stays.
     let f = fixture(0);
-    let mut conn = f.conn;
+    let mut db = crate::store::Db::Sqlite(f.conn);
     for day in 1..=10u64 {
-        append(&conn, new_event(day, T0 + time::Duration::days(day as i64))).unwrap();
+        append(
+            &db.conn(),
+            new_event(day, T0 + time::Duration::days(day as i64)),
+        )
+        .unwrap();
     }
     let clock = ManualClock::new(T0 + time::Duration::days(5 + 1096));
     assert!(matches!(
-        run_purge(&mut conn, &f.keyring, &clock, 30, false),
+        run_purge(&mut db, &f.keyring, &clock, 30, false),
         Err(PurgeError::BelowFloor(30))
     ));
-    let dry = run_purge(&mut conn, &f.keyring, &clock, 1096, true).unwrap();
+    let dry = run_purge(&mut db, &f.keyring, &clock, 1096, true).unwrap();
     assert_eq!((dry.through_seq, dry.events), (Some(4), 4));
     assert_eq!(
-        read_after(&conn, 0, 100).unwrap().len(),
+        read_after(&db.conn(), 0, 100).unwrap().len(),
         10,
         "a dry run changes nothing"
     );
-    let done = run_purge(&mut conn, &f.keyring, &clock, 1096, false).unwrap();
+    let done = run_purge(&mut db, &f.keyring, &clock, 1096, false).unwrap();
     assert_eq!(done, dry);
-    let left = read_after(&conn, 0, 100).unwrap();
+    let left = read_after(&db.conn(), 0, 100).unwrap();
     assert_eq!(left.first().unwrap().event.seq, 5);
     // The purge is itself audited, after the kept events.
     let last = &left.last().unwrap().event;
     assert_eq!((last.seq, last.action.as_str()), (11, "admin.retention"));
     assert!(last.reason.as_deref().unwrap().contains("removed=4"));
-    assert_eq!(purge::purged_through(&conn).unwrap(), 4);
-    let v = verify_store(&conn, f.keyring.audit_public_key()).unwrap();
+    assert_eq!(purge::purged_through(&db.conn()).unwrap(), 4);
+    let v = verify_store(&db.conn(), f.keyring.audit_public_key()).unwrap();
     assert_eq!((v.intact, v.events), (true, 7), "{v:?}");
+    let crate::store::Db::Sqlite(conn) = db else {
+        unreachable!("a SQLite fixture")
+    };
     let f2 = Fixture {
         _dir: f._dir,
         conn,
@@ -155,14 +162,17 @@ fn purge_keeps_three_years_and_the_chain_verifies_from_its_checkpoint() {
     let report = verify(&f2.jsonl(""), &f2.key()).unwrap();
     assert_eq!((report.anchor_seq, report.last_seq), (4, 11));
     // Nothing more is due; a second run is a no-op.
-    let mut conn = f2.conn;
+    let mut db = crate::store::Db::Sqlite(f2.conn);
     assert_eq!(
-        run_purge(&mut conn, &f2.keyring, &clock, 1096, false)
+        run_purge(&mut db, &f2.keyring, &clock, 1096, false)
             .unwrap()
             .through_seq,
         None
     );
     // Rows at or below the anchor cannot come back, and rows above it still cannot be deleted.
+    let crate::store::Db::Sqlite(conn) = &db else {
+        unreachable!("a SQLite fixture")
+    };
     assert!(conn
         .execute("DELETE FROM audit_events WHERE seq = 6", [])
         .is_err());
@@ -171,18 +181,18 @@ fn purge_keeps_three_years_and_the_chain_verifies_from_its_checkpoint() {
 #[test]
 fn purging_everything_leaves_the_checkpoint_as_the_head() {
     let f = fixture(3);
-    let mut conn = f.conn;
+    let mut db = crate::store::Db::Sqlite(f.conn);
     let clock = ManualClock::new(T0 + time::Duration::days(2000));
     assert_eq!(
-        run_purge(&mut conn, &f.keyring, &clock, 1096, false)
+        run_purge(&mut db, &f.keyring, &clock, 1096, false)
             .unwrap()
             .through_seq,
         Some(3)
     );
-    let left = read_after(&conn, 0, 10).unwrap();
+    let left = read_after(&db.conn(), 0, 10).unwrap();
     assert_eq!((left.len(), left[0].event.seq), (1, 4));
     assert!(
-        verify_store(&conn, f.keyring.audit_public_key())
+        verify_store(&db.conn(), f.keyring.audit_public_key())
             .unwrap()
             .intact
     );
@@ -192,15 +202,15 @@ fn purging_everything_leaves_the_checkpoint_as_the_head() {
 fn queries_filter_and_page_with_a_cursor() {
     let f = fixture(30);
     let p = parse_query(Some("actor=staff-a&limit=4")).unwrap();
-    let page = query::query(&f.conn, &p.filter, p.after_seq, p.limit).unwrap();
+    let page = query::query(&f.c(), &p.filter, p.after_seq, p.limit).unwrap();
     assert_eq!(
         page.iter().map(|e| e.event.seq).collect::<Vec<_>>(),
         [2, 4, 6, 8]
     );
-    let page = query::query(&f.conn, &p.filter, 8, p.limit).unwrap();
+    let page = query::query(&f.c(), &p.filter, 8, p.limit).unwrap();
     assert_eq!(page[0].event.seq, 10);
     let p = parse_query(Some(&format!("guest_id={GUEST}&outcome=denied"))).unwrap();
-    let page = query::query(&f.conn, &p.filter, 0, 100).unwrap();
+    let page = query::query(&f.c(), &p.filter, 0, 100).unwrap();
     assert_eq!(page.iter().map(|e| e.event.seq).collect::<Vec<_>>(), [20]);
     assert_eq!(p.filter.names(), ["guest_id", "outcome"]);
     let since = "2026-01-01T08:10:00%2B08:00";
@@ -209,7 +219,7 @@ fn queries_filter_and_page_with_a_cursor() {
         p.filter.since.as_deref(),
         Some("2026-01-01T00:10:00.000000Z")
     );
-    assert_eq!(query::query(&f.conn, &p.filter, 0, 100).unwrap().len(), 21);
+    assert_eq!(query::query(&f.c(), &p.filter, 0, 100).unwrap().len(), 21);
 }
 
 #[test]
@@ -277,18 +287,14 @@ fn audit_throughput() {
     let f = fixture(0);
     f.conn.execute_batch("BEGIN").unwrap();
     for i in 1..=n {
-        append(
-            &f.conn,
-            new_event(i, T0 + time::Duration::seconds(i as i64)),
-        )
-        .unwrap();
+        append(&f.c(), new_event(i, T0 + time::Duration::seconds(i as i64))).unwrap();
     }
     f.conn.execute_batch("COMMIT").unwrap();
     let path = f._dir.path().join("export.jsonl");
     let rss_before = rss_kib();
     let started = std::time::Instant::now();
     let mut ex = Export::plan(
-        &f.conn,
+        &f.c(),
         &parse_export(None).unwrap(),
         f.keyring.audit_public_key(),
     )
@@ -296,7 +302,7 @@ fn audit_throughput() {
     let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
     out.write_all(&ex.header().unwrap()).unwrap();
     while let Some(page) = ex
-        .next_page(&f.conn, crate::audit::export::PAGE_EVENTS)
+        .next_page(&f.c(), crate::audit::export::PAGE_EVENTS)
         .unwrap()
     {
         out.write_all(&page).unwrap();
@@ -321,9 +327,9 @@ fn audit_throughput() {
 #[test]
 fn deleting_the_newest_events_under_a_checkpoint_is_found() {
     let f = fixture(12);
-    checkpoint::checkpoint_head(&f.conn, &f.keyring, timestamp(T0), 1).unwrap();
+    checkpoint::checkpoint_head(&f.c(), &f.keyring, timestamp(T0), 1).unwrap();
     assert!(
-        verify_store(&f.conn, f.keyring.audit_public_key())
+        verify_store(&f.c(), f.keyring.audit_public_key())
             .unwrap()
             .intact
     );
@@ -334,11 +340,11 @@ fn deleting_the_newest_events_under_a_checkpoint_is_found() {
         )
         .unwrap();
     assert_eq!(
-        verify_chain(&f.conn).unwrap(),
+        verify_chain(&f.c()).unwrap(),
         Ok(10),
         "the chain alone looks fine"
     );
-    let v = verify_store(&f.conn, f.keyring.audit_public_key()).unwrap();
+    let v = verify_store(&f.c(), f.keyring.audit_public_key()).unwrap();
     assert_eq!(
         (v.intact, v.events, v.checkpoints, v.first_bad_seq),
         (false, 10, 0, Some(12))

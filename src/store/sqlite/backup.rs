@@ -77,7 +77,7 @@ pub fn carry_newer_audit_events(live: &Path, staging: &Path) -> anyhow::Result<u
         return Ok(0);
     }
     let conn = rusqlite::Connection::open(staging)?;
-    let (head_seq, head_hash) = crate::audit::head(&conn)?;
+    let (head_seq, head_hash) = super::audit::head(&conn)?;
     conn.execute(
         "ATTACH DATABASE ?1 AS live",
         [live.to_str().context("database path must be UTF-8")?],

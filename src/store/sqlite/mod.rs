@@ -40,13 +40,13 @@ pub use erasure::*;
 pub use guests::*;
 pub use keys::*;
 pub use readers::Readers;
-pub use writer::{CommitBarrier, PreCommitHook, Writer, WriterStats, DEFAULT_WAL_MAX_BYTES};
+pub use writer::{CommitBarrier, PreCommitHook, Writer, DEFAULT_WAL_MAX_BYTES};
 
 /// The handle a unit of work gets: inside [`Writer::execute`] the connection of the group
 /// transaction (in a savepoint of its own), inside [`Readers::run`] a read-only connection.
 /// Outside this module it is opaque by convention: it is only passed on to the seam's
 /// operations (a test in `tests/api/layout.rs` finds SQL anywhere else).
-pub type Conn = Connection;
+pub type SqliteConn = Connection;
 
 /// The driver's error, carried by [`StoreError::Sqlite`].
 pub type SqliteError = rusqlite::Error;

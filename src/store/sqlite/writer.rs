@@ -5,14 +5,14 @@
 //! So an acknowledged write is durable, and an audit event commits with the change it records.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
 use rusqlite::Connection;
 
 use super::checkpoint::{Checkpointer, Msg, ReadGate};
-use super::health::{CommitHealth, Fault};
+use super::health::{CommitHealth, Fault, WriterStats};
 use super::StoreError;
 
 type Completion = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
@@ -27,14 +27,6 @@ pub type PreCommitHook = Box<dyn FnMut(&Connection) -> Result<(), StoreError> + 
 /// failure fails the whole group (the erasure ledger's fsync: an erasure must never commit
 /// before its ledger line is durable).
 pub type CommitBarrier = Box<dyn FnMut() -> Result<(), StoreError> + Send>;
-
-/// Counters the metrics endpoint and benchmarks read.
-#[derive(Debug, Default)]
-pub struct WriterStats {
-    pub batches: AtomicU64,
-    pub operations: AtomicU64,
-    pub commit_micros_total: AtomicU64,
-}
 
 /// Handle to the writer thread; cheap to clone.
 #[derive(Debug, Clone)]

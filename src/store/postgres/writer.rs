@@ -1,0 +1,336 @@
+//! The PostgreSQL writer of one node: one thread, one connection, group commit. It takes every
+//! pending unit (up to `max_batch`), runs each in a savepoint of one transaction, then appends
+//! the group's audit events to the shared chain under the chain head's row lock
+//! ([`super::audit::flush_pending`]), runs the pre-commit hook (the signed checkpoint every N
+//! events) and the commit barrier (the erasure ledger's fsync), and commits once
+//! (`synchronous_commit = on`: the commit returns once the WAL record is durable, and on a
+//! synchronous standby too when the server is set up so). Only then is each caller answered.
+//!
+//! The head's lock is taken last and held only from the append to the commit, so other nodes'
+//! groups wait on it only for that long; [`WriterStats`] counts that hold time.
+//!
+//! A connection lost mid-run fails the group (its callers get an error, nothing of it is
+//! committed) and the next group opens a new connection; until one can be opened, units are
+//! not run and their callers are told the database is unavailable.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Instant;
+
+use super::conn::PgConn;
+use crate::store::health::{CommitHealth, Fault, WriterStats};
+use crate::store::StoreError;
+
+type Completion = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
+type Job = Box<dyn FnOnce(Option<&PgConn>) -> Completion + Send>;
+/// Opens a connection (at start and after one was lost).
+pub type Connect = Box<dyn Fn() -> Result<PgConn, StoreError> + Send>;
+/// Runs after the group's audit events are appended, before the commit; a failure is logged
+/// and rolls back only its own savepoint.
+pub type PreCommitHook = Box<dyn FnMut(&PgConn) -> Result<(), StoreError> + Send>;
+/// Runs just before the commit; its failure fails the whole group.
+pub type CommitBarrier = Box<dyn FnMut() -> Result<(), StoreError> + Send>;
+
+/// The tables whose dead tuples may hold shredded personal data (ciphertext, wrapped DEKs,
+/// blind-index digests) after an erasure: vacuumed after each commit that shredded.
+pub const SHREDDED_TABLES: &[&str] = &[
+    "guest_keys",
+    "guest_fields",
+    "blind_index",
+    "stays",
+    "guest_field_history",
+    "correction_requests",
+    "consents",
+];
+
+/// Handle to the writer thread; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+    stats: Arc<WriterStats>,
+    health: Arc<CommitHealth>,
+    shredded: Arc<AtomicBool>,
+    vacuum: Option<mpsc::Sender<()>>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn` (already migrated), reconnecting with `connect`, and
+    /// a vacuum thread with a connection of its own when `vacuum` is given.
+    pub fn start(
+        conn: PgConn,
+        connect: Connect,
+        max_batch: usize,
+        hook: Option<PreCommitHook>,
+        barrier: Option<CommitBarrier>,
+        vacuum: Option<Connect>,
+    ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let stats = Arc::new(WriterStats::default());
+        let health = Arc::new(CommitHealth::default());
+        let thread_stats = stats.clone();
+        let thread_health = health.clone();
+        let vacuum = match vacuum {
+            Some(connect) => Some(start_vacuum(connect)?),
+            None => None,
+        };
+        let handle = std::thread::Builder::new()
+            .name("guestvault-pg-writer".into())
+            .spawn(move || {
+                let mut w = WriterThread {
+                    conn: Some(conn),
+                    connect,
+                    hook,
+                    barrier,
+                    stats: thread_stats,
+                    health: thread_health,
+                };
+                w.run(rx, max_batch);
+            })?;
+        Ok((
+            Self {
+                tx,
+                stats,
+                health,
+                shredded: Arc::new(AtomicBool::new(false)),
+                vacuum,
+            },
+            handle,
+        ))
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    pub fn health(&self) -> &CommitHealth {
+        &self.health
+    }
+
+    /// Call after a committed write that deleted personal data: the vacuum thread then
+    /// vacuums [`SHREDDED_TABLES`], so the dead tuples holding the old rows are reclaimed
+    /// (their pages reused). This does not reach WAL archives or base backups: there an
+    /// erasure is final only once the KEK in force is retired (README, "Running several
+    /// nodes").
+    pub fn note_shredded(&self) {
+        self.shredded.store(true, Ordering::Release);
+        if let Some(v) = &self.vacuum {
+            let _ = v.send(());
+        }
+    }
+
+    /// Runs `op` inside a savepoint of the next group transaction and returns its result once
+    /// that transaction has committed.
+    pub async fn execute<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&PgConn) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(op, true).await
+    }
+
+    /// Like [`execute`](Self::execute) without the savepoint, for a unit that only appends
+    /// audit events (which are queued, not written, until the group commits) or runs one
+    /// statement: if that statement fails, the whole group fails, as a commit would.
+    pub async fn execute_atomic<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&PgConn) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(op, false).await
+    }
+
+    async fn submit<T, F>(&self, op: F, savepoint: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&PgConn) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<T, StoreError>>();
+        let job: Job = Box::new(move |conn: Option<&PgConn>| {
+            let result = match conn {
+                Some(conn) if savepoint => in_savepoint(conn, op),
+                Some(conn) => {
+                    let mark = conn.pending_len();
+                    let r = std::panic::catch_unwind(AssertUnwindSafe(|| op(conn)))
+                        .unwrap_or(Err(StoreError::Panicked));
+                    if r.is_err() {
+                        conn.truncate_pending(mark);
+                    }
+                    r
+                }
+                None => Err(StoreError::Other("not run".into())),
+            };
+            Box::new(move |commit: Result<(), Arc<StoreError>>| {
+                let outcome = match (commit, result) {
+                    (Ok(()), r) => r,
+                    (Err(e), _) => Err(StoreError::Commit(e)),
+                };
+                let _ = done_tx.send(outcome);
+            })
+        });
+        self.tx.send(job).map_err(|_| StoreError::WriterGone)?;
+        done_rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+/// Runs `op` in a savepoint; a failed unit rolls back its statements and drops the audit
+/// events it queued.
+fn in_savepoint<T>(
+    conn: &PgConn,
+    op: impl FnOnce(&PgConn) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.batch("SAVEPOINT op")?;
+    let mark = conn.pending_len();
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| op(conn)))
+        .unwrap_or(Err(StoreError::Panicked));
+    if result.is_err() {
+        conn.truncate_pending(mark);
+        conn.batch("ROLLBACK TO SAVEPOINT op")?;
+    }
+    conn.batch("RELEASE SAVEPOINT op")?;
+    result
+}
+
+struct WriterThread {
+    conn: Option<PgConn>,
+    connect: Connect,
+    hook: Option<PreCommitHook>,
+    barrier: Option<CommitBarrier>,
+    stats: Arc<WriterStats>,
+    health: Arc<CommitHealth>,
+}
+
+impl WriterThread {
+    fn run(&mut self, rx: mpsc::Receiver<Job>, max_batch: usize) {
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < max_batch {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.group(jobs);
+        }
+    }
+
+    /// The connection, opened anew if there is none or the last one was lost.
+    fn connection(&mut self) -> Result<&PgConn, StoreError> {
+        if self.conn.as_ref().is_some_and(PgConn::is_closed) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            self.conn = Some((self.connect)()?);
+        }
+        Ok(self.conn.as_ref().expect("just opened"))
+    }
+
+    fn group(&mut self, jobs: Vec<Job>) {
+        let started = Instant::now();
+        let n = jobs.len() as u64;
+        let begun = self.connection().and_then(|c| c.batch("BEGIN"));
+        if let Err(e) = begun {
+            let e = Arc::new(StoreError::Unavailable(e.to_string()));
+            self.health.note_fault(Fault::of_store(&e));
+            tracing::error!(error = %e, "cannot begin a group transaction on PostgreSQL");
+            for job in jobs {
+                job(None)(Err(e.clone()));
+            }
+            return;
+        }
+        let conn = self.conn.as_ref().expect("connected");
+        drop(conn.take_pending());
+        let mut completions = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            completions.push(job(Some(conn)));
+        }
+        let outcome = self.finish(started);
+        let commit = match outcome {
+            Ok(()) => {
+                self.health.note_ok();
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed");
+                if let Some(c) = self.conn.as_ref() {
+                    drop(c.take_pending());
+                    if c.batch("ROLLBACK").is_err() {
+                        self.conn = None;
+                    }
+                }
+                let e = if self.conn.as_ref().is_none_or(PgConn::is_closed) {
+                    StoreError::Unavailable(e.to_string())
+                } else {
+                    e
+                };
+                self.health.note_fault(Fault::of_store(&e));
+                Err(Arc::new(e))
+            }
+        };
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats.operations.fetch_add(n, Ordering::Relaxed);
+        self.stats.commit_micros_total.fetch_add(
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        crate::metrics::record_group_commit(n, started.elapsed());
+        for completion in completions {
+            completion(commit.clone());
+        }
+    }
+
+    /// The group's tail: audit append under the head lock, hook, barrier, commit.
+    fn finish(&mut self, _started: Instant) -> Result<(), StoreError> {
+        let conn = self.conn.as_ref().expect("connected");
+        let locked = Instant::now();
+        let flushed = super::audit::flush_pending(conn).map_err(|e| match e {
+            e @ StoreError::Audit(_) => e,
+            e => StoreError::Audit(Box::new(e)),
+        })?;
+        if let Some(hook) = self.hook.as_mut() {
+            if let Err(e) = in_savepoint(conn, |c| hook(c)) {
+                tracing::warn!(error = %e, "pre-commit hook failed");
+            }
+        }
+        if let Some(barrier) = self.barrier.as_mut() {
+            barrier().inspect_err(|e| {
+                tracing::error!(error = %e, "commit barrier failed; the group is rolled back");
+            })?;
+        }
+        conn.batch("COMMIT")?;
+        if flushed.events > 0 {
+            self.stats
+                .record_head_hold(flushed.events, locked.elapsed());
+        }
+        Ok(())
+    }
+}
+
+/// The vacuum thread: woken after a shredding commit, it vacuums the tables that held the
+/// shredded rows (coalescing wake-ups that arrive while it works).
+fn start_vacuum(connect: Connect) -> std::io::Result<mpsc::Sender<()>> {
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("guestvault-pg-vacuum".into())
+        .spawn(move || {
+            let mut conn: Option<PgConn> = None;
+            while rx.recv().is_ok() {
+                while rx.try_recv().is_ok() {}
+                if conn.as_ref().is_none_or(PgConn::is_closed) {
+                    conn = connect().ok();
+                }
+                let Some(c) = conn.as_ref() else {
+                    tracing::warn!(
+                        "cannot connect to vacuum after an erasure; retried after the next one"
+                    );
+                    continue;
+                };
+                let sql = format!("VACUUM {}", SHREDDED_TABLES.join(", "));
+                match c.batch(&sql) {
+                    Ok(()) => tracing::debug!("vacuumed after an erasure"),
+                    Err(e) => tracing::warn!(error = %e, "VACUUM after an erasure failed"),
+                }
+            }
+        })?;
+    Ok(tx)
+}
