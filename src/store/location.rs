@@ -95,6 +95,24 @@ impl Location {
         &self,
         keyring_fingerprint: &str,
         options: StartOptions,
+        probe: impl FnOnce(&Conn<'_>) -> anyhow::Result<()> + Send,
+    ) -> anyhow::Result<Started> {
+        // A PostgreSQL connection blocks its thread on a runtime of its own, which tokio
+        // refuses on a thread that drives another runtime (the server's start is async).
+        if matches!(self, Self::Postgres(_)) && tokio::runtime::Handle::try_current().is_ok() {
+            return std::thread::scope(|s| {
+                s.spawn(|| self.start_here(keyring_fingerprint, options, probe))
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the storage start-up panicked")))
+            });
+        }
+        self.start_here(keyring_fingerprint, options, probe)
+    }
+
+    fn start_here(
+        &self,
+        keyring_fingerprint: &str,
+        options: StartOptions,
         probe: impl FnOnce(&Conn<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<Started> {
         let StartOptions {

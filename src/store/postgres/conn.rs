@@ -190,6 +190,12 @@ pub mod testdb {
 
     pub const URL_VAR: &str = "GUESTVAULT_TEST_POSTGRES_URL";
 
+    /// Runs `f` on a thread of its own: a [`PgConn`] blocks on its own runtime, which tokio
+    /// refuses inside another runtime (an async test).
+    pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+        std::thread::scope(|s| s.spawn(f).join().expect("no panic"))
+    }
+
     /// A database of its own, migrated, with a [`PgConn`] on it.
     #[derive(Debug)]
     pub struct TestDb {
@@ -198,7 +204,8 @@ pub mod testdb {
         pub config: tokio_postgres::Config,
     }
 
-    fn connect(config: &tokio_postgres::Config) -> PgConn {
+    /// A connection with `config`, plain TCP (call it outside a runtime).
+    pub fn connect(config: &tokio_postgres::Config) -> PgConn {
         let rt = PgConn::runtime().expect("runtime");
         let client = rt.block_on(async {
             let (client, connection) = config
@@ -216,6 +223,10 @@ pub mod testdb {
     impl TestDb {
         /// `None` (with a message) when no test server is configured.
         pub fn create() -> Option<Self> {
+            off_runtime(Self::create_here)
+        }
+
+        fn create_here() -> Option<Self> {
             let Ok(url) = std::env::var(URL_VAR) else {
                 eprintln!("skipped: {URL_VAR} is not set (a PostgreSQL server to test against)");
                 return None;
@@ -252,17 +263,18 @@ pub mod testdb {
 
         /// A new connection to this database.
         pub fn connect(&self) -> PgConn {
-            connect(&self.config)
+            let config = self.config.clone();
+            off_runtime(move || connect(&config))
         }
     }
 
     impl Drop for TestDb {
         fn drop(&mut self) {
             if let Some(admin) = self.admin.take() {
-                let _ = admin.batch(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    self.name
-                ));
+                let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+                off_runtime(move || {
+                    let _ = admin.batch(&sql);
+                });
             }
         }
     }
