@@ -770,3 +770,97 @@ fn nodes_appending_at_once_share_one_chain_without_gaps() {
         waited / flushes
     );
 }
+
+#[test]
+fn the_pre_commit_checkpoint_signs_the_head_the_flush_just_moved() {
+    let Some(b) = both(3) else { return };
+    b.pg.batch("BEGIN").unwrap();
+    for i in 4..=6 {
+        append(&b.pg, new_event(i, T0)).unwrap();
+    }
+    assert_eq!(
+        checkpoint_head(&b.pg, &b.keyring, timestamp(T0), 1)
+            .unwrap()
+            .map(|c| c.seq),
+        Some(3),
+        "before the flush, the committed head"
+    );
+    flush_pending(&b.pg).unwrap();
+    let cp = checkpoint_head(&b.pg, &b.keyring, timestamp(T0), 1)
+        .unwrap()
+        .unwrap();
+    b.pg.batch("COMMIT").unwrap();
+    assert_eq!(cp.seq, 6);
+    assert_eq!(cp.hash, head(&b.pg).unwrap().1);
+    let v = verify_store(&b.pg, b.key()).unwrap();
+    assert_eq!((v.intact, v.events, v.checkpoints), (true, 6, 2));
+}
+
+#[test]
+fn a_purge_holds_the_head_and_leaves_queued_events_to_the_flush() {
+    let Some(b) = both(5) else { return };
+    let cutoff = timestamp(T0 + time::Duration::minutes(3));
+    let now = timestamp(T0 + time::Duration::days(2000));
+    b.pg.batch("BEGIN").unwrap();
+    append(&b.pg, new_event(6, T0 + time::Duration::days(2000))).unwrap();
+    let plan = purge_audit_before(&b.pg, &b.keyring, &cutoff, &now).unwrap();
+    assert_eq!((plan.through_seq, plan.events), (Some(2), 2));
+    assert_eq!(
+        b.pg.pending_len(),
+        1,
+        "the unit's own event is still queued"
+    );
+    // Another node cannot append until the purge's transaction ends.
+    let node = b._db.connect();
+    node.batch("SET lock_timeout = '1s'").unwrap();
+    assert!(matches!(
+        append_alone(&node, new_event(7, T0)),
+        Err(StoreError::Audit(_))
+    ));
+    assert_eq!(flush_pending(&b.pg).unwrap().last_seq, 7);
+    b.pg.batch("COMMIT").unwrap();
+    let left = read_after(&b.pg, 0, 100).unwrap();
+    assert_eq!(seqs(&left), [3, 4, 5, 6, 7]);
+    assert_eq!(left[3].event.action, "admin.retention");
+    assert_eq!(left[4].event.request_id, "req-6");
+    assert!(verify_store(&b.pg, b.key()).unwrap().intact);
+    append_alone(&node, new_event(7, T0)).unwrap();
+    assert_eq!(verify_chain(&b.pg).unwrap(), Ok(6));
+}
+
+#[test]
+fn a_broken_chain_is_not_purged() {
+    let Some(b) = both(10) else { return };
+    let mut lite_conn = b.lite;
+    let key = b.keyring.audit_public_key();
+    lite_conn
+        .execute_batch(
+            "DROP TRIGGER audit_events_no_update; UPDATE audit_events SET actor = 'x' WHERE seq = 7;",
+        )
+        .unwrap();
+    b.pg.batch(
+        "DROP TRIGGER audit_events_no_update ON audit_events; UPDATE audit_events SET actor = 'x' WHERE seq = 7;",
+    )
+    .unwrap();
+    let clock = ManualClock::new(T0 + time::Duration::days(2000));
+    assert!(matches!(
+        run_purge(&b.pg, &b.keyring, &clock, 1096, false),
+        Err(PurgeError::Broken(7))
+    ));
+    assert!(matches!(
+        lite::run_purge(&mut lite_conn, &b.keyring, &clock, 1096, false),
+        Err(PurgeError::Broken(7))
+    ));
+    assert_eq!(purged_through(&b.pg).unwrap(), 0);
+    assert_eq!(count_and_head(&b.pg).unwrap(), (10, Some(10)));
+    assert_eq!(
+        latest_checkpoint(&b.pg).unwrap(),
+        None,
+        "nothing was signed"
+    );
+    assert_eq!(head(&b.pg).unwrap().0, 10);
+    assert_eq!(
+        verify_store(&b.pg, key).unwrap(),
+        lite::verify_store(&lite_conn, key).unwrap()
+    );
+}
