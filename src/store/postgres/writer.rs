@@ -282,7 +282,6 @@ impl WriterThread {
     /// The group's tail: audit append under the head lock, hook, barrier, commit.
     fn finish(&mut self, _started: Instant) -> Result<(), StoreError> {
         let conn = self.conn.as_ref().expect("connected");
-        let locked = Instant::now();
         let flushed = if conn.pending_len() > 0 {
             super::audit::flush_pending(conn).map_err(|e| match e {
                 e @ StoreError::Audit(_) => e,
