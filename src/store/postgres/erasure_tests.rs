@@ -15,8 +15,82 @@ use crate::store::{DsrRow, GuestStatus, StoreError, PLAUSIBLE_HORIZON_DAYS};
 pub(crate) struct Pair {
     pub lite: LiteConn,
     pub pg: PgConn,
-    _db: TestDb,
+    /// The PostgreSQL database, dropped with the pair.
+    _db: Box<dyn std::any::Any>,
     _dir: tempfile::TempDir,
+}
+
+fn connect(config: &tokio_postgres::Config) -> PgConn {
+    let rt = PgConn::runtime().expect("runtime");
+    let client = rt.block_on(async {
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    });
+    PgConn::from_parts(rt, client)
+}
+
+/// A migrated database whose default collation is ICU's `en-US` (`_` before `-` before
+/// letters, case a tertiary difference: not byte order), dropped with the value.
+struct IcuDb {
+    admin: PgConn,
+    name: String,
+    config: tokio_postgres::Config,
+}
+
+impl IcuDb {
+    fn create() -> Option<Self> {
+        let Ok(url) = std::env::var(crate::store::postgres::conn::testdb::URL_VAR) else {
+            eprintln!("skipped: no PostgreSQL server to test against");
+            return None;
+        };
+        let admin_config: tokio_postgres::Config = url.parse().expect("a PostgreSQL URL");
+        let admin = connect(&admin_config);
+        let name = format!("gv_icu_{}", uuid::Uuid::new_v4().simple());
+        if let Err(e) = admin.batch(&format!(
+            "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'
+             LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+        )) {
+            eprintln!("skipped: this server cannot create an ICU database: {e}");
+            return None;
+        }
+        let mut config = admin_config;
+        config.dbname(&name);
+        let db = Self {
+            admin,
+            name,
+            config,
+        };
+        let rt = PgConn::runtime().expect("runtime");
+        rt.block_on(async {
+            let (mut client, connection) = db
+                .config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            crate::store::postgres::migrate(&mut client, "fp")
+                .await
+                .expect("migrate");
+        });
+        Some(db)
+    }
+}
+
+impl Drop for IcuDb {
+    fn drop(&mut self) {
+        let _ = self.admin.batch(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
 }
 
 impl Debug for Pair {
@@ -166,16 +240,32 @@ impl Pair {
     pub fn new() -> Option<Self> {
         let db = TestDb::create()?;
         let pg = db.connect();
+        Some(Self::with(pg, Box::new(db)))
+    }
+
+    /// The same, PostgreSQL's database collating linguistically (ICU `en-US`).
+    fn new_icu() -> Option<Self> {
+        let db = IcuDb::create()?;
+        let pg = connect(&db.config);
+        let collation: String = pg
+            .query_dyn("SELECT datcollate || '/' || coalesce(daticulocale, '') FROM pg_database WHERE datname = current_database()", &[])
+            .expect("collation")[0]
+            .get(0);
+        assert!(collation.ends_with("/en-US"), "{collation}");
+        Some(Self::with(pg, Box::new(db)))
+    }
+
+    fn with(pg: PgConn, db: Box<dyn std::any::Any>) -> Self {
         pg.batch("BEGIN").expect("begin");
         let dir = tempfile::tempdir().expect("tempdir");
         let lite = crate::store::sqlite::open_writer(&dir.path().join("g.db"), "full", "fp")
             .expect("open sqlite");
-        Some(Self {
+        Self {
             lite,
             pg,
             _db: db,
             _dir: dir,
-        })
+        }
     }
 
     /// Runs the same statements on both (blobs written `X'..'`).
@@ -332,7 +422,10 @@ fn consent(purpose: &str, grant: bool, separate: bool) -> crate::store::rows::Co
 }
 
 fn seeded() -> Option<Pair> {
-    let p = Pair::new()?;
+    Some(seed(Pair::new()?))
+}
+
+fn seed(p: Pair) -> Pair {
     p.seed(SEED);
     for (gid, change, now) in [
         (
@@ -367,7 +460,7 @@ fn seeded() -> Option<Pair> {
         same("apply", lite, pg).expect("consent applied");
     }
     p.assert_same_rows("after the seed");
-    Some(p)
+    p
 }
 
 const GUESTS: [&str; 7] = ["g-a", "g_a", "gA", "G-b", "ga", "missing", ""];
@@ -717,6 +810,60 @@ fn data_subject_requests_read_back_alike() {
     assert!(rows
         .iter()
         .any(|r| r.starts_with("dsr_requests: r4|") && r.ends_with("|{\"request\":\"r4\"}")));
+}
+
+/// PostgreSQL sorts text by the database's collation unless told otherwise: the port says
+/// `COLLATE "C"` wherever SQLite's byte order shows, so the lists match here too.
+#[test]
+fn lists_come_in_byte_order_on_a_database_with_a_linguistic_collation() {
+    let Some(p) = Pair::new_icu() else { return };
+    // The trap is real: this database orders the seeded ids otherwise.
+    let p = seed(p);
+    let linguistic: Vec<String> =
+        p.pg.query_dyn("SELECT guest_id FROM guests ORDER BY guest_id", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    assert_eq!(linguistic, ["g_a", "g-a", "G-b", "ga", "gA"]);
+    for gid in GUESTS {
+        both!(p, retention_facts(gid)).unwrap();
+    }
+    for cursor in ["", "G-b", "g-a", "gA", "g_a"] {
+        both!(p, guest_ids_after(cursor, 2)).unwrap();
+        both!(p, guest_ids_after(cursor, 500)).unwrap();
+    }
+    assert_eq!(
+        both!(p, guest_ids_after("", 500)).unwrap(),
+        ["G-b", "g-a", "gA", "g_a", "ga"]
+    );
+    let current = p
+        .unit_pg(|c| super::super::consents::current(c, "g-a"))
+        .unwrap();
+    let purposes: Vec<&str> = current.iter().map(|c| c.purpose.as_str()).collect();
+    assert_eq!(purposes, ["Analytics", "b_x", "marketing"]);
+    // Requests due (or received) the same day: PostgreSQL has no insertion order to fall
+    // back on as SQLite does, so ties come in request id byte order, whatever the collation.
+    let alice: &[u8] = b"alice";
+    for id in ["a-1", "a_1", "A1"] {
+        let row = dsr(
+            id,
+            "erasure",
+            "received",
+            "2024-01-01T00:00:00.000000Z",
+            "2024-01-31",
+        );
+        p.unit_pg(|c| super::insert_dsr(c, alice, &row)).unwrap();
+    }
+    let ids: Vec<String> = p
+        .unit_pg(|c| super::overdue_dsr(c, "2025-01-01"))
+        .unwrap()
+        .into_iter()
+        .map(|r| r.request_id)
+        .collect();
+    assert_eq!(ids, ["A1", "a-1", "a_1"]);
+    let latest = p.unit_pg(|c| super::latest_erasure(c, alice)).unwrap();
+    assert_eq!(latest.unwrap().request_id, "a_1");
 }
 
 /// SQLite's `date(substr(ts, 1, 10), '+N days')`, which retention relies on, against the
