@@ -1,7 +1,10 @@
 //! PostgreSQL: the `consents` operations of the seam (the same names and meanings as
-//! `store/sqlite/consents.rs`; see that file's docs). Issue 14: being ported.
+//! `store/sqlite/consents.rs`; see that file's docs): the ledger of grants and withdrawals
+//! (`consent_events`, in `id` order), the current state per guest and purpose (`consents`,
+//! in purpose byte order as SQLite's primary key gives it), and re-applying a withdrawal
+//! after a restore (PIPL Art. 13–16, 29).
 
-#![allow(unused_variables, unused_imports)]
+use tokio_postgres::Row;
 
 use crate::policy::ConsentFacts;
 use crate::store::rows::{ConsentChange, ConsentEvent, ConsentRecord};
@@ -9,6 +12,8 @@ use crate::store::StoreError;
 
 use super::conn::PgConn;
 
+/// Appends a ledger entry and updates the current view. Withdrawing what is not granted
+/// changes nothing (repeating a withdrawal is safe).
 pub fn apply(
     c: &PgConn,
     gid: &str,
@@ -16,37 +21,161 @@ pub fn apply(
     actor: &str,
     now: &str,
 ) -> Result<(), StoreError> {
-    todo!("issue 14: PostgreSQL port")
+    let status = if change.grant { "granted" } else { "withdrawn" };
+    if !change.grant {
+        let granted: Option<String> = c
+            .query_opt(
+                "SELECT status FROM consents WHERE guest_id = $1 AND purpose = $2",
+                &[&gid, &change.purpose],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        if granted.as_deref() != Some("granted") {
+            return Ok(());
+        }
+    }
+    c.execute(
+        "INSERT INTO consent_events (guest_id, purpose, status, separate, notice_version, channel, actor, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &gid,
+            &change.purpose,
+            &status,
+            &change.separate,
+            &change.notice_version,
+            &change.channel,
+            &actor,
+            &now,
+        ],
+    )?;
+    if change.grant {
+        c.execute(
+            "INSERT INTO consents (guest_id, purpose, status, separate, notice_version, channel, granted_at, withdrawn_at)
+             VALUES ($1, $2, 'granted', $3, $4, $5, $6, NULL)
+             ON CONFLICT (guest_id, purpose) DO UPDATE SET status = 'granted', separate = excluded.separate,
+               notice_version = excluded.notice_version, channel = excluded.channel,
+               granted_at = excluded.granted_at, withdrawn_at = NULL",
+            &[
+                &gid,
+                &change.purpose,
+                &change.separate,
+                &change.notice_version,
+                &change.channel,
+                &now,
+            ],
+        )?;
+    } else {
+        c.execute(
+            "UPDATE consents SET status = 'withdrawn', withdrawn_at = $3 WHERE guest_id = $1 AND purpose = $2",
+            &[&gid, &change.purpose, &now],
+        )?;
+    }
+    Ok(())
 }
 
+/// The current consents and the full history, for exports.
 pub fn ledger(
     c: &PgConn,
     gid: &str,
 ) -> Result<(Vec<ConsentRecord>, Vec<ConsentEvent>), StoreError> {
-    todo!("issue 14: PostgreSQL port")
+    Ok((current(c, gid)?, history(c, gid)?))
+}
+
+fn record_from(r: &Row) -> Result<ConsentRecord, tokio_postgres::Error> {
+    Ok(ConsentRecord {
+        purpose: r.try_get(0)?,
+        status: r.try_get(1)?,
+        separate: r.try_get(2)?,
+        notice_version: r.try_get(3)?,
+        channel: r.try_get(4)?,
+        granted_at: r.try_get(5)?,
+        withdrawn_at: r.try_get(6)?,
+    })
+}
+
+fn event_from(r: &Row) -> Result<ConsentEvent, tokio_postgres::Error> {
+    Ok(ConsentEvent {
+        purpose: r.try_get(0)?,
+        status: r.try_get(1)?,
+        separate: r.try_get(2)?,
+        notice_version: r.try_get(3)?,
+        channel: r.try_get(4)?,
+        actor: r.try_get(5)?,
+        at: r.try_get(6)?,
+    })
 }
 
 pub fn current(c: &PgConn, gid: &str) -> Result<Vec<ConsentRecord>, StoreError> {
-    todo!("issue 14: PostgreSQL port")
+    let rows = c
+        .query(
+            "SELECT purpose, status, separate, notice_version, channel, granted_at, withdrawn_at
+             FROM consents WHERE guest_id = $1 ORDER BY purpose COLLATE \"C\"",
+            &[&gid],
+        )?
+        .iter()
+        .map(record_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 pub fn history(c: &PgConn, gid: &str) -> Result<Vec<ConsentEvent>, StoreError> {
-    todo!("issue 14: PostgreSQL port")
+    let rows = c
+        .query(
+            "SELECT purpose, status, separate, notice_version, channel, actor, at
+             FROM consent_events WHERE guest_id = $1 ORDER BY id",
+            &[&gid],
+        )?
+        .iter()
+        .map(event_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
+/// The current consent of a guest for one purpose, as the policy sees it.
 pub fn consent_state(
     conn: &PgConn,
     guest_id: &str,
     purpose: &str,
 ) -> Result<ConsentFacts, StoreError> {
-    todo!("issue 14: PostgreSQL port")
+    let row = conn
+        .query_opt(
+            "SELECT status, separate FROM consents WHERE guest_id = $1 AND purpose = $2",
+            &[&guest_id, &purpose],
+        )?
+        .map(|r| Ok::<_, tokio_postgres::Error>((r.try_get::<_, String>(0)?, r.try_get(1)?)))
+        .transpose()?;
+    Ok(match row {
+        None => ConsentFacts::None,
+        Some((status, separate)) if status == "granted" => ConsentFacts::Granted { separate },
+        Some(_) => ConsentFacts::Withdrawn,
+    })
 }
 
+/// Withdraws `purpose` for `gid` again, as of `at`, if the consent is still granted since
+/// before then (a restored database that predates the withdrawal); returns whether it did.
 pub fn replay_withdrawal(
     c: &PgConn,
     gid: &str,
     purpose: &str,
     at: &str,
 ) -> Result<bool, StoreError> {
-    todo!("issue 14: PostgreSQL port")
+    let n = c.execute(
+        "UPDATE consents SET status = 'withdrawn', withdrawn_at = $3
+         WHERE guest_id = $1 AND purpose = $2 AND status = 'granted'
+           AND granted_at COLLATE \"C\" <= $3",
+        &[&gid, &purpose, &at],
+    )?;
+    if n == 0 {
+        return Ok(false);
+    }
+    c.execute(
+        "INSERT INTO consent_events (guest_id, purpose, status, separate, actor, at)
+         VALUES ($1, $2, 'withdrawn', FALSE, 'system:restore', $3)",
+        &[&gid, &purpose, &at],
+    )?;
+    Ok(true)
 }
+
+#[cfg(test)]
+#[path = "consents_tests.rs"]
+mod tests;
