@@ -63,7 +63,7 @@ fn new_event(i: u64, at: time::OffsetDateTime) -> NewEvent {
 
 /// The same trail in both backends.
 struct Both {
-    lite: crate::store::Conn,
+    lite: crate::store::sqlite::SqliteConn,
     _dir: tempfile::TempDir,
     pg: PgConn,
     _db: TestDb,
@@ -75,7 +75,7 @@ fn both(n: u64) -> Option<Both> {
     let db = TestDb::create()?;
     let dir = tempfile::tempdir().unwrap();
     let b = Both {
-        lite: crate::store::open_writer(&dir.path().join("a.db"), "normal", "fp").unwrap(),
+        lite: crate::store::sqlite::open_writer(&dir.path().join("a.db"), "normal", "fp").unwrap(),
         _dir: dir,
         pg: db.connect(),
         _db: db,

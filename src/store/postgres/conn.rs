@@ -175,7 +175,12 @@ impl PgConn {
 /// and the owner of the connection reopens; anything else keeps the driver's error.
 pub fn classify(e: tokio_postgres::Error) -> StoreError {
     let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
-    if e.is_closed() || io {
+    // Class 08 (connection exception) and 57P (operator intervention: shutdown, crash,
+    // terminated backend): the server ended the session.
+    let ended = e
+        .code()
+        .is_some_and(|c| c.code().starts_with("08") || c.code().starts_with("57P"));
+    if e.is_closed() || io || ended {
         StoreError::Unavailable(e.to_string())
     } else {
         StoreError::Postgres(e)

@@ -20,27 +20,6 @@ fn ensure(permit: &Permit, allowed: &[Action]) -> Result<(), StoreError> {
     }
 }
 
-/// The DSR row of a correction. The same statement as `erasure::insert_dsr`, kept here while
-/// that file is being ported (issue 14); to be replaced by a call to it.
-fn insert_dsr(conn: &PgConn, subject: &[u8], row: &DsrRow) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO dsr_requests
-             (request_id, subject, kind, status, received_at, completed_at, due_at, receipt)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[
-            &row.request_id,
-            &subject,
-            &row.kind,
-            &row.status,
-            &row.received_at,
-            &row.completed_at,
-            &row.due_at,
-            &row.receipt,
-        ],
-    )?;
-    Ok(())
-}
-
 /// Records a correction request: its DSR row and its sealed proposal, in one transaction.
 pub fn insert_correction(
     conn: &PgConn,
@@ -52,7 +31,7 @@ pub fn insert_correction(
     ciphertext: &[u8],
 ) -> Result<(), StoreError> {
     ensure(permit, &[Action::GuestUpdate])?;
-    insert_dsr(conn, subject, row)?;
+    super::erasure::insert_dsr(conn, subject, row)?;
     let names = serde_json::to_string(fields).unwrap_or_else(|_| "[]".into());
     conn.execute(
         "INSERT INTO correction_requests (request_id, guest_id, fields, ciphertext)

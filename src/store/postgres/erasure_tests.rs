@@ -8,7 +8,7 @@ use std::fmt::Debug;
 use crate::policy::{Action, Permit};
 use crate::store::postgres::conn::testdb::TestDb;
 use crate::store::postgres::PgConn;
-use crate::store::sqlite::Conn as LiteConn;
+use crate::store::sqlite::SqliteConn as LiteConn;
 use crate::store::{DsrRow, GuestStatus, StoreError, PLAUSIBLE_HORIZON_DAYS};
 
 /// One SQLite database and one PostgreSQL database, both migrated and empty.

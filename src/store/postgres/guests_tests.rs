@@ -18,7 +18,8 @@ pub(in crate::store::postgres) mod kit {
     use crate::policy::{Action, Permit};
     use crate::store::postgres::conn::testdb::TestDb;
     use crate::store::postgres::PgConn;
-    use crate::store::{Conn, StoreError};
+    use crate::store::sqlite::SqliteConn as Conn;
+    use crate::store::StoreError;
 
     /// One empty SQLite database and one empty PostgreSQL database.
     #[derive(Debug)]

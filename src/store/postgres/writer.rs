@@ -230,6 +230,8 @@ impl WriterThread {
         let n = jobs.len() as u64;
         let begun = self.connection().and_then(|c| c.batch("BEGIN"));
         if let Err(e) = begun {
+            // A fresh connection next time: this one may be half dead.
+            self.conn = None;
             let e = Arc::new(StoreError::Unavailable(e.to_string()));
             self.health.note_fault(Fault::of_store(&e));
             tracing::error!(error = %e, "cannot begin a group transaction on PostgreSQL");
@@ -252,13 +254,15 @@ impl WriterThread {
             }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed");
+                let lost = matches!(e, StoreError::Unavailable(_))
+                    || matches!(&e, StoreError::Audit(inner) if matches!(**inner, StoreError::Unavailable(_)));
                 if let Some(c) = self.conn.as_ref() {
                     drop(c.take_pending());
-                    if c.batch("ROLLBACK").is_err() {
+                    if lost || c.batch("ROLLBACK").is_err() {
                         self.conn = None;
                     }
                 }
-                let e = if self.conn.as_ref().is_none_or(PgConn::is_closed) {
+                let e = if lost || self.conn.as_ref().is_none_or(PgConn::is_closed) {
                     StoreError::Unavailable(e.to_string())
                 } else {
                     e
@@ -301,9 +305,8 @@ impl WriterThread {
             })?;
         }
         conn.batch("COMMIT")?;
-        if flushed.events > 0 {
-            self.stats
-                .record_head_hold(flushed.events, locked.elapsed());
+        if let Some(at) = flushed.locked_at {
+            self.stats.record_head_hold(flushed.events, at.elapsed());
         }
         Ok(())
     }

@@ -25,7 +25,9 @@ fn writer(db: &TestDb, barrier: Option<CommitBarrier>) -> Writer {
     });
     let first = db.config.clone();
     let conn = off_runtime(move || super::super::conn::testdb::connect(&first));
-    Writer::start(conn, connect, 64, None, barrier, None).unwrap().0
+    Writer::start(conn, connect, 64, None, barrier, None)
+        .unwrap()
+        .0
 }
 
 fn count(db: &TestDb, like: &'static str) -> i64 {
@@ -120,7 +122,11 @@ async fn a_failing_barrier_rolls_back_the_whole_group() {
     assert!(r.is_err(), "the caller is told its write failed");
     fail.store(false, Ordering::SeqCst);
     w.execute(|_| Ok(())).await.unwrap();
-    assert_eq!(count(&db, "x"), 0, "nothing of the failed group was committed");
+    assert_eq!(
+        count(&db, "x"),
+        0,
+        "nothing of the failed group was committed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
