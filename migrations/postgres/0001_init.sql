@@ -4,49 +4,51 @@
 --
 -- Types: TEXT where SQLite has TEXT (timestamps stay the vault's own fixed-width UTC strings,
 -- so ordering and the audit chain's canonical form are the same in both backends), BYTEA for
--- BLOB, BIGINT for INTEGER, BOOLEAN for the 0/1 `separate` flags.
+-- BLOB, BIGINT for INTEGER, BOOLEAN for the 0/1 `separate` flags. Every TEXT column sorts and
+-- compares by bytes (COLLATE "C"), as SQLite does, whatever the database's default collation,
+-- so both backends order alike and the queries' COLLATE "C" can use the indexes.
 
 CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
+    key   TEXT COLLATE "C" PRIMARY KEY,
+    value TEXT COLLATE "C" NOT NULL
 );
 
 CREATE TABLE guests (
-    guest_id         TEXT PRIMARY KEY,
-    created_at       TEXT NOT NULL,
-    status           TEXT NOT NULL CHECK (status IN ('active', 'restricted', 'erased')),
-    last_activity_at TEXT NOT NULL,
-    last_checkout    TEXT
+    guest_id         TEXT COLLATE "C" PRIMARY KEY,
+    created_at       TEXT COLLATE "C" NOT NULL,
+    status           TEXT COLLATE "C" NOT NULL CHECK (status IN ('active', 'restricted', 'erased')),
+    last_activity_at TEXT COLLATE "C" NOT NULL,
+    last_checkout    TEXT COLLATE "C"
 );
 
 CREATE TABLE guest_keys (
-    guest_id    TEXT PRIMARY KEY REFERENCES guests (guest_id) ON DELETE CASCADE,
+    guest_id    TEXT COLLATE "C" PRIMARY KEY REFERENCES guests (guest_id) ON DELETE CASCADE,
     kek_version BIGINT NOT NULL,
     wrapped_dek BYTEA NOT NULL
 );
 CREATE INDEX guest_keys_by_version ON guest_keys (kek_version);
 
 CREATE TABLE guest_fields (
-    guest_id   TEXT NOT NULL REFERENCES guests (guest_id) ON DELETE CASCADE,
-    field      TEXT NOT NULL,
+    guest_id   TEXT COLLATE "C" NOT NULL REFERENCES guests (guest_id) ON DELETE CASCADE,
+    field      TEXT COLLATE "C" NOT NULL,
     ciphertext BYTEA NOT NULL,
-    updated_at TEXT NOT NULL,
+    updated_at TEXT COLLATE "C" NOT NULL,
     PRIMARY KEY (guest_id, field)
 );
 
 CREATE TABLE blind_index (
-    field    TEXT NOT NULL,
+    field    TEXT COLLATE "C" NOT NULL,
     digest   BYTEA NOT NULL,
-    guest_id TEXT NOT NULL REFERENCES guests (guest_id) ON DELETE CASCADE,
+    guest_id TEXT COLLATE "C" NOT NULL REFERENCES guests (guest_id) ON DELETE CASCADE,
     PRIMARY KEY (field, digest, guest_id)
 );
 CREATE INDEX blind_index_by_guest ON blind_index (guest_id);
 
 CREATE TABLE stays (
-    stay_id    TEXT PRIMARY KEY,
-    guest_id   TEXT NOT NULL REFERENCES guests (guest_id) ON DELETE CASCADE,
-    check_out  TEXT NOT NULL,
-    created_at TEXT NOT NULL,
+    stay_id    TEXT COLLATE "C" PRIMARY KEY,
+    guest_id   TEXT COLLATE "C" NOT NULL REFERENCES guests (guest_id) ON DELETE CASCADE,
+    check_out  TEXT COLLATE "C" NOT NULL,
+    created_at TEXT COLLATE "C" NOT NULL,
     ciphertext BYTEA NOT NULL
 );
 CREATE INDEX stays_by_guest ON stays (guest_id);
@@ -54,76 +56,76 @@ CREATE INDEX stays_by_check_out ON stays (check_out);
 
 CREATE TABLE consent_events (
     id             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    guest_id       TEXT NOT NULL,
-    purpose        TEXT NOT NULL,
-    status         TEXT NOT NULL CHECK (status IN ('granted', 'withdrawn')),
+    guest_id       TEXT COLLATE "C" NOT NULL,
+    purpose        TEXT COLLATE "C" NOT NULL,
+    status         TEXT COLLATE "C" NOT NULL CHECK (status IN ('granted', 'withdrawn')),
     separate       BOOLEAN NOT NULL,
-    notice_version TEXT,
-    channel        TEXT,
-    actor          TEXT NOT NULL,
-    at             TEXT NOT NULL
+    notice_version TEXT COLLATE "C",
+    channel        TEXT COLLATE "C",
+    actor          TEXT COLLATE "C" NOT NULL,
+    at             TEXT COLLATE "C" NOT NULL
 );
 CREATE INDEX consent_events_by_guest ON consent_events (guest_id, purpose, id);
 
 CREATE TABLE consents (
-    guest_id       TEXT NOT NULL REFERENCES guests (guest_id) ON DELETE CASCADE,
-    purpose        TEXT NOT NULL,
-    status         TEXT NOT NULL CHECK (status IN ('granted', 'withdrawn')),
+    guest_id       TEXT COLLATE "C" NOT NULL REFERENCES guests (guest_id) ON DELETE CASCADE,
+    purpose        TEXT COLLATE "C" NOT NULL,
+    status         TEXT COLLATE "C" NOT NULL CHECK (status IN ('granted', 'withdrawn')),
     separate       BOOLEAN NOT NULL,
-    notice_version TEXT,
-    channel        TEXT,
-    granted_at     TEXT,
-    withdrawn_at   TEXT,
+    notice_version TEXT COLLATE "C",
+    channel        TEXT COLLATE "C",
+    granted_at     TEXT COLLATE "C",
+    withdrawn_at   TEXT COLLATE "C",
     PRIMARY KEY (guest_id, purpose)
 );
 
 CREATE TABLE dsr_requests (
-    request_id   TEXT PRIMARY KEY,
+    request_id   TEXT COLLATE "C" PRIMARY KEY,
     subject      BYTEA NOT NULL,
-    kind         TEXT NOT NULL CHECK (kind IN ('erasure', 'access', 'correction')),
-    status       TEXT NOT NULL CHECK (status IN ('received', 'completed', 'partially_completed', 'pending_verification', 'rejected')),
-    received_at  TEXT NOT NULL,
-    completed_at TEXT,
-    due_at       TEXT NOT NULL,
-    receipt      TEXT NOT NULL
+    kind         TEXT COLLATE "C" NOT NULL CHECK (kind IN ('erasure', 'access', 'correction')),
+    status       TEXT COLLATE "C" NOT NULL CHECK (status IN ('received', 'completed', 'partially_completed', 'pending_verification', 'rejected')),
+    received_at  TEXT COLLATE "C" NOT NULL,
+    completed_at TEXT COLLATE "C",
+    due_at       TEXT COLLATE "C" NOT NULL,
+    receipt      TEXT COLLATE "C" NOT NULL
 );
 CREATE INDEX dsr_requests_by_subject ON dsr_requests (subject, received_at);
 CREATE INDEX dsr_requests_by_due ON dsr_requests (status, due_at);
 
 CREATE TABLE correction_requests (
-    request_id TEXT PRIMARY KEY,
-    guest_id   TEXT NOT NULL REFERENCES guests (guest_id) ON DELETE CASCADE,
-    fields     TEXT NOT NULL,
+    request_id TEXT COLLATE "C" PRIMARY KEY,
+    guest_id   TEXT COLLATE "C" NOT NULL REFERENCES guests (guest_id) ON DELETE CASCADE,
+    fields     TEXT COLLATE "C" NOT NULL,
     ciphertext BYTEA NOT NULL
 );
 CREATE INDEX correction_requests_by_guest ON correction_requests (guest_id);
 
 CREATE TABLE guest_field_history (
-    guest_id    TEXT NOT NULL REFERENCES guests (guest_id) ON DELETE CASCADE,
-    field       TEXT NOT NULL,
+    guest_id    TEXT COLLATE "C" NOT NULL REFERENCES guests (guest_id) ON DELETE CASCADE,
+    field       TEXT COLLATE "C" NOT NULL,
     ciphertext  BYTEA NOT NULL,
-    replaced_at TEXT NOT NULL,
+    replaced_at TEXT COLLATE "C" NOT NULL,
     PRIMARY KEY (guest_id, field)
 );
 
 -- The audit trail: hash-chained, append-only (REQ-18); see src/audit/mod.rs.
 CREATE TABLE audit_events (
     seq           BIGINT PRIMARY KEY,
-    ts            TEXT NOT NULL,
-    request_id    TEXT NOT NULL,
-    actor         TEXT NOT NULL,
-    role          TEXT NOT NULL,
-    purpose       TEXT,
-    action        TEXT NOT NULL,
-    guest_id      TEXT,
-    fields        TEXT NOT NULL,
-    outcome       TEXT NOT NULL CHECK (outcome IN ('allowed', 'denied', 'error')),
-    reason        TEXT,
-    rules         TEXT NOT NULL,
-    justification TEXT,
+    ts            TEXT COLLATE "C" NOT NULL,
+    request_id    TEXT COLLATE "C" NOT NULL,
+    actor         TEXT COLLATE "C" NOT NULL,
+    role          TEXT COLLATE "C" NOT NULL,
+    purpose       TEXT COLLATE "C",
+    action        TEXT COLLATE "C" NOT NULL,
+    guest_id      TEXT COLLATE "C",
+    fields        TEXT COLLATE "C" NOT NULL,
+    outcome       TEXT COLLATE "C" NOT NULL CHECK (outcome IN ('allowed', 'denied', 'error')),
+    reason        TEXT COLLATE "C",
+    rules         TEXT COLLATE "C" NOT NULL,
+    justification TEXT COLLATE "C",
     prev_hash     BYTEA NOT NULL,
     hash          BYTEA NOT NULL,
-    value_hashes  TEXT
+    value_hashes  TEXT COLLATE "C"
 );
 CREATE INDEX audit_events_by_ts ON audit_events (ts);
 CREATE INDEX audit_events_by_guest ON audit_events (guest_id, seq);
@@ -131,8 +133,8 @@ CREATE INDEX audit_events_by_guest ON audit_events (guest_id, seq);
 CREATE TABLE audit_checkpoints (
     seq       BIGINT PRIMARY KEY,
     hash      BYTEA NOT NULL,
-    signed_at TEXT NOT NULL,
-    key_id    TEXT NOT NULL,
+    signed_at TEXT COLLATE "C" NOT NULL,
+    key_id    TEXT COLLATE "C" NOT NULL,
     signature BYTEA NOT NULL
 );
 

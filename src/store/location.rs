@@ -84,7 +84,13 @@ impl Location {
     pub fn open_read(&self) -> Result<Db, StoreError> {
         match self {
             Self::Sqlite { path, .. } => Ok(Db::Sqlite(sqlite::open_reader(path)?)),
-            Self::Postgres(s) => Ok(Db::Postgres(s.open()?)),
+            Self::Postgres(s) => {
+                // One snapshot for the whole read (a verification or an export reads page by
+                // page; another node's purge must not show up between two pages as a gap).
+                let conn = s.open()?;
+                conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+                Ok(Db::Postgres(conn))
+            }
         }
     }
 
