@@ -182,7 +182,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.keyring_file().display()
             );
             println!("  token secret: {}", config.hs256_secret_file().display());
-            println!("  database:     {}", config.database_file().display());
+            println!(
+                "  database:     {}",
+                crate::store::Location::from_config(&config)?.describe()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve => {

@@ -171,7 +171,7 @@ fn probe_write(conn: &store::Conn<'_>, db: &store::Location) -> anyhow::Result<(
         }
         .unwrap_or(store::Fault::AuditUnavailable);
         anyhow::anyhow!(
-            "cannot write the database {}: {} ({}; reason `{}`). Fix that, then start again",
+            "cannot write the database `{}`: {} ({}; reason `{}`). Fix that, then start again",
             db.describe(),
             fault.describe(),
             e,

@@ -210,7 +210,7 @@ pub fn export_file(
     let location = store::Location::from_config(config)?;
     let read = location
         .open_read()
-        .with_context(|| format!("cannot open database {}", location.describe()))?;
+        .with_context(|| format!("cannot open database `{}`", location.describe()))?;
     let read = read.conn();
     let mut export = Export::plan(&read, params, keyring.audit_public_key())?;
     let bar = if progress {
@@ -280,7 +280,7 @@ fn open_write(config: &Config, keyring: &Keyring) -> anyhow::Result<store::Db> {
     }
     location
         .open_direct(keyring.fingerprint())
-        .with_context(|| format!("cannot open database {}", location.describe()))
+        .with_context(|| format!("cannot open database `{}`", location.describe()))
 }
 
 /// `cli:<login>` with the login reduced to safe characters, so the trail says who ran it.

@@ -95,6 +95,10 @@ impl VaultError {
     /// event cannot commit. Anything else (an error of the operation's own logic) is a storage
     /// error. Either way the transaction rolled back and nothing was done.
     pub(crate) fn from_write(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            // PostgreSQL lost: 503 `unavailable`, and the node reconnects by itself.
+            return Self::Store(e);
+        }
         match e {
             StoreError::Audit(inner) => Self::AuditUnavailable(*inner),
             e @ (StoreError::Commit(_) | StoreError::Io(_) | StoreError::WriterGone) => {
@@ -350,9 +354,10 @@ impl Vault {
     async fn record(&self, event: NewEvent) -> Result<(), VaultError> {
         // One INSERT (after reading the chain head): atomic without a savepoint.
         self.writer
-            .execute_atomic(move |c| crate::audit::append(c, event).map(|_| ()))
+            .execute_atomic(move |c| crate::audit::append(c, event))
             .await
             .map_err(|e| match e {
+                e if e.is_unavailable() => VaultError::Store(e),
                 StoreError::Audit(inner) => VaultError::AuditUnavailable(*inner),
                 e => VaultError::AuditUnavailable(e),
             })

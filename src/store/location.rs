@@ -59,7 +59,7 @@ impl Location {
     /// password).
     pub fn describe(&self) -> String {
         match self {
-            Self::Sqlite { path, .. } => format!("`{}`", path.display()),
+            Self::Sqlite { path, .. } => path.display().to_string(),
             Self::Postgres(s) => format!("PostgreSQL {}", s.describe()),
         }
     }

@@ -174,6 +174,20 @@ pub enum Backend {
     Postgres,
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (however deep in a commit or an audit
+    /// append): answered 503 `unavailable` rather than `audit_unavailable`, since nothing
+    /// about the trail itself failed.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Audit(inner) => inner.is_unavailable(),
+            Self::Commit(inner) => inner.is_unavailable(),
+            _ => false,
+        }
+    }
+}
+
 impl Backend {
     /// The value of `storage.backend`; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {

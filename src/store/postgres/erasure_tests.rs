@@ -819,9 +819,8 @@ fn lists_come_in_byte_order_on_a_database_with_a_linguistic_collation() {
     let Some(p) = Pair::new_icu() else { return };
     // The trap is real: this database's default collation orders the seeded ids otherwise…
     let p = seed(p);
-    let linguistic: Vec<String> = p
-        .pg
-        .query_dyn(
+    let linguistic: Vec<String> =
+        p.pg.query_dyn(
             "SELECT x FROM unnest(ARRAY['G-b', 'g-a', 'gA', 'g_a', 'ga']) AS x ORDER BY x",
             &[],
         )
