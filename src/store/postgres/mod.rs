@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod audit_since;
 pub mod conn;
+pub mod connect;
 pub mod consents;
 pub mod corrections;
 pub mod erasure;
