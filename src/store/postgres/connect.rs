@@ -237,8 +237,18 @@ impl PgSettings {
                 Host::Tcp(name) => name.clone(),
                 Host::Unix(path) => path.display().to_string(),
             })
-            .chain(self.config.get_hostaddrs().iter().map(|a| a.to_string()))
             .collect();
+        let addrs: Vec<String> = self
+            .config
+            .get_hostaddrs()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        let addrs = if addrs.is_empty() {
+            String::new()
+        } else {
+            format!(" hostaddr={}", addrs.join(","))
+        };
         let ports: Vec<String> = self.config.get_ports().iter().map(u16::to_string).collect();
         let ports = if ports.is_empty() {
             "5432".to_string()
@@ -248,7 +258,7 @@ impl PgSettings {
         let user = self.config.get_user().unwrap_or("");
         let dbname = self.config.get_dbname().unwrap_or(user);
         format!(
-            "host={} port={ports} dbname={dbname} user={user} tls={}",
+            "host={}{addrs} port={ports} dbname={dbname} user={user} tls={}",
             hosts.join(","),
             self.tls_name
         )
@@ -296,8 +306,34 @@ impl PgSettings {
     /// handshake, else the URL).
     pub fn open_at_start(&self) -> anyhow::Result<PgConn> {
         self.open().map_err(|e| {
+            // The driver shows a server's refusal as just "db error": say what the server said
+            // (about the connection: no personal data is in play yet).
+            let why = match &e {
+                StoreError::Postgres(pg) => match pg.as_db_error() {
+                    Some(db) => format!(
+                        "the server refused: {} ({})",
+                        db.message(),
+                        db.code().code()
+                    ),
+                    // The driver's own text has no cause ("error performing TLS handshake"):
+                    // add the chain (the certificate error, the refused TCP connect).
+                    None => {
+                        let mut text = pg.to_string();
+                        let mut source = std::error::Error::source(pg);
+                        while let Some(s) = source {
+                            let more = s.to_string();
+                            if !text.contains(&more) {
+                                text = format!("{text}: {more}");
+                            }
+                            source = s.source();
+                        }
+                        text
+                    }
+                },
+                _ => e.to_string(),
+            };
             anyhow::anyhow!(
-                "cannot connect to the database ({}): {e}; check config key `{}`",
+                "cannot connect to the database ({}): {why}; check config key `{}`",
                 self.describe(),
                 suspect_key(&e)
             )

@@ -1,7 +1,7 @@
 //! Tests of [`PgSettings`]: what a connection is opened with, what is never shown, and the
 //! errors of a bad password file, CA file or unreachable database. The tests that need a
 //! server use `GUESTVAULT_TEST_POSTGRES_URL` (skipped without it); the TLS test starts a
-//! private server of its own (`tls_tests.rs` beside this file).
+//! private PostgreSQL server of its own with `ssl=on` (when `initdb` is installed).
 
 use super::*;
 
@@ -229,4 +229,197 @@ fn an_opened_connection_runs_with_the_configured_session_settings() {
     // The connection task runs on the connection's own runtime, so the client stays usable.
     assert_eq!(show("synchronous_commit"), "on");
     assert!(!conn.is_closed());
+}
+
+/// A PostgreSQL server of the test's own on a free port, accepting only TLS connections
+/// (`hostssl` in `pg_hba.conf`) with a certificate for `localhost` signed by a test CA.
+/// Stopped (`immediate`) with the value.
+struct TlsServer {
+    pg_ctl: std::path::PathBuf,
+    data: std::path::PathBuf,
+    as_postgres: bool,
+    port: u16,
+    ca_pem: String,
+    _dir: tempfile::TempDir,
+}
+
+/// `program args…`, as the `postgres` user when this process is root (initdb refuses root).
+fn run_as(as_postgres: bool, program: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = if as_postgres {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        std::process::Command::new(program)
+    };
+    cmd.args(args).output().unwrap()
+}
+
+impl TlsServer {
+    fn start() -> Option<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .find(|b| b.join("initdb").exists());
+        let Some(bin) = bin else {
+            eprintln!("skipped: no /usr/lib/postgresql/*/bin/initdb to start a TLS server with");
+            return None;
+        };
+        let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+        let as_postgres = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        // The CA, and a server certificate for `localhost` only (so 127.0.0.1 is a wrong name).
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "guestvault test db CA");
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+        let leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+        let cert_file = private_file(dir.path(), "server.crt", &leaf.pem(), 0o600);
+        let key_file = private_file(dir.path(), "server.key", &leaf_key.serialize_pem(), 0o600);
+        if as_postgres {
+            let out = std::process::Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(dir.path())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "chown: {out:?}");
+        }
+        let data_s = data.display().to_string();
+        let out = run_as(
+            as_postgres,
+            &bin.join("initdb"),
+            &[
+                "-D",
+                &data_s,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        assert!(out.status.success(), "initdb: {out:?}");
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .unwrap();
+        use std::io::Write as _;
+        write!(
+            conf,
+            "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+             ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\nfsync = off\n",
+            dir.path().display(),
+            cert_file.display(),
+            key_file.display()
+        )
+        .unwrap();
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "hostssl all all 127.0.0.1/32 trust\n",
+        )
+        .unwrap();
+        let pg_ctl = bin.join("pg_ctl");
+        let log = dir.path().join("server.log").display().to_string();
+        let out = run_as(
+            as_postgres,
+            &pg_ctl,
+            &["-D", &data_s, "-l", &log, "-w", "start"],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {out:?}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        Some(Self {
+            pg_ctl,
+            data,
+            as_postgres,
+            port,
+            ca_pem,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let data = self.data.display().to_string();
+        let _ = run_as(
+            self.as_postgres,
+            &self.pg_ctl,
+            &["-D", &data, "-m", "immediate", "-w", "stop"],
+        );
+    }
+}
+
+#[test]
+fn tls_verifies_the_chain_and_the_host_name_and_refuses_otherwise() {
+    let Some(server) = TlsServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = private_file(dir.path(), "db-ca.pem", &server.ca_pem, 0o644);
+    let settings = |host: &str, ca: &std::path::Path| {
+        PgSettings::from_config(&config(&format!(
+            "postgres_url = \"host={host} hostaddr=127.0.0.1 port={} user=postgres dbname=postgres\"\n\
+             postgres_ca_file = \"{}\"\npostgres_connect_timeout_ms = 10000",
+            server.port,
+            toml_path(ca)
+        )))
+        .unwrap()
+    };
+    // The right CA and the certificate's name: connected, over TLS.
+    let conn = settings("localhost", &ca_file).open_at_start().unwrap();
+    let ssl: bool = conn
+        .query_dyn(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()[0]
+        .get(0);
+    assert!(ssl);
+    drop(conn);
+    // Another CA: the chain does not verify.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let other_ca = private_file(dir.path(), "other-ca.pem", &other.cert.pem(), 0o644);
+    let err = settings("localhost", &other_ca)
+        .open_at_start()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("check config key `storage.postgres_ca_file`"),
+        "{err}"
+    );
+    assert!(err.contains("UnknownIssuer"), "{err}");
+    // The right CA but a name the certificate does not hold.
+    let err = settings("127.0.0.1", &ca_file)
+        .open_at_start()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("check config key `storage.postgres_ca_file`"),
+        "{err}"
+    );
+    assert!(err.contains("not valid for name"), "{err}");
+    // And the server takes no plain connection, so the TLS above was not optional.
+    let plain = PgSettings::from_config(&config(&format!(
+        "postgres_url = \"postgres://postgres@127.0.0.1:{}/postgres\"",
+        server.port
+    )))
+    .unwrap();
+    let err = plain.open_at_start().unwrap_err().to_string();
+    assert!(err.contains("no pg_hba.conf entry"), "{err}");
 }
