@@ -209,10 +209,29 @@ fn an_opened_connection_runs_with_the_configured_session_settings() {
     let Some(url) = test_server_url() else {
         return;
     };
+    let Some(db) = crate::store::postgres::conn::testdb::TestDb::create() else {
+        return;
+    };
+    // Defaults of the database that would weaken durability or lift the timeout: the
+    // session's own settings must win over them.
+    db.connect()
+        .batch(&format!(
+            "ALTER DATABASE {0} SET synchronous_commit = off; \
+             ALTER DATABASE {0} SET statement_timeout = 0",
+            db.name
+        ))
+        .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}dbname={}", db.name);
     let s = PgSettings::from_config(&config(&format!(
         "postgres_url = \"{url}\"\npostgres_statement_timeout_ms = 1234\npostgres_tls = \"off\""
     )))
     .unwrap();
+    assert!(
+        s.describe().contains(&format!("dbname={}", db.name)),
+        "{}",
+        s.describe()
+    );
     let conn = s.open().unwrap();
     let show =
         |what: &str| -> String { conn.query_dyn(&format!("SHOW {what}"), &[]).unwrap()[0].get(0) };
