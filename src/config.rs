@@ -7,7 +7,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod limits;
+mod postgres;
 pub use limits::{AlertsConfig, BudgetsConfig, Rate, RoleBudgets, RouteClass};
+pub use postgres::{
+    PgTls, PostgresKeys, DEFAULT_PG_CONNECT_TIMEOUT_MS, DEFAULT_PG_POOL_SIZE,
+    DEFAULT_PG_STATEMENT_TIMEOUT_MS, MAX_PG_POOL_SIZE,
+};
 
 pub const DEFAULT_CONFIG_FILE: &str = "guestvault.toml";
 /// Environment variables of the test suite, never read as config.
@@ -202,8 +207,23 @@ pub struct StorageConfig {
     /// The WAL file is kept under this size (issue 13): past half of it the checkpointer
     /// resets the WAL between reads. Default 256 MiB; at least 4 MiB.
     pub wal_max_bytes: u64,
-    /// PostgreSQL: the database's URL, without a password.
+    /// PostgreSQL only (the keys below are refused under `sqlite`; see [`PostgresKeys`] for
+    /// the checked values and defaults). A `postgres://` URL or `key=value` string with no
+    /// password in it.
     pub postgres_url: Option<String>,
+    /// File holding the database password (owner-only, like the HS256 secret).
+    pub postgres_password_file: Option<PathBuf>,
+    /// PEM CA certificates: TLS to the database, verify-full (chain and host name).
+    pub postgres_ca_file: Option<PathBuf>,
+    /// `verify-full` (the default when `postgres_ca_file` is set) or `off` (the default, and
+    /// only allowed implicitly, for a database on this machine).
+    pub postgres_tls: Option<String>,
+    /// Reader connections per node (default 8, at most 64); the writer has its own.
+    pub postgres_pool_size: Option<usize>,
+    /// The server-side `statement_timeout` of every connection (default 30000).
+    pub postgres_statement_timeout_ms: Option<u64>,
+    /// How long opening one connection (TCP, TLS, authentication) may take (default 5000).
+    pub postgres_connect_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -307,6 +327,12 @@ impl Default for StorageConfig {
             max_batch: 512,
             wal_max_bytes: crate::store::DEFAULT_WAL_MAX_BYTES,
             postgres_url: None,
+            postgres_password_file: None,
+            postgres_ca_file: None,
+            postgres_tls: None,
+            postgres_pool_size: None,
+            postgres_statement_timeout_ms: None,
+            postgres_connect_timeout_ms: None,
         }
     }
 }
@@ -439,16 +465,16 @@ impl Config {
             origin: origin_of(key),
             message: message.into(),
         };
-        match crate::store::Backend::parse(&self.storage.backend) {
+        let backend = crate::store::Backend::parse(&self.storage.backend);
+        // The PostgreSQL keys first, so a bad one is named even while this build refuses the
+        // backend itself.
+        let checked = match backend {
             None => return Err(bad("storage.backend", "must be `sqlite` or `postgres`")),
-            Some(b) if !b.is_available() => {
-                return Err(bad(
-                    "storage.backend",
-                    "`postgres` is not available: this build has no PostgreSQL backend yet \
-                     (issue 14). Use `sqlite`",
-                ))
-            }
-            Some(_) => {}
+            Some(crate::store::Backend::Postgres) => self.storage.postgres().map(|_| ()),
+            Some(crate::store::Backend::Sqlite) => postgres::refuse_when_unused(&self.storage),
+        };
+        if let Err((key, message)) = checked {
+            return Err(bad(&key, &message));
         }
         if !matches!(
             self.storage.synchronous.as_str(),
@@ -780,14 +806,20 @@ mod tests {
         assert!(err.contains("g.toml"), "{err}");
         assert!(err.contains("must be `sqlite` or `postgres`"), "{err}");
         assert!(!err.contains("mysql"), "{err}");
-        // PostgreSQL is refused until this build has the backend: it must not look as if it
-        // worked.
+        // PostgreSQL needs its URL, and the error names that key and the file.
         std::fs::write(&file, "[storage]\nbackend = \"postgres\"\n").unwrap();
         let err = Config::load_with_env(Some(&file), env(&[]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("`storage.backend`"), "{err}");
-        assert!(err.contains("no PostgreSQL backend yet"), "{err}");
+        assert!(err.contains("`storage.postgres_url`"), "{err}");
+        assert!(err.contains("g.toml"), "{err}");
+        std::fs::write(
+            &file,
+            "[storage]\nbackend = \"postgres\"\npostgres_url = \"postgres://v@localhost/g\"\n",
+        )
+        .unwrap();
+        let loaded = Config::load_with_env(Some(&file), env(&[])).unwrap();
+        assert_eq!(loaded.storage.backend, "postgres");
         // The test suite's own variable is not a config key.
         Config::load_with_env(
             None,
@@ -797,8 +829,18 @@ mod tests {
         let err = Config::load_with_env(None, env(&[("GUESTVAULT_STORAGE_BACKEND", "postgres")]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("GUESTVAULT_STORAGE_BACKEND"), "{err}");
-        assert!(err.contains("no PostgreSQL backend yet"), "{err}");
+        assert!(err.contains("GUESTVAULT_STORAGE_POSTGRES_URL"), "{err}");
+        Config::load_with_env(
+            None,
+            env(&[
+                ("GUESTVAULT_STORAGE_BACKEND", "postgres"),
+                (
+                    "GUESTVAULT_STORAGE_POSTGRES_URL",
+                    "postgres://v@localhost/g",
+                ),
+            ]),
+        )
+        .unwrap();
     }
 
     #[test]

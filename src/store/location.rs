@@ -153,8 +153,9 @@ impl Location {
                 })
             }
             Self::Postgres(settings) => {
-                let conn = postgres::open_migrated(settings, keyring_fingerprint).map_err(|e| {
-                    anyhow::anyhow!("cannot open the database ({}): {e}", self.describe())
+                let mut conn = settings.open_at_start()?;
+                conn.migrate(keyring_fingerprint).map_err(|e| {
+                    anyhow::anyhow!("cannot open the database `{}`: {e}", self.describe())
                 })?;
                 probe(&Conn::Postgres(&conn))?;
                 let hook = hook.map(|mut h| -> postgres::writer::PreCommitHook {
@@ -167,7 +168,8 @@ impl Location {
                 let (writer, writer_thread) =
                     postgres::Writer::start(conn, connect, max_batch, hook, barrier, Some(vacuum))?;
                 let s = settings.clone();
-                let readers = postgres::Readers::open(Arc::new(move || s.open()), readers)?;
+                let pool = settings.pool_size();
+                let readers = postgres::Readers::open(Arc::new(move || s.open()), pool)?;
                 Ok(Started {
                     writer: Writer::Postgres(writer),
                     readers: Arc::new(Readers::Postgres(readers)),

@@ -204,11 +204,6 @@ impl Backend {
             Self::Postgres => "postgres",
         }
     }
-
-    /// Whether this build can run on the backend.
-    pub fn is_available(self) -> bool {
-        true
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

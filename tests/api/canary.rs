@@ -17,6 +17,9 @@ const CANARY_ROOM: &str = "QX-7731";
 
 #[tokio::test]
 async fn planted_canaries_appear_in_no_file_log_or_error_body() {
+    if crate::helpers::skip_on_postgres("scans the SQLite database and WAL files of the data dir") {
+        return;
+    }
     let app = spawn_app().await;
     let id = app
         .create_guest(json!({

@@ -342,6 +342,9 @@ async fn a_sealed_keyring_needs_its_passphrase() {
 
 #[tokio::test]
 async fn a_guest_erased_after_a_backup_stays_erased_after_restoring_it() {
+    if crate::helpers::skip_on_postgres("backup and restore of the SQLite snapshot file") {
+        return;
+    }
     let app = spawn_app().await;
     let gone = app
         .call(
@@ -578,6 +581,9 @@ fn ops_caller() -> guestvault::service::Caller {
 
 #[tokio::test]
 async fn a_backup_from_before_a_kek_was_retired_is_refused_and_nothing_is_replaced() {
+    if crate::helpers::skip_on_postgres("backup and restore of the SQLite snapshot file") {
+        return;
+    }
     let app = spawn_app().await;
     let id = app.create_guest(zhang_san()).await;
     let backup = app.dir.path().join("before-retire.db");
@@ -730,6 +736,9 @@ async fn restore_err(
 
 #[tokio::test]
 async fn restore_needs_the_manifest_unless_forced() {
+    if crate::helpers::skip_on_postgres("backup and restore of the SQLite snapshot file") {
+        return;
+    }
     let (_dir, config, backup) = stopped_after_a_backup().await;
     let manifest = backup.with_extension("db.manifest.json");
     std::fs::remove_file(&manifest).unwrap();
@@ -754,6 +763,9 @@ async fn restore_needs_the_manifest_unless_forced() {
 
 #[tokio::test]
 async fn restore_refuses_a_ledger_older_than_the_backup() {
+    if crate::helpers::skip_on_postgres("backup and restore of the SQLite snapshot file") {
+        return;
+    }
     let (_dir, config, backup) = stopped_after_a_backup().await;
     let ledger = config
         .storage
@@ -777,6 +789,9 @@ async fn restore_refuses_a_ledger_older_than_the_backup() {
 
 #[tokio::test]
 async fn restore_refuses_a_trail_rewritten_with_recomputed_hashes() {
+    if crate::helpers::skip_on_postgres("backup and restore of the SQLite snapshot file") {
+        return;
+    }
     let (_dir, config, backup) = stopped_after_a_backup().await;
     {
         // Someone with the backup but not the audit key rewrites event 2 and rehashes the rest.

@@ -64,21 +64,21 @@ async fn an_invalid_policy_dir_stops_start_up_naming_file_and_key() {
 /// Issue 14: PostgreSQL is configurable but not in this build; it must not start as if it
 /// worked, whether the config comes from a file (the binary) or is built in code.
 #[tokio::test]
-async fn the_postgres_backend_is_refused_at_start_naming_the_key() {
+async fn a_postgres_database_that_cannot_be_reached_stops_the_start_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = crate::helpers::test_config(dir.path());
     guestvault::cli::init(&config).unwrap();
     config.storage.backend = "postgres".into();
+    // Nothing listens on port 1.
+    config.storage.postgres_url = Some("postgres://guestvault@127.0.0.1:1/guestvault".into());
     let err = format!(
         "{:#}",
         guestvault::startup::App::build(config.clone())
             .await
             .unwrap_err()
     );
-    assert!(
-        err.contains("`storage.backend`") && err.contains("no PostgreSQL backend yet"),
-        "{err}"
-    );
+    assert!(err.contains("storage.postgres_url"), "{err}");
+    assert!(err.contains("127.0.0.1"), "{err}");
     config.storage.backend = "mysql".into();
     let err = format!(
         "{:#}",
@@ -111,10 +111,9 @@ async fn the_postgres_backend_is_refused_at_start_naming_the_key() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
+    // No `storage.postgres_url`: the start stops naming it and the file.
     assert!(
-        stderr.contains("`storage.backend`")
-            && stderr.contains("guestvault.toml")
-            && stderr.contains("no PostgreSQL backend yet"),
+        stderr.contains("`storage.postgres_url`") && stderr.contains("guestvault.toml"),
         "{stderr}"
     );
 }
