@@ -8,11 +8,11 @@ use serde::Deserialize;
 
 mod limits;
 mod postgres;
-pub use limits::{AlertsConfig, BudgetsConfig, Rate, RoleBudgets, RouteClass};
-pub use postgres::{
+pub use self::postgres::{
     PgTls, PostgresKeys, DEFAULT_PG_CONNECT_TIMEOUT_MS, DEFAULT_PG_POOL_SIZE,
     DEFAULT_PG_STATEMENT_TIMEOUT_MS, MAX_PG_POOL_SIZE,
 };
+pub use limits::{AlertsConfig, BudgetsConfig, Rate, RoleBudgets, RouteClass};
 
 pub const DEFAULT_CONFIG_FILE: &str = "guestvault.toml";
 /// Environment variables of the test suite, never read as config.

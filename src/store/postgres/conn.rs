@@ -20,7 +20,8 @@ pub type Param<'a> = &'a (dyn ToSql + Sync);
 
 /// One connection and the runtime that drives it. Not `Sync`: it belongs to one thread.
 pub struct PgConn {
-    rt: tokio::runtime::Runtime,
+    /// Always `Some` until drop (see the `Drop` impl).
+    rt: Option<tokio::runtime::Runtime>,
     client: Client,
     cache: RefCell<HashMap<&'static str, Statement>>,
     /// Audit events appended by the unit running now, not yet in the table: the writer links
@@ -28,6 +29,18 @@ pub struct PgConn {
     /// commits, under the chain head's row lock (docs/storage.md, "Group commit across
     /// nodes"). Empty on a reader.
     pending: RefCell<Vec<NewEvent>>,
+}
+
+impl Drop for PgConn {
+    /// tokio refuses to drop a runtime on a thread that drives another one (a direct
+    /// connection closed in async code): there it is shut down without waiting.
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                rt.shutdown_background();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for PgConn {
@@ -42,11 +55,15 @@ impl PgConn {
     /// Wraps a connected client; `rt` must be the runtime its connection task was spawned on.
     pub fn from_parts(rt: tokio::runtime::Runtime, client: Client) -> Self {
         Self {
-            rt,
+            rt: Some(rt),
             client,
             cache: RefCell::new(HashMap::new()),
             pending: RefCell::new(Vec::new()),
         }
+    }
+
+    fn rt(&self) -> &tokio::runtime::Runtime {
+        self.rt.as_ref().expect("the runtime lives until drop")
     }
 
     /// A runtime for one connection's thread.
@@ -64,13 +81,17 @@ impl PgConn {
 
     /// Applies the schema's migrations and checks the keyring fingerprint ([`super::migrate`]).
     pub fn migrate(&mut self, keyring_fingerprint: &str) -> Result<(), StoreError> {
-        self.rt
-            .block_on(super::migrate(&mut self.client, keyring_fingerprint))
+        let rt = self.rt.as_ref().expect("the runtime lives until drop");
+        drive(rt, super::migrate(&mut self.client, keyring_fingerprint))
     }
 
     /// Runs `fut` to completion on this connection's runtime (and drives the connection).
-    pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
-        self.rt.block_on(fut)
+    pub fn block_on<F>(&self, fut: F) -> F::Output
+    where
+        F: std::future::Future + Send,
+        F::Output: Send,
+    {
+        drive(self.rt(), fut)
     }
 
     /// The client, for code in this module that needs more than the helpers below (COPY,
@@ -83,10 +104,7 @@ impl PgConn {
         if let Some(s) = self.cache.borrow().get(sql) {
             return Ok(s.clone());
         }
-        let s = self
-            .rt
-            .block_on(self.client.prepare(sql))
-            .map_err(classify)?;
+        let s = drive(self.rt(), self.client.prepare(sql)).map_err(classify)?;
         self.cache.borrow_mut().insert(sql, s.clone());
         Ok(s)
     }
@@ -94,17 +112,13 @@ impl PgConn {
     /// Runs a cached statement; returns the rows it changed.
     pub fn execute(&self, sql: &'static str, params: &[Param<'_>]) -> Result<u64, StoreError> {
         let s = self.statement(sql)?;
-        self.rt
-            .block_on(self.client.execute(&s, params))
-            .map_err(classify)
+        drive(self.rt(), self.client.execute(&s, params)).map_err(classify)
     }
 
     /// Runs a cached query; returns every row.
     pub fn query(&self, sql: &'static str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
         let s = self.statement(sql)?;
-        self.rt
-            .block_on(self.client.query(&s, params))
-            .map_err(classify)
+        drive(self.rt(), self.client.query(&s, params)).map_err(classify)
     }
 
     /// Runs a cached query that returns at most one row.
@@ -114,38 +128,28 @@ impl PgConn {
         params: &[Param<'_>],
     ) -> Result<Option<Row>, StoreError> {
         let s = self.statement(sql)?;
-        self.rt
-            .block_on(self.client.query_opt(&s, params))
-            .map_err(classify)
+        drive(self.rt(), self.client.query_opt(&s, params)).map_err(classify)
     }
 
     /// Runs a cached query that returns exactly one row.
     pub fn query_one(&self, sql: &'static str, params: &[Param<'_>]) -> Result<Row, StoreError> {
         let s = self.statement(sql)?;
-        self.rt
-            .block_on(self.client.query_one(&s, params))
-            .map_err(classify)
+        drive(self.rt(), self.client.query_one(&s, params)).map_err(classify)
     }
 
     /// Runs a statement built at run time (not cached); returns the rows it changed.
     pub fn execute_dyn(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
-        self.rt
-            .block_on(self.client.execute(sql, params))
-            .map_err(classify)
+        drive(self.rt(), self.client.execute(sql, params)).map_err(classify)
     }
 
     /// Runs a query built at run time (not cached).
     pub fn query_dyn(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
-        self.rt
-            .block_on(self.client.query(sql, params))
-            .map_err(classify)
+        drive(self.rt(), self.client.query(sql, params)).map_err(classify)
     }
 
     /// Runs one or more statements without parameters (transaction control, DDL).
     pub fn batch(&self, sql: &str) -> Result<(), StoreError> {
-        self.rt
-            .block_on(self.client.batch_execute(sql))
-            .map_err(classify)
+        drive(self.rt(), self.client.batch_execute(sql)).map_err(classify)
     }
 
     /// Queues an audit event of the running unit (see the `pending` field).
@@ -168,6 +172,25 @@ impl PgConn {
     pub fn take_pending(&self) -> Vec<NewEvent> {
         std::mem::take(&mut *self.pending.borrow_mut())
     }
+}
+
+/// Runs `fut` on `rt`, blocking this thread. The writer's and readers' threads run no other
+/// runtime, so this is a plain `block_on`; on a thread that drives one (the CLI's or a test's
+/// async code opening a direct connection), tokio refuses a nested `block_on`, so the call
+/// runs on a short-lived thread of its own instead.
+pub fn drive<F>(rt: &tokio::runtime::Runtime, fut: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return rt.block_on(fut);
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| rt.block_on(fut))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// A driver error as the seam reports it: a lost connection (closed, or an I/O error on its

@@ -268,7 +268,7 @@ impl PgSettings {
     /// `storage.postgres_connect_timeout_ms` for all of it (TCP, TLS, authentication).
     pub fn open(&self) -> Result<PgConn, StoreError> {
         let rt = PgConn::runtime()?;
-        let client = rt.block_on(async {
+        let client = super::conn::drive(&rt, async {
             let mut config = self.config.clone();
             if let Some(password) = &self.password {
                 config.password(password.as_slice());
