@@ -473,3 +473,101 @@ async fn kill_9_of_one_node_under_load_loses_no_acknowledged_write_and_the_other
         v["events"]
     );
 }
+
+/// Runs `sql` on the test server's maintenance database (as the test URL's user).
+fn admin(sql: &str) {
+    let url = std::env::var(pg::URL_VAR).unwrap();
+    let sql = sql.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client.batch_execute(&sql).await.unwrap();
+        });
+    })
+    .join()
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_lost_mid_run_gives_503_and_not_ready_then_recovers_by_itself() {
+    let Some(cluster) = Cluster::new(1) else {
+        return;
+    };
+    let a = cluster.start(0).await;
+    let id = a.create().await;
+    let guest = format!("/v1/guests/{id}");
+    let name = cluster
+        .config
+        .storage
+        .postgres_url
+        .as_deref()
+        .and_then(|u| u.rsplit('/').next())
+        .map(|s| s.split('?').next().unwrap().to_string())
+        .unwrap();
+    // The database goes away: no new connection is allowed and every session is ended.
+    admin(&format!(
+        "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ));
+    for _ in 0..3 {
+        let (status, body) = a
+            .call(reqwest::Method::GET, &guest, "front_desk", "check_in", None)
+            .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["code"], "unavailable", "{body}");
+        let text = body.to_string();
+        assert!(!text.contains("张三丰") && !text.contains(&name), "{text}");
+    }
+    // Readiness is cached for a second.
+    let until = Instant::now() + Duration::from_secs(10);
+    let body: Value = loop {
+        let r = a
+            .client
+            .get(format!("{}/readyz", a.base))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+            break r.json().await.unwrap();
+        }
+        assert!(Instant::now() < until, "/readyz stayed ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(body["reason"], "database_unavailable", "{body}");
+    // It comes back: the node reconnects by itself.
+    admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = a
+            .call(reqwest::Method::GET, &guest, "front_desk", "check_in", None)
+            .await;
+        if status == StatusCode::OK {
+            assert_eq!(body["fields"]["full_name"], "张三丰");
+            break;
+        }
+        assert!(Instant::now() < until, "not recovered: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = a
+            .client
+            .get(format!("{}/readyz", a.base))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < until, "/readyz did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(a.verify().await["intact"], true);
+}
