@@ -29,6 +29,12 @@ pub struct PgConn {
     /// commits, under the chain head's row lock (docs/storage.md, "Group commit across
     /// nodes"). Empty on a reader.
     pending: RefCell<Vec<NewEvent>>,
+    /// How long one call may wait for the server (`None`: as long as it takes). A call that
+    /// times out marks the connection broken: its state is unknown, so its owner opens a new
+    /// one. This catches a database host that stops answering without resetting the
+    /// connection, which TCP keepalives notice only after about 30 s.
+    call_timeout: Option<std::time::Duration>,
+    broken: std::cell::Cell<bool>,
 }
 
 impl Drop for PgConn {
@@ -59,6 +65,44 @@ impl PgConn {
             client,
             cache: RefCell::new(HashMap::new()),
             pending: RefCell::new(Vec::new()),
+            call_timeout: None,
+            broken: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Sets how long one call may wait for the server (see the `call_timeout` field).
+    pub fn with_call_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.call_timeout = Some(timeout);
+        self
+    }
+
+    /// Runs one driver call on this connection's runtime, within the call timeout.
+    fn call<T, F>(&self, fut: F) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = Result<T, tokio_postgres::Error>> + Send,
+        T: Send,
+    {
+        if self.broken.get() {
+            return Err(StoreError::Unavailable(
+                "the connection timed out before".into(),
+            ));
+        }
+        let Some(limit) = self.call_timeout else {
+            return drive(self.rt(), fut).map_err(classify);
+        };
+        // The timer must be made inside the runtime.
+        match drive(
+            self.rt(),
+            async move { tokio::time::timeout(limit, fut).await },
+        ) {
+            Ok(r) => r.map_err(classify),
+            Err(_) => {
+                self.broken.set(true);
+                Err(StoreError::Unavailable(format!(
+                    "the database did not answer within {} ms",
+                    limit.as_millis()
+                )))
+            }
         }
     }
 
@@ -76,7 +120,7 @@ impl PgConn {
     /// Whether the connection is gone (the server closed it, a network error): the owner opens
     /// a new one.
     pub fn is_closed(&self) -> bool {
-        self.client.is_closed()
+        self.broken.get() || self.client.is_closed()
     }
 
     /// Applies the schema's migrations and checks the keyring fingerprint ([`super::migrate`]).
@@ -104,7 +148,7 @@ impl PgConn {
         if let Some(s) = self.cache.borrow().get(sql) {
             return Ok(s.clone());
         }
-        let s = drive(self.rt(), self.client.prepare(sql)).map_err(classify)?;
+        let s = self.call(self.client.prepare(sql))?;
         self.cache.borrow_mut().insert(sql, s.clone());
         Ok(s)
     }
@@ -112,13 +156,13 @@ impl PgConn {
     /// Runs a cached statement; returns the rows it changed.
     pub fn execute(&self, sql: &'static str, params: &[Param<'_>]) -> Result<u64, StoreError> {
         let s = self.statement(sql)?;
-        drive(self.rt(), self.client.execute(&s, params)).map_err(classify)
+        self.call(self.client.execute(&s, params))
     }
 
     /// Runs a cached query; returns every row.
     pub fn query(&self, sql: &'static str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
         let s = self.statement(sql)?;
-        drive(self.rt(), self.client.query(&s, params)).map_err(classify)
+        self.call(self.client.query(&s, params))
     }
 
     /// Runs a cached query that returns at most one row.
@@ -128,28 +172,28 @@ impl PgConn {
         params: &[Param<'_>],
     ) -> Result<Option<Row>, StoreError> {
         let s = self.statement(sql)?;
-        drive(self.rt(), self.client.query_opt(&s, params)).map_err(classify)
+        self.call(self.client.query_opt(&s, params))
     }
 
     /// Runs a cached query that returns exactly one row.
     pub fn query_one(&self, sql: &'static str, params: &[Param<'_>]) -> Result<Row, StoreError> {
         let s = self.statement(sql)?;
-        drive(self.rt(), self.client.query_one(&s, params)).map_err(classify)
+        self.call(self.client.query_one(&s, params))
     }
 
     /// Runs a statement built at run time (not cached); returns the rows it changed.
     pub fn execute_dyn(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
-        drive(self.rt(), self.client.execute(sql, params)).map_err(classify)
+        self.call(self.client.execute(sql, params))
     }
 
     /// Runs a query built at run time (not cached).
     pub fn query_dyn(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
-        drive(self.rt(), self.client.query(sql, params)).map_err(classify)
+        self.call(self.client.query(sql, params))
     }
 
     /// Runs one or more statements without parameters (transaction control, DDL).
     pub fn batch(&self, sql: &str) -> Result<(), StoreError> {
-        drive(self.rt(), self.client.batch_execute(sql)).map_err(classify)
+        self.call(self.client.batch_execute(sql))
     }
 
     /// Queues an audit event of the running unit (see the `pending` field).

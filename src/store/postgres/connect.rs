@@ -298,7 +298,10 @@ impl PgSettings {
                 ))),
             }
         })?;
-        Ok(PgConn::from_parts(rt, client))
+        // A statement may run for the server's statement_timeout; past that plus a margin,
+        // the host has stopped answering.
+        Ok(PgConn::from_parts(rt, client)
+            .with_call_timeout(self.statement_timeout + std::time::Duration::from_secs(2)))
     }
 
     /// [`open`](Self::open) at start: the error says which database and names the key most

@@ -180,3 +180,93 @@ async fn a_lost_connection_fails_its_group_and_the_next_one_reconnects() {
         .unwrap();
     assert_ne!(pid, new_pid);
 }
+
+/// A TCP proxy to the test server that can stop forwarding (a database host that hangs
+/// without resetting its connections).
+struct FreezingProxy {
+    port: u16,
+    frozen: Arc<AtomicBool>,
+}
+
+impl FreezingProxy {
+    fn start(target: (String, u16)) -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let f = frozen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = std::net::TcpStream::connect((target.0.as_str(), target.1)) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let f = f.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            let Ok(n) = from.read(&mut buf) else { return };
+                            if n == 0 {
+                                return;
+                            }
+                            while f.load(Ordering::SeqCst) {
+                                std::thread::sleep(std::time::Duration::from_millis(20));
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Self { port, frozen }
+    }
+}
+
+#[test]
+fn a_host_that_stops_answering_is_unavailable_within_the_call_timeout() {
+    let Some(db) = TestDb::create() else { return };
+    let host = match db.config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".to_string(),
+    };
+    let port = db.config.get_ports().first().copied().unwrap_or(5432);
+    let proxy = FreezingProxy::start((host, port));
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(proxy.port)
+        .user(db.config.get_user().unwrap_or("postgres"))
+        .dbname(&db.name);
+    if let Some(p) = db.config.get_password() {
+        config.password(p);
+    }
+    let conn = super::super::conn::testdb::connect(&config)
+        .with_call_timeout(std::time::Duration::from_millis(500));
+    assert_eq!(
+        conn.query_one("SELECT 40 + 2", &[])
+            .unwrap()
+            .get::<_, i32>(0),
+        42
+    );
+    proxy.frozen.store(true, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let err = conn.query_one("SELECT 1", &[]).unwrap_err();
+    let waited = started.elapsed();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(
+        waited < std::time::Duration::from_secs(3),
+        "waited {waited:?}"
+    );
+    assert!(conn.is_closed(), "a timed-out connection is not reused");
+    // And it stays refused at once, not waiting again.
+    let started = std::time::Instant::now();
+    assert!(conn.execute("SELECT 1", &[]).is_err());
+    assert!(started.elapsed() < std::time::Duration::from_millis(100));
+    proxy.frozen.store(false, Ordering::SeqCst);
+}
