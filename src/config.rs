@@ -829,7 +829,7 @@ mod tests {
         let err = Config::load_with_env(None, env(&[("GUESTVAULT_STORAGE_BACKEND", "postgres")]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("GUESTVAULT_STORAGE_POSTGRES_URL"), "{err}");
+        assert!(err.contains("`storage.postgres_url`"), "{err}");
         Config::load_with_env(
             None,
             env(&[
