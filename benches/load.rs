@@ -13,6 +13,7 @@
 //! - `server`: the vault as a child process; `/proc` readings (RSS, CPU per thread).
 //! - `driver`: the HTTP load generator and the scenarios.
 //! - `report`: machine facts and the Markdown report.
+//! - `pg`: the `--backend postgres [--nodes 2]` run, its baselines and its section.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
@@ -24,6 +25,8 @@ mod baseline;
 mod data;
 #[path = "load/driver.rs"]
 mod driver;
+#[path = "load/pg.rs"]
+mod pg;
 #[path = "load/report.rs"]
 mod report;
 #[path = "load/seed.rs"]
@@ -59,8 +62,23 @@ fn main() -> ExitCode {
     if let Some(secs) = args.soak {
         return run_soak(&args, secs);
     }
+    if args.postgres {
+        let errors = pg::run(&args);
+        if errors > 0 {
+            eprintln!("FAILED: {errors} request(s) errored");
+            return ExitCode::FAILURE;
+        }
+        return ExitCode::SUCCESS;
+    }
     let results = run(args);
-    let report = results.markdown();
+    let mut report = results.markdown();
+    // The sections other runs wrote (PostgreSQL, soak) stay.
+    let old = std::fs::read_to_string(&results.args.out).unwrap_or_default();
+    for (start, end) in [(pg::START, pg::END), (soak::START, soak::END)] {
+        if let Some(section) = pg::section_of(&old, start, end) {
+            report = format!("{}\n\n{section}\n", report.trim_end());
+        }
+    }
     if let Some(dir) = results.args.out.parent() {
         std::fs::create_dir_all(dir).unwrap();
     }
@@ -115,7 +133,8 @@ fn run_soak(args: &Args, secs: u64) -> ExitCode {
         };
         let ctx = Arc::new(Ctx {
             client: driver::client(args.connections),
-            base: srv.base.clone(),
+            bases: vec![srv.base.clone()],
+            turn: Default::default(),
             pms: mint("pms"),
             front_desk: mint("front_desk"),
             dsr: mint("dsr_officer"),
@@ -237,7 +256,8 @@ fn run(args: Args) -> Results {
         let trivial = baseline::TrivialServer::start();
         let ceiling_ctx = Arc::new(Ctx {
             client: driver::client(args.connections),
-            base: trivial.base.clone(),
+            bases: vec![trivial.base.clone()],
+            turn: Default::default(),
             pms: driver::bearer("-"),
             front_desk: driver::bearer("-"),
             dsr: driver::bearer("-"),
@@ -269,7 +289,8 @@ fn run(args: Args) -> Results {
         };
         let ctx = Arc::new(Ctx {
             client: driver::client(args.connections),
-            base: srv.base.clone(),
+            bases: vec![srv.base.clone()],
+            turn: Default::default(),
             pms: mint("pms"),
             front_desk: mint("front_desk"),
             dsr: mint("dsr_officer"),

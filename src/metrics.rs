@@ -23,6 +23,8 @@ pub const HTTP_IN_FLIGHT: &str = "guestvault_http_requests_in_flight";
 pub const HTTP_CONNECTIONS: &str = "guestvault_http_open_connections";
 pub const WRITER_BATCH: &str = "guestvault_writer_batch_size";
 pub const WRITER_COMMIT: &str = "guestvault_writer_commit_duration_seconds";
+pub const AUDIT_HEAD_HOLD: &str = "guestvault_audit_head_hold_seconds";
+pub const AUDIT_HEAD_EVENTS: &str = "guestvault_audit_head_events_total";
 pub const AUDIT_EVENTS: &str = "guestvault_audit_events_total";
 pub const GUESTS_STORED: &str = "guestvault_guests_stored";
 pub const KEK_ACTIVE: &str = "guestvault_kek_active_version";
@@ -76,6 +78,12 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(WRITER_BATCH.into()), &BATCH_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(AUDIT_HEAD_HOLD.into()),
+                        &COMMIT_BUCKETS_S,
+                    )
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(
@@ -133,6 +141,17 @@ fn describe() {
         WRITER_COMMIT,
         Unit::Seconds,
         "writer group transaction time, begin to commit"
+    );
+    describe_histogram!(
+        AUDIT_HEAD_HOLD,
+        Unit::Seconds,
+        "PostgreSQL: how long a group commit held the shared audit chain head's row lock \
+         (granted to committed; other nodes' groups wait this long)"
+    );
+    describe_counter!(
+        AUDIT_HEAD_EVENTS,
+        "PostgreSQL: audit events this node appended under the chain head's lock \
+         (divide by the hold histogram's count for events per commit)"
     );
     describe_counter!(
         AUDIT_EVENTS,
@@ -232,6 +251,13 @@ pub fn record_request(method: &'static str, route: String, status: u16, latency:
 pub fn record_group_commit(operations: u64, elapsed: Duration) {
     histogram!(WRITER_BATCH).record(operations as f64);
     histogram!(WRITER_COMMIT).record(elapsed.as_secs_f64());
+}
+
+/// PostgreSQL: one group commit held the chain head's row lock for `held` while appending
+/// `events` audit events.
+pub fn record_head_hold(events: u64, held: Duration) {
+    histogram!(AUDIT_HEAD_HOLD).record(held.as_secs_f64());
+    counter!(AUDIT_HEAD_EVENTS).increment(events);
 }
 
 /// A retention sweep's outcome (`None`: it failed); `trigger` is `background` or `api`.

@@ -45,12 +45,22 @@ pub struct Args {
     pub given: Vec<String>,
     /// `--soak SECS`: one mixed-load run of SECS seconds instead of the scenarios.
     pub soak: Option<u64>,
+    /// `--backend postgres`: the PostgreSQL run (its own section of BENCHMARKS.md).
+    pub postgres: bool,
+    /// `--nodes N` (PostgreSQL): vault nodes on the one database, 1 or 2.
+    pub nodes: usize,
+    /// `--postgres-url URL`: the server the run creates its database on (no database name).
+    pub postgres_url: String,
 }
+
+/// Where `--backend postgres` creates its database unless `--postgres-url` says otherwise.
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432";
 
 pub const USAGE: &str = "\
 usage: bench/run.sh [--quick|--smoke|--soak SECS] [--guests N] [--seconds S] [--connections C]
                     [--scenarios create,read,search_read,add_stay,erasure]
                     [--out FILE] [--note TEXT] [--server-log-level LEVEL] [--keep-data]
+                    [--backend sqlite|postgres] [--nodes 1|2] [--postgres-url URL]
 
   (default)      1,000,000 guests, 64 connections, 30 s per scenario -> BENCHMARKS.md
   --quick        100,000 guests                                      -> BENCHMARKS.md
@@ -60,6 +70,12 @@ usage: bench/run.sh [--quick|--smoke|--soak SECS] [--guests N] [--seconds S] [--
   --out FILE     write the report here instead
   --note TEXT    a line of context for the report (e.g. what else the machine was doing)
   --keep-data    keep the temporary data dir (its path is printed)
+  --backend postgres
+                 a fresh database on the PostgreSQL server at --postgres-url (default
+                 postgres://postgres@127.0.0.1:5432), PostgreSQL baselines, create, read,
+                 search_read and erasure, the chain head's lock hold time -> the PostgreSQL
+                 section of BENCHMARKS.md (the SQLite report around it is kept)
+  --nodes 2      (postgres) two nodes on that database: each alone, then both behind the client
 Exits non-zero if any request errored.";
 
 fn text(flag: &str, v: Option<String>) -> Result<String, String> {
@@ -85,6 +101,10 @@ impl Args {
         let mut keep_data = false;
         let mut server_log_level = None;
         let mut soak = None;
+        let mut postgres = false;
+        let mut nodes = 1usize;
+        let mut postgres_url = DEFAULT_POSTGRES_URL.to_string();
+        let mut scenarios_given = false;
         let mut it = given.clone().into_iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
@@ -98,7 +118,19 @@ impl Args {
                 "--server-log-level" => server_log_level = Some(text(&arg, it.next())?),
                 "--keep-data" => keep_data = true,
                 "--soak" => soak = Some(number::<u64>(&arg, it.next())?),
+                "--backend" => match text(&arg, it.next())?.as_str() {
+                    "sqlite" => postgres = false,
+                    "postgres" => postgres = true,
+                    other => {
+                        return Err(format!(
+                            "`--backend`: `{other}` is not `sqlite` or `postgres`"
+                        ))
+                    }
+                },
+                "--nodes" => nodes = number::<usize>(&arg, it.next())?,
+                "--postgres-url" => postgres_url = text(&arg, it.next())?,
                 "--scenarios" => {
+                    scenarios_given = true;
                     let list = text(&arg, it.next())?;
                     scenarios = list
                         .split([',', ' '])
@@ -119,6 +151,19 @@ impl Args {
             Mode::Smoke => (200, 2, 8),
         };
         let g = if soak.is_some() { 100_000 } else { g };
+        if !(1..=2).contains(&nodes) {
+            return Err("--nodes must be 1 or 2".into());
+        }
+        if nodes > 1 && !postgres {
+            return Err("--nodes needs --backend postgres (SQLite is one node)".into());
+        }
+        if postgres && soak.is_some() {
+            return Err("--soak runs on SQLite only".into());
+        }
+        if postgres && !scenarios_given {
+            // The scenarios issue 14 names; add_stay is in SQLite's report only.
+            scenarios.retain(|s| s != "add_stay");
+        }
         if soak == Some(0) {
             return Err("--soak must be positive".into());
         }
@@ -155,6 +200,9 @@ impl Args {
             server_log_level,
             given,
             soak,
+            postgres,
+            nodes,
+            postgres_url: postgres_url.trim_end_matches('/').to_string(),
         })
     }
 

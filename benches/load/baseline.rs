@@ -129,7 +129,7 @@ pub fn raw_record_load(db: &Path, ids: &Arc<Vec<uuid::Uuid>>, duration: Duration
 
 /// The permit a vault read carries: `pms` reading under `check_in`, granted by the default
 /// access policy (the bench goes through the policy like the service does).
-fn read_permit() -> &'static guestvault::policy::Permit {
+pub fn read_permit() -> &'static guestvault::policy::Permit {
     static PERMIT: std::sync::OnceLock<guestvault::policy::Permit> = std::sync::OnceLock::new();
     PERMIT.get_or_init(|| {
         guestvault::policy::Policies::load(None)

@@ -4,7 +4,7 @@
 //! requests), from sending the request to having read the whole body. Any answer other than the
 //! expected status (and, for search, the expected single guest) is an error.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,7 +51,9 @@ impl Op {
 #[derive(Debug)]
 pub struct Ctx {
     pub client: reqwest::Client,
-    pub base: String,
+    /// The nodes' base URLs; requests go to each in turn (one node: always the same).
+    pub bases: Vec<String>,
+    pub turn: AtomicUsize,
     pub pms: HeaderValue,
     pub front_desk: HeaderValue,
     pub dsr: HeaderValue,
@@ -60,6 +62,16 @@ pub struct Ctx {
     pub next_create: AtomicU64,
     /// Erasure takes seeded guests from the end, each once.
     pub next_erase: AtomicU64,
+}
+
+impl Ctx {
+    /// The base URL of the node the next request goes to.
+    pub fn base(&self) -> &str {
+        if self.bases.len() == 1 {
+            return &self.bases[0];
+        }
+        &self.bases[self.turn.fetch_add(1, Ordering::Relaxed) % self.bases.len()]
+    }
 }
 
 pub fn client(connections: usize) -> reqwest::Client {
@@ -91,7 +103,7 @@ pub async fn send(
 ) -> Result<(StatusCode, Vec<u8>), String> {
     let mut req = ctx
         .client
-        .request(method.clone(), format!("{}{path}", ctx.base))
+        .request(method.clone(), format!("{}{path}", ctx.base()))
         .header(AUTHORIZATION, token.clone())
         .header("x-purpose", purpose);
     if let Some(b) = body {
@@ -219,7 +231,7 @@ async fn run_op(ctx: &Ctx, op: Op, rng: &mut Rng) -> Result<Done, String> {
         Op::Trivial => {
             let resp = ctx
                 .client
-                .get(format!("{}/", ctx.base))
+                .get(format!("{}/", ctx.base()))
                 .send()
                 .await
                 .map_err(|e| format!("GET /: {e}"))?;

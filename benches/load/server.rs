@@ -36,10 +36,16 @@ fn vault_command(work_dir: &Path) -> Command {
 
 /// `guestvault init --data-dir D`: keyring, token secret, database.
 pub fn init(work_dir: &Path, data_dir: &Path) -> Config {
+    init_with(work_dir, data_dir, &[])
+}
+
+/// [`init`] with extra `GUESTVAULT_*` settings (the PostgreSQL backend and its URL).
+pub fn init_with(work_dir: &Path, data_dir: &Path, env: &[(String, String)]) -> Config {
     let out = vault_command(work_dir)
         .arg("init")
         .arg("--data-dir")
         .arg(data_dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("cannot run the guestvault binary");
     assert!(
@@ -49,6 +55,13 @@ pub fn init(work_dir: &Path, data_dir: &Path) -> Config {
     );
     let mut config = Config::default();
     config.storage.data_dir = data_dir.to_owned();
+    for (k, v) in env {
+        match k.as_str() {
+            "GUESTVAULT_STORAGE_BACKEND" => config.storage.backend = v.clone(),
+            "GUESTVAULT_STORAGE_POSTGRES_URL" => config.storage.postgres_url = Some(v.clone()),
+            _ => {}
+        }
+    }
     config
 }
 
@@ -70,8 +83,20 @@ pub struct Server {
 impl Server {
     /// Starts `serve` and waits for `/readyz`; `cold_start` is spawn → first 200.
     pub async fn start(work_dir: &Path, data_dir: &Path, log_level: Option<&str>) -> Self {
+        Self::start_with(work_dir, data_dir, log_level, &[], "server.log").await
+    }
+
+    /// [`start`](Self::start) with extra `GUESTVAULT_*` settings, logging to `log_name` in
+    /// `work_dir`.
+    pub async fn start_with(
+        work_dir: &Path,
+        data_dir: &Path,
+        log_level: Option<&str>,
+        env: &[(String, String)],
+        log_name: &str,
+    ) -> Self {
         let port = free_port();
-        let log_file = work_dir.join("server.log");
+        let log_file = work_dir.join(log_name);
         let log = std::fs::File::create(&log_file).unwrap();
         let mut cmd = vault_command(work_dir);
         cmd.arg("serve")
@@ -80,6 +105,7 @@ impl Server {
             // Budgets on, but far above the load one token per role drives here (the budget
             // check still runs on every request, so its cost is measured).
             .envs(BENCH_BUDGETS.iter().map(|(k, v)| (*k, *v)))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);

@@ -169,12 +169,17 @@ fn link_and_insert(conn: &PgConn, events: Vec<NewEvent>) -> Result<Flushed, Stor
         c.push(event, &prev, &hash);
         prev = hash;
     }
+    // One statement, so one round trip while the head is locked: the events' insert and the
+    // head's move (a data-modifying CTE always runs to completion, referenced or not).
     conn.execute(
-        "INSERT INTO audit_events (seq, ts, request_id, actor, role, purpose, action, guest_id,
-           fields, outcome, reason, rules, justification, prev_hash, hash, value_hashes)
-         SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
-           $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[],
-           $13::TEXT[], $14::BYTEA[], $15::BYTEA[], $16::TEXT[])",
+        "WITH appended AS (
+           INSERT INTO audit_events (seq, ts, request_id, actor, role, purpose, action, guest_id,
+             fields, outcome, reason, rules, justification, prev_hash, hash, value_hashes)
+           SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
+             $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[],
+             $13::TEXT[], $14::BYTEA[], $15::BYTEA[], $16::TEXT[])
+         )
+         UPDATE audit_head SET seq = $17, hash = $18 WHERE id",
         &[
             &c.seq,
             &c.ts,
@@ -192,11 +197,9 @@ fn link_and_insert(conn: &PgConn, events: Vec<NewEvent>) -> Result<Flushed, Stor
             &c.prev_hash,
             &c.hash,
             &c.value_hashes,
+            &sql_seq(last_seq),
+            &prev.as_slice(),
         ],
-    )?;
-    conn.execute(
-        "UPDATE audit_head SET seq = $1, hash = $2 WHERE id",
-        &[&sql_seq(last_seq), &prev.as_slice()],
     )?;
     Ok(Flushed {
         events: count,
@@ -410,8 +413,15 @@ pub fn checkpoint_head(
     signed_at: String,
     min_new_events: u64,
 ) -> Result<Option<Checkpoint>, StoreError> {
-    let (seq, hash) = head(conn)?;
-    let last = latest_checkpoint(conn)?.map_or(0, |c| c.seq);
+    // The head and the newest checkpoint's seq in one round trip: this runs in every group
+    // commit, while the head is locked.
+    let row = conn.query_one(
+        "SELECT h.seq, h.hash, (SELECT max(seq) FROM audit_checkpoints) FROM audit_head h
+         WHERE h.id",
+        &[],
+    )?;
+    let (seq, hash) = (seq_of(row.try_get(0)?), to_hash(row.try_get(1)?)?);
+    let last = row.try_get::<_, Option<i64>>(2)?.map_or(0, seq_of);
     if seq == 0 || seq < last.saturating_add(min_new_events.max(1)) {
         return Ok(None);
     }

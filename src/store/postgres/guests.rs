@@ -164,26 +164,29 @@ pub fn load_guest(
     guest_id: &str,
 ) -> Result<Option<SealedGuest>, StoreError> {
     ensure(permit, READ_ACTIONS)?;
-    let head = conn.query_opt(
-        "SELECT g.status, k.kek_version, k.wrapped_dek FROM guests g
-         JOIN guest_keys k ON k.guest_id = g.guest_id WHERE g.guest_id = $1",
+    // One statement (one round trip, one snapshot): the key row repeats on each field's row;
+    // a guest without fields comes back as one row whose field is NULL.
+    let rows = conn.query(
+        "SELECT g.status, k.kek_version, k.wrapped_dek, f.field, f.ciphertext FROM guests g
+         JOIN guest_keys k ON k.guest_id = g.guest_id
+         LEFT JOIN guest_fields f ON f.guest_id = g.guest_id
+         WHERE g.guest_id = $1
+         ORDER BY f.field COLLATE \"C\"",
         &[&guest_id],
     )?;
-    let Some(head) = head else {
+    let Some(head) = rows.first() else {
         return Ok(None);
     };
     let status: String = head.try_get(0)?;
     let kek_version = kek_version_from(head.try_get(1)?)?;
     let bytes: Vec<u8> = head.try_get(2)?;
-    let fields = conn
-        .query(
-            "SELECT field, ciphertext FROM guest_fields WHERE guest_id = $1
-             ORDER BY field COLLATE \"C\"",
-            &[&guest_id],
-        )?
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut fields = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let field: Option<String> = r.try_get(3)?;
+        if let Some(field) = field {
+            fields.push((field, r.try_get(4)?));
+        }
+    }
     Ok(Some(SealedGuest {
         status: GuestStatus::parse(&status),
         wrapped_dek: WrappedDek { kek_version, bytes },

@@ -173,21 +173,49 @@ impl Writer {
     }
 }
 
+std::thread_local! {
+    /// On the writer thread: the last unit's savepoint succeeded and is still open. Its
+    /// `RELEASE` goes out with the next unit's `SAVEPOINT`, in one round trip; the group's
+    /// `COMMIT` ends the last one. Reset when a group begins.
+    static RELEASE_DUE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Runs `op` in a savepoint; a failed unit rolls back its statements and drops the audit
 /// events it queued.
 fn in_savepoint<T>(
     conn: &PgConn,
     op: impl FnOnce(&PgConn) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.batch("SAVEPOINT op")?;
+    conn.batch(if RELEASE_DUE.replace(false) {
+        "RELEASE SAVEPOINT op; SAVEPOINT op"
+    } else {
+        "SAVEPOINT op"
+    })?;
     let mark = conn.pending_len();
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| op(conn)))
         .unwrap_or(Err(StoreError::Panicked));
     if result.is_err() {
         conn.truncate_pending(mark);
-        conn.batch("ROLLBACK TO SAVEPOINT op")?;
+        conn.batch("ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op")?;
+    } else {
+        RELEASE_DUE.set(true);
     }
-    conn.batch("RELEASE SAVEPOINT op")?;
+    result
+}
+
+/// Runs the pre-commit hook in a savepoint that only a failure rolls back. A success leaves
+/// it open: the `COMMIT` that follows ends it, so the head's lock is not held for a `RELEASE`
+/// round trip.
+fn hook_in_savepoint(
+    conn: &PgConn,
+    hook: impl FnOnce(&PgConn) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    conn.batch("SAVEPOINT hook")?;
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| hook(conn)))
+        .unwrap_or(Err(StoreError::Panicked));
+    if result.is_err() {
+        conn.batch("ROLLBACK TO SAVEPOINT hook; RELEASE SAVEPOINT hook")?;
+    }
     result
 }
 
@@ -228,6 +256,7 @@ impl WriterThread {
     fn group(&mut self, jobs: Vec<Job>) {
         let started = Instant::now();
         let n = jobs.len() as u64;
+        RELEASE_DUE.set(false);
         let begun = self.connection().and_then(|c| c.batch("BEGIN"));
         if let Err(e) = begun {
             // A fresh connection next time: this one may be half dead.
@@ -295,7 +324,7 @@ impl WriterThread {
             super::audit::Flushed::default()
         };
         if let Some(hook) = self.hook.as_mut() {
-            if let Err(e) = in_savepoint(conn, |c| hook(c)) {
+            if let Err(e) = hook_in_savepoint(conn, |c| hook(c)) {
                 tracing::warn!(error = %e, "pre-commit hook failed");
             }
         }
@@ -306,7 +335,9 @@ impl WriterThread {
         }
         conn.batch("COMMIT")?;
         if let Some(at) = flushed.locked_at {
-            self.stats.record_head_hold(flushed.events, at.elapsed());
+            let held = at.elapsed();
+            self.stats.record_head_hold(flushed.events, held);
+            crate::metrics::record_head_hold(flushed.events, held);
         }
         Ok(())
     }
