@@ -220,6 +220,8 @@ pub struct StorageConfig {
     pub postgres_tls: Option<String>,
     /// Reader connections per node (default 8, at most 64); the writer has its own.
     pub postgres_pool_size: Option<usize>,
+    /// Writer connections per node, each committing its own groups (default 4, at most 32).
+    pub postgres_writers: Option<usize>,
     /// The server-side `statement_timeout` of every connection (default 30000).
     pub postgres_statement_timeout_ms: Option<u64>,
     /// How long opening one connection (TCP, TLS, authentication) may take (default 5000).
@@ -331,6 +333,7 @@ impl Default for StorageConfig {
             postgres_ca_file: None,
             postgres_tls: None,
             postgres_pool_size: None,
+            postgres_writers: None,
             postgres_statement_timeout_ms: None,
             postgres_connect_timeout_ms: None,
         }

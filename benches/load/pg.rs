@@ -195,7 +195,7 @@ pub fn raw_record_load(
     ids: &Arc<Vec<uuid::Uuid>>,
     duration: Duration,
 ) -> Rate {
-    let settings = guestvault::store::postgres::PgSettings::from_config(config).unwrap();
+    let settings = Arc::new(guestvault::store::postgres::PgSettings::from_config(config).unwrap());
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let started = Instant::now();
     let handles: Vec<_> = (0..threads)

@@ -19,6 +19,10 @@ use super::StorageConfig;
 pub const DEFAULT_PG_POOL_SIZE: usize = 8;
 /// Most reader connections per node (like `storage.readers`).
 pub const MAX_PG_POOL_SIZE: usize = 64;
+/// Default `storage.postgres_writers`: writer connections per node.
+pub const DEFAULT_PG_WRITERS: usize = 4;
+/// Most writer connections per node.
+pub const MAX_PG_WRITERS: usize = 32;
 /// Default `storage.postgres_statement_timeout_ms`.
 pub const DEFAULT_PG_STATEMENT_TIMEOUT_MS: u64 = 30_000;
 /// Default `storage.postgres_connect_timeout_ms`.
@@ -53,12 +57,13 @@ pub struct PostgresKeys {
     pub password_file: Option<PathBuf>,
     pub tls: PgTls,
     pub pool_size: usize,
+    pub writers: usize,
     pub statement_timeout: Duration,
     pub connect_timeout: Duration,
 }
 
 /// Every PostgreSQL key, with whether it is set (for the refusal under `sqlite`).
-fn keys_set(s: &StorageConfig) -> [(&'static str, bool); 7] {
+fn keys_set(s: &StorageConfig) -> [(&'static str, bool); 8] {
     [
         ("storage.postgres_url", s.postgres_url.is_some()),
         (
@@ -68,6 +73,7 @@ fn keys_set(s: &StorageConfig) -> [(&'static str, bool); 7] {
         ("storage.postgres_ca_file", s.postgres_ca_file.is_some()),
         ("storage.postgres_tls", s.postgres_tls.is_some()),
         ("storage.postgres_pool_size", s.postgres_pool_size.is_some()),
+        ("storage.postgres_writers", s.postgres_writers.is_some()),
         (
             "storage.postgres_statement_timeout_ms",
             s.postgres_statement_timeout_ms.is_some(),
@@ -112,6 +118,13 @@ impl StorageConfig {
             return bad(
                 "storage.postgres_pool_size",
                 format!("must be between 1 and {MAX_PG_POOL_SIZE} (connections)"),
+            );
+        }
+        let writers = self.postgres_writers.unwrap_or(DEFAULT_PG_WRITERS);
+        if !(1..=MAX_PG_WRITERS).contains(&writers) {
+            return bad(
+                "storage.postgres_writers",
+                format!("must be between 1 and {MAX_PG_WRITERS} (connections)"),
             );
         }
         let statement_ms = self
@@ -192,6 +205,7 @@ impl StorageConfig {
             password_file: self.postgres_password_file.clone(),
             tls,
             pool_size,
+            writers,
             statement_timeout: Duration::from_millis(statement_ms),
             connect_timeout: Duration::from_millis(connect_ms),
         })
@@ -306,12 +320,23 @@ mod tests {
                 .0,
             "storage.postgres_pool_size"
         );
+        for writers in ["0", "33"] {
+            assert_eq!(
+                keys(&format!(
+                    "postgres_url = \"postgres://v@localhost/g\"\npostgres_writers = {writers}"
+                ))
+                .unwrap_err()
+                .0,
+                "storage.postgres_writers"
+            );
+        }
     }
 
     #[test]
     fn the_defaults_and_bounds_hold() {
         let k = keys("postgres_url = \"postgres://v@localhost/g\"").unwrap();
         assert_eq!(k.pool_size, 8);
+        assert_eq!(k.writers, 4);
         assert_eq!(k.statement_timeout, Duration::from_secs(30));
         assert_eq!(k.connect_timeout, Duration::from_secs(5));
         assert_eq!(k.tls, PgTls::Off);

@@ -165,8 +165,15 @@ impl Location {
                 let connect: postgres::writer::Connect = Box::new(move || s.open());
                 let s = settings.clone();
                 let vacuum: postgres::writer::Connect = Box::new(move || s.open());
-                let (writer, writer_thread) =
-                    postgres::Writer::start(conn, connect, max_batch, hook, barrier, Some(vacuum))?;
+                let (writer, writer_thread) = postgres::Writer::start_many(
+                    conn,
+                    Arc::new(std::sync::Mutex::new(connect)),
+                    settings.writers(),
+                    max_batch,
+                    hook,
+                    barrier,
+                    Some(vacuum),
+                )?;
                 let s = settings.clone();
                 let pool = settings.pool_size();
                 let readers = postgres::Readers::open(Arc::new(move || s.open()), pool)?;

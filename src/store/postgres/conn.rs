@@ -276,6 +276,11 @@ pub mod testdb {
         pub config: tokio_postgres::Config,
     }
 
+    /// [`connect`] as a writer's reconnect wants it (a `Result`; from a writer thread).
+    pub fn connect_checked(config: &tokio_postgres::Config) -> PgConn {
+        connect(config)
+    }
+
     /// A connection with `config`, plain TCP (call it outside a runtime).
     pub fn connect(config: &tokio_postgres::Config) -> PgConn {
         let rt = PgConn::runtime().expect("runtime");

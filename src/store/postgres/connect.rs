@@ -117,6 +117,7 @@ pub struct PgSettings {
     tls: Tls,
     tls_name: &'static str,
     pool_size: usize,
+    writers: usize,
     statement_timeout: Duration,
     connect_timeout: Duration,
 }
@@ -134,6 +135,7 @@ impl std::fmt::Debug for PgSettings {
                 },
             )
             .field("pool_size", &self.pool_size)
+            .field("writers", &self.writers)
             .field("statement_timeout", &self.statement_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .finish()
@@ -207,9 +209,15 @@ impl PgSettings {
             tls,
             tls_name: keys.tls.as_str(),
             pool_size: keys.pool_size,
+            writers: keys.writers,
             statement_timeout: keys.statement_timeout,
             connect_timeout: keys.connect_timeout,
         })
+    }
+
+    /// Writer connections per node (`storage.postgres_writers`).
+    pub fn writers(&self) -> usize {
+        self.writers
     }
 
     /// Reader connections per node (`storage.postgres_pool_size`).

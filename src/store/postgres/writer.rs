@@ -15,7 +15,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
 use super::conn::PgConn;
@@ -26,6 +26,8 @@ type Completion = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
 type Job = Box<dyn FnOnce(Option<&PgConn>) -> Completion + Send>;
 /// Opens a connection (at start and after one was lost).
 pub type Connect = Box<dyn Fn() -> Result<PgConn, StoreError> + Send>;
+/// A [`Connect`] shared by the writer threads.
+pub type SharedConnect = Arc<Mutex<Connect>>;
 /// Runs after the group's audit events are appended, before the commit; a failure is logged
 /// and rolls back only its own savepoint.
 pub type PreCommitHook = Box<dyn FnMut(&PgConn) -> Result<(), StoreError> + Send>;
@@ -65,27 +67,61 @@ impl Writer {
         barrier: Option<CommitBarrier>,
         vacuum: Option<Connect>,
     ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
+        let connect: SharedConnect = Arc::new(Mutex::new(connect));
+        Self::start_many(conn, connect, 1, max_batch, hook, barrier, vacuum)
+    }
+
+    /// Like [`start`](Self::start) with `writers` connections (`storage.postgres_writers`),
+    /// each a thread that takes the next pending units and commits them as its own group.
+    /// Groups of different connections run their units at the same time; they meet only at
+    /// the chain head's row lock, which each takes last, so the units' row locks never wait
+    /// on it in a cycle. The pre-commit hook and the commit barrier run under that lock, so
+    /// sharing them behind a mutex costs no extra waiting.
+    pub fn start_many(
+        conn: PgConn,
+        connect: SharedConnect,
+        writers: usize,
+        max_batch: usize,
+        hook: Option<PreCommitHook>,
+        barrier: Option<CommitBarrier>,
+        vacuum: Option<Connect>,
+    ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
         let stats = Arc::new(WriterStats::default());
         let health = Arc::new(CommitHealth::default());
-        let thread_stats = stats.clone();
-        let thread_health = health.clone();
         let vacuum = match vacuum {
             Some(connect) => Some(start_vacuum(connect)?),
             None => None,
         };
+        let hook = hook.map(|h| Arc::new(Mutex::new(h)));
+        let barrier = barrier.map(|b| Arc::new(Mutex::new(b)));
+        let mut first = Some(conn);
+        let mut threads = Vec::with_capacity(writers.max(1));
+        for i in 0..writers.max(1) {
+            let mut w = WriterThread {
+                // The others connect on their first group.
+                conn: first.take(),
+                connect: connect.clone(),
+                hook: hook.clone(),
+                barrier: barrier.clone(),
+                stats: stats.clone(),
+                health: health.clone(),
+            };
+            let rx = rx.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("guestvault-pg-writer-{i}"))
+                    .spawn(move || w.run(&rx, max_batch))?,
+            );
+        }
+        // One handle for the caller: it ends when every writer thread has.
         let handle = std::thread::Builder::new()
-            .name("guestvault-pg-writer".into())
+            .name("guestvault-pg-writers".into())
             .spawn(move || {
-                let mut w = WriterThread {
-                    conn: Some(conn),
-                    connect,
-                    hook,
-                    barrier,
-                    stats: thread_stats,
-                    health: thread_health,
-                };
-                w.run(rx, max_batch);
+                for t in threads {
+                    let _ = t.join();
+                }
             })?;
         Ok((
             Self {
@@ -221,23 +257,29 @@ fn hook_in_savepoint(
 
 struct WriterThread {
     conn: Option<PgConn>,
-    connect: Connect,
-    hook: Option<PreCommitHook>,
-    barrier: Option<CommitBarrier>,
+    connect: SharedConnect,
+    hook: Option<Arc<Mutex<PreCommitHook>>>,
+    barrier: Option<Arc<Mutex<CommitBarrier>>>,
     stats: Arc<WriterStats>,
     health: Arc<CommitHealth>,
 }
 
 impl WriterThread {
-    fn run(&mut self, rx: mpsc::Receiver<Job>, max_batch: usize) {
-        while let Ok(first) = rx.recv() {
-            let mut jobs = vec![first];
-            while jobs.len() < max_batch {
-                match rx.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
+    fn run(&mut self, rx: &Mutex<mpsc::Receiver<Job>>, max_batch: usize) {
+        loop {
+            // The queue is held only while this thread takes its group, not while it runs it.
+            let jobs = {
+                let Ok(rx) = rx.lock() else { return };
+                let Ok(first) = rx.recv() else { return };
+                let mut jobs = vec![first];
+                while jobs.len() < max_batch {
+                    match rx.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
                 }
-            }
+                jobs
+            };
             self.group(jobs);
         }
     }
@@ -248,7 +290,11 @@ impl WriterThread {
             self.conn = None;
         }
         if self.conn.is_none() {
-            self.conn = Some((self.connect)()?);
+            let connect = self
+                .connect
+                .lock()
+                .map_err(|_| StoreError::Other("writer connect poisoned".into()))?;
+            self.conn = Some((*connect)()?);
         }
         Ok(self.conn.as_ref().expect("just opened"))
     }
@@ -323,13 +369,19 @@ impl WriterThread {
         } else {
             super::audit::Flushed::default()
         };
-        if let Some(hook) = self.hook.as_mut() {
-            if let Err(e) = hook_in_savepoint(conn, |c| hook(c)) {
+        if let Some(hook) = self.hook.as_ref() {
+            let mut hook = hook
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Err(e) = hook_in_savepoint(conn, |c| (*hook)(c)) {
                 tracing::warn!(error = %e, "pre-commit hook failed");
             }
         }
-        if let Some(barrier) = self.barrier.as_mut() {
-            barrier().inspect_err(|e| {
+        if let Some(barrier) = self.barrier.as_ref() {
+            let mut barrier = barrier
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (*barrier)().inspect_err(|e| {
                 tracing::error!(error = %e, "commit barrier failed; the group is rolled back");
             })?;
         }

@@ -270,3 +270,72 @@ fn a_host_that_stops_answering_is_unavailable_within_the_call_timeout() {
     assert!(started.elapsed() < std::time::Duration::from_millis(100));
     proxy.frozen.store(false, Ordering::SeqCst);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_writer_connections_commit_at_once_into_one_gapless_chain() {
+    let Some(db) = TestDb::create() else { return };
+    let config = db.config.clone();
+    let connect: Connect =
+        Box::new(move || Ok(super::super::conn::testdb::connect_checked(&config)));
+    let first = db.config.clone();
+    let conn = off_runtime(move || super::super::conn::testdb::connect(&first));
+    let (w, _) = Writer::start_many(
+        conn,
+        Arc::new(std::sync::Mutex::new(connect)),
+        4,
+        8,
+        None,
+        None,
+        None,
+    )
+    .unwrap();
+    let mut handles = Vec::new();
+    for i in 0..300u64 {
+        let w = w.clone();
+        handles.push(tokio::spawn(async move {
+            w.execute(move |c| {
+                c.execute(
+                    "INSERT INTO meta (key, value) VALUES ($1, 'v')",
+                    &[&format!("m{i}")],
+                )?;
+                super::super::audit::append(
+                    c,
+                    crate::audit::NewEvent {
+                        ts: format!("2026-01-01T00:00:{:02}.000000Z", i % 60),
+                        request_id: format!("req-{i}"),
+                        actor: "a".into(),
+                        role: "pms".into(),
+                        purpose: Some("check_in".into()),
+                        action: "guest.create".into(),
+                        guest_id: None,
+                        fields: vec![],
+                        outcome: crate::audit::Outcome::Allowed,
+                        reason: None,
+                        rules: vec![],
+                        justification: None,
+                        value_hashes: Vec::new(),
+                    },
+                )
+            })
+            .await
+        }));
+    }
+    for h in handles {
+        h.await.unwrap().unwrap();
+    }
+    assert_eq!(count(&db, "m%"), 300);
+    let c = db.connect();
+    let (verified, seqs) = off_runtime(move || {
+        let seqs: Vec<i64> = c
+            .query_dyn("SELECT seq FROM audit_events ORDER BY seq", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        (super::super::audit::verify_chain(&c).unwrap(), seqs)
+    });
+    assert_eq!(verified, Ok(300));
+    assert_eq!(seqs, (1..=300).collect::<Vec<i64>>());
+    // More than one connection did the work (groups of at most 8).
+    assert!(w.stats().batches.load(Ordering::Relaxed) >= 300 / 8);
+}
