@@ -134,9 +134,13 @@ pub fn open_vault_at(
         },
         |conn| {
             probe_write(conn, &location)?;
-            in_force = store::coordination::kek_in_force(conn, file_active, "start").map_err(
-                |e| anyhow::anyhow!("cannot read the active KEK from {}: {e}", location.describe()),
-            )?;
+            in_force =
+                store::coordination::kek_in_force(conn, file_active, "start").map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot read the active KEK from {}: {e}",
+                        location.describe()
+                    )
+                })?;
             Ok(())
         },
     )?;
@@ -385,7 +389,7 @@ async fn heartbeat_timer(vault: Vault) {
     loop {
         ticks.tick().await;
         if let Err(e) = vault.node_heartbeat().await {
-            tracing::warn!(error = %e, "could not write this node's heartbeat");
+            tracing::warn!(error = %e, "node heartbeat failed (or this node lacks the vault's active KEK)");
         }
     }
 }

@@ -378,7 +378,10 @@ impl Vault {
             // PostgreSQL: the other nodes switch KEK at their heartbeat, not at this file.
             let deadline = std::time::Instant::now() + settle;
             while std::time::Instant::now() < deadline
-                && !self.nodes_wrapping_under(move |a| a == version).await?.is_empty()
+                && !self
+                    .nodes_wrapping_under(move |a| a == version)
+                    .await?
+                    .is_empty()
             {
                 waiting(super::HEARTBEAT_INTERVAL);
                 tokio::time::sleep(super::HEARTBEAT_INTERVAL).await;

@@ -41,8 +41,8 @@ pub use keys::{
     wait_until_keyring_settled, KekVersionStatus, KeySource, KeyStatus, RotationClaim,
     RotationReport, RotationStatus, KEYRING_POLL_INTERVAL, KEYRING_SETTLE,
 };
-pub use retention::{ClassCount, SweepReport, SWEEP_ACTOR};
 pub use nodes::{Coordination, HEARTBEAT_INTERVAL, KEK_GATE_TIMEOUT, NODE_LIVE_SECS};
+pub use retention::{ClassCount, SweepReport, SWEEP_ACTOR};
 pub use rotation::RotationError;
 pub use stays::StayView;
 

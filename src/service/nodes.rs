@@ -130,7 +130,10 @@ impl Vault {
             .load()
             .map_err(|e| VaultError::Internal(e.to_string()))?;
         let k = self.follow_database_kek(k)?;
-        tracing::info!(kek = v, "this node now wraps new DEKs under the vault's active KEK");
+        tracing::info!(
+            kek = v,
+            "this node now wraps new DEKs under the vault's active KEK"
+        );
         self.install_keyring(k);
         Ok(())
     }
@@ -218,12 +221,17 @@ impl Vault {
             }
             tokio::time::sleep(GATE_POLL).await;
         }
-        tracing::info!(kek = version, "every live node holds the new KEK: activated");
+        tracing::info!(
+            kek = version,
+            "every live node holds the new KEK: activated"
+        );
         self.adopt_database_kek(Some(version))?;
         // The other nodes switch at their next heartbeat.
         let deadline = Instant::now() + HEARTBEAT_INTERVAL * 3;
         while Instant::now() < deadline {
-            let behind = self.nodes_wrapping_under(move |active| active != version).await?;
+            let behind = self
+                .nodes_wrapping_under(move |active| active != version)
+                .await?;
             if behind.is_empty() {
                 return Ok(());
             }

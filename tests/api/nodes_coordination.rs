@@ -165,12 +165,24 @@ async fn two_nodes_heartbeat_rotate_behind_the_gate_and_share_the_sweep_lock() {
 
     // A rotates: KEK 2 is added to A's keyring, but B does not hold it, so it stays inactive.
     let r = a
-        .call(Method::POST, "/v1/admin/keys/rotate", Some("admin"), None, None)
+        .call(
+            Method::POST,
+            "/v1/admin/keys/rotate",
+            Some("admin"),
+            None,
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     // A second rotation, on the other node, is refused while this one runs.
     let r = b
-        .call(Method::POST, "/v1/admin/keys/rotate", Some("admin"), None, None)
+        .call(
+            Method::POST,
+            "/v1/admin/keys/rotate",
+            Some("admin"),
+            None,
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
     assert_eq!(r.body["code"], "conflict");
@@ -205,7 +217,10 @@ async fn two_nodes_heartbeat_rotate_behind_the_gate_and_share_the_sweep_lock() {
     let after = b.create_guest(zhang_san()).await;
     assert_eq!(kek_of(&pg, &after).await, 2);
     let behind: i64 = pg
-        .query_one("SELECT count(*) FROM guest_keys WHERE kek_version <> 2", &[])
+        .query_one(
+            "SELECT count(*) FROM guest_keys WHERE kek_version <> 2",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);

@@ -72,7 +72,10 @@ fn a_transaction_lock_is_held_by_one_transaction_at_a_time_and_ends_with_it() {
     a.batch("BEGIN").unwrap();
     assert!(try_xact_lock(&a, Job::Checkpoint).unwrap());
     b.batch("BEGIN").unwrap();
-    assert!(!try_xact_lock(&b, Job::Checkpoint).unwrap(), "node B must skip its turn");
+    assert!(
+        !try_xact_lock(&b, Job::Checkpoint).unwrap(),
+        "node B must skip its turn"
+    );
     // Another job's lock is another lock.
     assert!(try_xact_lock(&b, Job::RetentionSweep).unwrap());
     a.batch("COMMIT").unwrap();

@@ -53,7 +53,8 @@ mod tests {
     #[test]
     fn on_sqlite_every_job_is_granted_and_no_other_node_exists() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = crate::store::sqlite::open_writer(&dir.path().join("g.db"), "full", "fp").unwrap();
+        let conn =
+            crate::store::sqlite::open_writer(&dir.path().join("g.db"), "full", "fp").unwrap();
         assert!(try_xact_lock(&conn, Job::Checkpoint).unwrap());
         assert!(try_xact_lock(&conn, Job::Checkpoint).unwrap());
         let me = NodeReport {
@@ -67,6 +68,8 @@ mod tests {
         assert_eq!(heartbeat(&conn, &me).unwrap(), None);
         assert_eq!(kek_in_force(&conn, 2, "start").unwrap(), None);
         assert!(live_nodes(&conn, 10.0).unwrap().is_empty());
-        assert!(try_activate_kek(&conn, 3, 10.0, "node-a").unwrap().is_empty());
+        assert!(try_activate_kek(&conn, 3, 10.0, "node-a")
+            .unwrap()
+            .is_empty());
     }
 }
