@@ -116,6 +116,9 @@ pub fn open_vault_at(
             e => store::StoreError::Other(e.to_string()),
         })
     });
+    // PostgreSQL: the database says which KEK is active (the rotation gate), not the file.
+    let mut in_force = None;
+    let file_active = keyring.active_kek_version();
     let store::Started {
         writer,
         readers,
@@ -129,8 +132,35 @@ pub fn open_vault_at(
             hook: Some(hook),
             barrier: Some(barrier),
         },
-        |conn| probe_write(conn, &location),
+        |conn| {
+            probe_write(conn, &location)?;
+            in_force =
+                store::coordination::kek_in_force(conn, file_active, "start").map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot read the active KEK from {}: {e}",
+                        location.describe()
+                    )
+                })?;
+            Ok(())
+        },
     )?;
+    let keyring = match in_force {
+        Some(v) if v != file_active => {
+            let mut k = key_source.load()?;
+            k.activate(v).map_err(|_| {
+                anyhow::anyhow!(
+                    "the keyring `{}` lacks KEK v{v}, the vault's active KEK: copy the current \
+                     keyring.json from another node (docs/storage.md, \"Coordination between nodes\")",
+                    keyring_file.display()
+                )
+            })?;
+            Arc::new(k)
+        }
+        _ => keyring,
+    };
+    let coordination = (location.backend() == store::Backend::Postgres).then(|| {
+        crate::service::Coordination::new(location.clone(), &config.server.listen, in_force)
+    });
     let vault = Vault::new(
         Arc::new(policies),
         keyring,
@@ -143,6 +173,10 @@ pub fn open_vault_at(
     .with_free_text_justification(config.access.allow_free_text_justification)
     .with_stay_limits(config.stays.clone())
     .with_verify_db(&location);
+    let vault = match coordination {
+        Some(c) => vault.with_coordination(c),
+        None => vault,
+    };
     Ok((vault, writer_thread))
 }
 
@@ -222,6 +256,12 @@ impl App {
         };
         let lock = crate::ops::lock_data_dir(&config.storage.data_dir)?;
         let (vault, writer_thread) = open_vault(&config, clock)?;
+        // PostgreSQL: this node's row in `nodes` before it serves; a keyring without the
+        // vault's active KEK stops the start here.
+        vault
+            .node_heartbeat()
+            .await
+            .context("cannot register this node in the database")?;
         let listener = TcpListener::bind(&config.server.listen)
             .await
             .with_context(|| {
@@ -278,6 +318,9 @@ impl App {
             tokio::spawn(watch_keyring((*self.state.vault).clone())),
             tokio::spawn(crate::http::limits::report_forever(self.state.clone())),
         ];
+        if self.state.vault.node_id().is_some() {
+            tasks.push(tokio::spawn(heartbeat_timer((*self.state.vault).clone())));
+        }
         let acceptor = match self.tls {
             Some((tls, hangup)) => {
                 tasks.push(tokio::spawn(crate::tls::reload_on_sighup(
@@ -309,6 +352,8 @@ impl App {
         if let Err(e) = self.state.vault.checkpoint_now().await {
             tracing::error!(error = %e, "could not sign the shutdown audit checkpoint");
         }
+        // No rotation waits for a node that has stopped.
+        self.state.vault.leave().await;
         served?;
         drop(self.state);
         let thread = self.writer_thread;
@@ -331,6 +376,20 @@ async fn checkpoint_timer(vault: Vault, interval: Duration) {
             Ok(Some(seq)) => tracing::debug!(seq, "audit checkpoint signed"),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "could not sign the periodic audit checkpoint"),
+        }
+    }
+}
+
+/// PostgreSQL: this node's heartbeat every [`crate::service::HEARTBEAT_INTERVAL`], which also
+/// switches it to a KEK the rotation gate activated.
+async fn heartbeat_timer(vault: Vault) {
+    let mut ticks = tokio::time::interval(crate::service::HEARTBEAT_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await; // the first tick is immediate, and App::build has just beaten
+    loop {
+        ticks.tick().await;
+        if let Err(e) = vault.node_heartbeat().await {
+            tracing::warn!(error = %e, "node heartbeat failed (or this node lacks the vault's active KEK)");
         }
     }
 }
@@ -375,6 +434,10 @@ async fn sweep_forever(vault: Vault, interval: std::time::Duration) {
                     erased = r.guests_erased,
                     "retention sweep"
                 );
+            }
+            // PostgreSQL: another node is sweeping; this turn is its.
+            Err(crate::service::VaultError::Conflict(_)) => {
+                tracing::info!("retention sweep skipped: another node is running one");
             }
             Err(e) => {
                 crate::metrics::record_sweep("background", None);

@@ -174,6 +174,17 @@ impl Keyring {
         Ok(version)
     }
 
+    /// Makes `version`, already in the keyring, the KEK new DEKs are wrapped under. On
+    /// PostgreSQL the vault's active KEK is the database's (the rotation gate, docs/storage.md
+    /// "Coordination between nodes"), and a node's keyring follows it.
+    pub fn activate(&mut self, version: u32) -> Result<(), KeyringError> {
+        if !self.keks.contains_key(&version) {
+            return Err(KeyringError::Retire(version, "is not in the keyring"));
+        }
+        self.active_kek = version;
+        Ok(())
+    }
+
     /// Removes a KEK version. The caller must first check that no DEK uses it.
     pub fn retire(&mut self, version: u32) -> Result<(), KeyringError> {
         if version == self.active_kek {
@@ -522,6 +533,21 @@ mod tests {
         assert!(k.retire(2).is_err());
         k.retire(1).unwrap();
         assert_eq!(k.kek_versions(), vec![2]);
+    }
+
+    #[test]
+    fn an_added_kek_can_wait_inactive_and_only_a_held_one_is_activated() {
+        let mut k = Keyring::generate().unwrap();
+        assert_eq!(k.add_kek().unwrap(), 2);
+        k.activate(1).unwrap();
+        assert_eq!(k.active_kek_version(), 1);
+        assert_eq!(k.kek_versions(), vec![1, 2]);
+        let wrapped = k.wrap_dek(&Dek::generate().unwrap(), "g-1").unwrap();
+        assert_eq!(wrapped.kek_version, 1);
+        assert!(k.activate(3).is_err());
+        assert_eq!(k.active_kek_version(), 1);
+        k.activate(2).unwrap();
+        assert_eq!(k.active_kek_version(), 2);
     }
 
     #[test]

@@ -52,10 +52,9 @@ async fn start_rotation(
         .vault
         .authorize_operation(&caller, Action::AdminKeys)
         .await?;
-    // Claimed before answering, so of two concurrent calls exactly one gets 202.
-    let Some(claim) = state.vault.claim_rotation() else {
-        return Err(ApiError::Conflict);
-    };
+    // Claimed before answering, so of two concurrent calls exactly one gets 202, here or on
+    // any other node of a PostgreSQL vault (409 `conflict` for the other).
+    let claim = state.vault.claim_rotation_everywhere().await?;
     let vault = state.vault.clone();
     tokio::spawn(async move {
         match vault.rotate_keys_claimed(&caller, claim, |_, _| {}).await {

@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Auth};
 use super::openapi::{GuestPath, PurposeHeader, RequestIdPath};
 use super::problems::{
-    EraseProblems, ExportProblems, OpsQueryProblems, OverdueProblems, ReceiptProblems,
+    EraseProblems, ExportProblems, OverdueProblems, ReceiptProblems, RetentionRunProblems,
 };
 use super::AppState;
 use crate::domain::FieldError;
@@ -151,7 +151,7 @@ pub(super) struct RunQuery {
 #[utoipa::path(post, path = "/v1/admin/retention/run", tag = "admin",
     summary = "Run the retention sweeper now",
     params(RunQuery),
-    responses((status = 200, description = "what was (or would be) purged", body = SweepReport), OpsQueryProblems))]
+    responses((status = 200, description = "what was (or would be) purged", body = SweepReport), RetentionRunProblems))]
 async fn run_retention(
     State(state): State<AppState>,
     Auth(caller): Auth,

@@ -43,7 +43,7 @@ pub const CODES: [(&str, &str); 20] = [
     ("not_found", "no such route"),
     (
         "conflict",
-        "the operation conflicts with the current state (a rotation is running)",
+        "the operation conflicts with the current state (a rotation, or on PostgreSQL a retention sweep, is running here or on another node)",
     ),
     ("payload_too_large", "body over `server.max_body_bytes`"),
     (
@@ -317,6 +317,16 @@ problem_sets! {
         401 => ["unauthorized"],
         403 => ["forbidden"],
         409 => ["conflict"],
+        503 => ["unavailable"],
+    }
+    /// `POST /v1/admin/retention/run`: on PostgreSQL one sweep at a time across the nodes.
+    RetentionRunProblems {
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed"],
+        409 => ["conflict"],
+        422 => ["validation_failed"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
     }
     /// `GET /v1/policy`.
     PolicyProblems {

@@ -201,13 +201,24 @@ impl Vault {
     }
 
     /// Signs the head of the chain if any event came after the newest checkpoint (the periodic
-    /// timer and shutdown); returns the seq signed.
+    /// timer and shutdown); returns the seq signed. On PostgreSQL one node signs at a time:
+    /// while another node's checkpoint transaction holds the lock this one skips (`None`), and
+    /// that node's checkpoint, or the next turn, signs the head.
     pub async fn checkpoint_now(&self) -> Result<Option<u64>, VaultError> {
         let keyring = self.keys();
         let now = self.now_ts();
         let cp = self
             .writer
-            .execute(move |c| checkpoint::checkpoint_head(c, &keyring, now, 1))
+            .execute(move |c| {
+                if !crate::store::coordination::try_xact_lock(
+                    c,
+                    crate::store::coordination::Job::Checkpoint,
+                )? {
+                    tracing::debug!("another node is signing a checkpoint: skipped");
+                    return Ok(None);
+                }
+                checkpoint::checkpoint_head(c, &keyring, now, 1)
+            })
             .await?;
         Ok(cp.map(|c| c.seq))
     }

@@ -14,6 +14,7 @@ use crate::audit::Outcome;
 use crate::crypto::{Keyring, KeyringError};
 use crate::policy::{Action, Permit};
 use crate::store;
+use crate::store::coordination::Job;
 
 const REWRAP_BATCH: usize = 500;
 
@@ -90,13 +91,17 @@ pub struct RotationProgress {
     pub error: std::sync::Mutex<Option<super::rotation::RotationError>>,
 }
 
-/// The right to run the rotation; releases it on drop (also if the rotation task panics).
+/// The right to run the rotation; releases it on drop (also if the rotation task panics). On
+/// PostgreSQL it also holds the rotation's advisory lock, so no other node rotates meanwhile.
 #[derive(Debug)]
-pub struct RotationClaim(std::sync::Arc<RotationProgress>);
+pub struct RotationClaim {
+    progress: std::sync::Arc<RotationProgress>,
+    job: Option<store::coordination::JobLock>,
+}
 
 impl Drop for RotationClaim {
     fn drop(&mut self) {
-        self.0.running.store(false, Ordering::SeqCst);
+        self.progress.running.store(false, Ordering::SeqCst);
     }
 }
 
@@ -148,7 +153,30 @@ impl Vault {
             .running
             .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
             .ok()
-            .map(|_| RotationClaim(self.rotation.clone()))
+            .map(|_| RotationClaim {
+                progress: self.rotation.clone(),
+                job: None,
+            })
+    }
+
+    /// Claims the one rotation of this vault and, on PostgreSQL, of every node on its database
+    /// (the rotation's advisory lock). `Conflict` while one runs here or on another node.
+    pub async fn claim_rotation_everywhere(&self) -> Result<RotationClaim, VaultError> {
+        let mut claim = self
+            .claim_rotation()
+            .ok_or_else(|| VaultError::Conflict("a key rotation is already running".into()))?;
+        match self.job_lock(Job::KeyRotation).await? {
+            Some(lock) => {
+                claim.job = Some(lock);
+                Ok(claim)
+            }
+            None => {
+                tracing::info!("a key rotation is running on another node");
+                Err(VaultError::Conflict(
+                    "a key rotation is already running on another node".into(),
+                ))
+            }
+        }
     }
 
     /// Rotates: if a previous rotation did not finish (DEKs remain under older versions), it
@@ -162,9 +190,7 @@ impl Vault {
         progress: impl Fn(u64, u64),
     ) -> Result<RotationReport, VaultError> {
         let grant = self.authorize(caller, Action::AdminKeys, None).await?;
-        let claim = self
-            .claim_rotation()
-            .ok_or_else(|| VaultError::Conflict("a key rotation is already running".into()))?;
+        let claim = self.claim_rotation_everywhere().await?;
         let result = self
             .rotate_inner(caller, grant.rules().to_vec(), max_batches, progress)
             .await;
@@ -204,16 +230,27 @@ impl Vault {
         progress: impl Fn(u64, u64),
     ) -> Result<RotationReport, VaultError> {
         self.clear_rotation_error();
-        let active = self.keys().active_kek_version();
+        let keys = self.keys();
+        let active = keys.active_kek_version();
         let counts = self.readers.run(store::dek_counts).await?;
         let pending: u64 = counts
             .iter()
             .filter(|(v, _)| *v != active)
             .map(|(_, n)| n)
             .sum();
-        let resumed = pending > 0;
-        let target = if resumed {
+        // On PostgreSQL a new KEK waits, inactive, until every live node holds it (the gate):
+        // one an earlier rotation added whose gate never opened is taken up again.
+        let gated = self.coordination.is_some();
+        let waiting = keys
+            .kek_versions()
+            .into_iter()
+            .filter(|v| gated && *v > active)
+            .max();
+        let resumed = pending > 0 || waiting.is_some();
+        let target = if pending > 0 {
             active
+        } else if let Some(v) = waiting {
+            v
         } else {
             let mut k = self
                 .key_source
@@ -222,12 +259,16 @@ impl Vault {
             let v = k
                 .add_kek()
                 .map_err(|e| VaultError::Internal(e.to_string()))?;
+            if gated {
+                k.activate(active)
+                    .map_err(|e| VaultError::Internal(e.to_string()))?;
+            }
             k.write_file(&self.key_source.path, false)
                 .map_err(super::rotation::keyring_unreadable)?;
             self.install_keyring(k);
             v
         };
-        let total: u64 = if resumed {
+        let total: u64 = if pending > 0 {
             pending
         } else {
             counts.iter().map(|(_, n)| n).sum()
@@ -246,6 +287,9 @@ impl Vault {
             rules.clone(),
         );
         self.record(event).await?;
+        if target != active {
+            self.open_kek_gate(target).await?;
+        }
 
         let permit = Permit::system_unchecked(crate::policy::SystemJob::KeyRotation);
         let mut rewrapped = 0u64;
@@ -326,11 +370,22 @@ impl Vault {
     ) -> Result<(), VaultError> {
         let keys = self.keys();
         if version != keys.active_kek_version() && keys.kek_versions().contains(&version) {
-            wait_until_keyring_settled(&self.key_source.path, settle, waiting)
+            wait_until_keyring_settled(&self.key_source.path, settle, &waiting)
                 .await
                 .map_err(|e| VaultError::Internal(format!("keyring file: {e}")))?;
             self.reload_keyring()
                 .map_err(|e| VaultError::Internal(e.to_string()))?;
+            // PostgreSQL: the other nodes switch KEK at their heartbeat, not at this file.
+            let deadline = std::time::Instant::now() + settle;
+            while std::time::Instant::now() < deadline
+                && !self
+                    .nodes_wrapping_under(move |a| a == version)
+                    .await?
+                    .is_empty()
+            {
+                waiting(super::HEARTBEAT_INTERVAL);
+                tokio::time::sleep(super::HEARTBEAT_INTERVAL).await;
+            }
         }
         self.retire_kek(caller, version).await
     }
@@ -346,8 +401,15 @@ impl Vault {
             .iter()
             .find(|(v, _)| *v == version)
             .map_or(0, |(_, n)| *n);
+        // PostgreSQL: a node that has not switched yet would wrap new DEKs under it.
+        let wrapping = self.nodes_wrapping_under(move |a| a == version).await?;
         let refusal = if version == self.keys().active_kek_version() {
             Some(format!("KEK v{version} is the active KEK"))
+        } else if !wrapping.is_empty() {
+            Some(format!(
+                "KEK v{version} is still the active KEK of node(s) {}: retry in a few seconds",
+                wrapping.join(", ")
+            ))
         } else if in_use > 0 {
             Some(format!(
                 "KEK v{version} still wraps {in_use} DEK(s): finish the rotation first"

@@ -14,6 +14,7 @@ mod export;
 mod fields;
 mod guests;
 mod keys;
+mod nodes;
 mod ready;
 mod restore;
 mod retention;
@@ -40,6 +41,7 @@ pub use keys::{
     wait_until_keyring_settled, KekVersionStatus, KeySource, KeyStatus, RotationClaim,
     RotationReport, RotationStatus, KEYRING_POLL_INTERVAL, KEYRING_SETTLE,
 };
+pub use nodes::{Coordination, HEARTBEAT_INTERVAL, KEK_GATE_TIMEOUT, NODE_LIVE_SECS};
 pub use retention::{ClassCount, SweepReport, SWEEP_ACTOR};
 pub use rotation::RotationError;
 pub use stays::StayView;
@@ -134,6 +136,8 @@ pub struct Vault {
     verifying: Arc<std::sync::atomic::AtomicBool>,
     /// The last readiness probe (`/readyz`).
     ready: Arc<ready::ReadyCache>,
+    /// This node among the others on a PostgreSQL database; `None` on SQLite.
+    coordination: Option<Arc<nodes::Coordination>>,
 }
 
 impl Vault {
@@ -164,6 +168,7 @@ impl Vault {
             verify_db: None,
             verifying: Arc::default(),
             ready: Arc::default(),
+            coordination: None,
         }
     }
 
@@ -240,6 +245,7 @@ impl Vault {
                 "keyring file now belongs to another vault".into(),
             ));
         }
+        let k = self.follow_database_kek(k)?;
         self.install_keyring(k);
         Ok(())
     }

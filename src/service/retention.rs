@@ -12,9 +12,12 @@ use super::{Vault, VaultError};
 use crate::audit::{NewEvent, Outcome};
 use crate::policy::{Action, Permit};
 use crate::store;
+use crate::store::coordination::Job;
 
 const BATCH_GUESTS: usize = 500;
 pub const SWEEP_ACTOR: &str = "system:retention";
+/// The `Conflict` of a sweep while another node's holds the lock (PostgreSQL).
+pub const SWEEP_RUNNING: &str = "a retention sweep is running on another node";
 
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ClassCount {
@@ -49,6 +52,11 @@ impl SweepReport {
 impl Vault {
     /// One full sweep over every guest, as of the vault's clock. `progress` is called after
     /// each batch with the number of guests checked so far.
+    ///
+    /// On PostgreSQL a sweep that deletes runs on one node at a time: it holds the sweep's
+    /// advisory lock throughout, and answers `Conflict` (409 `conflict`; the background sweeper
+    /// skips its turn) while another node's sweep holds it. A dry run deletes nothing and
+    /// takes no lock.
     pub async fn retention_run(
         &self,
         request_id: &str,
@@ -62,8 +70,24 @@ impl Vault {
             dry_run,
             ..SweepReport::default()
         };
+        let lock = if dry_run {
+            None
+        } else {
+            Some(
+                self.job_lock(Job::RetentionSweep)
+                    .await?
+                    .ok_or_else(|| VaultError::Conflict(SWEEP_RUNNING.into()))?,
+            )
+        };
         let mut cursor = String::new();
         loop {
+            if lock.as_ref().is_some_and(|l| !l.is_held()) {
+                // The lock's session was lost (the database restarted, a network cut): another
+                // node may be sweeping now. Stop; the next turn starts again from the start.
+                return Err(VaultError::Store(store::StoreError::Unavailable(
+                    "the retention sweep lost its lock".into(),
+                )));
+            }
             let after = cursor.clone();
             let ids = self
                 .readers

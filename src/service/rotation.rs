@@ -17,7 +17,8 @@ const KEYRING_UNREADABLE: &str = "keyring_unreadable";
 /// Why the last rotation failed. No personal data: a code, and a message about keys and files.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RotationError {
-    /// `keyring_unreadable`, `audit_unavailable`, `storage_unavailable` or `internal`.
+    /// `keyring_unreadable`, `kek_not_on_every_node` (PostgreSQL: a live node did not load the
+    /// new KEK in time), `audit_unavailable`, `storage_unavailable` or `internal`.
     pub code: &'static str,
     pub message: String,
     /// RFC 3339.
@@ -60,7 +61,14 @@ impl Vault {
                     KEYRING_UNREADABLE,
                     format!("the keyring file cannot be read or written{rest}"),
                 ),
-                None => ("internal", m.clone()),
+                None => match m.strip_prefix(super::nodes::KEK_NOT_ON_EVERY_NODE) {
+                    // PostgreSQL: the new KEK stays inactive; run the rotation again to resume.
+                    Some(rest) => (
+                        super::nodes::KEK_NOT_ON_EVERY_NODE,
+                        format!("a live node lacks the new KEK{rest}"),
+                    ),
+                    None => ("internal", m.clone()),
+                },
             },
             VaultError::AuditUnavailable(_) => (
                 "audit_unavailable",

@@ -143,6 +143,115 @@ pub mod consents {
     }
 }
 
+/// Coordination between nodes (docs/storage.md, "Coordination between nodes"): one node at a
+/// time per background job, the nodes' heartbeats and the rotation gate. On SQLite every
+/// operation is a no-op that grants (one server per data dir already); on PostgreSQL they are
+/// advisory locks and the `nodes` and `kek_activations` tables.
+pub mod coordination {
+    use super::{postgres, Conn, Location, StoreError};
+
+    /// A background job that runs on one node at a time.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Job {
+        /// The signed checkpoint of the timer and of the shutdown (one writer unit).
+        Checkpoint,
+        /// A retention sweep, background or `POST /v1/admin/retention/run` (many units).
+        RetentionSweep,
+        /// A KEK rotation: the gate, then the rewrap in batches (many units).
+        KeyRotation,
+    }
+
+    impl Job {
+        pub fn as_str(self) -> &'static str {
+            match self {
+                Self::Checkpoint => "checkpoint",
+                Self::RetentionSweep => "retention",
+                Self::KeyRotation => "rotation",
+            }
+        }
+    }
+
+    /// What a node reports in its heartbeat. No personal data.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct NodeReport {
+        pub node_id: String,
+        /// The crate version the node runs.
+        pub version: String,
+        pub keyring_fingerprint: String,
+        /// Every KEK version in its keyring, ascending.
+        pub kek_versions: Vec<u32>,
+        /// The KEK it wraps new DEKs under.
+        pub active_kek: u32,
+        /// Its `server.listen`.
+        pub listen: String,
+    }
+
+    /// A live node as the table shows it.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct NodeRow {
+        pub report: NodeReport,
+        /// RFC 3339, UTC, by the database's clock.
+        pub started_at: String,
+        /// Seconds since its last heartbeat, by the database's clock.
+        pub seen_secs_ago: f64,
+    }
+
+    seam! {
+        (super::sqlite::coordination), (super::postgres::coordination);
+        /// Takes `job`'s lock for the rest of the unit's transaction; `false` if another
+        /// transaction holds it (its node runs the job now: skip this turn).
+        fn try_xact_lock(job: Job) -> Result<bool, StoreError>;
+        /// Writes the node's heartbeat; returns the vault's active KEK as the database
+        /// records it (`None` on SQLite, where the keyring file decides).
+        fn heartbeat(node: &NodeReport) -> Result<Option<u32>, StoreError>;
+        /// The active KEK at start, recording `keyring_active` on a database without one; on
+        /// a direct connection outside any transaction. `None` on SQLite.
+        fn kek_in_force(keyring_active: u32, by: &str) -> Result<Option<u32>, StoreError>;
+        fn remove_node(node_id: &str) -> Result<(), StoreError>;
+        /// Nodes seen within `live_secs`.
+        fn live_nodes(live_secs: f64) -> Result<Vec<NodeRow>, StoreError>;
+        /// Activates KEK `version` if every node live within `live_secs` holds it; returns
+        /// the ids of those that do not (then nothing is activated).
+        fn try_activate_kek(version: u32, live_secs: f64, by: &str) -> Result<Vec<String>, StoreError>;
+    }
+
+    /// The right to run a job of many units, held until dropped.
+    #[derive(Debug)]
+    pub enum JobLock {
+        /// SQLite: this server is the only one on its data dir.
+        Local,
+        /// A session advisory lock on a connection of its own.
+        Postgres(postgres::coordination::SessionLock),
+    }
+
+    impl JobLock {
+        /// Takes `job`'s lock; `None` while another node (or another job of this node) holds
+        /// it.
+        pub async fn try_take(location: &Location, job: Job) -> Result<Option<Self>, StoreError> {
+            match location {
+                Location::Sqlite { .. } => Ok(Some(Self::Local)),
+                Location::Postgres(settings) => {
+                    let settings = settings.clone();
+                    tokio::task::spawn_blocking(move || {
+                        postgres::coordination::SessionLock::try_take(move || settings.open(), job)
+                    })
+                    .await
+                    .map_err(|_| StoreError::Panicked)?
+                    .map(|l| l.map(Self::Postgres))
+                }
+            }
+        }
+
+        /// Whether the lock is still held (a PostgreSQL session can be lost mid-job).
+        pub fn is_held(&self) -> bool {
+            match self {
+                Self::Local => true,
+                Self::Postgres(l) => l.is_held(),
+            }
+        }
+    }
+}
+
 /// The audit trail: append, read back, checkpoints, the officer's query, export ranges, the
 /// trail's purge.
 pub mod audit;

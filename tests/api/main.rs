@@ -20,6 +20,7 @@ mod layout;
 mod logs;
 mod metrics;
 mod nodes;
+mod nodes_coordination;
 mod openapi;
 mod startup;
 mod stays;

@@ -11,6 +11,7 @@ pub mod audit_since;
 pub mod conn;
 pub mod connect;
 pub mod consents;
+pub mod coordination;
 pub mod corrections;
 pub mod erasure;
 pub mod guests;
@@ -60,11 +61,18 @@ use super::StoreError;
 pub type PgError = tokio_postgres::Error;
 
 /// The schema, in order: (version, name, SQL). A migration is never edited after release.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "0001_init",
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "0001_init",
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "0002_nodes",
+        include_str!("../../../migrations/postgres/0002_nodes.sql"),
+    ),
+];
 
 /// The advisory lock that lets one node at a time migrate (an arbitrary constant, the same on
 /// every node: "GVMIGRAT" in ASCII).

@@ -14,6 +14,7 @@ mod audit_tests;
 pub mod backup;
 mod checkpoint;
 pub mod consents;
+pub mod coordination;
 mod corrections;
 mod erasure;
 mod guests;
