@@ -1,6 +1,8 @@
 //! Operations on a whole data dir: a consistent backup while the server runs (SQLite
-//! `VACUUM INTO`, no keys in it, with a manifest), and a restore that re-applies every erasure
-//! in the erasure ledger and verifies the audit chain before the server may serve.
+//! `VACUUM INTO`, no keys in it, with a manifest), a restore that re-applies every erasure
+//! in the erasure ledger and verifies the audit chain before the server may serve, and the
+//! ledger replay on its own (`guestvault ledger replay`: after a PostgreSQL `pg_restore` or a
+//! point-in-time recovery, which this vault does not run itself).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -96,6 +98,7 @@ async fn lock_data_dir_within(
 /// A consistent snapshot of the database (safe while the server runs). Keys are never in
 /// the database, so the backup holds none; keep the keyring backed up separately.
 pub fn backup(config: &Config, out: &Path) -> anyhow::Result<Manifest> {
+    refuse_on_postgres(config, "backup")?;
     if out.exists() {
         bail!("`{}` already exists", out.display());
     }
@@ -174,6 +177,25 @@ fn restrict_to_owner(path: &Path) -> anyhow::Result<()> {
     }
     #[cfg(not(unix))]
     let _ = path;
+    Ok(())
+}
+
+/// `backup` and `restore` work on SQLite's file. A PostgreSQL database is backed up and
+/// restored with PostgreSQL's own tools; the erasure ledger stays in each node's data dir and
+/// is re-applied afterwards.
+fn refuse_on_postgres(config: &Config, command: &str) -> anyhow::Result<()> {
+    if crate::store::Backend::parse(&config.storage.backend)
+        == Some(crate::store::Backend::Postgres)
+    {
+        bail!(
+            "`guestvault {command}` works on the SQLite backend only (config key \
+             `storage.backend` is `postgres`). Back up with `pg_dump -Fc` or base backups and WAL \
+             archiving (PITR); restore with `pg_restore` or a point-in-time recovery, then run \
+             `guestvault ledger replay --ledger <each node's erasure-ledger.jsonl>` before the \
+             nodes serve again, so no erasure or consent withdrawal made after the restore point \
+             is undone. Keep the keyring backed up apart from the database"
+        );
+    }
     Ok(())
 }
 
@@ -258,6 +280,7 @@ async fn replay_into_staging(
 /// re-applies every erasure in the ledger, verifies the audit chain and its signed
 /// checkpoints, and only then replaces the database.
 pub async fn restore(config: &Config, file: &Path, force: bool) -> anyhow::Result<RestoreReport> {
+    refuse_on_postgres(config, "restore")?;
     // A server that was just stopped may take a moment to let go of the data dir.
     let _lock = lock_data_dir_within(&config.storage.data_dir, RESTORE_LOCK_WAIT).await?;
     let manifest_file = manifest_path(file);
@@ -324,4 +347,136 @@ pub async fn restore(config: &Config, file: &Path, force: bool) -> anyhow::Resul
     }
     std::fs::rename(&staging, &db)?;
     Ok(report)
+}
+
+/// What `guestvault ledger replay` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerReplayReport {
+    /// The ledger files read, each with its number of entries.
+    pub ledgers: Vec<(PathBuf, usize)>,
+    pub counts: crate::service::ReplayCounts,
+    pub guests_swept: u64,
+    /// DEKs wrapped under KEK versions this keyring no longer holds (a restore point older
+    /// than a retirement): those guests cannot be read until the old keyring is back.
+    pub deks_under_missing_keks: u64,
+    pub audit_events_verified: u64,
+}
+
+/// Re-applies every erasure and consent withdrawal recorded in `ledgers` (default: this data
+/// dir's own) to the configured database, sweeps what expired meanwhile, records the replay
+/// in the audit trail and verifies the trail (chain and signed checkpoints). Safe to repeat:
+/// an entry already in force changes nothing. For the database restored by PostgreSQL's own
+/// tools (`pg_restore`, a point-in-time recovery), run it before the nodes serve, with every
+/// node's ledger: each node appends only its own erasures to the file in its data dir.
+pub async fn ledger_replay(
+    config: &Config,
+    ledgers: &[PathBuf],
+) -> anyhow::Result<LedgerReplayReport> {
+    let files = if ledgers.is_empty() {
+        vec![ledger_path(config)]
+    } else {
+        for f in ledgers {
+            // A named ledger that is missing is a mistake, not an empty ledger.
+            if !f.is_file() {
+                bail!("no erasure ledger at `{}`", f.display());
+            }
+        }
+        ledgers.to_vec()
+    };
+    let mut entries = Vec::new();
+    let mut read = Vec::new();
+    for f in &files {
+        let these = crate::ledger::read_verified(f)?;
+        read.push((f.clone(), these.len()));
+        entries.extend(these);
+    }
+    // Several nodes' ledgers interleave in time; each entry is applied as of its own date.
+    entries.sort_by(|a, b| a.erased_at.cmp(&b.erased_at));
+
+    let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock);
+    let (vault, writer_thread) = crate::startup::open_vault(config, clock)?;
+    let outcome = replay_ledger_into(&vault, &entries, &read).await;
+    drop(vault);
+    let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    let (counts, guests_swept, missing, verified, fingerprint) = outcome?;
+    // The vault's own vacuum runs on a thread of its own, which the process does not wait
+    // for: vacuum here, on a connection of this command's, before it ends. (A PostgreSQL
+    // connection drives a runtime of its own: not on this runtime's thread.)
+    if counts.erasures > 0 || guests_swept > 0 {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || vacuum_after_shredding(&config, &fingerprint))
+            .await??;
+    }
+    Ok(LedgerReplayReport {
+        ledgers: read,
+        counts,
+        guests_swept,
+        deks_under_missing_keks: missing,
+        audit_events_verified: verified,
+    })
+}
+
+async fn replay_ledger_into(
+    vault: &crate::service::Vault,
+    entries: &[crate::ledger::LedgerEntry],
+    read: &[(PathBuf, usize)],
+) -> anyhow::Result<(crate::service::ReplayCounts, u64, u64, u64, String)> {
+    let counts = vault.replay_ledger(entries).await?;
+    let swept = vault.retention_run("ledger-replay", false, |_| {}).await?;
+    let keyring = vault.keys().kek_versions();
+    let missing: u64 = vault
+        .readers()
+        .run(crate::store::dek_counts)
+        .await?
+        .iter()
+        .filter(|(v, _)| !keyring.contains(v))
+        .map(|(_, n)| n)
+        .sum();
+    vault
+        .record_operation(
+            &crate::cli::audit::cli_actor(),
+            crate::policy::Action::AdminRestore,
+            format!(
+                "erasure ledger replayed: {} entries from {} ledger file(s); {} erasure(s) and {} consent withdrawal(s) re-applied, {} already in force; {} guest(s) swept",
+                entries.len(),
+                read.len(),
+                counts.erasures,
+                counts.withdrawals,
+                counts.unchanged,
+                swept.guests_affected
+            ),
+        )
+        .await?;
+    let public_key = vault.keys().audit_public_key().to_vec();
+    let verified = vault
+        .readers()
+        .run(move |c| crate::audit::checkpoint::verify_store(c, &public_key))
+        .await?;
+    if let Some(seq) = verified.first_bad_seq {
+        bail!(
+            "the ledger was replayed, but the audit trail does not verify (chain and signed \
+             checkpoints) at seq {seq}: the restored database's trail is damaged or rewritten"
+        );
+    }
+    Ok((
+        counts,
+        swept.guests_affected,
+        missing,
+        verified.events,
+        vault.keys().fingerprint().to_string(),
+    ))
+}
+
+/// Reclaims the dead rows an erasure left (PostgreSQL `VACUUM` of the tables that held
+/// them); on SQLite, `secure_delete` overwrote them already and the WAL folds into the file
+/// when the last connection closes.
+fn vacuum_after_shredding(config: &Config, keyring_fingerprint: &str) -> anyhow::Result<()> {
+    let location = crate::store::Location::from_config(config)?;
+    if location.backend() != crate::store::Backend::Postgres {
+        return Ok(());
+    }
+    let db = location.open_direct(keyring_fingerprint)?;
+    db.vacuum_shredded()
+        .context("the erasures were re-applied, but VACUUM of their tables failed: run it again")?;
+    Ok(())
 }

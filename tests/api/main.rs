@@ -20,6 +20,7 @@ mod layout;
 mod logs;
 mod metrics;
 mod openapi;
+mod pg_erasure;
 mod startup;
 mod stays;
 mod tls;
