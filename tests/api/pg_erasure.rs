@@ -395,6 +395,18 @@ async fn postgres_erasure_is_vacuumed_and_final_once_the_scheduled_retirement_ra
     app.stop().await;
 }
 
+/// A second node on the same database: a data dir of its own (ledger, lock) with the first
+/// node's keyring and token secret.
+async fn second_node(first: &Config) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = first.clone();
+    config.storage.data_dir = dir.path().to_owned();
+    for f in ["keyring.json", "hs256.secret"] {
+        std::fs::copy(first.storage.data_dir.join(f), dir.path().join(f)).unwrap();
+    }
+    spawn_on(dir, config).await
+}
+
 #[tokio::test]
 async fn a_pg_restore_followed_by_ledger_replay_keeps_erasures_and_withdrawals() {
     let Some(db) = PgDb::create() else { return };
@@ -420,23 +432,28 @@ async fn a_pg_restore_followed_by_ledger_replay_keeps_erasures_and_withdrawals()
         "{err}"
     );
 
-    let app = spawn_on(dir, config).await;
-    let erased = contact_only(&app, "13900000001").await;
-    let withdrawn = contact_only(&app, "13900000002").await;
-    consent(&app, &withdrawn, true).await;
-    assert_eq!(marketing_read(&app, &withdrawn).await.0, StatusCode::OK);
+    let a = spawn_on(dir, config).await;
+    let b = second_node(&a.config).await;
+    let erased = contact_only(&a, "13900000001").await;
+    let withdrawn = contact_only(&b, "13900000002").await;
+    consent(&a, &withdrawn, true).await;
+    assert_eq!(marketing_read(&b, &withdrawn).await.0, StatusCode::OK);
 
     // A dump of the live database: the restore point.
-    let dump = app.dir.path().join("vault.dump");
+    let dump = a.dir.path().join("vault.dump");
     run(Command::new(pg_tool("pg_dump"))
         .args(["-Fc", "-f"])
         .arg(&dump)
         .arg(db.url()));
 
-    erase(&app, &erased).await;
-    consent(&app, &withdrawn, false).await;
-    assert_eq!(read_status(&app, &erased).await, StatusCode::NOT_FOUND);
-    let (dir, config) = app.stop().await;
+    // After it, node A erases one guest and node B records a withdrawal: each in its own ledger.
+    erase(&a, &erased).await;
+    consent(&b, &withdrawn, false).await;
+    assert_eq!(read_status(&b, &erased).await, StatusCode::NOT_FOUND);
+    let ledger_b = b.config.storage.data_dir.join("erasure-ledger.jsonl");
+    let (_dir_b, _) = b.stop().await;
+    let (dir, config) = a.stop().await;
+    let ledger_a = config.storage.data_dir.join("erasure-ledger.jsonl");
 
     db.recreate();
     run(Command::new(pg_tool("pg_restore"))
@@ -452,18 +469,20 @@ async fn a_pg_restore_followed_by_ledger_replay_keeps_erasures_and_withdrawals()
     );
 
     let cfg = config_file(&config, dir.path());
-    let replay = || {
-        run(Command::new(BIN)
-            .arg("--config")
-            .arg(&cfg)
-            .args(["ledger", "replay"]))
+    let replay = |ledgers: &[&Path]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config").arg(&cfg).args(["ledger", "replay"]);
+        for l in ledgers {
+            cmd.arg("--ledger").arg(l);
+        }
+        run(&mut cmd)
     };
-    let out = replay();
+    // This data dir's ledger alone has node A's erasure only.
+    let out = replay(&[]);
     assert!(
-        out.contains("re-applied 1 erasure(s) and 1 consent withdrawal(s)"),
+        out.contains("re-applied 1 erasure(s) and 0 consent withdrawal(s)"),
         "{out}"
     );
-    assert!(out.contains("entries"), "{out}");
     assert_eq!(
         count(&format!(
             "SELECT count(*) FROM guests WHERE guest_id = '{erased}'"
@@ -477,8 +496,17 @@ async fn a_pg_restore_followed_by_ledger_replay_keeps_erasures_and_withdrawals()
         "t",
         "the replay vacuums the tables that held the erased rows"
     );
-    // Idempotent: a second replay finds everything in force.
-    let out = replay();
+    // Every node's ledger: node B's withdrawal too.
+    let out = replay(&[&ledger_a, &ledger_b]);
+    assert!(
+        out.contains("1 entries")
+            && out.contains(
+                "re-applied 0 erasure(s) and 1 consent withdrawal(s); 1 entries already in force"
+            ),
+        "{out}"
+    );
+    // Idempotent: a further replay finds everything in force.
+    let out = replay(&[&ledger_a, &ledger_b]);
     assert!(
         out.contains(
             "re-applied 0 erasure(s) and 0 consent withdrawal(s); 2 entries already in force"
@@ -507,7 +535,7 @@ async fn a_pg_restore_followed_by_ledger_replay_keeps_erasures_and_withdrawals()
         (StatusCode::FORBIDDEN, Some("consent_required".to_string()))
     );
     assert_eq!(read_status(&app, &withdrawn).await, StatusCode::OK);
-    // The replay is in the trail, and the trail verifies.
+    // The replays are in the trail, and the trail verifies.
     assert_eq!(
         count(
             "SELECT count(*) FROM audit_events WHERE action IN ('erasure.replay', 'consent.replay')"
@@ -519,8 +547,41 @@ async fn a_pg_restore_followed_by_ledger_replay_keeps_erasures_and_withdrawals()
             "SELECT count(*) FROM audit_events WHERE action = 'admin.restore' \
              AND reason LIKE 'erasure ledger replayed:%'"
         ),
-        2
+        3
     );
     audit_intact(&app).await;
     app.stop().await;
+}
+
+/// `ledger replay` works on SQLite too: here after a restore by hand (the file copied back).
+#[tokio::test]
+async fn ledger_replay_re_applies_an_erasure_to_a_sqlite_file_restored_by_hand() {
+    let app = spawn_app().await;
+    let erased = contact_only(&app, "13700000001").await;
+    let backup = app.dir.path().join("by-hand.db");
+    guestvault::ops::backup(&app.config, &backup).unwrap();
+    erase(&app, &erased).await;
+    let (dir, config) = app.stop().await;
+    let db = config.database_file();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    std::fs::copy(&backup, &db).unwrap();
+
+    let report = guestvault::ops::ledger_replay(&config, &[]).await.unwrap();
+    assert_eq!(
+        (
+            report.counts.erasures,
+            report.counts.withdrawals,
+            report.counts.unchanged
+        ),
+        (1, 0, 0)
+    );
+    assert!(report.audit_events_verified > 0);
+    let again = guestvault::ops::ledger_replay(&config, &[]).await.unwrap();
+    assert_eq!((again.counts.erasures, again.counts.unchanged), (0, 1));
+
+    let app = spawn_on(dir, config).await;
+    assert_eq!(read_status(&app, &erased).await, StatusCode::NOT_FOUND);
+    audit_intact(&app).await;
 }
