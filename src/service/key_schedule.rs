@@ -126,7 +126,7 @@ impl Vault {
         Ok(!first.is_empty())
     }
 
-    /// KEK versions that wrap no DEK, are not active, and whose successor's rotation left no
+    /// KEK versions below the active one that wrap no DEK and whose successor's rotation left no
     /// event within `after_days` (rotations run one after the other, each finishing before the
     /// next starts, so version `v` stopped wrapping DEKs when the rotation to `v + 1` did).
     async fn retirable(&self, after_days: u32) -> Result<Vec<u32>, VaultError> {
@@ -142,7 +142,9 @@ impl Vault {
         Ok(keys
             .kek_versions()
             .into_iter()
-            .filter(|v| *v != active)
+            // Only versions below the active one are old: a version above it is a new KEK
+            // not yet in force (one waiting until every node holds it), never retired here.
+            .filter(|v| *v < active)
             .filter(|v| !counts.iter().any(|(cv, n)| cv == v && *n > 0))
             .filter(|v| !recent.contains(&(v + 1)))
             .collect())

@@ -585,3 +585,66 @@ async fn ledger_replay_re_applies_an_erasure_to_a_sqlite_file_restored_by_hand()
     assert_eq!(read_status(&app, &erased).await, StatusCode::NOT_FOUND);
     audit_intact(&app).await;
 }
+
+/// Each replaced KEK is kept `retire_after_days` after the rotation that replaced it, even when
+/// rotations come more often than that; an unfinished rotation is resumed, not repeated.
+#[tokio::test]
+async fn each_kek_is_retired_only_once_its_own_replacement_is_old_enough() {
+    let app = spawn_app().await;
+    let kept = contact_only(&app, "13600000001").await;
+    let schedule = KeySchedule {
+        rotate_every_days: 30,
+        retire_after_days: 45,
+    };
+    let run = async || app.vault.run_key_schedule(&schedule).await.unwrap();
+    let versions = || {
+        Keyring::load(&app.config.keyring_file())
+            .unwrap()
+            .kek_versions()
+    };
+
+    app.clock.advance(time::Duration::days(31));
+    let o = run().await;
+    assert_eq!(o.rotation.map(|r| r.target_version), Some(2));
+    assert!(o.retired.is_empty());
+
+    // Day 62: v3. v1 was replaced 31 days ago, less than 45: kept.
+    app.clock.advance(time::Duration::days(31));
+    let o = run().await;
+    assert_eq!(o.rotation.map(|r| r.target_version), Some(3));
+    assert!(o.retired.is_empty(), "{:?}", o.retired);
+
+    // Day 82: an operator's rotation to v4 stops after no batch (interrupted).
+    app.clock.advance(time::Duration::days(20));
+    let admin = guestvault::service::Caller {
+        request_id: "test-rotation".into(),
+        actor: "cli:test".into(),
+        role: "admin".into(),
+        purpose: None,
+    };
+    let paused = app
+        .vault
+        .rotate_keys(&admin, Some(0), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!((paused.target_version, paused.finished), (4, false));
+    // The schedule resumes it although a rotation finished 20 days ago, and retires v1 only
+    // (replaced on day 31); v2 (day 62) and v3 (today) stay.
+    let o = run().await;
+    let resumed = o.rotation.unwrap();
+    assert_eq!(
+        (resumed.target_version, resumed.resumed, resumed.finished),
+        (4, true, true)
+    );
+    assert_eq!(o.retired, vec![1]);
+    assert_eq!(versions(), vec![2, 3, 4]);
+
+    // Day 128: v2 and v3 were replaced 66 and 46 days ago; a rotation is due again.
+    app.clock.advance(time::Duration::days(46));
+    let o = run().await;
+    assert_eq!(o.rotation.map(|r| r.target_version), Some(5));
+    assert_eq!(o.retired, vec![2, 3]);
+    assert_eq!(versions(), vec![4, 5]);
+    assert_eq!(read_status(&app, &kept).await, StatusCode::OK);
+    audit_intact(&app).await;
+}
