@@ -90,6 +90,23 @@ enum Command {
         #[command(subcommand)]
         command: RetentionCommand,
     },
+    /// The erasure ledger: re-apply it after a database restore done by other tools.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LedgerCommand {
+    /// Re-apply every erasure and consent withdrawal in the ledger(s) to the configured
+    /// database (after `pg_restore` or a point-in-time recovery; safe to repeat). With several
+    /// nodes, give every node's ledger file.
+    Replay {
+        /// A ledger file (repeatable; default: this data dir's `erasure-ledger.jsonl`).
+        #[arg(long = "ledger", value_name = "FILE")]
+        ledgers: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -272,6 +289,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.guests_swept,
                 report.audit_events_verified
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ledger {
+            command: LedgerCommand::Replay { ledgers },
+        } => {
+            let r = runtime()?.block_on(crate::ops::ledger_replay(&config, &ledgers))?;
+            for (file, n) in &r.ledgers {
+                println!("ledger {}: {n} entries", file.display());
+            }
+            println!(
+                "re-applied {} erasure(s) and {} consent withdrawal(s); {} entries already in force; {} guest(s) swept; audit trail verified ({} events)",
+                r.counts.erasures,
+                r.counts.withdrawals,
+                r.counts.unchanged,
+                r.guests_swept,
+                r.audit_events_verified
+            );
+            if r.deks_under_missing_keks > 0 {
+                eprintln!(
+                    "warning: {} guest key(s) are wrapped under KEK versions this keyring no longer holds (retired after the restore point): those guests cannot be read until the keyring from before the retirement is back",
+                    r.deks_under_missing_keks
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Policy {

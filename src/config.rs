@@ -228,13 +228,35 @@ pub struct StorageConfig {
     pub postgres_connect_timeout_ms: Option<u64>,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeysConfig {
     /// Defaults to `<data_dir>/keyring.json`.
     pub keyring_file: Option<PathBuf>,
     /// File holding the passphrase of a sealed keyring (else it is asked on the terminal).
     pub passphrase_file: Option<PathBuf>,
+    /// Rotate the KEK when no rotation finished for this many days (a running server checks
+    /// hourly). 0, the default, turns the schedule off. On PostgreSQL an erasure is final
+    /// only once the KEK of its time is retired: 30 is a good value there.
+    pub rotate_every_days: u32,
+    /// With the schedule on: retire a replaced KEK this many days after the rotation that
+    /// replaced it (backups older than that can no longer be restored with the keyring).
+    /// Default 7.
+    pub retire_after_days: u32,
+}
+
+/// Largest `keys.rotate_every_days` and `keys.retire_after_days`.
+pub const MAX_KEY_SCHEDULE_DAYS: u32 = 3650;
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            keyring_file: None,
+            passphrase_file: None,
+            rotate_every_days: 0,
+            retire_after_days: 7,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -583,6 +605,14 @@ impl Config {
                 "stays.max_stay_days",
                 "must be between 1 and 365 (days)",
             ));
+        }
+        for (key, days) in [
+            ("keys.rotate_every_days", self.keys.rotate_every_days),
+            ("keys.retire_after_days", self.keys.retire_after_days),
+        ] {
+            if days > MAX_KEY_SCHEDULE_DAYS {
+                return Err(bad(key, "must be at most 3650 (days)"));
+            }
         }
         if self.audit.checkpoint_every == 0 {
             return Err(bad("audit.checkpoint_every", "must be at least 1"));
@@ -1070,5 +1100,32 @@ mod tests {
                 assert!(err.contains(key) && err.contains(var), "{err}");
             }
         }
+    }
+
+    #[test]
+    fn the_key_schedule_is_off_by_default_and_its_keys_are_checked() {
+        let c = Config::default();
+        assert_eq!((c.keys.rotate_every_days, c.keys.retire_after_days), (0, 7));
+        assert!(crate::service::KeySchedule::from_config(&c.keys).is_none());
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("GUESTVAULT_KEYS_ROTATE_EVERY_DAYS", "30"),
+                ("GUESTVAULT_KEYS_RETIRE_AFTER_DAYS", "2"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            crate::service::KeySchedule::from_config(&c.keys),
+            Some(crate::service::KeySchedule {
+                rotate_every_days: 30,
+                retire_after_days: 2
+            })
+        );
+        let err =
+            Config::load_with_env(None, env(&[("GUESTVAULT_KEYS_ROTATE_EVERY_DAYS", "9999")]))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("`keys.rotate_every_days`"), "{err}");
     }
 }

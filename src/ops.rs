@@ -1,6 +1,8 @@
 //! Operations on a whole data dir: a consistent backup while the server runs (SQLite
-//! `VACUUM INTO`, no keys in it, with a manifest), and a restore that re-applies every erasure
-//! in the erasure ledger and verifies the audit chain before the server may serve.
+//! `VACUUM INTO`, no keys in it, with a manifest), a restore that re-applies every erasure
+//! in the erasure ledger and verifies the audit chain before the server may serve, and the
+//! ledger replay on its own (`guestvault ledger replay`: after a PostgreSQL `pg_restore` or a
+//! point-in-time recovery, which this vault does not run itself).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,6 +11,9 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+
+mod ledger_replay;
+pub use ledger_replay::{ledger_replay, LedgerReplayReport};
 
 pub const LOCK_FILE: &str = "guestvault.lock";
 pub const BACKUP_FORMAT: &str = "guestvault-backup/v1";
@@ -96,6 +101,7 @@ async fn lock_data_dir_within(
 /// A consistent snapshot of the database (safe while the server runs). Keys are never in
 /// the database, so the backup holds none; keep the keyring backed up separately.
 pub fn backup(config: &Config, out: &Path) -> anyhow::Result<Manifest> {
+    refuse_on_postgres(config, "backup")?;
     if out.exists() {
         bail!("`{}` already exists", out.display());
     }
@@ -177,7 +183,26 @@ fn restrict_to_owner(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ledger_path(config: &Config) -> PathBuf {
+/// `backup` and `restore` work on SQLite's file. A PostgreSQL database is backed up and
+/// restored with PostgreSQL's own tools; the erasure ledger stays in each node's data dir and
+/// is re-applied afterwards.
+fn refuse_on_postgres(config: &Config, command: &str) -> anyhow::Result<()> {
+    if crate::store::Backend::parse(&config.storage.backend)
+        == Some(crate::store::Backend::Postgres)
+    {
+        bail!(
+            "`guestvault {command}` works on the SQLite backend only (config key \
+             `storage.backend` is `postgres`). Back up with `pg_dump -Fc` or base backups and WAL \
+             archiving (PITR); restore with `pg_restore` or a point-in-time recovery, then run \
+             `guestvault ledger replay --ledger <each node's erasure-ledger.jsonl>` before the \
+             nodes serve again, so no erasure or consent withdrawal made after the restore point \
+             is undone. Keep the keyring backed up apart from the database"
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn ledger_path(config: &Config) -> PathBuf {
     config.storage.data_dir.join(crate::ledger::LEDGER_FILE)
 }
 
@@ -258,6 +283,7 @@ async fn replay_into_staging(
 /// re-applies every erasure in the ledger, verifies the audit chain and its signed
 /// checkpoints, and only then replaces the database.
 pub async fn restore(config: &Config, file: &Path, force: bool) -> anyhow::Result<RestoreReport> {
+    refuse_on_postgres(config, "restore")?;
     // A server that was just stopped may take a moment to let go of the data dir.
     let _lock = lock_data_dir_within(&config.storage.data_dir, RESTORE_LOCK_WAIT).await?;
     let manifest_file = manifest_path(file);

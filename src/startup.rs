@@ -28,6 +28,7 @@ pub struct App {
     tls: Option<(crate::tls::Tls, crate::tls::Hangup)>,
     sweep_interval: Duration,
     checkpoint_interval: Duration,
+    key_schedule: Option<crate::service::KeySchedule>,
     writer_thread: std::thread::JoinHandle<()>,
     /// Held while the server runs: one server per data dir, and no restore under it.
     _lock: std::fs::File,
@@ -284,6 +285,7 @@ impl App {
             tls,
             sweep_interval: Duration::from_secs(config.retention.sweep_interval_secs),
             checkpoint_interval: Duration::from_secs(config.audit.checkpoint_interval_secs),
+            key_schedule: key_schedule_of(&config),
             writer_thread,
             _lock: lock,
         })
@@ -337,6 +339,12 @@ impl App {
             tasks.push(tokio::spawn(sweep_forever(
                 (*self.state.vault).clone(),
                 self.sweep_interval,
+            )));
+        }
+        if let Some(schedule) = self.key_schedule {
+            tasks.push(tokio::spawn(key_schedule_forever(
+                (*self.state.vault).clone(),
+                schedule,
             )));
         }
         let served = crate::serve::serve(self.listener, router, self.edge, acceptor, signal).await;
@@ -443,6 +451,49 @@ async fn sweep_forever(vault: Vault, interval: std::time::Duration) {
                 crate::metrics::record_sweep("background", None);
                 tracing::error!(error = %e, "retention sweep failed");
             }
+        }
+    }
+}
+
+/// `keys.rotate_every_days`; on PostgreSQL, a warning when it is off: an erasure there stays
+/// readable in WAL archives and base backups until the KEK of its time is retired.
+fn key_schedule_of(config: &Config) -> Option<crate::service::KeySchedule> {
+    let schedule = crate::service::KeySchedule::from_config(&config.keys);
+    if schedule.is_none()
+        && store::Backend::parse(&config.storage.backend) == Some(store::Backend::Postgres)
+    {
+        tracing::warn!(
+            "keys.rotate_every_days is 0: erasures are not final in PostgreSQL's WAL archives \
+             and backups until the KEK in force is rotated and retired (`guestvault keys rotate`, \
+             `keys retire`); set keys.rotate_every_days (e.g. 30) to schedule it"
+        );
+    }
+    schedule
+}
+
+/// Scheduled KEK rotation and retirement (issue 14, requirement 6): one check every
+/// [`crate::service::KEY_SCHEDULE_CHECK`]. With several nodes on one database this is the
+/// job to run on one node at a time (the cluster's job lock goes around
+/// `run_key_schedule`).
+async fn key_schedule_forever(vault: Vault, schedule: crate::service::KeySchedule) {
+    let mut tick = tokio::time::interval(crate::service::KEY_SCHEDULE_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match vault.run_key_schedule(&schedule).await {
+            Ok(o) => {
+                if let Some(r) = &o.rotation {
+                    tracing::info!(
+                        version = r.target_version,
+                        rewrapped = r.rewrapped,
+                        "scheduled key rotation"
+                    );
+                }
+                for v in &o.retired {
+                    tracing::info!(version = v, "scheduled KEK retirement");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "scheduled key rotation or retirement failed"),
         }
     }
 }

@@ -34,18 +34,38 @@ impl Vault {
 
     /// Re-applies erasures from the ledger to a restored database (REQ-27): each as it was
     /// decided on its own date, so statutory data of that time is restricted, not deleted.
-    /// Guests already gone are skipped, so replaying the whole ledger is safe.
+    /// Guests already gone are skipped, so replaying the whole ledger is safe. Returns how
+    /// many entries changed something.
     pub async fn replay_erasures(
         &self,
         entries: &[crate::ledger::LedgerEntry],
     ) -> Result<u64, VaultError> {
-        let mut replayed = 0;
+        let counts = self.replay_ledger(entries).await?;
+        Ok(counts.erasures + counts.withdrawals)
+    }
+
+    /// [`Vault::replay_erasures`], counted by kind. After a replay that shredded anything the
+    /// backend is told, so PostgreSQL vacuums the tables (and SQLite empties its WAL).
+    pub async fn replay_ledger(
+        &self,
+        entries: &[crate::ledger::LedgerEntry],
+    ) -> Result<ReplayCounts, VaultError> {
+        let mut counts = ReplayCounts::default();
         for entry in entries {
             if let Some(purpose) = entry.event.strip_prefix(crate::ledger::WITHDRAWAL_PREFIX) {
-                replayed += u64::from(self.replay_withdrawal(entry, purpose).await?);
+                if self.replay_withdrawal(entry, purpose).await? {
+                    counts.withdrawals += 1;
+                } else {
+                    counts.unchanged += 1;
+                }
+                continue;
+            }
+            if entry.event != crate::ledger::ERASURE_EVENT {
+                counts.unchanged += 1;
                 continue;
             }
             let Some(gid) = crate::domain::GuestId::parse(&entry.guest_id) else {
+                counts.unchanged += 1;
                 continue;
             };
             let gid = gid.as_str().to_string();
@@ -101,10 +121,28 @@ impl Vault {
                 })
                 .await
                 .map_err(VaultError::from_write)?;
-            replayed += u64::from(done);
+            if done {
+                counts.erasures += 1;
+            } else {
+                counts.unchanged += 1;
+            }
         }
-        Ok(replayed)
+        if counts.erasures > 0 {
+            self.writer.note_shredded();
+        }
+        Ok(counts)
     }
+}
+
+/// What a ledger replay changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReplayCounts {
+    /// Erasures re-applied: the guest was back in the database.
+    pub erasures: u64,
+    /// Withdrawals re-applied: the consent was granted again in the database.
+    pub withdrawals: u64,
+    /// Entries that found nothing to do (already applied, or an entry of an unknown kind).
+    pub unchanged: u64,
 }
 
 impl Vault {

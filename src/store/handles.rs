@@ -113,6 +113,16 @@ pub enum Db {
 }
 
 impl Db {
+    /// Reclaims the dead rows an erasure left, now: PostgreSQL vacuums the tables that held
+    /// shredded rows. On SQLite nothing is left to do here (`secure_delete` overwrote the
+    /// rows; the writer empties the WAL).
+    pub fn vacuum_shredded(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(_) => Ok(()),
+            Self::Postgres(c) => postgres::writer::vacuum_shredded(c),
+        }
+    }
+
     /// The handle the seam's operations take.
     pub fn conn(&self) -> Conn<'_> {
         match self {

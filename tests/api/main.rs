@@ -22,6 +22,7 @@ mod metrics;
 mod nodes;
 mod nodes_coordination;
 mod openapi;
+mod pg_erasure;
 mod startup;
 mod stays;
 mod tls;

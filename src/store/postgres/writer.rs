@@ -395,6 +395,11 @@ impl WriterThread {
     }
 }
 
+/// `VACUUM` of [`SHREDDED_TABLES`] (outside a transaction: VACUUM cannot run in one).
+pub fn vacuum_shredded(conn: &PgConn) -> Result<(), StoreError> {
+    conn.batch(&format!("VACUUM {}", SHREDDED_TABLES.join(", ")))
+}
+
 /// The vacuum thread: woken after a shredding commit, it vacuums the tables that held the
 /// shredded rows (coalescing wake-ups that arrive while it works).
 fn start_vacuum(connect: Connect) -> std::io::Result<mpsc::Sender<()>> {
@@ -414,8 +419,7 @@ fn start_vacuum(connect: Connect) -> std::io::Result<mpsc::Sender<()>> {
                     );
                     continue;
                 };
-                let sql = format!("VACUUM {}", SHREDDED_TABLES.join(", "));
-                match c.batch(&sql) {
+                match vacuum_shredded(c) {
                     Ok(()) => tracing::debug!("vacuumed after an erasure"),
                     Err(e) => tracing::warn!(error = %e, "VACUUM after an erasure failed"),
                 }
