@@ -16,7 +16,7 @@ use guestvault::config::Config;
 use guestvault::store::postgres::{PgConn, PgSettings};
 use tokio_postgres::types::{ToSql, Type};
 
-use super::{backend_is_postgres, TestApp};
+use super::TestApp;
 
 /// One bound argument.
 #[derive(Debug, Clone)]
@@ -136,7 +136,7 @@ pub fn with_store<T: Send>(
     config: &Config,
     f: impl FnOnce(&guestvault::store::Conn) -> T + Send,
 ) -> T {
-    if backend_is_postgres() {
+    if is_postgres(config) {
         // A PgConn has a runtime of its own: open, use and drop it off the test's runtime.
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -157,7 +157,7 @@ pub fn with_store<T: Send>(
 /// `(table, column, is a blob)` of every column of `config`'s database, by table and
 /// position.
 pub fn columns_on(config: &Config) -> Vec<(String, String, bool)> {
-    let (sql, blob_type) = if backend_is_postgres() {
+    let (sql, blob_type) = if is_postgres(config) {
         (
             "SELECT table_name::TEXT, column_name::TEXT, data_type::TEXT \
              FROM information_schema.columns WHERE table_schema = current_schema() \
@@ -218,6 +218,12 @@ pub fn dump_on(config: &Config) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// Whether `config` is on PostgreSQL (a test may build a SQLite config of its own even when
+/// the suite runs on PostgreSQL).
+fn is_postgres(config: &Config) -> bool {
+    config.storage.backend == "postgres"
+}
+
 fn pg_conn(config: &Config) -> PgConn {
     PgSettings::from_config(config).unwrap().open().unwrap()
 }
@@ -237,7 +243,7 @@ fn sqlite(config: &Config, write: bool) -> rusqlite::Connection {
 /// Every row of `sql` on `config`'s database, as text.
 pub fn rows_on(config: &Config, sql: &str, args: &[&dyn ToArg]) -> Rows {
     let args: Vec<Arg> = args.iter().map(|a| a.to_arg()).collect();
-    if backend_is_postgres() {
+    if is_postgres(config) {
         return on_pg(config, |conn| {
             let (stmt, params) = pg_prepare(conn, sql, &args);
             let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
@@ -277,7 +283,7 @@ pub fn rows_on(config: &Config, sql: &str, args: &[&dyn ToArg]) -> Rows {
 /// rows changed (0 for a batch).
 pub fn exec_on(config: &Config, sql: &str, args: &[&dyn ToArg]) -> u64 {
     let args: Vec<Arg> = args.iter().map(|a| a.to_arg()).collect();
-    if backend_is_postgres() {
+    if is_postgres(config) {
         return on_pg(config, |conn| {
             if args.is_empty() {
                 conn.block_on(conn.client().batch_execute(sql))
@@ -452,7 +458,7 @@ impl TestApp {
         for (t, c, blob) in columns.iter().filter(|(t, ..)| tables(t)) {
             // SQLite's CAST of a blob to TEXT is its bytes; PostgreSQL's is hex, so a blob is
             // searched for the needle's bytes there.
-            let sql = if *blob && backend_is_postgres() {
+            let sql = if *blob && is_postgres(&self.config) {
                 format!(
                     "SELECT count(*) FROM {t} WHERE position(convert_to(?1, 'UTF8') IN {c}) > 0"
                 )
@@ -472,7 +478,7 @@ impl TestApp {
     #[allow(dead_code, reason = "only some tests use it")]
     pub fn tamper_audit_row(&self, seq: i64, set: &str) {
         let update = format!("UPDATE audit_events SET {set} WHERE seq = {seq}");
-        let batch = if backend_is_postgres() {
+        let batch = if is_postgres(&self.config) {
             format!(
                 "BEGIN; ALTER TABLE audit_events DISABLE TRIGGER USER; {update}; \
                  ALTER TABLE audit_events ENABLE TRIGGER USER; COMMIT;"
@@ -487,7 +493,7 @@ impl TestApp {
     /// [`TestApp::let_audit_be_written`].
     #[allow(dead_code, reason = "only some tests use it")]
     pub fn refuse_audit_writes(&self) {
-        let sql = if backend_is_postgres() {
+        let sql = if is_postgres(&self.config) {
             "CREATE FUNCTION test_fail_audit() RETURNS trigger LANGUAGE plpgsql AS \
              $$ BEGIN RAISE EXCEPTION 'x'; END $$; \
              CREATE TRIGGER fail_audit BEFORE INSERT ON audit_events \
@@ -502,7 +508,7 @@ impl TestApp {
     /// Undoes [`TestApp::refuse_audit_writes`].
     #[allow(dead_code, reason = "only some tests use it")]
     pub fn let_audit_be_written(&self) {
-        let sql = if backend_is_postgres() {
+        let sql = if is_postgres(&self.config) {
             "DROP TRIGGER fail_audit ON audit_events; DROP FUNCTION test_fail_audit();"
         } else {
             "DROP TRIGGER fail_audit;"
@@ -519,7 +525,7 @@ pub fn storage_env<'c>(
     config: &Config,
 ) -> &'c mut std::process::Command {
     cmd.env("GUESTVAULT_STORAGE_DATA_DIR", &config.storage.data_dir);
-    if config.storage.backend == "postgres" {
+    if is_postgres(config) {
         cmd.env("GUESTVAULT_STORAGE_BACKEND", "postgres");
         if let Some(url) = &config.storage.postgres_url {
             cmd.env("GUESTVAULT_STORAGE_POSTGRES_URL", url);
