@@ -348,7 +348,10 @@ async fn a_sealed_keyring_needs_its_passphrase() {
 
 #[tokio::test]
 async fn a_guest_erased_after_a_backup_stays_erased_after_restoring_it() {
-    if crate::helpers::skip_on_postgres("backup and restore of the SQLite snapshot file") {
+    if crate::helpers::skip_on_postgres(
+        "`guestvault backup`/`restore` snapshot and replace the SQLite file (VACUUM INTO); \
+         a PostgreSQL database is backed up with the server's own tools",
+    ) {
         return;
     }
     let app = spawn_app().await;
@@ -591,7 +594,10 @@ fn ops_caller() -> guestvault::service::Caller {
 
 #[tokio::test]
 async fn a_backup_from_before_a_kek_was_retired_is_refused_and_nothing_is_replaced() {
-    if crate::helpers::skip_on_postgres("backup and restore of the SQLite snapshot file") {
+    if crate::helpers::skip_on_postgres(
+        "`guestvault backup`/`restore` snapshot and replace the SQLite file (VACUUM INTO); \
+         a PostgreSQL database is backed up with the server's own tools",
+    ) {
         return;
     }
     let app = spawn_app().await;
@@ -742,7 +748,10 @@ async fn restore_err(
 
 #[tokio::test]
 async fn restore_needs_the_manifest_unless_forced() {
-    if crate::helpers::skip_on_postgres("backup and restore of the SQLite snapshot file") {
+    if crate::helpers::skip_on_postgres(
+        "`guestvault backup`/`restore` snapshot and replace the SQLite file (VACUUM INTO); \
+         a PostgreSQL database is backed up with the server's own tools",
+    ) {
         return;
     }
     let (_dir, config, backup) = stopped_after_a_backup().await;
@@ -769,7 +778,10 @@ async fn restore_needs_the_manifest_unless_forced() {
 
 #[tokio::test]
 async fn restore_refuses_a_ledger_older_than_the_backup() {
-    if crate::helpers::skip_on_postgres("backup and restore of the SQLite snapshot file") {
+    if crate::helpers::skip_on_postgres(
+        "`guestvault backup`/`restore` snapshot and replace the SQLite file (VACUUM INTO); \
+         a PostgreSQL database is backed up with the server's own tools",
+    ) {
         return;
     }
     let (_dir, config, backup) = stopped_after_a_backup().await;
@@ -795,7 +807,10 @@ async fn restore_refuses_a_ledger_older_than_the_backup() {
 
 #[tokio::test]
 async fn restore_refuses_a_trail_rewritten_with_recomputed_hashes() {
-    if crate::helpers::skip_on_postgres("backup and restore of the SQLite snapshot file") {
+    if crate::helpers::skip_on_postgres(
+        "`guestvault backup`/`restore` snapshot and replace the SQLite file (VACUUM INTO); \
+         a PostgreSQL database is backed up with the server's own tools",
+    ) {
         return;
     }
     let (_dir, config, backup) = stopped_after_a_backup().await;
