@@ -202,14 +202,10 @@ async fn other_roles_cannot_query_export_or_verify_and_the_refusal_is_audited() 
         let r = app.call(Method::GET, path, None, None, None).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
-    let denied: i64 = app
-        .db()
-        .query_row(
-            "SELECT count(*) FROM audit_events WHERE action LIKE 'audit.%' AND outcome = 'denied'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let denied = app.sql_i64(
+        "SELECT count(*) FROM audit_events WHERE action LIKE 'audit.%' AND outcome = 'denied'",
+        &[],
+    );
     assert_eq!(denied, 9);
     // A purpose the officer's role does not have is refused too.
     let r = app
@@ -269,17 +265,13 @@ async fn queries_filter_page_with_a_cursor_and_are_audited_by_parameter_name() {
     assert_eq!(denied.len(), 1);
     assert_eq!(denied[0]["reason"], "consent_required");
     // The query itself: its parameter names, the guest it targeted, never other values.
-    let (fields, guest): (String, Option<String>) = app
-        .db()
-        .query_row(
-            "SELECT fields, guest_id FROM audit_events WHERE action = 'audit.read' ORDER BY seq LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let row = app.sql_rows(
+        "SELECT fields, guest_id FROM audit_events WHERE action = 'audit.read' ORDER BY seq LIMIT 1",
+        &[],
+    );
     assert_eq!(
-        (fields.as_str(), guest.as_deref()),
-        (r#"["guest_id"]"#, Some(id.as_str()))
+        (row[0][0].as_deref(), row[0][1].as_deref()),
+        (Some(r#"["guest_id"]"#), Some(id.as_str()))
     );
 }
 
@@ -317,10 +309,10 @@ async fn bad_query_parameters_are_422_naming_the_parameter_without_its_value() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.body["errors"][0]["field"], "format");
     // Refused requests are audited as errors.
-    let errors: i64 = app
-        .db()
-        .query_row("SELECT count(*) FROM audit_events WHERE outcome = 'error' AND reason = 'validation_failed'", [], |r| r.get(0))
-        .unwrap();
+    let errors = app.sql_i64(
+        "SELECT count(*) FROM audit_events WHERE outcome = 'error' AND reason = 'validation_failed'",
+        &[],
+    );
     assert_eq!(errors, 2);
 }
 
@@ -345,8 +337,7 @@ async fn a_range_csv_export_verifies_and_the_cli_writes_the_same_bytes() {
         assert_eq!((report.anchor_seq, report.events), (0, 6), "{http}");
         assert!(report.stubs > 2);
         let out = app.dir.path().join(format!("cli.{ext}"));
-        let run = cli()
-            .env("GUESTVAULT_STORAGE_DATA_DIR", app.dir.path())
+        let run = crate::helpers::storage_env(&mut cli(), &app.config)
             .args([
                 "audit",
                 "export",
@@ -368,10 +359,10 @@ async fn a_range_csv_export_verifies_and_the_cli_writes_the_same_bytes() {
         assert_eq!(std::fs::read_to_string(&out).unwrap(), http, "{format}");
     }
     // The CLI's own exports are in the trail, under the operator's login.
-    let cli_exports: i64 = app
-        .db()
-        .query_row("SELECT count(*) FROM audit_events WHERE actor LIKE 'cli:%' AND action = 'audit.export'", [], |r| r.get(0))
-        .unwrap();
+    let cli_exports = app.sql_i64(
+        "SELECT count(*) FROM audit_events WHERE actor LIKE 'cli:%' AND action = 'audit.export'",
+        &[],
+    );
     assert_eq!(cli_exports, 2);
 }
 
@@ -400,9 +391,7 @@ async fn the_verify_endpoint_checks_chain_and_checkpoints_and_finds_a_rewritten_
     assert!(r.body.get("first_bad_seq").is_none());
 
     // Someone with file access bypasses the trigger and rewrites event 2.
-    let rw = rusqlite::Connection::open(app.config.database_file()).unwrap();
-    rw.execute_batch("DROP TRIGGER audit_events_no_update; UPDATE audit_events SET actor = 'nobody' WHERE seq = 2;")
-        .unwrap();
+    app.tamper_audit_row(2, "actor = 'nobody'");
     let r = app
         .call(
             Method::GET,

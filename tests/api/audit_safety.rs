@@ -137,9 +137,7 @@ async fn when_the_trail_cannot_be_written_reads_fail_with_503_and_show_nothing()
     let app = spawn_app().await;
     let id = app.create_guest(zhang_san()).await;
     let path = format!("/v1/guests/{id}");
-    let rw = rusqlite::Connection::open(app.config.database_file()).unwrap();
-    rw.execute_batch("CREATE TRIGGER fail_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'x'); END;")
-        .unwrap();
+    app.refuse_audit_writes();
     let before = app.audit_count();
     for (role, purpose) in [
         ("front_desk", Some("check_in")),
@@ -185,7 +183,7 @@ async fn when_the_trail_cannot_be_written_reads_fail_with_503_and_show_nothing()
     );
     assert_eq!(app.audit_count(), before);
     // Once the trail can be written again, so can the read.
-    rw.execute_batch("DROP TRIGGER fail_audit;").unwrap();
+    app.let_audit_be_written();
     let r = app
         .call(
             Method::GET,
@@ -216,16 +214,17 @@ async fn checkpoints_are_signed_every_n_events_and_at_shutdown() {
         )
         .await;
     }
-    let checkpoints = |db: &rusqlite::Connection| -> Vec<i64> {
-        let mut s = db
-            .prepare("SELECT seq FROM audit_checkpoints ORDER BY seq")
-            .unwrap();
-        s.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
+    let checkpoints = |config: &guestvault::config::Config| -> Vec<i64> {
+        crate::helpers::sql::rows_on(
+            config,
+            "SELECT seq FROM audit_checkpoints ORDER BY seq",
+            &[],
+        )
+        .into_iter()
+        .map(|r| r[0].as_deref().unwrap().parse().unwrap())
+        .collect()
     };
-    let seen = checkpoints(&app.db());
+    let seen = checkpoints(&app.config);
     assert!(
         seen.len() >= 2 && seen.windows(2).all(|w| w[1] - w[0] >= 3),
         "{seen:?}"
@@ -240,9 +239,8 @@ async fn checkpoints_are_signed_every_n_events_and_at_shutdown() {
     )
     .await;
     let (dir, config) = app.stop().await;
-    let db = rusqlite::Connection::open(config.database_file()).unwrap();
     assert_eq!(
-        checkpoints(&db).last().copied(),
+        checkpoints(&config).last().copied(),
         Some(head + 1),
         "a checkpoint at shutdown covers the head"
     );
@@ -259,9 +257,8 @@ async fn a_timer_signs_new_events_every_interval() {
     app.create_guest(zhang_san()).await;
     let head = app.audit_count();
     let latest = || -> Option<i64> {
-        app.db()
-            .query_row("SELECT max(seq) FROM audit_checkpoints", [], |r| r.get(0))
-            .unwrap()
+        app.sql_opt("SELECT max(seq) FROM audit_checkpoints", &[])
+            .map(|s| s.parse().unwrap())
     };
     for _ in 0..40 {
         if latest() == Some(head) {

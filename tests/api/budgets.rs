@@ -11,25 +11,24 @@ use crate::helpers::{spawn_app_with, zhang_san, TestApp};
 
 /// `(action, reason, actor, guest_id, justification)` of every event with `action`.
 fn events(app: &TestApp, action: &str) -> Vec<(String, String, String, Option<String>, String)> {
-    let db = app.db();
-    let mut stmt = db
-        .prepare(
-            "SELECT action, reason, actor, guest_id, justification FROM audit_events \
-             WHERE action = ?1 ORDER BY seq",
+    app.sql_rows(
+        "SELECT action, reason, actor, guest_id, justification FROM audit_events \
+         WHERE action = ?1 ORDER BY seq",
+        &[&action],
+    )
+    .into_iter()
+    .map(|r| {
+        let mut r = r.into_iter();
+        let mut next = || r.next().unwrap();
+        (
+            next().unwrap(),
+            next().unwrap_or_default(),
+            next().unwrap(),
+            next(),
+            next().unwrap_or_default(),
         )
-        .unwrap();
-    stmt.query_map([action], |r| {
-        Ok((
-            r.get(0)?,
-            r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-            r.get(2)?,
-            r.get(3)?,
-            r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-        ))
     })
-    .unwrap()
-    .collect::<Result<_, _>>()
-    .unwrap()
+    .collect()
 }
 
 fn count_of(justification: &str) -> u64 {
@@ -114,14 +113,10 @@ async fn a_flood_of_100000_denied_requests_adds_at_most_a_few_hundred_audit_even
     );
     // Nothing went unrecorded: each 404 has its event, the 429s are counted in aggregates
     // that name no guest.
-    let denied = app
-        .db()
-        .query_row(
-            "SELECT count(*) FROM audit_events WHERE actor = ?1 AND action = 'guest.read'",
-            [&prober],
-            |r| r.get::<_, i64>(0),
-        )
-        .unwrap() as usize;
+    let denied = app.sql_i64(
+        "SELECT count(*) FROM audit_events WHERE actor = ?1 AND action = 'guest.read'",
+        &[&prober],
+    ) as usize;
     assert_eq!(denied, seen[&404]);
     let throttled = events(&app, "access.throttled");
     assert!(!throttled.is_empty());

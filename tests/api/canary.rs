@@ -17,9 +17,6 @@ const CANARY_ROOM: &str = "QX-7731";
 
 #[tokio::test]
 async fn planted_canaries_appear_in_no_file_log_or_error_body() {
-    if crate::helpers::skip_on_postgres("scans the SQLite database and WAL files of the data dir") {
-        return;
-    }
     let app = spawn_app().await;
     let id = app
         .create_guest(json!({
@@ -117,17 +114,27 @@ async fn planted_canaries_appear_in_no_file_log_or_error_body() {
     );
     // While the server runs, the write-ahead log holds the recent writes (SQLite deletes it at
     // a clean close): read every file of the data dir now, the WAL included.
+    // On PostgreSQL the database is not in the data dir: every table is scanned instead.
+    let pg = crate::helpers::backend_is_postgres();
     let db_file = app.config.database_file();
-    let wal_file = std::path::PathBuf::from(format!("{}-wal", db_file.display()));
-    let wal = std::fs::read(&wal_file)
-        .unwrap_or_else(|e| panic!("{} must exist while serving: {e}", wal_file.display()));
-    assert!(!wal.is_empty(), "{} is empty", wal_file.display());
     let mut haystacks: Vec<(String, Vec<u8>)> = vec![
         ("logs".into(), captured_logs().into_bytes()),
         ("error bodies".into(), errors.into_bytes()),
         ("metrics".into(), metrics.text.into_bytes()),
-        (format!("{} (live)", wal_file.display()), wal),
     ];
+    if !pg {
+        let wal_file = std::path::PathBuf::from(format!("{}-wal", db_file.display()));
+        let wal = std::fs::read(&wal_file)
+            .unwrap_or_else(|e| panic!("{} must exist while serving: {e}", wal_file.display()));
+        assert!(!wal.is_empty(), "{} is empty", wal_file.display());
+        haystacks.push((format!("{} (live)", wal_file.display()), wal));
+    }
+    let tables_of = |config: &guestvault::config::Config, when: &str| {
+        crate::helpers::sql::dump_on(config)
+            .into_iter()
+            .map(|(t, bytes)| (format!("table {t} ({when})"), bytes))
+            .collect::<Vec<_>>()
+    };
     let files_of = |dir: &std::path::Path, when: &str| -> Vec<(String, Vec<u8>)> {
         std::fs::read_dir(dir)
             .unwrap()
@@ -140,15 +147,31 @@ async fn planted_canaries_appear_in_no_file_log_or_error_body() {
             .collect()
     };
     haystacks.extend(files_of(app.dir.path(), "live"));
-    let (dir, _config) = app.stop().await;
+    if pg {
+        haystacks.extend(tables_of(&app.config, "live"));
+    }
+    let (dir, config) = app.stop().await;
     haystacks.extend(files_of(dir.path(), "after stop"));
-    let db_name = db_file.file_name().unwrap().to_string_lossy().into_owned();
-    for (suffix, when) in [("", "live"), ("-wal", "live"), ("", "after stop")] {
-        let name = format!("/{db_name}{suffix} ({when})");
-        assert!(
-            haystacks.iter().any(|(n, _)| n.ends_with(&name)),
-            "{name} was not scanned"
-        );
+    if pg {
+        haystacks.extend(tables_of(&config, "after stop"));
+        for when in ["live", "after stop"] {
+            for table in ["guest_fields", "blind_index", "stays", "audit_events"] {
+                let name = format!("table {table} ({when})");
+                assert!(
+                    haystacks.iter().any(|(n, b)| n == &name && !b.is_empty()),
+                    "{name} was not scanned"
+                );
+            }
+        }
+    } else {
+        let db_name = db_file.file_name().unwrap().to_string_lossy().into_owned();
+        for (suffix, when) in [("", "live"), ("-wal", "live"), ("", "after stop")] {
+            let name = format!("/{db_name}{suffix} ({when})");
+            assert!(
+                haystacks.iter().any(|(n, _)| n.ends_with(&name)),
+                "{name} was not scanned"
+            );
+        }
     }
     for canary in [
         CANARY_NAME,

@@ -92,15 +92,16 @@ async fn marketing_is_denied_until_consent_and_again_right_after_withdrawal() {
         .map(|e| e["status"].as_str().unwrap())
         .collect();
     assert_eq!(history, ["granted", "withdrawn"]);
-    let (denied, changes): (i64, i64) = app
-        .db()
-        .query_row(
-            "SELECT (SELECT count(*) FROM audit_events WHERE outcome = 'denied' AND reason = 'consent_required'),
-                    (SELECT count(*) FROM audit_events WHERE action = 'consent.write')",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (denied, changes) = (
+        app.sql_i64(
+            "SELECT count(*) FROM audit_events WHERE outcome = 'denied' AND reason = 'consent_required'",
+            &[],
+        ),
+        app.sql_i64(
+            "SELECT count(*) FROM audit_events WHERE action = 'consent.write'",
+            &[],
+        ),
+    );
     assert_eq!((denied, changes), (2, 2));
 
     // Withdrawing twice is safe.
@@ -168,14 +169,10 @@ async fn sensitive_fields_need_a_separate_consent() {
         r.text
     );
     assert_eq!(r.body["fields"]["membership_level"], "gold");
-    let reason: String = app
-        .db()
-        .query_row(
-            "SELECT reason FROM audit_events WHERE role = 'marketing' ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let reason = app.sql_text(
+        "SELECT reason FROM audit_events WHERE role = 'marketing' ORDER BY seq DESC LIMIT 1",
+        &[],
+    );
     assert!(reason.contains("dietary_needs"), "{reason}");
 
     consent(
@@ -375,23 +372,19 @@ async fn a_guest_token_sees_its_own_record_and_cannot_detect_another() {
             r.text
         );
     }
-    let theirs_rows: i64 = app
-        .db()
-        .query_row(
-            "SELECT (SELECT count(*) FROM stays WHERE guest_id = ?1)
-                  + (SELECT count(*) FROM consents WHERE guest_id = ?1)
-                  + (SELECT count(*) FROM guest_fields WHERE guest_id = ?1 AND field = 'email')",
-            [&theirs],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let theirs_rows = app.sql_i64(
+        "SELECT (SELECT count(*) FROM stays WHERE guest_id = ?1)
+              + (SELECT count(*) FROM consents WHERE guest_id = ?1)
+              + (SELECT count(*) FROM guest_fields WHERE guest_id = ?1 AND field = 'email')",
+        &[&theirs],
+    );
     assert_eq!(theirs_rows, 0, "nothing of the other guest changed");
 
     // Every attempt on the other guest is audited as denied, under the guest's own id as actor.
-    let denied: i64 = app
-        .db()
-        .query_row("SELECT count(*) FROM audit_events WHERE actor = ?1 AND guest_id = ?2 AND outcome = 'denied'", [&mine, &theirs], |r| r.get(0))
-        .unwrap();
+    let denied = app.sql_i64(
+        "SELECT count(*) FROM audit_events WHERE actor = ?1 AND guest_id = ?2 AND outcome = 'denied'",
+        &[&mine, &theirs],
+    );
     assert_eq!(denied, 2 + n);
 }
 

@@ -169,17 +169,16 @@ fn assert_console_headers(path: &str, p: &Page) {
 }
 
 fn audit_rows(app: &TestApp, actor: &str) -> Vec<(String, String, Option<String>, String)> {
-    let db = app.db();
-    let mut stmt = db
-        .prepare(
-            "SELECT action, role, purpose, outcome FROM audit_events WHERE actor = ?1 ORDER BY seq",
-        )
-        .unwrap();
-    stmt.query_map([actor], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    app.sql_rows(
+        "SELECT action, role, purpose, outcome FROM audit_events WHERE actor = ?1 ORDER BY seq",
+        &[&actor],
+    )
+    .into_iter()
+    .map(|r| {
+        let mut r = r.into_iter();
+        let mut next = || r.next().unwrap();
+        (next().unwrap(), next().unwrap(), next(), next().unwrap())
     })
-    .unwrap()
-    .map(Result::unwrap)
     .collect()
 }
 

@@ -45,16 +45,10 @@ async fn a_birth_date_correction_is_no_oracle_for_the_masked_birth_year() {
     );
     assert!(!only.contains("1949"), "{only}");
     // Every attempt is audited alike: same action, outcome, reason and field list.
-    let rows: Vec<(String, String, Option<String>, String)> = app
-        .db()
-        .prepare("SELECT action, outcome, reason, fields FROM audit_events WHERE seq > ?1")
-        .unwrap()
-        .query_map([before], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let rows = app.sql_rows(
+        "SELECT action, outcome, reason, fields FROM audit_events WHERE seq > ?1",
+        &[&before],
+    );
     assert_eq!(rows.len(), 100);
     assert!(rows.iter().all(|r| r == &rows[0]), "{:?}", rows[0]);
     // Nothing changed: the PMS still reads the registered birth date.
@@ -221,37 +215,43 @@ async fn a_guest_corrects_contact_data_but_only_requests_identity_corrections() 
 
     // The proposal is stored only as ciphertext, and the trail names fields only.
     {
-        let db = app.db();
-        let blobs: Vec<Vec<u8>> = db
-            .prepare("SELECT ciphertext FROM correction_requests")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let blobs: Vec<Vec<u8>> = app
+            .sql_column("SELECT ciphertext FROM correction_requests", &[])
+            .iter()
+            .map(|b| crate::helpers::sql::unhex(b.as_deref().unwrap()))
+            .collect();
         assert_eq!(blobs.len(), 2);
         for b in &blobs {
             let text = String::from_utf8_lossy(b);
             assert!(!text.contains("李四光") && !text.contains("platinum"));
         }
-        let trail: String = db
-            .query_row("SELECT group_concat(fields || coalesce(reason,'') || coalesce(justification,'') || coalesce(value_hashes,'')) FROM audit_events", [], |r| r.get(0))
-            .unwrap();
+        let trail: String = app
+            .sql_column(
+                "SELECT fields || coalesce(reason,'') || coalesce(justification,'') || coalesce(value_hashes,'') FROM audit_events",
+                &[],
+            )
+            .into_iter()
+            .map(Option::unwrap)
+            .collect::<Vec<_>>()
+            .join(",");
         assert!(
             !trail.contains("李四光")
                 && !trail.contains("platinum")
                 && !trail.contains("13900003333")
         );
-        let statuses: Vec<(String, String)> = db
-            .prepare("SELECT kind, status FROM dsr_requests WHERE status = 'pending_verification'")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let statuses = app.sql_rows(
+            "SELECT kind, status FROM dsr_requests WHERE status = 'pending_verification'",
+            &[],
+        );
         assert_eq!(
             statuses,
-            vec![("correction".into(), "pending_verification".into()); 2]
+            vec![
+                vec![
+                    Some("correction".into()),
+                    Some("pending_verification".into())
+                ];
+                2
+            ]
         );
     }
 
@@ -363,14 +363,12 @@ async fn a_guest_corrects_contact_data_but_only_requests_identity_corrections() 
     assert_eq!(r.body["reason"], "not_a_correction");
 
     // The applied correction's event: keyed hashes of before and after, never the values.
-    let (hashes, justification): (String, String) = app
-        .db()
-        .query_row(
-            "SELECT value_hashes, justification FROM audit_events WHERE action = 'correction.decide' AND reason = 'correction applied'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let row = app.sql_rows(
+        "SELECT value_hashes, justification FROM audit_events WHERE action = 'correction.decide' AND reason = 'correction applied'",
+        &[],
+    );
+    assert_eq!(row.len(), 1);
+    let (hashes, justification) = (row[0][0].clone().unwrap(), row[0][1].clone().unwrap());
     assert_eq!(justification, "reason=document_checked ticket=DSR-42");
     let hashes: Value = serde_json::from_str(&hashes).unwrap();
     let keys = app.vault.keys();
@@ -385,14 +383,10 @@ async fn a_guest_corrects_contact_data_but_only_requests_identity_corrections() 
         ])
     );
     // A direct correction carries them too.
-    let direct: String = app
-        .db()
-        .query_row(
-            "SELECT value_hashes FROM audit_events WHERE action = 'guest.update' AND role = 'guest' AND reason IS NULL",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let direct = app.sql_text(
+        "SELECT value_hashes FROM audit_events WHERE action = 'guest.update' AND role = 'guest' AND reason IS NULL",
+        &[],
+    );
     assert!(direct.contains(&h("mobile", "+8613900002222")), "{direct}");
 
     // The police still read the name registered at check-in, next to the corrected one.
@@ -483,7 +477,7 @@ async fn registered_values_outlive_an_erasure_request_until_their_class_is_swept
     .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     let request = r.body["request_id"].as_str().unwrap().to_string();
-    let count = |sql: &str| -> i64 { app.db().query_row(sql, [], |r| r.get(0)).unwrap() };
+    let count = |sql: &str| -> i64 { app.sql_i64(sql, &[]) };
     assert_eq!(count("SELECT count(*) FROM guest_field_history"), 1);
 
     let r = as_guest(

@@ -196,10 +196,7 @@ async fn verify_defaults_to_the_newest_checkpoint_and_names_the_range() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    let cp: i64 = app
-        .db()
-        .query_row("SELECT max(seq) FROM audit_checkpoints", [], |r| r.get(0))
-        .unwrap();
+    let cp = app.sql_i64("SELECT max(seq) FROM audit_checkpoints", &[]);
     app.create_guest(zhang_san()).await;
     let r = app
         .call(
@@ -220,14 +217,7 @@ async fn verify_defaults_to_the_newest_checkpoint_and_names_the_range() {
     assert_eq!(r.body["events"], head - cp);
 
     // A rewritten event after the checkpoint is found by the default check.
-    let rw = rusqlite::Connection::open(app.config.database_file()).unwrap();
-    rw.execute("DROP TRIGGER audit_events_no_update", [])
-        .unwrap();
-    rw.execute(
-        "UPDATE audit_events SET actor = 'nobody' WHERE seq = ?1",
-        [cp + 1],
-    )
-    .unwrap();
+    app.tamper_audit_row(cp + 1, "actor = 'nobody'");
     let r = app
         .call(
             Method::GET,

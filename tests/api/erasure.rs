@@ -51,37 +51,7 @@ async fn sweep(app: &TestApp, dry_run: bool) -> Value {
 
 /// Rows in any table other than the audit trail that still name `id`.
 fn rows_naming(app: &TestApp, id: &str) -> Vec<String> {
-    let db = app.db();
-    let tables: Vec<String> = db
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let mut hits = Vec::new();
-    for t in tables.iter().filter(|t| !t.starts_with("audit")) {
-        let cols: Vec<String> = db
-            .prepare(&format!("SELECT name FROM pragma_table_info('{t}')"))
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        for c in cols {
-            let n: i64 = db
-                .query_row(
-                    &format!("SELECT count(*) FROM {t} WHERE CAST({c} AS TEXT) LIKE ?1"),
-                    [format!("%{id}%")],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            if n > 0 {
-                hits.push(format!("{t}.{c}"));
-            }
-        }
-    }
-    hits
+    app.columns_containing(id, |t| !t.starts_with("audit"))
 }
 
 #[tokio::test]
@@ -285,11 +255,6 @@ async fn erasure_of_a_guest_with_a_recent_stay_restricts_identity_and_stays_and_
 
 #[tokio::test]
 async fn full_erasure_leaves_no_row_keyed_by_the_guest_outside_the_audit_trail() {
-    if crate::helpers::skip_on_postgres(
-        "reads the SQLite file and checks the WAL is emptied after a shred",
-    ) {
-        return;
-    }
     let app = spawn_app().await;
     // Contact and service data only: nothing statutory.
     let id = contact_only(&app, "13700001234").await;
@@ -317,33 +282,38 @@ async fn full_erasure_leaves_no_row_keyed_by_the_guest_outside_the_audit_trail()
     .await;
 
     // The guest's key material and ciphertext as stored: after the erasure none of these
-    // bytes may remain in any file of the data dir, the WAL included.
+    // bytes may remain in any file of the data dir, the WAL included (on PostgreSQL, where
+    // the database is not in the data dir: nor in any table; what the server's own files
+    // keep until it vacuums is out of the vault's reach).
     let secrets: Vec<Vec<u8>> = {
-        let db = app.db();
-        let mut v: Vec<Vec<u8>> = db
-            .query_row(
-                "SELECT wrapped_dek FROM guest_keys WHERE guest_id = ?1",
-                [&id],
-                |r| r.get(0),
-            )
-            .map(|k| vec![k])
-            .unwrap();
-        let mut s = db
-            .prepare("SELECT ciphertext FROM guest_fields WHERE guest_id = ?1")
-            .unwrap();
+        let unhex = crate::helpers::sql::unhex;
+        let mut v = vec![unhex(&app.sql_text(
+            "SELECT wrapped_dek FROM guest_keys WHERE guest_id = ?1",
+            &[&id],
+        ))];
         v.extend(
-            s.query_map([&id], |r| r.get::<_, Vec<u8>>(0))
-                .unwrap()
-                .map(Result::unwrap),
+            app.sql_column(
+                "SELECT ciphertext FROM guest_fields WHERE guest_id = ?1",
+                &[&id],
+            )
+            .iter()
+            .map(|c| unhex(c.as_deref().unwrap())),
         );
         v
     };
     assert!(secrets.len() >= 4, "a data key and the field ciphertexts");
     let on_disk = |app: &TestApp| -> usize {
-        let files: Vec<Vec<u8>> = std::fs::read_dir(app.dir.path())
+        let mut files: Vec<Vec<u8>> = std::fs::read_dir(app.dir.path())
             .unwrap()
             .map(|e| std::fs::read(e.unwrap().path()).unwrap_or_default())
             .collect();
+        if crate::helpers::backend_is_postgres() {
+            files.extend(
+                crate::helpers::sql::dump_on(&app.config)
+                    .into_iter()
+                    .map(|(_, bytes)| bytes),
+            );
+        }
         secrets
             .iter()
             .filter(|s| {
@@ -406,8 +376,18 @@ async fn full_erasure_leaves_no_row_keyed_by_the_guest_outside_the_audit_trail()
         left, 0,
         "wrapped DEK or ciphertext still on disk after erasure"
     );
-    for entry in std::fs::read_dir(app.dir.path()).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+    let mut files: Vec<Vec<u8>> = std::fs::read_dir(app.dir.path())
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap_or_default())
+        .collect();
+    if crate::helpers::backend_is_postgres() {
+        files.extend(
+            crate::helpers::sql::dump_on(&app.config)
+                .into_iter()
+                .map(|(_, bytes)| bytes),
+        );
+    }
+    for bytes in files {
         for canary in ["erase.me@example.com", "13700001234", "halal"] {
             assert!(
                 !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
@@ -415,14 +395,10 @@ async fn full_erasure_leaves_no_row_keyed_by_the_guest_outside_the_audit_trail()
             );
         }
     }
-    let audit: i64 = app
-        .db()
-        .query_row(
-            "SELECT count(*) FROM audit_events WHERE guest_id = ?1",
-            [&id],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let audit = app.sql_i64(
+        "SELECT count(*) FROM audit_events WHERE guest_id = ?1",
+        &[&id],
+    );
     assert!(audit >= 4, "the audit trail keeps the opaque id");
 
     // Repeating returns the same receipt.
@@ -456,13 +432,13 @@ async fn the_sweeper_purges_each_class_the_day_after_its_period_and_audits_it() 
     )
     .await;
     let fields = |app: &TestApp| -> Vec<String> {
-        app.db()
-            .prepare("SELECT field FROM guest_fields WHERE guest_id = ?1 ORDER BY field")
-            .unwrap()
-            .query_map([&id], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+        app.sql_column(
+            "SELECT field FROM guest_fields WHERE guest_id = ?1 ORDER BY field",
+            &[&id],
+        )
+        .into_iter()
+        .map(Option::unwrap)
+        .collect()
     };
     let has = |app: &TestApp, f: &str| fields(app).iter().any(|x| x == f);
 
@@ -480,10 +456,12 @@ async fn the_sweeper_purges_each_class_the_day_after_its_period_and_audits_it() 
     let report = sweep(&app, false).await;
     assert_eq!(report["classes"]["sensitive_preferences"]["fields"], 1);
     assert!(!has(&app, "dietary_needs"));
-    let (fields_json, reason): (String, String) = app
-        .db()
-        .query_row("SELECT fields, reason FROM audit_events WHERE action = 'retention.purge' AND guest_id = ?1", [&id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap();
+    let row = app.sql_rows(
+        "SELECT fields, reason FROM audit_events WHERE action = 'retention.purge' AND guest_id = ?1",
+        &[&id],
+    );
+    assert_eq!(row.len(), 1);
+    let (fields_json, reason) = (row[0][0].clone().unwrap(), row[0][1].clone().unwrap());
     assert_eq!(fields_json, r#"["dietary_needs"]"#);
     assert!(
         reason.contains("sensitive_preferences: 1 fields"),
@@ -521,13 +499,10 @@ async fn withdrawing_personalization_consent_expires_preferences_at_the_next_swe
     .await;
     sweep(&app, false).await;
     let count = |f: &str| -> i64 {
-        app.db()
-            .query_row(
-                "SELECT count(*) FROM guest_fields WHERE guest_id = ?1 AND field = ?2",
-                [id.as_str(), f],
-                |r| r.get(0),
-            )
-            .unwrap()
+        app.sql_i64(
+            "SELECT count(*) FROM guest_fields WHERE guest_id = ?1 AND field = ?2",
+            &[&id, &f],
+        )
     };
     assert_eq!(count("preferences"), 1);
     app.call(
@@ -691,13 +666,11 @@ async fn a_request_received_before_national_day_is_due_after_it() {
     );
     // A request recorded but not yet answered (e.g. taken in by another intake system) is
     // listed once its due date has passed.
-    let rw = rusqlite::Connection::open(app.config.database_file()).unwrap();
-    rw.execute(
+    app.sql_exec(
         "INSERT INTO dsr_requests (request_id, subject, kind, status, received_at, due_at, receipt)
-         VALUES ('0191a1d2-0000-7000-8000-00000000abcd', x'00', 'erasure', 'received', '2026-09-01T00:00:00.000000Z', '2026-09-22', '{}')",
-        [],
-    )
-    .unwrap();
+         VALUES ('0191a1d2-0000-7000-8000-00000000abcd', ?1, 'erasure', 'received', '2026-09-01T00:00:00.000000Z', '2026-09-22', '{}')",
+        &[&vec![0u8]],
+    );
     let r = app
         .call(
             Method::GET,
@@ -735,14 +708,10 @@ async fn a_free_text_reason_is_accepted_but_never_stored() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let stored: String = app
-        .db()
-        .query_row(
-            "SELECT reason FROM audit_events WHERE action = 'guest.erase'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let stored = app.sql_text(
+        "SELECT reason FROM audit_events WHERE action = 'guest.erase'",
+        &[],
+    );
     assert!(stored.contains("other (free text not stored)"), "{stored}");
     for entry in std::fs::read_dir(app.dir.path()).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
@@ -750,6 +719,11 @@ async fn a_free_text_reason_is_accepted_but_never_stored() {
             .windows("13911112222".len())
             .any(|w| w == b"13911112222"));
     }
+    // Nor anywhere in the database (on PostgreSQL it is not in the data dir).
+    assert_eq!(
+        app.columns_containing("13911112222", |_| true),
+        Vec::<String>::new()
+    );
 }
 
 /// REQ-25: withdrawing personalization in the middle of a stay keeps what guest_service (a
@@ -783,14 +757,10 @@ async fn a_withdrawal_during_a_stay_keeps_what_the_stay_needs_until_check_out() 
         assert!(r.status.is_success(), "{path}: {}", r.status);
     }
     let has = |f: &str| -> bool {
-        app.db()
-            .query_row(
-                "SELECT count(*) FROM guest_fields WHERE guest_id = ?1 AND field = ?2",
-                [id.as_str(), f],
-                |r| r.get::<_, i64>(0),
-            )
-            .unwrap()
-            == 1
+        app.sql_i64(
+            "SELECT count(*) FROM guest_fields WHERE guest_id = ?1 AND field = ?2",
+            &[&id, &f],
+        ) == 1
     };
     app.clock.set(datetime!(2026-11-23 20:00 UTC));
     sweep(&app, false).await;
@@ -828,27 +798,23 @@ async fn a_correction_cannot_remove_statutory_data_or_change_restricted_data() {
         "{}",
         r.text
     );
-    let kept: i64 = app
-        .db()
-        .query_row(
-            "SELECT count(*) FROM guest_fields WHERE guest_id = ?1 AND field IN ('id_number','mobile')",
-            [&id],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let kept = app.sql_i64(
+        "SELECT count(*) FROM guest_fields WHERE guest_id = ?1 AND field IN ('id_number','mobile')",
+        &[&id],
+    );
     assert_eq!(kept, 2, "a refused patch changes nothing");
     // A non-statutory field may be removed; a statutory one corrected.
     let r = patch(json!({"mobile": null, "full_name": "张三"})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // The correction is a data-subject request: recorded with a due date, field names only.
-    let (kind, status, due, receipt): (String, String, String, String) = app
-        .db()
-        .query_row(
-            "SELECT kind, status, due_at, receipt FROM dsr_requests WHERE kind = 'correction'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .unwrap();
+    let row = app.sql_rows(
+        "SELECT kind, status, due_at, receipt FROM dsr_requests WHERE kind = 'correction'",
+        &[],
+    );
+    assert_eq!(row.len(), 1);
+    let [kind, status, due, receipt] = <[Option<String>; 4]>::try_from(row[0].clone())
+        .unwrap()
+        .map(Option::unwrap);
     assert_eq!(
         (kind.as_str(), status.as_str()),
         ("correction", "completed")

@@ -7,9 +7,7 @@ use serde_json::json;
 use crate::helpers::{spawn_app, zhang_san};
 
 fn guests_stored(app: &crate::helpers::TestApp) -> i64 {
-    app.db()
-        .query_row("SELECT count(*) FROM guests", [], |r| r.get(0))
-        .unwrap()
+    app.sql_i64("SELECT count(*) FROM guests", &[])
 }
 
 #[tokio::test]
@@ -313,35 +311,30 @@ type Row = (
 );
 
 fn events_after(app: &crate::helpers::TestApp, seq: i64) -> Vec<Row> {
-    let db = app.db();
-    let mut stmt = db
-        .prepare(
-            "SELECT action, guest_id, outcome, reason, rules, fields, actor FROM audit_events
-             WHERE seq > ?1 ORDER BY seq",
+    app.sql_rows(
+        "SELECT action, guest_id, outcome, reason, rules, fields, actor FROM audit_events
+         WHERE seq > ?1 ORDER BY seq",
+        &[&seq],
+    )
+    .into_iter()
+    .map(|r| {
+        let mut r = r.into_iter();
+        let mut next = || r.next().unwrap();
+        (
+            next().unwrap(),
+            next(),
+            next().unwrap(),
+            next(),
+            next().unwrap(),
+            next().unwrap(),
+            next().unwrap(),
         )
-        .unwrap();
-    stmt.query_map([seq], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-        ))
     })
-    .unwrap()
-    .map(Result::unwrap)
     .collect()
 }
 
 fn max_seq(app: &crate::helpers::TestApp) -> i64 {
-    app.db()
-        .query_row("SELECT COALESCE(max(seq), 0) FROM audit_events", [], |r| {
-            r.get(0)
-        })
-        .unwrap()
+    app.sql_i64("SELECT COALESCE(max(seq), 0) FROM audit_events", &[])
 }
 
 #[tokio::test]
@@ -435,17 +428,12 @@ async fn rejections_before_the_service_are_audited_for_authenticated_callers() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(events_after(&app, before), vec![]);
+    // Every column of every event, as text (blobs as hex).
     let all: String = app
-        .db()
-        .prepare("SELECT * FROM audit_events")
-        .unwrap()
-        .query_map([], |r| {
-            Ok((0..13)
-                .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                .collect::<String>())
-        })
-        .unwrap()
-        .map(Result::unwrap)
+        .sql_rows("SELECT * FROM audit_events", &[])
+        .into_iter()
+        .flatten()
+        .map(|v| v.unwrap_or_default() + "\u{1f}")
         .collect();
     assert!(!all.contains(CANARY), "a submitted value reached the trail");
 }

@@ -105,26 +105,19 @@ async fn reveal_needs_a_reason_code_and_is_audited_with_it() {
     assert_eq!(r.body["fields"]["id_number"], "11010519491231002X");
     assert_eq!(r.body["fields"]["mobile"], "+8613812345678");
 
-    let (action, justification, fields): (String, String, String) = app
-        .db()
-        .query_row(
-            "SELECT action, justification, fields FROM audit_events WHERE justification IS NOT NULL ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap();
+    let [action, justification, fields] = <[String; 3]>::try_from(app.sql_texts(
+        "SELECT action, justification, fields FROM audit_events WHERE justification IS NOT NULL ORDER BY seq DESC LIMIT 1",
+        &[],
+    ))
+    .unwrap();
     assert_eq!(action, "guest.reveal");
     assert_eq!(justification, "reason=identity_check_at_desk ticket=REG-42");
     assert_eq!(fields, r#"["id_number","mobile"]"#);
     // The refused attempts left no justification behind.
-    let stored: i64 = app
-        .db()
-        .query_row(
-            "SELECT COUNT(*) FROM audit_events WHERE justification IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let stored = app.sql_i64(
+        "SELECT COUNT(*) FROM audit_events WHERE justification IS NOT NULL",
+        &[],
+    );
     assert_eq!(stored, 1);
 }
 
@@ -184,14 +177,10 @@ async fn free_text_when_allowed_is_checked_for_personal_data() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let justification: String = app
-        .db()
-        .query_row(
-            "SELECT justification FROM audit_events WHERE justification IS NOT NULL ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let justification = app.sql_text(
+        "SELECT justification FROM audit_events WHERE justification IS NOT NULL ORDER BY seq DESC LIMIT 1",
+        &[],
+    );
     assert_eq!(
         justification,
         "reason=police_request note=registration check, peanut counter"
@@ -275,13 +264,10 @@ async fn search_by_mobile_finds_the_guest_in_any_common_spelling() {
     assert_eq!(r.body["code"], "field_not_searchable");
     // The index holds only 64-hex-digit HMACs (REQ-12).
     let digests: Vec<Vec<u8>> = app
-        .db()
-        .prepare("SELECT digest FROM blind_index")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+        .sql_column("SELECT digest FROM blind_index", &[])
+        .iter()
+        .map(|d| crate::helpers::sql::unhex(d.as_deref().unwrap()))
+        .collect();
     assert!(digests.iter().all(|d| d.len() == 32));
 }
 
@@ -440,13 +426,13 @@ async fn every_touch_is_audited_and_the_chain_verifies() {
     .await;
     assert_eq!(app.audit_count(), before + 3);
     let outcomes: Vec<(String, String)> = app
-        .db()
-        .prepare("SELECT outcome, COALESCE(reason, '') FROM audit_events ORDER BY seq")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+        .sql_rows(
+            "SELECT outcome, COALESCE(reason, '') FROM audit_events ORDER BY seq",
+            &[],
+        )
+        .into_iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
+        .collect();
     assert_eq!(
         outcomes[outcomes.len() - 2],
         ("denied".into(), "purpose_not_allowed".into())
@@ -456,7 +442,7 @@ async fn every_touch_is_audited_and_the_chain_verifies() {
         ("denied".into(), "action_not_allowed".into())
     );
     assert_eq!(
-        guestvault::audit::verify_chain(&guestvault::store::Conn::Sqlite(&app.db())).unwrap(),
+        app.with_store(|c| guestvault::audit::verify_chain(c).unwrap()),
         Ok(app.audit_count() as u64)
     );
 }

@@ -48,6 +48,8 @@ impl Write for CaptureWriter {
 }
 
 pub use pg::{backend_is_postgres, skip_on_postgres};
+#[allow(unused_imports, reason = "only some tests use them")]
+pub use sql::{storage_env, with_store};
 
 pub struct TestApp {
     pub addr: String,
@@ -252,8 +254,8 @@ impl TestApp {
         id
     }
 
-    /// A read-only look at the SQLite database (for audit and plaintext checks). A test that
-    /// uses it is SQLite-only until it is ported: on PostgreSQL this fails saying so.
+    /// A read-only look at the SQLite database, for SQLite-only tests; the others use the
+    /// backend-neutral `sql_*` helpers (see [`sql`]). On PostgreSQL this fails saying so.
     pub fn db(&self) -> rusqlite::Connection {
         assert!(
             !backend_is_postgres(),
@@ -321,3 +323,4 @@ pub fn zhang_san() -> Value {
 }
 
 pub mod pg;
+pub mod sql;

@@ -166,16 +166,12 @@ async fn a_brute_force_search_through_a_masked_view_finds_nothing() {
         assert!(forbidden(body), "{body}");
         assert!(!body.contains(&id) && !body.contains("5678"), "{body}");
         // Every refusal is audited, by field name only.
-        let db = app.db();
-        let audited: i64 = db
-            .query_row(
-                "SELECT count(*) FROM audit_events WHERE seq > ?1 AND action = 'guest.search' \
-                 AND role = ?2 AND outcome = 'denied' AND reason = 'field_not_allowed' \
-                 AND fields = ?3 AND guest_id IS NULL AND justification IS NULL",
-                rusqlite::params![before, role, format!("[\"{field}\"]")],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let audited = app.sql_i64(
+            "SELECT count(*) FROM audit_events WHERE seq > ?1 AND action = 'guest.search' \
+             AND role = ?2 AND outcome = 'denied' AND reason = 'field_not_allowed' \
+             AND fields = ?3 AND guest_id IS NULL AND justification IS NULL",
+            &[&before, &role, &format!("[\"{field}\"]")],
+        );
         assert_eq!(audited, BRUTE_FORCE as i64, "{role} {field}");
         assert_eq!(app.audit_count() - before, BRUTE_FORCE as i64);
     }
@@ -238,15 +234,12 @@ async fn shipped_roles_search_only_what_they_may_see_and_id_numbers_take_a_reaso
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["guest_ids"], json!([id]));
-    let (outcome, justification, guest): (String, String, String) = app
-        .db()
-        .query_row(
-            "SELECT outcome, justification, guest_id FROM audit_events \
-             WHERE action = 'guest.search' ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap();
+    let [outcome, justification, guest] = <[String; 3]>::try_from(app.sql_texts(
+        "SELECT outcome, justification, guest_id FROM audit_events \
+         WHERE action = 'guest.search' ORDER BY seq DESC LIMIT 1",
+        &[],
+    ))
+    .unwrap();
     assert_eq!(
         (outcome.as_str(), justification.as_str(), guest.as_str()),
         (
@@ -346,15 +339,11 @@ async fn a_dsr_officers_export_takes_a_reason_code_and_the_guests_own_does_not()
     let r = export("?reason=data_subject_request&ticket=DSR-2026.11").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["fields"]["id_number"], ID_NUMBER);
-    let justification: String = app
-        .db()
-        .query_row(
-            "SELECT justification FROM audit_events WHERE action = 'guest.export' \
-             AND outcome = 'allowed' ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let justification = app.sql_text(
+        "SELECT justification FROM audit_events WHERE action = 'guest.export' \
+         AND outcome = 'allowed' ORDER BY seq DESC LIMIT 1",
+        &[],
+    );
     assert_eq!(
         justification,
         "reason=data_subject_request ticket=DSR-2026.11"
@@ -395,15 +384,11 @@ async fn a_client_request_id_is_kept_only_if_it_is_a_uuid() {
         r.headers["x-request-id"],
         "0b7e5b8e-2a31-4c1e-9f53-8d1f4f0a9c42"
     );
-    let stored: i64 = app
-        .db()
-        .query_row(
-            "SELECT count(*) FROM audit_events WHERE request_id = '13812345678' \
-             OR request_id LIKE '%zhang%' OR request_id = 'trace-me-42'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let stored = app.sql_i64(
+        "SELECT count(*) FROM audit_events WHERE request_id = '13812345678' \
+         OR request_id LIKE '%zhang%' OR request_id = 'trace-me-42'",
+        &[],
+    );
     assert_eq!(stored, 0);
 }
 
@@ -628,14 +613,10 @@ async fn removing_a_registration_field_answers_the_same_whatever_the_stored_date
         "{body}"
     );
     for id in [&long_ago, &old_stay, &recent] {
-        let kept: i64 = app
-            .db()
-            .query_row(
-                "SELECT count(*) FROM guest_fields WHERE guest_id = ?1 AND field = 'id_number'",
-                [id],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let kept = app.sql_i64(
+            "SELECT count(*) FROM guest_fields WHERE guest_id = ?1 AND field = 'id_number'",
+            &[id],
+        );
         assert_eq!(kept, 1, "a refused patch changes nothing");
     }
 }

@@ -48,11 +48,13 @@ async fn seed(app: &Arc<TestApp>, n: usize) -> Vec<String> {
 }
 
 fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_guestvault"))
-        .args(args)
-        .env("GUESTVAULT_STORAGE_DATA_DIR", &app.config.storage.data_dir)
-        .output()
-        .unwrap()
+    crate::helpers::storage_env(
+        &mut std::process::Command::new(env!("CARGO_BIN_EXE_guestvault")),
+        &app.config,
+    )
+    .args(args)
+    .output()
+    .unwrap()
 }
 
 #[tokio::test]
@@ -132,13 +134,16 @@ async fn rotation_of_10k_deks_runs_while_reads_continue_then_the_old_key_is_reti
     assert!(reads.load(Ordering::SeqCst) > 0);
     assert_eq!(status["rotation"]["total"], 10_000);
     let counts: Vec<(u32, i64)> = app
-        .db()
-        .prepare("SELECT kek_version, count(*) FROM guest_keys GROUP BY 1")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+        .sql_rows(
+            "SELECT kek_version, count(*) FROM guest_keys GROUP BY kek_version ORDER BY kek_version",
+            &[],
+        )
+        .into_iter()
+        .map(|r| {
+            let n = |v: &Option<String>| v.as_deref().unwrap().to_string();
+            (n(&r[0]).parse().unwrap(), n(&r[1]).parse().unwrap())
+        })
+        .collect();
     assert_eq!(counts, vec![(2, 10_001)]);
 
     // Retire v1 (the CLI, while the server runs), restart, and everything still reads.
@@ -170,15 +175,13 @@ async fn rotation_of_10k_deks_runs_while_reads_continue_then_the_old_key_is_reti
     }
     // Each step is audited, with what it did: the refusal, start, finish and retirement.
     let steps: Vec<(String, Option<String>)> = app
-        .db()
-        .prepare(
+        .sql_rows(
             "SELECT outcome, reason FROM audit_events WHERE action = 'admin.keys' ORDER BY seq",
+            &[],
         )
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+        .into_iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone()))
+        .collect();
     let expected = [
         ("denied", "KEK v1 is the active KEK"),
         ("allowed", "key rotation to v2 started: 10000 DEKs"),
@@ -271,13 +274,16 @@ async fn an_interrupted_rotation_resumes_without_a_new_key() {
     );
     assert_eq!(app.vault.keys().kek_versions(), vec![1, 2]);
     let counts: Vec<(u32, i64)> = app
-        .db()
-        .prepare("SELECT kek_version, count(*) FROM guest_keys GROUP BY 1")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+        .sql_rows(
+            "SELECT kek_version, count(*) FROM guest_keys GROUP BY kek_version ORDER BY kek_version",
+            &[],
+        )
+        .into_iter()
+        .map(|r| {
+            let n = |v: &Option<String>| v.as_deref().unwrap().to_string();
+            (n(&r[0]).parse().unwrap(), n(&r[1]).parse().unwrap())
+        })
+        .collect();
     assert_eq!(counts, vec![(2, 1_200 + 1 + 40)]);
     for id in created.iter().take(3).chain([&mid]) {
         let r = app
@@ -342,7 +348,10 @@ async fn a_sealed_keyring_needs_its_passphrase() {
 
 #[tokio::test]
 async fn a_guest_erased_after_a_backup_stays_erased_after_restoring_it() {
-    if crate::helpers::skip_on_postgres("backup and restore of the SQLite snapshot file") {
+    if crate::helpers::skip_on_postgres(
+        "`guestvault backup`/`restore` snapshot and replace the SQLite file (VACUUM INTO); \
+         a PostgreSQL database is backed up with the server's own tools",
+    ) {
         return;
     }
     let app = spawn_app().await;
@@ -536,12 +545,14 @@ async fn the_audit_cli_exports_and_purges_on_a_sealed_data_dir() {
     let data_dir = app.config.storage.data_dir.clone();
     let out = data_dir.join("export.jsonl");
     let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_guestvault"))
-            .args(args)
-            .env("GUESTVAULT_STORAGE_DATA_DIR", &data_dir)
-            .env("GUESTVAULT_KEYS_PASSPHRASE_FILE", &pass_file)
-            .output()
-            .unwrap()
+        crate::helpers::storage_env(
+            &mut std::process::Command::new(env!("CARGO_BIN_EXE_guestvault")),
+            &app.config,
+        )
+        .args(args)
+        .env("GUESTVAULT_KEYS_PASSPHRASE_FILE", &pass_file)
+        .output()
+        .unwrap()
     };
     let r = run(&["audit", "export", "--out", out.to_str().unwrap()]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
@@ -556,12 +567,14 @@ async fn the_audit_cli_exports_and_purges_on_a_sealed_data_dir() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert!(String::from_utf8_lossy(&r.stdout).contains("nothing to purge"));
     // Without the passphrase the sealed keyring is not opened, and says why.
-    let r = std::process::Command::new(env!("CARGO_BIN_EXE_guestvault"))
-        .args(["audit", "public-key"])
-        .env("GUESTVAULT_STORAGE_DATA_DIR", &data_dir)
-        .env_remove("GUESTVAULT_KEYS_PASSPHRASE_FILE")
-        .output()
-        .unwrap();
+    let r = crate::helpers::storage_env(
+        &mut std::process::Command::new(env!("CARGO_BIN_EXE_guestvault")),
+        &app.config,
+    )
+    .args(["audit", "public-key"])
+    .env_remove("GUESTVAULT_KEYS_PASSPHRASE_FILE")
+    .output()
+    .unwrap();
     assert!(!r.status.success());
     assert!(
         String::from_utf8_lossy(&r.stderr).contains("is sealed"),
@@ -581,7 +594,10 @@ fn ops_caller() -> guestvault::service::Caller {
 
 #[tokio::test]
 async fn a_backup_from_before_a_kek_was_retired_is_refused_and_nothing_is_replaced() {
-    if crate::helpers::skip_on_postgres("backup and restore of the SQLite snapshot file") {
+    if crate::helpers::skip_on_postgres(
+        "`guestvault backup`/`restore` snapshot and replace the SQLite file (VACUUM INTO); \
+         a PostgreSQL database is backed up with the server's own tools",
+    ) {
         return;
     }
     let app = spawn_app().await;
@@ -641,29 +657,25 @@ async fn a_cli_retire_right_after_a_rotation_waits_and_counts_late_deks() {
         String::from_utf8_lossy(&out.stderr)
     );
     let started = std::time::Instant::now();
-    let retire = std::process::Command::new(env!("CARGO_BIN_EXE_guestvault"))
-        .args(["keys", "retire", "--version", "1"])
-        .env("GUESTVAULT_STORAGE_DATA_DIR", &app.config.storage.data_dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let retire = crate::helpers::storage_env(
+        &mut std::process::Command::new(env!("CARGO_BIN_EXE_guestvault")),
+        &app.config,
+    )
+    .args(["keys", "retire", "--version", "1"])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    {
-        let db = rusqlite::Connection::open(app.config.database_file()).unwrap();
-        db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
-        db.execute(
-            "INSERT INTO guests (guest_id, created_at, status, last_activity_at)
-             VALUES ('late-guest', '2026-11-30T00:00:00Z', 'active', '2026-11-30T00:00:00Z')",
-            [],
-        )
-        .unwrap();
-        db.execute(
-            "INSERT INTO guest_keys (guest_id, kek_version, wrapped_dek) VALUES ('late-guest', 1, x'00')",
-            [],
-        )
-        .unwrap();
-    }
+    app.sql_exec(
+        "INSERT INTO guests (guest_id, created_at, status, last_activity_at)
+         VALUES ('late-guest', '2026-11-30T00:00:00Z', 'active', '2026-11-30T00:00:00Z')",
+        &[],
+    );
+    app.sql_exec(
+        "INSERT INTO guest_keys (guest_id, kek_version, wrapped_dek) VALUES ('late-guest', 1, ?1)",
+        &[&vec![0u8]],
+    );
     let out = tokio::task::spawn_blocking(move || retire.wait_with_output().unwrap())
         .await
         .unwrap();
@@ -736,7 +748,10 @@ async fn restore_err(
 
 #[tokio::test]
 async fn restore_needs_the_manifest_unless_forced() {
-    if crate::helpers::skip_on_postgres("backup and restore of the SQLite snapshot file") {
+    if crate::helpers::skip_on_postgres(
+        "`guestvault backup`/`restore` snapshot and replace the SQLite file (VACUUM INTO); \
+         a PostgreSQL database is backed up with the server's own tools",
+    ) {
         return;
     }
     let (_dir, config, backup) = stopped_after_a_backup().await;
@@ -763,7 +778,10 @@ async fn restore_needs_the_manifest_unless_forced() {
 
 #[tokio::test]
 async fn restore_refuses_a_ledger_older_than_the_backup() {
-    if crate::helpers::skip_on_postgres("backup and restore of the SQLite snapshot file") {
+    if crate::helpers::skip_on_postgres(
+        "`guestvault backup`/`restore` snapshot and replace the SQLite file (VACUUM INTO); \
+         a PostgreSQL database is backed up with the server's own tools",
+    ) {
         return;
     }
     let (_dir, config, backup) = stopped_after_a_backup().await;
@@ -789,7 +807,10 @@ async fn restore_refuses_a_ledger_older_than_the_backup() {
 
 #[tokio::test]
 async fn restore_refuses_a_trail_rewritten_with_recomputed_hashes() {
-    if crate::helpers::skip_on_postgres("backup and restore of the SQLite snapshot file") {
+    if crate::helpers::skip_on_postgres(
+        "`guestvault backup`/`restore` snapshot and replace the SQLite file (VACUUM INTO); \
+         a PostgreSQL database is backed up with the server's own tools",
+    ) {
         return;
     }
     let (_dir, config, backup) = stopped_after_a_backup().await;

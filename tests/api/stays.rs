@@ -21,13 +21,10 @@ async fn add(app: &TestApp, id: &str, check_in: &str, check_out: &str) -> crate:
 }
 
 fn last_checkout(app: &TestApp, id: &str) -> Option<String> {
-    app.db()
-        .query_row(
-            "SELECT last_checkout FROM guests WHERE guest_id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .unwrap()
+    app.sql_opt(
+        "SELECT last_checkout FROM guests WHERE guest_id = ?1",
+        &[&id],
+    )
 }
 
 #[tokio::test]
@@ -222,14 +219,11 @@ async fn a_stay_entered_in_error_is_corrected_or_deleted_and_retention_follows()
     assert_eq!(stay["fields"]["room_number"], "1208", "other fields kept");
 
     // The event: reason and ticket, keyed hashes of the old and new check-out, no dates.
-    let (reason, justification, hashes): (String, String, String) = app
-        .db()
-        .query_row(
-            "SELECT reason, justification, value_hashes FROM audit_events WHERE action = 'stay.correct' AND outcome = 'allowed'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap();
+    let [reason, justification, hashes] = <[String; 3]>::try_from(app.sql_texts(
+        "SELECT reason, justification, value_hashes FROM audit_events WHERE action = 'stay.correct' AND outcome = 'allowed'",
+        &[],
+    ))
+    .unwrap();
     assert_eq!(
         (reason.as_str(), justification.as_str()),
         ("stay corrected", "reason=entered_in_error ticket=PMS-7")
@@ -302,18 +296,14 @@ async fn a_legacy_far_future_check_out_does_not_block_erasure_forever() {
         .as_str()
         .unwrap()
         .to_string();
-    let rw = rusqlite::Connection::open(app.config.database_file()).unwrap();
-    rw.execute(
+    app.sql_exec(
         "UPDATE stays SET check_out = '9999-12-31' WHERE stay_id = ?1",
-        [&stay],
-    )
-    .unwrap();
-    rw.execute(
+        &[&stay],
+    );
+    app.sql_exec(
         "UPDATE guests SET last_checkout = '9999-12-31' WHERE guest_id = ?1",
-        [&id],
-    )
-    .unwrap();
-    drop(rw);
+        &[&id],
+    );
     let r = app
         .call(
             Method::POST,
