@@ -436,6 +436,14 @@ impl Vault {
             .key_source
             .load()
             .map_err(|e| VaultError::Internal(e.to_string()))?;
+        // On PostgreSQL the file may still mark an older KEK active (a rotation adds the new
+        // one inactive; the database says which is active): keep the one this node wraps
+        // under, or the retirement would be refused, and the installed keyring would go back.
+        let active = self.keys().active_kek_version();
+        if k.active_kek_version() != active && k.kek_versions().contains(&active) {
+            k.activate(active)
+                .map_err(|e| VaultError::Internal(e.to_string()))?;
+        }
         k.retire(version)
             .map_err(|e| VaultError::Conflict(e.to_string()))?;
         k.write_file(&self.key_source.path, false)

@@ -226,6 +226,10 @@ impl Vault {
             "every live node holds the new KEK: activated"
         );
         self.adopt_database_kek(Some(version))?;
+        // This node's row says so at once (a retirement right after checks the rows).
+        if c.beating.load(Ordering::SeqCst) {
+            self.node_heartbeat().await?;
+        }
         // The other nodes switch at their next heartbeat.
         let deadline = Instant::now() + HEARTBEAT_INTERVAL * 3;
         while Instant::now() < deadline {
