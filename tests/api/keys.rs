@@ -686,12 +686,19 @@ async fn a_cli_retire_right_after_a_rotation_waits_and_counts_late_deks() {
     );
     assert!(stderr.contains("KEK v1 still wraps 1 DEK(s)"), "{stderr}");
     assert!(stderr.contains("waiting"), "{stderr}");
-    assert!(
-        started.elapsed()
-            >= guestvault::service::KEYRING_SETTLE - std::time::Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
+    // SQLite: the server wraps under its keyring file's active KEK, reread every 2 s, so the
+    // retirement waits for the file to settle before it counts. PostgreSQL: the active KEK is
+    // the database's (`kek_activations`), and a retirement is refused while any live node's
+    // heartbeat still shows the old one active (`Vault::retire_kek`, `nodes_wrapping_under`),
+    // so no wait on the file is needed there; the late DEK is still counted above.
+    if !crate::helpers::pg::backend_is_postgres() {
+        assert!(
+            started.elapsed()
+                >= guestvault::service::KEYRING_SETTLE - std::time::Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
     let keyring = std::fs::read_to_string(app.config.keyring_file()).unwrap();
     assert!(
         keyring.contains("\"version\": 1,"),
