@@ -569,5 +569,14 @@ async fn a_database_lost_mid_run_gives_503_and_not_ready_then_recovers_by_itself
         assert!(Instant::now() < until, "/readyz did not recover");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Every connection of the node was ended, not only the first one used again: none of
+    // them may fail a request once the database is back (each writer and reader connection
+    // learns it is dead only when next used, and must then reconnect, not answer 503).
+    for _ in 0..30 {
+        let (status, body) = a
+            .call(reqwest::Method::GET, &guest, "front_desk", "check_in", None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
     assert_eq!(a.verify().await["intact"], true);
 }

@@ -73,7 +73,7 @@ fn in_read_transaction<T>(
     conn: &PgConn,
     f: impl FnOnce(&PgConn) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+    // `serve` has begun the transaction.
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(conn)));
     // A read changes nothing: ending it either way is the same; a failed statement left the
     // transaction aborted, which ROLLBACK clears.
@@ -92,6 +92,8 @@ fn in_read_transaction<T>(
     }
 }
 
+const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
 fn serve(mut conn: Option<PgConn>, reconnect: &Connect, rx: &Mutex<mpsc::Receiver<ReadJob>>) {
     loop {
         let job = match rx.lock() {
@@ -99,19 +101,37 @@ fn serve(mut conn: Option<PgConn>, reconnect: &Connect, rx: &Mutex<mpsc::Receive
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        if conn.as_ref().is_none_or(PgConn::is_closed) {
-            conn = None;
-            match reconnect() {
-                Ok(c) => conn = Some(c),
-                Err(e) => {
-                    job(Err(StoreError::Unavailable(e.to_string())));
-                    continue;
-                }
+        match begin(&mut conn, reconnect) {
+            Ok(()) => {
+                let c = conn.as_ref().expect("connected");
+                // A panicking read drops its sender: the caller gets an error, the thread
+                // lives on.
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(c))));
             }
+            Err(e) => job(Err(e)),
         }
-        let c = conn.as_ref().expect("connected");
-        // A panicking read drops its sender: the caller gets an error, the thread lives on.
-        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(c))));
+    }
+}
+
+/// Begins the unit's read transaction, on a new connection if there is none, and once more
+/// on a new one if the one it had turns out to be dead (an idle connection learns that the
+/// server ended it only when it is next used; the unit has not run yet, so nothing is lost
+/// by trying again).
+fn begin(conn: &mut Option<PgConn>, reconnect: &Connect) -> Result<(), StoreError> {
+    let had = conn.as_ref().is_some_and(|c| !c.is_closed());
+    if !had {
+        *conn = Some(reconnect().map_err(|e| StoreError::Unavailable(e.to_string()))?);
+    }
+    match conn.as_ref().expect("connected").batch(BEGIN_READ) {
+        Ok(()) => Ok(()),
+        Err(e) if had && matches!(e, StoreError::Unavailable(_)) => {
+            *conn = Some(reconnect().map_err(|e| StoreError::Unavailable(e.to_string()))?);
+            conn.as_ref().expect("connected").batch(BEGIN_READ)
+        }
+        Err(e) => {
+            *conn = None;
+            Err(e)
+        }
     }
 }
 

@@ -303,7 +303,14 @@ impl WriterThread {
         let started = Instant::now();
         let n = jobs.len() as u64;
         RELEASE_DUE.set(false);
-        let begun = self.connection().and_then(|c| c.batch("BEGIN"));
+        let had = self.conn.as_ref().is_some_and(|c| !c.is_closed());
+        let mut begun = self.connection().and_then(|c| c.batch("BEGIN"));
+        if had && matches!(begun, Err(StoreError::Unavailable(_))) {
+            // An idle connection learns that the server ended it only when it is next used:
+            // no unit has run yet, so begin once more on a new one.
+            self.conn = None;
+            begun = self.connection().and_then(|c| c.batch("BEGIN"));
+        }
         if let Err(e) = begun {
             // A fresh connection next time: this one may be half dead.
             self.conn = None;
