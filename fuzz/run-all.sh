@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs already-built cargo-fuzz targets with the documented flags (docs/fuzzing.md) and prints,
-# per target, the executions, exec/s, wall time, final coverage and any crash artifact.
+# per target, the executions, exec/s, wall and CPU time, final coverage and any crash artifact.
 # Builds nothing: build first with
 #   (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build --codegen-units 16)
 #
@@ -58,6 +58,9 @@ run_one() {
     local rc=$?
     end=$(date +%s)
     echo "$rc $start $end" >"$log_dir/$t.status"
+    # CPU time of the fuzzer (this background subshell's children): on a shared machine the
+    # wall time says little about how long the target really ran.
+    times >"$log_dir/$t.times"
 }
 
 summary() {
@@ -70,8 +73,13 @@ summary() {
     cov=$(grep -o 'cov: [0-9]* ft: [0-9]* corp: [0-9]*' "$log" | tail -1)
     local crashes
     crashes=$(ls "$here/artifacts/$t" 2>/dev/null | wc -l)
-    printf '%-13s rc=%-3s executions=%-10s exec/s=%-7s wall=%ss  %s  artifacts=%s\n' \
-        "$t" "$rc" "${execs:-?}" "${rate:-?}" "$((end - start))" "${cov:-}" "$crashes"
+    local cpu
+    cpu=$(tail -1 "$log_dir/$t.times" 2>/dev/null | awk '{
+        s = 0
+        for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); s += a[1] * 60 + a[2] }
+        printf "%d", s }')
+    printf '%-13s rc=%-3s executions=%-10s exec/s=%-7s wall=%ss cpu=%ss  %s  artifacts=%s\n' \
+        "$t" "$rc" "${execs:-?}" "${rate:-?}" "$((end - start))" "${cpu:-?}" "${cov:-}" "$crashes"
 }
 
 pids=()

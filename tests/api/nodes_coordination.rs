@@ -230,6 +230,35 @@ async fn two_nodes_heartbeat_rotate_behind_the_gate_and_share_the_sweep_lock() {
         assert_eq!(read_guest(&b, id).await, StatusCode::OK);
     }
 
+    // A live node that has not switched yet (its heartbeat still shows KEK 1 active, as a node
+    // whose keyring reload lags would) keeps KEK 1 from being retired: it would wrap new DEKs
+    // under it. Once that node's row is gone, the retirement goes through.
+    pg.execute(
+        "INSERT INTO nodes (node_id, version, keyring_fingerprint, kek_versions, active_kek, listen) \
+         SELECT 'lagging-node', version, keyring_fingerprint, kek_versions, 1, '127.0.0.1:1' \
+         FROM nodes LIMIT 1",
+        &[],
+    )
+    .await
+    .unwrap();
+    let ops = guestvault::service::Caller {
+        request_id: "t".into(),
+        actor: "ops".into(),
+        role: "admin".into(),
+        purpose: None,
+    };
+    match a.vault.retire_kek(&ops, 1).await {
+        Err(guestvault::service::VaultError::Conflict(why)) => assert_eq!(
+            why,
+            "KEK v1 is still the active KEK of node(s) lagging-node: retry in a few seconds"
+        ),
+        other => panic!("retiring v1 while a live node wraps under it: {other:?}"),
+    }
+    pg.execute("DELETE FROM nodes WHERE node_id = 'lagging-node'", &[])
+        .await
+        .unwrap();
+    a.vault.retire_kek(&ops, 1).await.unwrap();
+
     // Another node's sweep holds the lock: a run answers 409, a dry run still answers.
     let holder = connect(&db.url).await;
     let taken: bool = holder

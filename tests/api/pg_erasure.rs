@@ -660,3 +660,264 @@ async fn each_kek_is_retired_only_once_its_own_replacement_is_old_enough() {
     assert_eq!(read_status(&app, &kept).await, StatusCode::OK);
     audit_intact(&app).await;
 }
+
+/// A PostgreSQL cluster of the test's own (initdb in a temp dir), with WAL archiving on, for
+/// point-in-time recovery. Stopped with the value. As root, the server runs as `postgres`
+/// (PostgreSQL refuses to run as root).
+struct Cluster {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Cluster {
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn archive(&self) -> PathBuf {
+        self.dir.path().join("archive")
+    }
+
+    /// `tool args...`, as `postgres` when this process is root.
+    fn as_owner(&self, tool: &str, args: &[&str]) -> String {
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(pg_tool(tool));
+            c
+        } else {
+            Command::new(pg_tool(tool))
+        };
+        cmd.args(args).current_dir(self.dir.path());
+        run(&mut cmd)
+    }
+
+    fn init() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("archive")).unwrap();
+        if is_root() {
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path()));
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cluster = Self { dir, port };
+        let data = cluster.data().display().to_string();
+        cluster.as_owner(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        let conf = format!(
+            "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{sock}'\n\
+             wal_level = replica\narchive_mode = on\narchive_command = 'cp %p {arch}/%f'\n\
+             fsync = off\nmax_wal_senders = 2\n",
+            sock = cluster.dir.path().display(),
+            arch = cluster.archive().display(),
+        );
+        append(&cluster.data().join("postgresql.conf"), &conf);
+        cluster.start();
+        cluster.psql("postgres", "CREATE DATABASE gv");
+        cluster
+    }
+
+    fn start(&self) {
+        let data = self.data().display().to_string();
+        let log = self.dir.path().join("server.log").display().to_string();
+        self.as_owner("pg_ctl", &["-D", &data, "-l", &log, "-w", "-t", "60", "start"]);
+    }
+
+    fn stop(&self) {
+        let data = self.data().display().to_string();
+        self.as_owner("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/gv", self.port)
+    }
+
+    fn psql(&self, db: &str, sql: &str) -> String {
+        let url = format!("postgres://postgres@127.0.0.1:{}/{db}", self.port);
+        run(Command::new(pg_tool("psql")).args([
+            "-X",
+            "-A",
+            "-t",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &url,
+            "-c",
+            sql,
+        ]))
+        .trim()
+        .to_string()
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.psql("gv", sql).parse().unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.data().display().to_string();
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(pg_tool("pg_ctl"));
+            c
+        } else {
+            Command::new(pg_tool("pg_ctl"))
+        };
+        let _ = cmd
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+fn is_root() -> bool {
+    // The effective uid of this process, from /proc (no libc dependency for one call).
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// Point-in-time recovery (issue 14, requirement 7): a base backup and the WAL archive bring
+/// the database back to a named restore point before an erasure and a consent withdrawal;
+/// `guestvault ledger replay` then re-applies both from the node's ledger, which lives in the
+/// data dir and is not rolled back. What was written after the restore point and is not in
+/// the ledger (a guest created later) is gone, as PITR means. PIPL Art. 47 (REQ-22, REQ-25).
+#[tokio::test]
+async fn a_point_in_time_recovery_followed_by_ledger_replay_keeps_erasures_and_withdrawals() {
+    if std::env::var("GUESTVAULT_TEST_POSTGRES_URL").is_err() {
+        eprintln!("skipped: GUESTVAULT_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    if !pg_tool("initdb").is_file() || !pg_tool("pg_basebackup").is_file() {
+        eprintln!("skipped: PostgreSQL server binaries (initdb, pg_basebackup) are not installed");
+        return;
+    }
+    let cluster = Cluster::init();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.storage.backend = "postgres".into();
+    config.storage.postgres_url = Some(cluster.url());
+    config.storage.postgres_password_file = None;
+    let c = config.clone();
+    tokio::task::spawn_blocking(move || guestvault::cli::init(&c))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let app = spawn_on(dir, config).await;
+    let erased = contact_only(&app, "13900000011").await;
+    let withdrawn = contact_only(&app, "13900000012").await;
+    consent(&app, &withdrawn, true).await;
+
+    // The base backup, taken while the vault serves.
+    let base = cluster.dir.path().join("base").display().to_string();
+    cluster.as_owner(
+        "pg_basebackup",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &cluster.port.to_string(),
+            "-U",
+            "postgres",
+            "-D",
+            &base,
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+        ],
+    );
+    // Written after the base backup and before the restore point: WAL replay brings it back.
+    let kept = contact_only(&app, "13900000013").await;
+    cluster.psql("gv", "SELECT pg_create_restore_point('before_erasure')");
+
+    // After the restore point: an erasure and a withdrawal (both in the ledger), and a guest
+    // created later (not in the ledger: PITR loses it, as it must).
+    erase(&app, &erased).await;
+    consent(&app, &withdrawn, false).await;
+    let lost = contact_only(&app, "13900000014").await;
+    assert_eq!(read_status(&app, &erased).await, StatusCode::NOT_FOUND);
+    let (dir, config) = app.stop().await;
+
+    // Archive the current segment, then wait until the archiver has it.
+    let last = cluster.psql("gv", "SELECT pg_walfile_name(pg_switch_wal())");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !cluster.archive().join(&last).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "WAL segment {last} was not archived"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cluster.stop();
+
+    // Recover: the base backup in place of the data dir, replaying the archive up to the
+    // restore point, then promoted.
+    let data = cluster.data();
+    std::fs::rename(&data, cluster.dir.path().join("data.lost")).unwrap();
+    std::fs::rename(&base, &data).unwrap();
+    append(
+        &data.join("postgresql.auto.conf"),
+        &format!(
+            "\nrestore_command = 'cp {}/%f %p'\nrecovery_target_name = 'before_erasure'\n\
+             recovery_target_action = 'promote'\n",
+            cluster.archive().display()
+        ),
+    );
+    std::fs::write(data.join("recovery.signal"), "").unwrap();
+    if is_root() {
+        run(Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(data.join("recovery.signal")));
+    }
+    cluster.start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while cluster.psql("gv", "SELECT pg_is_in_recovery()") != "f" {
+        assert!(std::time::Instant::now() < deadline, "recovery did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let keys = |id: &str| cluster.count(&format!("SELECT count(*) FROM guest_keys WHERE guest_id = '{id}'"));
+    assert_eq!(keys(&erased), 1, "the recovered database holds the erased guest again");
+    assert_eq!(keys(&kept), 1, "WAL replay brought back the guest created before the restore point");
+    assert_eq!(keys(&lost), 0, "the guest created after the restore point is gone");
+
+    let cfg = config_file(&config, dir.path());
+    let out = run(Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["ledger", "replay"]));
+    assert!(
+        out.contains("re-applied 1 erasure(s) and 1 consent withdrawal(s)"),
+        "{out}"
+    );
+    assert_eq!(keys(&erased), 0);
+
+    let app = spawn_on(dir, config).await;
+    assert_eq!(read_status(&app, &erased).await, StatusCode::NOT_FOUND);
+    assert_eq!(read_status(&app, &kept).await, StatusCode::OK);
+    assert_eq!(
+        marketing_read(&app, &withdrawn).await,
+        (StatusCode::FORBIDDEN, Some("consent_required".to_string()))
+    );
+    audit_intact(&app).await;
+    app.stop().await;
+}
