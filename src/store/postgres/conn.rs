@@ -35,6 +35,21 @@ pub struct PgConn {
     /// connection, which TCP keepalives notice only after about 30 s.
     call_timeout: Option<std::time::Duration>,
     broken: std::cell::Cell<bool>,
+    /// Whether [`PgConn::execute_deferred`] may queue (the writer, while a unit runs; see
+    /// [`PgConn::deferring`]). Elsewhere it runs the statement at once.
+    defer: std::cell::Cell<bool>,
+    /// Writes queued by [`PgConn::execute_deferred`], sent together (pipelined, one round
+    /// trip) before the next statement of any kind, or by [`PgConn::flush_deferred`].
+    deferred: RefCell<Vec<Deferred>>,
+}
+
+/// A statement parameter owned by a queued write.
+pub type OwnedParam = Box<dyn ToSql + Send + Sync>;
+
+/// One queued write: its cached statement text and owned parameters.
+struct Deferred {
+    sql: &'static str,
+    params: Vec<OwnedParam>,
 }
 
 impl Drop for PgConn {
@@ -67,7 +82,64 @@ impl PgConn {
             pending: RefCell::new(Vec::new()),
             call_timeout: None,
             broken: std::cell::Cell::new(false),
+            defer: std::cell::Cell::new(false),
+            deferred: RefCell::new(Vec::new()),
         }
+    }
+
+    /// Lets [`PgConn::execute_deferred`] queue writes (`true`) or makes it run them at once
+    /// (`false`, the default). The writer turns it on while a unit runs and calls
+    /// [`PgConn::flush_deferred`] before it decides whether the unit succeeded, so a queued
+    /// write's error still fails its own unit. Turning it off does not flush.
+    pub fn deferring(&self, on: bool) {
+        self.defer.set(on);
+    }
+
+    /// Runs a cached statement whose row count nobody needs, later if the connection is
+    /// [`deferring`](PgConn::deferring): queued writes go out together, in order, with the
+    /// next statement of any kind (or at [`PgConn::flush_deferred`]), in one round trip. Its
+    /// error, if any, is the error of that later call. A create's dozen inserts (guest, key,
+    /// fields, blind-index entries) cost one round trip instead of one each.
+    pub fn execute_deferred(
+        &self,
+        sql: &'static str,
+        params: Vec<OwnedParam>,
+    ) -> Result<(), StoreError> {
+        if !self.defer.get() {
+            let refs: Vec<Param<'_>> = params.iter().map(|p| p.as_ref() as Param<'_>).collect();
+            return self.execute(sql, &refs).map(|_| ());
+        }
+        self.deferred.borrow_mut().push(Deferred { sql, params });
+        Ok(())
+    }
+
+    /// Sends every queued write (see [`PgConn::execute_deferred`]) and waits for all of them.
+    /// On an error the rest of the queue is dropped too: the transaction is aborted anyway.
+    pub fn flush_deferred(&self) -> Result<(), StoreError> {
+        let queued = std::mem::take(&mut *self.deferred.borrow_mut());
+        if queued.is_empty() {
+            return Ok(());
+        }
+        let mut statements = Vec::with_capacity(queued.len());
+        for d in &queued {
+            statements.push(self.statement(d.sql)?);
+        }
+        let client = &self.client;
+        self.call(async move {
+            // Each future sends its request when first polled; `try_join_all` polls them in
+            // order before waiting on any, so the server gets them back to back.
+            let calls = queued.iter().zip(&statements).map(|(d, s)| {
+                let refs: Vec<Param<'_>> =
+                    d.params.iter().map(|p| p.as_ref() as Param<'_>).collect();
+                async move { client.execute(s, &refs).await }
+            });
+            futures_util::future::try_join_all(calls).await.map(|_| ())
+        })
+    }
+
+    /// Drops the queued writes unsent (the unit failed before they went out).
+    pub fn discard_deferred(&self) {
+        self.deferred.borrow_mut().clear();
     }
 
     /// Sets how long one call may wait for the server (see the `call_timeout` field).
@@ -144,6 +216,16 @@ impl PgConn {
         &self.client
     }
 
+    /// Before any other statement: the queued writes go first, so statements run in the order
+    /// they were issued.
+    fn flush_first(&self) -> Result<(), StoreError> {
+        if self.deferred.borrow().is_empty() {
+            Ok(())
+        } else {
+            self.flush_deferred()
+        }
+    }
+
     fn statement(&self, sql: &'static str) -> Result<Statement, StoreError> {
         if let Some(s) = self.cache.borrow().get(sql) {
             return Ok(s.clone());
@@ -155,12 +237,14 @@ impl PgConn {
 
     /// Runs a cached statement; returns the rows it changed.
     pub fn execute(&self, sql: &'static str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        self.flush_first()?;
         let s = self.statement(sql)?;
         self.call(self.client.execute(&s, params))
     }
 
     /// Runs a cached query; returns every row.
     pub fn query(&self, sql: &'static str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
+        self.flush_first()?;
         let s = self.statement(sql)?;
         self.call(self.client.query(&s, params))
     }
@@ -171,28 +255,33 @@ impl PgConn {
         sql: &'static str,
         params: &[Param<'_>],
     ) -> Result<Option<Row>, StoreError> {
+        self.flush_first()?;
         let s = self.statement(sql)?;
         self.call(self.client.query_opt(&s, params))
     }
 
     /// Runs a cached query that returns exactly one row.
     pub fn query_one(&self, sql: &'static str, params: &[Param<'_>]) -> Result<Row, StoreError> {
+        self.flush_first()?;
         let s = self.statement(sql)?;
         self.call(self.client.query_one(&s, params))
     }
 
     /// Runs a statement built at run time (not cached); returns the rows it changed.
     pub fn execute_dyn(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        self.flush_first()?;
         self.call(self.client.execute(sql, params))
     }
 
     /// Runs a query built at run time (not cached).
     pub fn query_dyn(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
+        self.flush_first()?;
         self.call(self.client.query(sql, params))
     }
 
     /// Runs one or more statements without parameters (transaction control, DDL).
     pub fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        self.flush_first()?;
         self.call(self.client.batch_execute(sql))
     }
 

@@ -57,16 +57,19 @@ pub fn insert_guest(
     wrapped: &WrappedDek,
 ) -> Result<(), StoreError> {
     ensure(permit, &[Action::GuestCreate])?;
-    conn.execute(
+    conn.execute_deferred(
         "INSERT INTO guests (guest_id, created_at, status, last_activity_at)
          VALUES ($1, $2, 'active', $2)",
-        &[&guest_id, &now],
+        vec![Box::new(guest_id.to_owned()), Box::new(now.to_owned())],
     )?;
-    conn.execute(
+    conn.execute_deferred(
         "INSERT INTO guest_keys (guest_id, kek_version, wrapped_dek) VALUES ($1, $2, $3)",
-        &[&guest_id, &i64::from(wrapped.kek_version), &wrapped.bytes],
-    )?;
-    Ok(())
+        vec![
+            Box::new(guest_id.to_owned()),
+            Box::new(i64::from(wrapped.kek_version)),
+            Box::new(wrapped.bytes.clone()),
+        ],
+    )
 }
 
 pub fn put_field(
@@ -78,13 +81,17 @@ pub fn put_field(
     now: &str,
 ) -> Result<(), StoreError> {
     ensure(permit, WRITE_ACTIONS)?;
-    conn.execute(
+    conn.execute_deferred(
         "INSERT INTO guest_fields (guest_id, field, ciphertext, updated_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (guest_id, field)
          DO UPDATE SET ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
-        &[&guest_id, &field, &ciphertext, &now],
-    )?;
-    Ok(())
+        vec![
+            Box::new(guest_id.to_owned()),
+            Box::new(field.to_owned()),
+            Box::new(ciphertext.to_vec()),
+            Box::new(now.to_owned()),
+        ],
+    )
 }
 
 pub fn delete_field(
@@ -114,17 +121,21 @@ pub fn put_index(
     digest: &[u8],
 ) -> Result<(), StoreError> {
     ensure(permit, WRITE_ACTIONS)?;
-    conn.execute(
+    conn.execute_deferred(
         "DELETE FROM blind_index WHERE guest_id = $1 AND field = $2",
-        &[&guest_id, &field],
+        vec![Box::new(guest_id.to_owned()), Box::new(field.to_owned())],
     )?;
-    // INVARIANT: the delete above removed every entry of (guest, field), so this insert cannot
-    // hit the primary key (field, digest, guest_id) and abort the transaction.
-    conn.execute(
+    // INVARIANT: the delete above removed every entry of (guest, field) (queued writes run in
+    // order), so this insert cannot hit the primary key (field, digest, guest_id) and abort
+    // the transaction.
+    conn.execute_deferred(
         "INSERT INTO blind_index (field, digest, guest_id) VALUES ($1, $2, $3)",
-        &[&field, &digest, &guest_id],
-    )?;
-    Ok(())
+        vec![
+            Box::new(field.to_owned()),
+            Box::new(digest.to_vec()),
+            Box::new(guest_id.to_owned()),
+        ],
+    )
 }
 
 /// Marks activity and returns the guest's status, or `None` if there is no such guest.

@@ -228,8 +228,19 @@ fn in_savepoint<T>(
         "SAVEPOINT op"
     })?;
     let mark = conn.pending_len();
+    // The unit's plain writes are pipelined (`PgConn::execute_deferred`) and all sent by the
+    // flush below at the latest, so an error of theirs fails this unit, not a later one.
+    conn.deferring(true);
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| op(conn)))
         .unwrap_or(Err(StoreError::Panicked));
+    conn.deferring(false);
+    let result = match result {
+        Ok(v) => conn.flush_deferred().map(|()| v),
+        Err(e) => {
+            conn.discard_deferred();
+            Err(e)
+        }
+    };
     if result.is_err() {
         conn.truncate_pending(mark);
         conn.batch("ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op")?;

@@ -64,6 +64,70 @@ async fn a_failed_unit_rolls_back_only_itself() {
     assert_eq!(count(&db, "b"), 0);
 }
 
+/// A unit's deferred (pipelined) writes run in the order issued, are seen by the unit's own
+/// later reads, and a deferred write that fails fails its own unit only, even though its error
+/// arrives after the unit's closure returned.
+#[tokio::test(flavor = "multi_thread")]
+async fn deferred_writes_keep_their_order_and_fail_their_own_unit() {
+    let Some(db) = TestDb::create() else { return };
+    let w = writer(&db, None);
+    let insert = "INSERT INTO meta (key, value) VALUES ($1, $2)";
+    let ordered = w.execute(move |c| {
+        c.execute_deferred(insert, vec![Box::new("d1".to_string()), Box::new("1".to_string())])?;
+        c.execute_deferred(
+            "UPDATE meta SET value = $2 WHERE key = $1",
+            vec![Box::new("d1".to_string()), Box::new("2".to_string())],
+        )?;
+        // A read flushes the queue first, so it sees both writes.
+        let v: String = c
+            .query_one("SELECT value FROM meta WHERE key = 'd1'", &[])?
+            .get(0);
+        c.execute_deferred(insert, vec![Box::new("d2".to_string()), Box::new(v)])?;
+        Ok(())
+    });
+    // Its duplicate key is only found when the queue is flushed, after the closure returned.
+    let failing = w.execute(move |c| {
+        c.execute_deferred(insert, vec![Box::new("d3".to_string()), Box::new("1".to_string())])?;
+        c.execute_deferred(insert, vec![Box::new("d3".to_string()), Box::new("1".to_string())])?;
+        Ok(())
+    });
+    let after = w.execute(move |c| {
+        c.execute_deferred(insert, vec![Box::new("d4".to_string()), Box::new("1".to_string())])?;
+        Ok(())
+    });
+    let (ordered, failing, after) = tokio::join!(ordered, failing, after);
+    ordered.unwrap();
+    assert!(failing.is_err(), "the duplicate fails its own unit");
+    after.unwrap();
+    let c = db.connect();
+    let rows: Vec<(String, String)> = off_runtime(move || {
+        c.query(
+            "SELECT key, value FROM meta WHERE key LIKE 'd%' ORDER BY key",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+    });
+    let want: Vec<(String, String)> = [("d1", "2"), ("d2", "2"), ("d4", "1")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(rows, want, "d3 rolled back whole; the others in order");
+    // Outside a writer unit nothing is queued: the statement runs at once.
+    let c = db.connect();
+    off_runtime(move || {
+        c.execute_deferred(insert, vec![Box::new("d5".to_string()), Box::new("1".to_string())])
+            .unwrap();
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM meta WHERE key = 'd5'", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 1);
+    });
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_panicking_unit_fails_alone() {
     let Some(db) = TestDb::create() else { return };
