@@ -31,7 +31,7 @@ use crate::clock::{timestamp, Clock};
 use crate::crypto::Keyring;
 use crate::store::StoreError;
 
-use super::conn::{Param, PgConn};
+use super::conn::{OwnedParam, Param, PgConn};
 
 /// A seq as the database stores it (BIGINT); a seq past `i64::MAX` cannot be stored, so as a
 /// bound it means "beyond every event".
@@ -101,7 +101,18 @@ pub fn flush_pending(conn: &PgConn) -> Result<Flushed, StoreError> {
     if events.is_empty() {
         return Ok(Flushed::default());
     }
-    link_and_insert(conn, events).map_err(audit_error)
+    link_and_insert(conn, events, false).map_err(audit_error)
+}
+
+/// [`flush_pending`], but the insert is only queued on the connection
+/// ([`PgConn::pipeline`]): the head is locked and the events linked now, and the caller must
+/// flush (and fail the transaction on an error) before it relies on them.
+pub fn queue_pending(conn: &PgConn) -> Result<Flushed, StoreError> {
+    let events = conn.take_pending();
+    if events.is_empty() {
+        return Ok(Flushed::default());
+    }
+    link_and_insert(conn, events, true).map_err(audit_error)
 }
 
 /// The chain's columns of a batch of linked events, one array per column, for the `UNNEST`
@@ -155,7 +166,11 @@ impl Columns {
 }
 
 /// Locks the head, links `events` after it, inserts them in one statement and moves the head.
-fn link_and_insert(conn: &PgConn, events: Vec<NewEvent>) -> Result<Flushed, StoreError> {
+fn link_and_insert(
+    conn: &PgConn,
+    events: Vec<NewEvent>,
+    queue: bool,
+) -> Result<Flushed, StoreError> {
     let asked = Instant::now();
     let row = conn.query_one("SELECT seq, hash FROM audit_head WHERE id FOR UPDATE", &[])?;
     let locked_at = Instant::now();
@@ -171,36 +186,39 @@ fn link_and_insert(conn: &PgConn, events: Vec<NewEvent>) -> Result<Flushed, Stor
     }
     // One statement, so one round trip while the head is locked: the events' insert and the
     // head's move (a data-modifying CTE always runs to completion, referenced or not).
-    conn.execute(
-        "WITH appended AS (
+    let params: Vec<OwnedParam> = vec![
+        Box::new(c.seq),
+        Box::new(c.ts),
+        Box::new(c.request_id),
+        Box::new(c.actor),
+        Box::new(c.role),
+        Box::new(c.purpose),
+        Box::new(c.action),
+        Box::new(c.guest_id),
+        Box::new(c.fields),
+        Box::new(c.outcome),
+        Box::new(c.reason),
+        Box::new(c.rules),
+        Box::new(c.justification),
+        Box::new(c.prev_hash),
+        Box::new(c.hash),
+        Box::new(c.value_hashes),
+        Box::new(sql_seq(last_seq)),
+        Box::new(prev.to_vec()),
+    ];
+    const APPEND: &str = "WITH appended AS (
            INSERT INTO audit_events (seq, ts, request_id, actor, role, purpose, action, guest_id,
              fields, outcome, reason, rules, justification, prev_hash, hash, value_hashes)
            SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
              $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[],
              $13::TEXT[], $14::BYTEA[], $15::BYTEA[], $16::TEXT[])
          )
-         UPDATE audit_head SET seq = $17, hash = $18 WHERE id",
-        &[
-            &c.seq,
-            &c.ts,
-            &c.request_id,
-            &c.actor,
-            &c.role,
-            &c.purpose,
-            &c.action,
-            &c.guest_id,
-            &c.fields,
-            &c.outcome,
-            &c.reason,
-            &c.rules,
-            &c.justification,
-            &c.prev_hash,
-            &c.hash,
-            &c.value_hashes,
-            &sql_seq(last_seq),
-            &prev.as_slice(),
-        ],
-    )?;
+         UPDATE audit_head SET seq = $17, hash = $18 WHERE id";
+    if queue {
+        conn.pipeline(APPEND, params);
+    } else {
+        conn.execute_owned(APPEND, params)?;
+    }
     Ok(Flushed {
         events: count,
         last_seq,
@@ -598,7 +616,7 @@ pub fn purge_audit_before(
         justification: None,
         value_hashes: Vec::new(),
     };
-    link_and_insert(conn, vec![event]).map_err(audit_error)?;
+    link_and_insert(conn, vec![event], false).map_err(audit_error)?;
     Ok(plan)
 }
 

@@ -106,19 +106,48 @@ impl PgConn {
         params: Vec<OwnedParam>,
     ) -> Result<(), StoreError> {
         if !self.defer.get() {
-            let refs: Vec<Param<'_>> = params.iter().map(|p| p.as_ref() as Param<'_>).collect();
-            return self.execute(sql, &refs).map(|_| ());
+            return self.execute_owned(sql, params).map(|_| ());
         }
-        self.deferred.borrow_mut().push(Deferred { sql, params });
+        self.pipeline(sql, params);
         Ok(())
+    }
+
+    /// Queues a statement whatever [`PgConn::deferring`] says: it goes out with the next
+    /// statement of any kind, or at [`PgConn::flush_deferred`]. For the writer's own
+    /// statements (savepoints, the audit insert), whose caller flushes before it relies on
+    /// them.
+    pub fn pipeline(&self, sql: &'static str, params: Vec<OwnedParam>) {
+        self.deferred.borrow_mut().push(Deferred { sql, params });
+    }
+
+    /// [`PgConn::execute`] with owned parameters.
+    pub fn execute_owned(
+        &self,
+        sql: &'static str,
+        params: Vec<OwnedParam>,
+    ) -> Result<u64, StoreError> {
+        let refs: Vec<Param<'_>> = params.iter().map(|p| p.as_ref() as Param<'_>).collect();
+        self.execute(sql, &refs)
     }
 
     /// Sends every queued write (see [`PgConn::execute_deferred`]) and waits for all of them.
     /// On an error the rest of the queue is dropped too: the transaction is aborted anyway.
     pub fn flush_deferred(&self) -> Result<(), StoreError> {
+        self.after_deferred(std::future::ready(Ok::<(), tokio_postgres::Error>(())))
+    }
+
+    /// Runs `fut` (one driver call) after every queued write, all in one round trip: the
+    /// queued statements and then `fut`'s go out back to back, and the answers come back in
+    /// that order. A queued statement's error is the result (the transaction is aborted
+    /// then, so `fut`'s own answer says nothing); the queue is empty afterwards either way.
+    fn after_deferred<T, F>(&self, fut: F) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = Result<T, tokio_postgres::Error>> + Send,
+        T: Send,
+    {
         let queued = std::mem::take(&mut *self.deferred.borrow_mut());
         if queued.is_empty() {
-            return Ok(());
+            return self.call(fut);
         }
         let mut statements = Vec::with_capacity(queued.len());
         for d in &queued {
@@ -127,13 +156,17 @@ impl PgConn {
         let client = &self.client;
         self.call(async move {
             // Each future sends its request when first polled; `try_join_all` polls them in
-            // order before waiting on any, so the server gets them back to back.
+            // order, and `try_join` polls it before `fut`, so the server gets them back to back
+            // before anyone waits.
             let calls = queued.iter().zip(&statements).map(|(d, s)| {
                 let refs: Vec<Param<'_>> =
                     d.params.iter().map(|p| p.as_ref() as Param<'_>).collect();
                 async move { client.execute(s, &refs).await }
             });
-            futures_util::future::try_join_all(calls).await.map(|_| ())
+            let queued = futures_util::future::try_join_all(calls);
+            futures_util::future::try_join(queued, fut)
+                .await
+                .map(|(_, out)| out)
         })
     }
 
@@ -216,16 +249,6 @@ impl PgConn {
         &self.client
     }
 
-    /// Before any other statement: the queued writes go first, so statements run in the order
-    /// they were issued.
-    fn flush_first(&self) -> Result<(), StoreError> {
-        if self.deferred.borrow().is_empty() {
-            Ok(())
-        } else {
-            self.flush_deferred()
-        }
-    }
-
     fn statement(&self, sql: &'static str) -> Result<Statement, StoreError> {
         if let Some(s) = self.cache.borrow().get(sql) {
             return Ok(s.clone());
@@ -237,16 +260,14 @@ impl PgConn {
 
     /// Runs a cached statement; returns the rows it changed.
     pub fn execute(&self, sql: &'static str, params: &[Param<'_>]) -> Result<u64, StoreError> {
-        self.flush_first()?;
         let s = self.statement(sql)?;
-        self.call(self.client.execute(&s, params))
+        self.after_deferred(self.client.execute(&s, params))
     }
 
     /// Runs a cached query; returns every row.
     pub fn query(&self, sql: &'static str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
-        self.flush_first()?;
         let s = self.statement(sql)?;
-        self.call(self.client.query(&s, params))
+        self.after_deferred(self.client.query(&s, params))
     }
 
     /// Runs a cached query that returns at most one row.
@@ -255,34 +276,29 @@ impl PgConn {
         sql: &'static str,
         params: &[Param<'_>],
     ) -> Result<Option<Row>, StoreError> {
-        self.flush_first()?;
         let s = self.statement(sql)?;
-        self.call(self.client.query_opt(&s, params))
+        self.after_deferred(self.client.query_opt(&s, params))
     }
 
     /// Runs a cached query that returns exactly one row.
     pub fn query_one(&self, sql: &'static str, params: &[Param<'_>]) -> Result<Row, StoreError> {
-        self.flush_first()?;
         let s = self.statement(sql)?;
-        self.call(self.client.query_one(&s, params))
+        self.after_deferred(self.client.query_one(&s, params))
     }
 
     /// Runs a statement built at run time (not cached); returns the rows it changed.
     pub fn execute_dyn(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
-        self.flush_first()?;
-        self.call(self.client.execute(sql, params))
+        self.after_deferred(self.client.execute(sql, params))
     }
 
     /// Runs a query built at run time (not cached).
     pub fn query_dyn(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
-        self.flush_first()?;
-        self.call(self.client.query(sql, params))
+        self.after_deferred(self.client.query(sql, params))
     }
 
     /// Runs one or more statements without parameters (transaction control, DDL).
     pub fn batch(&self, sql: &str) -> Result<(), StoreError> {
-        self.flush_first()?;
-        self.call(self.client.batch_execute(sql))
+        self.after_deferred(self.client.batch_execute(sql))
     }
 
     /// Queues an audit event of the running unit (see the `pending` field).

@@ -222,14 +222,15 @@ fn in_savepoint<T>(
     conn: &PgConn,
     op: impl FnOnce(&PgConn) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.batch(if RELEASE_DUE.replace(false) {
-        "RELEASE SAVEPOINT op; SAVEPOINT op"
-    } else {
-        "SAVEPOINT op"
-    })?;
+    // The savepoint statements and the unit's plain writes (`PgConn::execute_deferred`) are
+    // pipelined: they go out with the unit's first read, or all together in the flush below.
+    // The flush comes before the unit's outcome is decided, so an error of a queued write
+    // fails this unit, not a later one.
+    if RELEASE_DUE.replace(false) {
+        conn.pipeline("RELEASE SAVEPOINT op", Vec::new());
+    }
+    conn.pipeline("SAVEPOINT op", Vec::new());
     let mark = conn.pending_len();
-    // The unit's plain writes are pipelined (`PgConn::execute_deferred`) and all sent by the
-    // flush below at the latest, so an error of theirs fails this unit, not a later one.
     conn.deferring(true);
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| op(conn)))
         .unwrap_or(Err(StoreError::Panicked));
@@ -237,7 +238,10 @@ fn in_savepoint<T>(
     let result = match result {
         Ok(v) => conn.flush_deferred().map(|()| v),
         Err(e) => {
-            conn.discard_deferred();
+            // The savepoint must exist before it is rolled back to (the writes queued with it
+            // are undone by that rollback); if this flush fails, the rollback below fails and
+            // so does the group.
+            let _ = conn.flush_deferred();
             Err(e)
         }
     };
@@ -257,7 +261,7 @@ fn hook_in_savepoint(
     conn: &PgConn,
     hook: impl FnOnce(&PgConn) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    conn.batch("SAVEPOINT hook")?;
+    // Created already (`WriterThread::finish` sends it with the audit insert).
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| hook(conn)))
         .unwrap_or(Err(StoreError::Panicked));
     if result.is_err() {
@@ -379,14 +383,22 @@ impl WriterThread {
     /// The group's tail: audit append under the head lock, hook, barrier, commit.
     fn finish(&mut self, _started: Instant) -> Result<(), StoreError> {
         let conn = self.conn.as_ref().expect("connected");
+        let as_audit = |e| match e {
+            e @ StoreError::Audit(_) => e,
+            e => StoreError::Audit(Box::new(e)),
+        };
+        // Under the head's lock: the events' insert and the hook's savepoint go out in one
+        // round trip, and are confirmed before the hook runs (a failed insert must fail the
+        // group here: a COMMIT of an aborted transaction does not report it).
         let flushed = if conn.pending_len() > 0 {
-            super::audit::flush_pending(conn).map_err(|e| match e {
-                e @ StoreError::Audit(_) => e,
-                e => StoreError::Audit(Box::new(e)),
-            })?
+            super::audit::queue_pending(conn).map_err(as_audit)?
         } else {
             super::audit::Flushed::default()
         };
+        if self.hook.is_some() {
+            conn.pipeline("SAVEPOINT hook", Vec::new());
+        }
+        conn.flush_deferred().map_err(as_audit)?;
         if let Some(hook) = self.hook.as_ref() {
             let mut hook = hook
                 .lock()
