@@ -10,8 +10,7 @@ mod validate;
 
 pub use validate::{
     blind_index_form, carries_personal_data, data_quality, data_quality_after,
-    normalize_for_search, validate_fields, DataQualityFlag, FieldError, Validated,
-    GENDER_MISMATCH,
+    normalize_for_search, validate_fields, DataQualityFlag, FieldError, Validated, GENDER_MISMATCH,
 };
 
 use zeroize::Zeroize;

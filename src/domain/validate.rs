@@ -412,8 +412,10 @@ mod tests {
     }
 
     fn with_gender_rule(mode: &str) -> Catalog {
-        let text = include_str!("../../policies/fields.toml")
-            .replace("gender_vs_id_number = \"warn\"", &format!("gender_vs_id_number = \"{mode}\""));
+        let text = include_str!("../../policies/fields.toml").replace(
+            "gender_vs_id_number = \"warn\"",
+            &format!("gender_vs_id_number = \"{mode}\""),
+        );
         let mut errors = Vec::new();
         let catalog = Catalog::parse("fields.toml", &text, &mut errors);
         assert_eq!(errors, vec![]);
@@ -422,7 +424,14 @@ mod tests {
 
     fn run_with(catalog: &Catalog, v: Value) -> Result<Validated, Vec<FieldError>> {
         let map = v.as_object().unwrap().clone();
-        validate_fields(catalog, FieldScope::Guest, &map, &BTreeMap::new(), false, today())
+        validate_fields(
+            catalog,
+            FieldScope::Guest,
+            &map,
+            &BTreeMap::new(),
+            false,
+            today(),
+        )
     }
 
     /// The birth date must always agree with digits 7-14 (REQ-44); the gender only where the
@@ -452,7 +461,10 @@ mod tests {
                    "birth_date":"1950-01-01","gender":"M"}),
         )
         .unwrap_err();
-        assert_eq!(errs, vec![FieldError::new("birth_date", "mismatch_id_number")]);
+        assert_eq!(
+            errs,
+            vec![FieldError::new("birth_date", "mismatch_id_number")]
+        );
     }
 
     /// REQ-44, issue 15: by default a gender against digit 17 is accepted and flagged; `U`, a

@@ -172,7 +172,9 @@ async fn read_guest(
         once; a correction of any other field (identity, membership) is recorded as a correction \
         request for a DSR officer to verify: 202 with its id and due date. A cross-field rule \
         compares only values in the request and stored values the caller sees in plain: a \
-        hidden counterpart must come with the request (`required_for_cross_check`).",
+        hidden counterpart must come with the request (`required_for_cross_check`). \
+        `data_quality` warns (e.g. `gender_mismatch_id_number`) from the request and the values \
+        the caller sees in plain only.",
     responses((status = 200, description = "the guest after the change", body = GuestView),
         (status = 202, description = "recorded as a correction request", body = CorrectionReceipt),
         WriteProblems))]

@@ -20,7 +20,8 @@ pub use access::{
     View,
 };
 pub use catalog::{
-    is_identifier, Catalog, FieldScope, FieldSpec, FieldType, RuleMode, Sensitivity, ValidationRules,
+    is_identifier, Catalog, FieldScope, FieldSpec, FieldType, RuleMode, Sensitivity,
+    ValidationRules,
 };
 pub use reasons::{is_ticket, starts_like_formula, Justification, JustificationInput, Reason};
 pub use retention::{Anchor, RetentionClass, Schedule};

@@ -11,7 +11,9 @@ use super::{Caller, Vault, VaultError};
 use crate::audit::Outcome;
 use crate::crypto::Dek;
 use crate::domain::cross_field::{cross_field_requirements, CROSS_CHECKED};
-use crate::domain::{data_quality, data_quality_after, validate_fields, DataQualityFlag, FieldError, GuestId};
+use crate::domain::{
+    data_quality, data_quality_after, validate_fields, DataQualityFlag, FieldError, GuestId,
+};
 use crate::policy::{Action, DenyReason, FieldScope, FieldSpec, FieldType, Grant, View};
 use crate::store;
 
@@ -672,10 +674,7 @@ impl Vault {
                 })
         };
         let compared = ["id_type", "id_number", "gender"];
-        if compared
-            .iter()
-            .any(|n| fields.iter().any(|f| f == n))
-        {
+        if compared.iter().any(|n| fields.iter().any(|f| f == n)) {
             let known = self.open_fields(&guest_id, &sealed, |n| {
                 compared.contains(&n) && !fields.iter().any(|f| f == n) && sees_plain(n)
             })?;

@@ -159,7 +159,10 @@ async fn a_gender_against_id_digit_17_is_accepted_and_flagged_for_the_pms() {
     assert!(!rows.is_empty());
     for cell in rows.iter().flatten().flatten() {
         assert!(
-            !cell.contains(ID_F) && !cell.contains("1949") && cell != "M" && !cell.contains("\"M\""),
+            !cell.contains(ID_F)
+                && !cell.contains("1949")
+                && cell != "M"
+                && !cell.contains("\"M\""),
             "{cell}"
         );
     }
@@ -282,7 +285,13 @@ async fn the_flag_is_no_oracle_for_callers_that_see_the_id_number_masked() {
     let before = app.audit_count();
     let mut answers = Vec::new();
     for id in [&agrees, &flagged] {
-        let r = patch(&app, id, "front_desk", json!({"address":"上海市黄浦区南京东路1号"})).await;
+        let r = patch(
+            &app,
+            id,
+            "front_desk",
+            json!({"address":"上海市黄浦区南京东路1号"}),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         answers.push(without(&r.body, &["id_number"]));
         let r = read(&app, id, "front_desk", "check_in").await;
@@ -359,7 +368,9 @@ async fn a_correction_recomputes_the_flag_and_clears_it_when_the_values_agree() 
 #[tokio::test]
 async fn the_openapi_document_describes_data_quality() {
     let app = spawn_app().await;
-    let r = app.call(Method::GET, "/openapi.json", None, None, None).await;
+    let r = app
+        .call(Method::GET, "/openapi.json", None, None, None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let schemas = &r.body["components"]["schemas"];
     let flag = &schemas["DataQualityFlag"];
