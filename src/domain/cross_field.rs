@@ -9,7 +9,9 @@
 //! The rules it guards are those of [`super::validate_fields`]:
 //! - `id_number` is validated for the `id_type` (sent, or stored);
 //! - a changed `id_type` must fit the stored `id_number`;
-//! - with a resident ID, `birth_date` and `gender` must agree with its digits 7–14 and 17.
+//! - with a resident ID, `birth_date` and `gender` must agree with its digits 7–14 and 17 (the
+//!   gender only under `[validation] gender_vs_id_number = "strict"`; by default a mismatch is
+//!   the data-quality flag `gender_mismatch_id_number`, computed from the same values).
 //!
 //! `nationality` takes part in no cross-field rule.
 

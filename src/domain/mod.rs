@@ -9,8 +9,8 @@ pub mod retention;
 mod validate;
 
 pub use validate::{
-    blind_index_form, carries_personal_data, normalize_for_search, validate_fields, FieldError,
-    Validated,
+    blind_index_form, carries_personal_data, data_quality, data_quality_after,
+    normalize_for_search, validate_fields, DataQualityFlag, FieldError, Validated, GENDER_MISMATCH,
 };
 
 use zeroize::Zeroize;

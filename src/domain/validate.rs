@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::pii::{self, ValidationCode};
 use super::Pii;
-use crate::policy::{is_identifier, Catalog, FieldScope, FieldSpec, FieldType};
+use crate::policy::{is_identifier, Catalog, FieldScope, FieldSpec, FieldType, RuleMode};
 
 const TEXT_MAX_CHARS: usize = 500;
 const JSON_MAX_BYTES: usize = 8 * 1024;
@@ -34,6 +34,58 @@ impl FieldError {
         };
         Self { field, code }
     }
+}
+
+/// The data-quality flag of a `gender` that contradicts digit 17 of a resident ID (issue 15,
+/// legal analysis §(d.1) step 8), where `[validation] gender_vs_id_number = "warn"`.
+pub const GENDER_MISMATCH: &str = "gender_mismatch_id_number";
+
+/// A data-quality flag: a warning about a record that was accepted. It names a code and the
+/// fields involved, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct DataQualityFlag {
+    /// What looks wrong, e.g. `gender_mismatch_id_number`.
+    #[schema(example = "gender_mismatch_id_number")]
+    pub code: &'static str,
+    /// The fields that disagree, e.g. `["gender","id_number"]`.
+    pub fields: Vec<&'static str>,
+}
+
+/// Whether `gender` contradicts digit 17 of the resident ID `number` (odd = `M`, even = `F`).
+/// `U` (unknown) contradicts nothing; a number whose digit 17 cannot be read neither.
+fn gender_contradicts(number: &str, gender: &str) -> bool {
+    pii::resident_id_gender(number).is_some_and(|id_g| gender != "U" && !gender.starts_with(id_g))
+}
+
+/// The data-quality flags of a guest record whose values are `value(field)`.
+///
+/// No oracle (issue 15): a flag tells something about the values it compares (the gender flag
+/// tells the parity of digit 17 of the ID number). `value` must give only values the one who
+/// will see the flags already knows in plain: values in its request, stored values its view
+/// shows in plain, or values it reveals. A value it sees masked must be `None`, exactly as if
+/// it were not stored.
+pub fn data_quality<'a>(value: impl Fn(&str) -> Option<&'a str>) -> Vec<DataQualityFlag> {
+    let mut flags = Vec::new();
+    if value("id_type") == Some("cn_resident_id") {
+        if let (Some(number), Some(gender)) = (value("id_number"), value("gender")) {
+            if gender_contradicts(number, gender) {
+                flags.push(DataQualityFlag {
+                    code: GENDER_MISMATCH,
+                    fields: vec!["gender", "id_number"],
+                });
+            }
+        }
+    }
+    flags
+}
+
+/// [`data_quality`] of the values after a validated change: `new` where submitted, else
+/// `existing` (which must hold only values the caller sees in plain).
+pub fn data_quality_after(
+    new: &Validated,
+    existing: &BTreeMap<String, String>,
+) -> Vec<DataQualityFlag> {
+    data_quality(|n| after(n, new, existing))
 }
 
 /// Normalized values ready to store: `Some` to set, `None` to remove.
@@ -78,7 +130,8 @@ pub fn validate_fields(
         }
     }
     if errors.is_empty() {
-        cross_check(scope, &out, existing, today, &mut errors);
+        let mode = catalog.validation().gender_vs_id_number;
+        cross_check(scope, &out, existing, today, mode, &mut errors);
     }
     if errors.is_empty() {
         Ok(out)
@@ -186,6 +239,7 @@ fn cross_check(
     new: &Validated,
     existing: &BTreeMap<String, String>,
     today: time::Date,
+    gender_rule: RuleMode,
     errors: &mut Vec<FieldError>,
 ) {
     match scope {
@@ -213,13 +267,12 @@ fn cross_check(
                     errors.push(FieldError::new("birth_date", "mismatch_id_number"));
                 }
             }
-            if let (Some(g), Some(id_g)) = (
-                after("gender", new, existing),
-                pii::resident_id_gender(number),
-            ) {
-                if g != "U" && !g.starts_with(id_g) {
-                    errors.push(FieldError::new("gender", "mismatch_id_number"));
-                }
+            // The gender is refused only where the policy says `strict`; by default it is a
+            // data-quality flag ([`data_quality`], legal analysis §(d.1) step 8).
+            if gender_rule == RuleMode::Strict
+                && after("gender", new, existing).is_some_and(|g| gender_contradicts(number, g))
+            {
+                errors.push(FieldError::new("gender", "mismatch_id_number"));
             }
         }
         FieldScope::Stay => {
@@ -358,16 +411,126 @@ mod tests {
         assert_eq!(v["mobile"].as_ref().unwrap().expose(), "+8613812345678");
     }
 
+    fn with_gender_rule(mode: &str) -> Catalog {
+        let text = include_str!("../../policies/fields.toml").replace(
+            "gender_vs_id_number = \"warn\"",
+            &format!("gender_vs_id_number = \"{mode}\""),
+        );
+        let mut errors = Vec::new();
+        let catalog = Catalog::parse("fields.toml", &text, &mut errors);
+        assert_eq!(errors, vec![]);
+        catalog
+    }
+
+    fn run_with(catalog: &Catalog, v: Value) -> Result<Validated, Vec<FieldError>> {
+        let map = v.as_object().unwrap().clone();
+        validate_fields(
+            catalog,
+            FieldScope::Guest,
+            &map,
+            &BTreeMap::new(),
+            false,
+            today(),
+        )
+    }
+
+    /// The birth date must always agree with digits 7-14 (REQ-44); the gender only where the
+    /// policy says `strict` (issue 15, legal analysis §(d.1) step 8).
     #[test]
     fn birth_date_and_gender_must_match_the_resident_id() {
-        let errs = run(
-            FieldScope::Guest,
+        let strict = with_gender_rule("strict");
+        let errs = run_with(
+            &strict,
             json!({"id_type":"cn_resident_id","id_number":"11010519491231002X",
                    "birth_date":"1950-01-01","gender":"M"}),
         )
         .unwrap_err();
         assert!(errs.contains(&FieldError::new("birth_date", "mismatch_id_number")));
         assert!(errs.contains(&FieldError::new("gender", "mismatch_id_number")));
+        let errs = run_with(
+            &strict,
+            json!({"id_type":"cn_resident_id","id_number":"11010519491231002X",
+                   "birth_date":"1949-12-31","gender":"M"}),
+        )
+        .unwrap_err();
+        assert_eq!(errs, vec![FieldError::new("gender", "mismatch_id_number")]);
+        // The shipped policy (`warn`): the birth date is still refused, the gender is not.
+        let errs = run(
+            FieldScope::Guest,
+            json!({"id_type":"cn_resident_id","id_number":"11010519491231002X",
+                   "birth_date":"1950-01-01","gender":"M"}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            errs,
+            vec![FieldError::new("birth_date", "mismatch_id_number")]
+        );
+    }
+
+    /// REQ-44, issue 15: by default a gender against digit 17 is accepted and flagged; `U`, a
+    /// matching gender and a non-resident document are not flagged.
+    #[test]
+    fn a_gender_against_digit_17_is_a_data_quality_flag_by_default() {
+        let flag = DataQualityFlag {
+            code: GENDER_MISMATCH,
+            fields: vec!["gender", "id_number"],
+        };
+        // Digit 17 of 11010519491231002X is 2 (even: F); of 110101199003074477 it is 7 (odd: M).
+        for (id_type, number, gender, flagged) in [
+            ("cn_resident_id", "11010519491231002X", "M", true),
+            ("cn_resident_id", "11010519491231002X", "F", false),
+            ("cn_resident_id", "11010519491231002X", "U", false),
+            ("cn_resident_id", "110101199003074477", "F", true),
+            ("cn_resident_id", "110101199003074477", "M", false),
+            ("passport", "E12345678", "M", false),
+        ] {
+            let v = run(
+                FieldScope::Guest,
+                json!({"id_type":id_type,"id_number":number,"gender":gender}),
+            )
+            .unwrap();
+            let flags = data_quality_after(&v, &BTreeMap::new());
+            assert_eq!(flags == vec![flag.clone()], flagged, "{number} {gender}");
+            assert_eq!(flags.is_empty(), !flagged, "{number} {gender}");
+        }
+        // A flag never names a value.
+        assert_eq!(
+            serde_json::to_string(&flag).unwrap(),
+            r#"{"code":"gender_mismatch_id_number","fields":["gender","id_number"]}"#
+        );
+    }
+
+    /// No oracle (issue 15): the flag is computed only from the values given, so a value the
+    /// caller does not see (`None`) can never raise it, and the counterpart of a change is taken
+    /// from `existing` (values the caller sees in plain) only.
+    #[test]
+    fn a_flag_is_computed_only_from_the_values_given() {
+        let full = |n: &str| match n {
+            "id_type" => Some("cn_resident_id"),
+            "id_number" => Some("11010519491231002X"),
+            "gender" => Some("M"),
+            _ => None,
+        };
+        assert_eq!(data_quality(full).len(), 1);
+        for hidden in ["id_type", "id_number", "gender"] {
+            assert!(data_quality(|n| if n == hidden { None } else { full(n) }).is_empty());
+        }
+        // A change of the gender alone, checked against a plain stored resident ID.
+        let v = run(FieldScope::Guest, json!({"gender":"M"})).unwrap();
+        let existing: BTreeMap<String, String> = [
+            ("id_type".to_string(), "cn_resident_id".to_string()),
+            ("id_number".to_string(), "11010519491231002X".to_string()),
+        ]
+        .into();
+        assert_eq!(data_quality_after(&v, &existing).len(), 1);
+        assert!(data_quality_after(&v, &BTreeMap::new()).is_empty());
+        // Removing the gender clears the flag.
+        let mut removed = Validated::new();
+        removed.insert("gender".into(), None);
+        let mut stored = existing.clone();
+        stored.insert("gender".into(), "M".into());
+        assert!(data_quality_after(&removed, &stored).is_empty());
+        assert_eq!(data_quality_after(&Validated::new(), &stored).len(), 1);
     }
 
     #[test]

@@ -111,6 +111,11 @@ pub(super) struct SearchBody {
 pub(super) struct GuestCreated {
     #[schema(format = "uuid")]
     guest_id: String,
+    /// Data-quality flags of the values in the request (issue 15), absent when there are
+    /// none: e.g. `gender_mismatch_id_number` when `gender` contradicts digit 17 of the
+    /// resident ID and `[validation] gender_vs_id_number` is `warn`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    data_quality: Vec<crate::domain::DataQualityFlag>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -141,9 +146,10 @@ async fn create_guest(
         fields: body.fields,
         consents: body.consents,
     };
-    let id = state.vault.create_guest(&caller, new).await?;
+    let created = state.vault.create_guest(&caller, new).await?;
     let created = GuestCreated {
-        guest_id: id.as_str().to_string(),
+        guest_id: created.guest_id.as_str().to_string(),
+        data_quality: created.data_quality,
     };
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -166,7 +172,9 @@ async fn read_guest(
         once; a correction of any other field (identity, membership) is recorded as a correction \
         request for a DSR officer to verify: 202 with its id and due date. A cross-field rule \
         compares only values in the request and stored values the caller sees in plain: a \
-        hidden counterpart must come with the request (`required_for_cross_check`).",
+        hidden counterpart must come with the request (`required_for_cross_check`). \
+        `data_quality` warns (e.g. `gender_mismatch_id_number`) from the request and the values \
+        the caller sees in plain only.",
     responses((status = 200, description = "the guest after the change", body = GuestView),
         (status = 202, description = "recorded as a correction request", body = CorrectionReceipt),
         WriteProblems))]

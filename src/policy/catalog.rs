@@ -101,10 +101,30 @@ impl FieldSpec {
     }
 }
 
+/// How a cross-field rule that the policy may soften is enforced (`[validation]` in
+/// `fields.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuleMode {
+    /// The write succeeds and the record carries a data-quality flag.
+    #[default]
+    Warn,
+    /// The write is refused (422).
+    Strict,
+}
+
+/// The `[validation]` table of `fields.toml`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ValidationRules {
+    /// A `gender` that contradicts digit 17 of a resident ID (legal analysis §(d.1) step 8:
+    /// a warning by default).
+    pub gender_vs_id_number: RuleMode,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     guest: BTreeMap<String, FieldSpec>,
     stay: BTreeMap<String, FieldSpec>,
+    validation: ValidationRules,
 }
 
 #[derive(Deserialize)]
@@ -114,6 +134,14 @@ struct RawCatalog {
     guest: BTreeMap<String, RawField>,
     #[serde(default)]
     stay: BTreeMap<String, RawField>,
+    #[serde(default)]
+    validation: RawValidation,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawValidation {
+    gender_vs_id_number: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -141,6 +169,17 @@ impl Catalog {
             None => return Self::default(),
         };
         let mut catalog = Self::default();
+        if let Some(mode) = raw.validation.gender_vs_id_number {
+            match mode.as_str() {
+                "warn" => catalog.validation.gender_vs_id_number = RuleMode::Warn,
+                "strict" => catalog.validation.gender_vs_id_number = RuleMode::Strict,
+                _ => errors.push(PolicyError::new(
+                    file,
+                    "validation.gender_vs_id_number",
+                    "must be `warn` or `strict`",
+                )),
+            }
+        }
         for (scope, table) in [(FieldScope::Guest, raw.guest), (FieldScope::Stay, raw.stay)] {
             for (name, field) in table {
                 let key = format!("{}.{name}", scope.table());
@@ -160,6 +199,11 @@ impl Catalog {
             ));
         }
         catalog
+    }
+
+    /// The `[validation]` switches.
+    pub fn validation(&self) -> ValidationRules {
+        self.validation
     }
 
     pub fn get(&self, scope: FieldScope, name: &str) -> Option<&FieldSpec> {

@@ -19,7 +19,10 @@ pub use access::{
     AccessPolicy, Action, Basis, ConsentFacts, Denial, DenyReason, Grant, Permit, Purpose, Role,
     View,
 };
-pub use catalog::{is_identifier, Catalog, FieldScope, FieldSpec, FieldType, Sensitivity};
+pub use catalog::{
+    is_identifier, Catalog, FieldScope, FieldSpec, FieldType, RuleMode, Sensitivity,
+    ValidationRules,
+};
 pub use reasons::{is_ticket, starts_like_formula, Justification, JustificationInput, Reason};
 pub use retention::{Anchor, RetentionClass, Schedule};
 
@@ -215,6 +218,54 @@ mod tests {
             Ok(_) => vec![],
             Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
         }
+    }
+
+    /// Issue 15: `[validation] gender_vs_id_number` is `warn` (default) or `strict`; anything
+    /// else stops the start naming the file and key (REQ-44).
+    #[test]
+    fn the_gender_rule_switch_is_warn_or_strict_and_named_when_invalid() {
+        let access = EMBEDDED_ACCESS;
+        let shipped = Policies::load(None).unwrap();
+        assert_eq!(
+            shipped.catalog.validation().gender_vs_id_number,
+            RuleMode::Warn
+        );
+        let without = EMBEDDED_FIELDS.replace("gender_vs_id_number = \"warn\"", "");
+        assert_ne!(without, EMBEDDED_FIELDS, "the shipped file sets the switch");
+        for (text, mode) in [
+            (without.clone(), RuleMode::Warn),
+            (
+                EMBEDDED_FIELDS.replace("= \"warn\"", "= \"strict\""),
+                RuleMode::Strict,
+            ),
+        ] {
+            let sources = Sources {
+                fields: ("fields.toml".into(), text),
+                ..Sources::embedded()
+            };
+            let p = Policies::from_sources(&sources).unwrap();
+            assert_eq!(p.catalog.validation().gender_vs_id_number, mode);
+        }
+        let errs = check(
+            &EMBEDDED_FIELDS.replace("= \"warn\"", "= \"lenient\""),
+            access,
+        );
+        assert_eq!(
+            errs,
+            vec!["fields.toml: `validation.gender_vs_id_number` must be `warn` or `strict`"]
+        );
+        let errs = check(
+            &EMBEDDED_FIELDS.replace(
+                "gender_vs_id_number = \"warn\"",
+                "gender_vs_id_numbr = \"warn\"",
+            ),
+            access,
+        );
+        // An unknown key is refused by line (and the catalog with it).
+        assert!(
+            errs[0].starts_with("fields.toml: `line ") && errs[0].contains("gender_vs_id_numbr"),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ use super::{Caller, Vault, VaultError};
 use crate::audit::Outcome;
 use crate::crypto::Dek;
 use crate::domain::cross_field::{cross_field_requirements, CROSS_CHECKED};
-use crate::domain::{validate_fields, FieldError, GuestId};
+use crate::domain::{
+    data_quality, data_quality_after, validate_fields, DataQualityFlag, FieldError, GuestId,
+};
 use crate::policy::{Action, DenyReason, FieldScope, FieldSpec, FieldType, Grant, View};
 use crate::store;
 
@@ -28,12 +30,28 @@ pub struct GuestView {
     pub guest_id: String,
     pub fields: BTreeMap<String, Value>,
     pub views: BTreeMap<String, &'static str>,
+    /// Data-quality flags (issue 15), absent when there are none. A flag is shown only to a
+    /// caller that sees every value it compares in plain (or sent them in this request), so a
+    /// caller that sees the ID number masked gets the same answer whether or not it is set.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub data_quality: Vec<DataQualityFlag>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RevealView {
     pub guest_id: String,
     pub fields: BTreeMap<String, Value>,
+    /// Data-quality flags over the values revealed and those the caller sees in plain, absent
+    /// when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub data_quality: Vec<DataQualityFlag>,
+}
+
+/// A registered guest, and the data-quality flags of the values in the request.
+#[derive(Debug, Clone)]
+pub struct CreatedGuest {
+    pub guest_id: GuestId,
+    pub data_quality: Vec<DataQualityFlag>,
 }
 
 /// A field's value as the response shows it under `view`.
@@ -52,7 +70,7 @@ impl Vault {
         &self,
         caller: &Caller,
         input: NewGuest,
-    ) -> Result<GuestId, VaultError> {
+    ) -> Result<CreatedGuest, VaultError> {
         let action = Action::GuestCreate;
         let grant = self.authorize(caller, action, None).await?;
         let names: Vec<String> = input
@@ -108,6 +126,8 @@ impl Vault {
             }
         };
 
+        // Computed from the request alone: the caller sent every value it compares.
+        let flags = data_quality_after(&validated, &BTreeMap::new());
         let guest_id = GuestId::generate();
         let consents = self
             .creation_consents(caller, &input.consents, &guest_id)
@@ -143,7 +163,10 @@ impl Vault {
             })
             .await
             .map_err(VaultError::from_write)?;
-        Ok(guest_id)
+        Ok(CreatedGuest {
+            guest_id,
+            data_quality: flags,
+        })
     }
 
     /// Validates consents submitted with a new guest; the caller needs `consent.write` too.
@@ -209,7 +232,10 @@ impl Vault {
             guest_id: guest_id.to_string(),
             fields: BTreeMap::new(),
             views: BTreeMap::new(),
+            data_quality: Vec::new(),
         };
+        // The values this caller sees in plain, the only ones a data-quality flag may compare.
+        let mut plain_values: BTreeMap<&str, &str> = BTreeMap::new();
         let mut rules = grant.rules().to_vec();
         let mut withheld = Vec::new();
         let plain = self.open_fields(guest_id, &sealed, |name| {
@@ -227,6 +253,9 @@ impl Vault {
                 continue;
             }
             rules.push(rule);
+            if v == View::Plain {
+                plain_values.insert(name.as_str(), value.expose());
+            }
             view.fields
                 .insert(name.clone(), present(spec, value.expose(), v));
             view.views.insert(
@@ -234,6 +263,9 @@ impl Vault {
                 if v == View::Plain { "plain" } else { "masked" },
             );
         }
+        // Derived from the decrypted values at every read: it can never go stale, and it is
+        // cleared as soon as a correction makes the values agree.
+        view.data_quality = data_quality(|n| plain_values.get(n).copied());
         for (name, value, v) in self
             .registered_view(grant, guest_id, &sealed.wrapped_dek, consent)
             .await?
@@ -381,6 +413,10 @@ impl Vault {
                     .await)
             }
         };
+        // The warning in the answer is computed from the request and the stored values this
+        // caller sees in plain only (no oracle, issue 15); what a later read shows is derived
+        // from the values stored then.
+        let request_flags = data_quality_after(&validated, &existing);
         // A guest's own token writes only self-service fields; anything else waits for a DSR
         // officer to check the document (issue 12, REQ-30).
         if grant.role().self_only && self.needs_verification(&patch) {
@@ -472,21 +508,25 @@ impl Vault {
         self.writer.note_shredded();
         // The answer is the read shape only for a role that may read; otherwise just the id
         // (an update right must not double as a read right).
-        match self.policies.access.authorize(
+        let mut view = match self.policies.access.authorize(
             &caller.role,
             caller.purpose.as_deref(),
             Action::GuestRead,
         ) {
-            Ok(read_grant) => self
-                .read_with(caller, &read_grant, &guest_id)
-                .await
-                .map(UpdateOutcome::Applied),
-            Err(_) => Ok(UpdateOutcome::Applied(GuestView {
+            Ok(read_grant) => self.read_with(caller, &read_grant, &guest_id).await?,
+            Err(_) => GuestView {
                 guest_id: guest_id.to_string(),
                 fields: BTreeMap::new(),
                 views: BTreeMap::new(),
-            })),
+                data_quality: Vec::new(),
+            },
+        };
+        for flag in request_flags {
+            if !view.data_quality.contains(&flag) {
+                view.data_quality.push(flag);
+            }
         }
+        Ok(UpdateOutcome::Applied(view))
     }
 
     pub async fn reveal(
@@ -612,12 +652,40 @@ impl Vault {
         let mut out = RevealView {
             guest_id: gid.clone(),
             fields: BTreeMap::new(),
+            data_quality: Vec::new(),
         };
         for (name, value) in &plain {
             if let Some(spec) = self.policies.catalog.get(FieldScope::Guest, name) {
                 out.fields
                     .insert(name.clone(), present(spec, value.expose(), View::Plain));
             }
+        }
+        // A data-quality flag over what the caller now knows in plain: the revealed values and
+        // the ones its view shows in plain anyway (no oracle, issue 15).
+        let sees_plain = |n: &str| {
+            self.policies
+                .catalog
+                .get(FieldScope::Guest, n)
+                .is_some_and(|s| {
+                    grant
+                        .field_view(FieldScope::Guest, n, s.is_sensitive(), consent)
+                        .0
+                        == View::Plain
+                })
+        };
+        let compared = ["id_type", "id_number", "gender"];
+        if compared.iter().any(|n| fields.iter().any(|f| f == n)) {
+            let known = self.open_fields(&guest_id, &sealed, |n| {
+                compared.contains(&n) && !fields.iter().any(|f| f == n) && sees_plain(n)
+            })?;
+            let value = |n: &str| {
+                plain
+                    .iter()
+                    .chain(known.iter())
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v.expose())
+            };
+            out.data_quality = data_quality(value);
         }
         let mut event = self.event(
             caller,

@@ -37,7 +37,7 @@ pub use corrections::{
 };
 pub use erasure::{OverdueRequest, Receipt, Retained, ERASURE_REASONS};
 pub use export::EXPORT_FORMAT;
-pub use guests::{GuestView, NewGuest, RevealView};
+pub use guests::{CreatedGuest, GuestView, NewGuest, RevealView};
 pub use key_schedule::{KeySchedule, ScheduleOutcome, KEY_SCHEDULE_ACTOR, KEY_SCHEDULE_CHECK};
 pub use keys::{
     wait_until_keyring_settled, KekVersionStatus, KeySource, KeyStatus, RotationClaim,

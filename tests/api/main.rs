@@ -8,6 +8,7 @@ mod cli;
 mod consents;
 mod console;
 mod corrections;
+mod data_quality;
 mod edge;
 mod erasure;
 mod errors;
