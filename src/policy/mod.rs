@@ -9,6 +9,7 @@ mod access;
 mod catalog;
 mod reasons;
 mod retention;
+mod stages;
 #[cfg(test)]
 mod scenarios;
 
@@ -22,6 +23,7 @@ pub use access::{
 pub use catalog::{is_identifier, Catalog, FieldScope, FieldSpec, FieldType, Sensitivity};
 pub use reasons::{is_ticket, starts_like_formula, Justification, JustificationInput, Reason};
 pub use retention::{Anchor, RetentionClass, Schedule};
+pub use stages::{Stage, StageAction};
 
 pub const FIELDS_FILE: &str = "fields.toml";
 pub const ACCESS_FILE: &str = "access.toml";
