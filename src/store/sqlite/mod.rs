@@ -20,6 +20,7 @@ mod erasure;
 mod guests;
 mod keys;
 mod readers;
+mod stages;
 mod writer;
 
 use std::path::Path;
@@ -38,6 +39,7 @@ use super::{Fault, StoreError};
 pub use checkpoint::{ReadGate, GATE_WAIT};
 pub use corrections::*;
 pub use erasure::*;
+pub use stages::*;
 pub use guests::*;
 pub use keys::*;
 pub use readers::Readers;
@@ -103,6 +105,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../../migrations/0003_audit_guards.sql")),
         M::up(include_str!("../../../migrations/0004_dsr_corrections.sql")),
         M::up(include_str!("../../../migrations/0005_corrections.sql")),
+        M::up(include_str!("../../../migrations/0008_retention_stages.sql")),
     ])
 }
 
