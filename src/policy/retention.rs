@@ -228,7 +228,9 @@ impl Schedule {
 
 /// The class the stay fields name, when they all name one.
 fn stay_class_of(catalog: &Catalog) -> Option<&str> {
-    let mut classes = catalog.fields(FieldScope::Stay).map(|f| f.category.as_str());
+    let mut classes = catalog
+        .fields(FieldScope::Stay)
+        .map(|f| f.category.as_str());
     let first = classes.next()?;
     classes.all(|c| c == first).then_some(first)
 }

@@ -264,7 +264,10 @@ mod tests {
 
     fn errors_with(from: &str, to: &str) -> Vec<String> {
         let mut s = Sources::embedded();
-        assert!(s.retention.1.contains(from), "{from:?} not in retention.toml");
+        assert!(
+            s.retention.1.contains(from),
+            "{from:?} not in retention.toml"
+        );
         s.retention.1 = s.retention.1.replacen(from, to, 1);
         Policies::from_sources(&s)
             .unwrap_err()
@@ -313,19 +316,43 @@ mod tests {
         assert_eq!(identity.stages[1].from(checkout), date!(2027 - 11 - 24));
         assert!(identity.stages[0].covers("full_name") && identity.stages[0].covers("id_number"));
         assert!(identity.stages[1].covers("id_number") && !identity.stages[1].covers("full_name"));
-        assert_eq!(identity.stages[1].rule("identity"), "classes.identity.stages[1]");
+        assert_eq!(
+            identity.stages[1].rule("identity"),
+            "classes.identity.stages[1]"
+        );
         // Other classes have none.
-        assert!(p.retention.classes.values().filter(|c| c.name != "identity").all(|c| c.stages.is_empty()));
+        assert!(p
+            .retention
+            .classes
+            .values()
+            .filter(|c| c.name != "identity")
+            .all(|c| c.stages.is_empty()));
     }
 
     #[test]
     fn stages_out_of_order_or_past_the_period_are_refused_naming_the_key() {
-        one_error(PSEUDO, &PSEUDO.replace("1y", "20d"), "classes.identity.stages[1].after");
+        one_error(
+            PSEUDO,
+            &PSEUDO.replace("1y", "20d"),
+            "classes.identity.stages[1].after",
+        );
         // 1m is not always after 30d (February).
-        one_error(PSEUDO, &PSEUDO.replace("1y", "1m"), "classes.identity.stages[1].after");
-        let e = one_error(PSEUDO, &PSEUDO.replace("1y", "3y"), "classes.identity.stages[1].after");
+        one_error(
+            PSEUDO,
+            &PSEUDO.replace("1y", "1m"),
+            "classes.identity.stages[1].after",
+        );
+        let e = one_error(
+            PSEUDO,
+            &PSEUDO.replace("1y", "3y"),
+            "classes.identity.stages[1].after",
+        );
         assert!(e.contains("within the class period"), "{e}");
-        one_error(PSEUDO, &PSEUDO.replace("1y", "1w"), "classes.identity.stages[1].after");
+        one_error(
+            PSEUDO,
+            &PSEUDO.replace("1y", "1w"),
+            "classes.identity.stages[1].after",
+        );
     }
 
     #[test]
@@ -372,8 +399,14 @@ mod tests {
             "classes.identity.stages[1].action",
         );
         // An unknown key in a stage is a parse error of the file.
-        let errors = errors_with("action = \"restrict\"", "action = \"restrict\"\nuntil = \"1y\"");
-        assert!(errors.iter().any(|e| e.contains("retention.toml")), "{errors:?}");
+        let errors = errors_with(
+            "action = \"restrict\"",
+            "action = \"restrict\"\nuntil = \"1y\"",
+        );
+        assert!(
+            errors.iter().any(|e| e.contains("retention.toml")),
+            "{errors:?}"
+        );
         // Stays are records, not fields: their class takes no stages.
         let stays = "basis = \"Stay and accounting records";
         let e = one_error(

@@ -323,8 +323,21 @@ impl Vault {
                 .await);
         }
         let (sealed, consent) = self.load_checked(caller, &grant, &guest_id).await?;
+        let kept = self.statutory_removals(&patch);
+        if !kept.is_empty() {
+            return Err(self
+                .refuse(
+                    caller,
+                    action,
+                    Some(&gid),
+                    names,
+                    VaultError::Validation(kept),
+                    grant.rules().to_vec(),
+                )
+                .await);
+        }
         // A class in its storage-only stage is not changed under this purpose (issue 16 §3,
-        // PIPL Art. 47(2)).
+        // PIPL Art. 47(2)). After the statutory check, whose answer follows no stored date.
         if patch
             .keys()
             .any(|k| super::stages::is_restricted(&sealed.staging, &self.policies, k))
@@ -339,19 +352,6 @@ impl Vault {
                     names,
                     VaultError::Restricted,
                     vec![rule],
-                )
-                .await);
-        }
-        let kept = self.statutory_removals(&patch);
-        if !kept.is_empty() {
-            return Err(self
-                .refuse(
-                    caller,
-                    action,
-                    Some(&gid),
-                    names,
-                    VaultError::Validation(kept),
-                    grant.rules().to_vec(),
                 )
                 .await);
         }

@@ -90,11 +90,11 @@ impl Vault {
         // a purpose with `restricted_access` (issue 16 §3): its stage is read with the hits.
         let staged_class = Some(spec.category.clone()).filter(|class| {
             !restricted_ok
-                && self
-                    .policies
-                    .retention
-                    .class(class)
-                    .is_some_and(|c| c.stages.iter().any(|s| s.action == crate::policy::StageAction::Restrict))
+                && self.policies.retention.class(class).is_some_and(|c| {
+                    c.stages
+                        .iter()
+                        .any(|s| s.action == crate::policy::StageAction::Restrict)
+                })
         });
         let policies = self.policies.clone();
         let today = self.today();

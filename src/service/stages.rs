@@ -36,7 +36,12 @@ pub struct NextStage {
 
 /// The dates a class's stages run from (created, last activity, last check-out), as the
 /// period does. `None` for a class anchored on a consent withdrawal (it has no stages).
-fn anchor(class: &RetentionClass, created: &str, last_activity: &str, last_checkout: Option<&str>) -> Option<Date> {
+fn anchor(
+    class: &RetentionClass,
+    created: &str,
+    last_activity: &str,
+    last_checkout: Option<&str>,
+) -> Option<Date> {
     let created = date_of(created)?;
     let last_activity = date_of(last_activity).unwrap_or(created);
     match class.after {
@@ -49,7 +54,9 @@ fn anchor(class: &RetentionClass, created: &str, last_activity: &str, last_check
 
 fn class_of<'p>(p: &'p Policies, field: &str) -> Option<&'p RetentionClass> {
     let spec = p.catalog.get(FieldScope::Guest, field)?;
-    p.retention.class(&spec.category).filter(|c| !c.stages.is_empty())
+    p.retention
+        .class(&spec.category)
+        .filter(|c| !c.stages.is_empty())
 }
 
 /// The state of `field` on `today` given the class anchor: the latest stage in force that
@@ -65,51 +72,68 @@ fn due_state(class: &RetentionClass, a: Date, field: &str, today: Date) -> Optio
 
 /// The guest's stages for one caller; `stored` are the names of the fields with a value.
 pub(crate) fn staging<'a>(
-        p: &Policies,
-        sf: &StageFacts,
-        stored: impl Iterator<Item = &'a str>,
-        today: Date,
-        restricted_ok: bool,
-    ) -> Staging {
-        let mut out = Staging::default();
-        for class in p.retention.classes.values().filter(|c| !c.stages.is_empty()) {
-            let Some(a) = anchor(class, &sf.created_at, &sf.last_activity_at, sf.last_checkout.as_deref()) else {
-                continue;
-            };
-            let restricted = class
-                .stages
-                .iter()
-                .any(|s| s.action == StageAction::Restrict && s.from(a) <= today);
-            if restricted {
-                out.restricted_classes.insert(class.name.clone());
+    p: &Policies,
+    sf: &StageFacts,
+    stored: impl Iterator<Item = &'a str>,
+    today: Date,
+    restricted_ok: bool,
+) -> Staging {
+    let mut out = Staging::default();
+    for class in p
+        .retention
+        .classes
+        .values()
+        .filter(|c| !c.stages.is_empty())
+    {
+        let Some(a) = anchor(
+            class,
+            &sf.created_at,
+            &sf.last_activity_at,
+            sf.last_checkout.as_deref(),
+        ) else {
+            continue;
+        };
+        let restricted = class
+            .stages
+            .iter()
+            .any(|s| s.action == StageAction::Restrict && s.from(a) <= today);
+        if restricted {
+            out.restricted_classes.insert(class.name.clone());
+        }
+    }
+    let marked: BTreeSet<&str> = sf.pseudonymized.iter().map(String::as_str).collect();
+    let mut names: BTreeSet<&str> = marked.clone();
+    let stored: Vec<&str> = stored.collect();
+    names.extend(stored.iter().copied());
+    for name in names {
+        let Some(class) = class_of(p, name) else {
+            continue;
+        };
+        let Some(a) = anchor(
+            class,
+            &sf.created_at,
+            &sf.last_activity_at,
+            sf.last_checkout.as_deref(),
+        ) else {
+            continue;
+        };
+        let mut state = due_state(class, a, name, today);
+        if marked.contains(name) {
+            state = Some(FieldStage::Pseudonymized);
+        }
+        if out.restricted_classes.contains(&class.name) || state == Some(FieldStage::Restricted) {
+            // Storage only: a purpose with `restricted_access` reads it as before.
+            if restricted_ok {
+                state = state.filter(|s| *s == FieldStage::Pseudonymized);
+            } else {
+                state = Some(FieldStage::Restricted);
             }
         }
-        let marked: BTreeSet<&str> = sf.pseudonymized.iter().map(String::as_str).collect();
-        let mut names: BTreeSet<&str> = marked.clone();
-        let stored: Vec<&str> = stored.collect();
-        names.extend(stored.iter().copied());
-        for name in names {
-            let Some(class) = class_of(p, name) else { continue };
-            let Some(a) = anchor(class, &sf.created_at, &sf.last_activity_at, sf.last_checkout.as_deref()) else {
-                continue;
-            };
-            let mut state = due_state(class, a, name, today);
-            if marked.contains(name) {
-                state = Some(FieldStage::Pseudonymized);
-            }
-            if out.restricted_classes.contains(&class.name) || state == Some(FieldStage::Restricted) {
-                // Storage only: a purpose with `restricted_access` reads it as before.
-                if restricted_ok {
-                    state = state.filter(|s| *s == FieldStage::Pseudonymized);
-                } else {
-                    state = Some(FieldStage::Restricted);
-                }
-            }
-            if let Some(s) = state {
-                out.fields.insert(name.to_string(), s);
-            }
+        if let Some(s) = state {
+            out.fields.insert(name.to_string(), s);
         }
-        out
+    }
+    out
 }
 
 /// Whether `field` belongs to a class in its storage-only stage (no processing under a
@@ -152,7 +176,13 @@ pub(crate) fn timeline(
 
 /// Adds the stage of each retained field, and the dates of the next ones, to an erasure
 /// receipt (as of the erasure).
-pub(crate) fn annotate_receipt(p: &Policies, f: &RetentionFacts, pseudonymized: &[String], today: Date, receipt: &mut Receipt) {
+pub(crate) fn annotate_receipt(
+    p: &Policies,
+    f: &RetentionFacts,
+    pseudonymized: &[String],
+    today: Date,
+    receipt: &mut Receipt,
+) {
     for r in &mut receipt.retained {
         let is_pseudo = pseudonymized.contains(&r.field);
         if let Some((stage, next)) = timeline(
@@ -214,8 +244,18 @@ pub(crate) fn sweep_guest(
         .unwrap_or_default();
     let applied = store::applied_stages(c, &gid)?;
     let mut out = Vec::new();
-    for class in p.retention.classes.values().filter(|c| !c.stages.is_empty()) {
-        let Some(a) = anchor(class, &facts.created_at, &facts.last_activity_at, facts.last_checkout.as_deref()) else {
+    for class in p
+        .retention
+        .classes
+        .values()
+        .filter(|c| !c.stages.is_empty())
+    {
+        let Some(a) = anchor(
+            class,
+            &facts.created_at,
+            &facts.last_activity_at,
+            facts.last_checkout.as_deref(),
+        ) else {
             continue;
         };
         if today > kept_until(a, class.retain) {
@@ -226,7 +266,12 @@ pub(crate) fn sweep_guest(
                 .get(FieldScope::Guest, f)
                 .is_some_and(|s| s.category == class.name)
         };
-        let with_value: Vec<String> = facts.fields.iter().filter(|f| in_class(f)).cloned().collect();
+        let with_value: Vec<String> = facts
+            .fields
+            .iter()
+            .filter(|f| in_class(f))
+            .cloned()
+            .collect();
         let held: BTreeSet<&String> = with_value
             .iter()
             .chain(pseudonymized.iter().filter(|f| in_class(f)))
@@ -269,7 +314,10 @@ pub(crate) fn sweep_guest(
             let reason = match stage.action {
                 StageAction::Restrict => format!("{}: restricted (storage only)", class.name),
                 StageAction::Pseudonymize => {
-                    format!("{}: pseudonymized (value deleted, blind index kept)", class.name)
+                    format!(
+                        "{}: pseudonymized (value deleted, blind index kept)",
+                        class.name
+                    )
                 }
             };
             crate::audit::append(
@@ -301,7 +349,13 @@ pub(crate) fn class_restricted(p: &Policies, class: &str, sf: &StageFacts, today
     let Some(class) = p.retention.class(class) else {
         return false;
     };
-    anchor(class, &sf.created_at, &sf.last_activity_at, sf.last_checkout.as_deref()).is_some_and(|a| {
+    anchor(
+        class,
+        &sf.created_at,
+        &sf.last_activity_at,
+        sf.last_checkout.as_deref(),
+    )
+    .is_some_and(|a| {
         class
             .stages
             .iter()
@@ -312,6 +366,11 @@ pub(crate) fn class_restricted(p: &Policies, class: &str, sf: &StageFacts, today
 /// The last day the guest's `class` is kept (its period's end), as text.
 pub(crate) fn kept_until_of(p: &Policies, class: &str, sf: &StageFacts) -> Option<String> {
     let class = p.retention.class(class)?;
-    let a = anchor(class, &sf.created_at, &sf.last_activity_at, sf.last_checkout.as_deref())?;
+    let a = anchor(
+        class,
+        &sf.created_at,
+        &sf.last_activity_at,
+        sf.last_checkout.as_deref(),
+    )?;
     Some(kept_until(a, class.retain).to_string())
 }

@@ -24,5 +24,6 @@ mod nodes_coordination;
 mod openapi;
 mod pg_erasure;
 mod startup;
+mod stages;
 mod stays;
 mod tls;

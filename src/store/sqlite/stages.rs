@@ -34,7 +34,9 @@ pub fn stage_facts(conn: &Connection, guest_id: &str) -> Result<Option<StageFact
         return Ok(None);
     };
     let pseudonymized = conn
-        .prepare_cached("SELECT field FROM pseudonymized_fields WHERE guest_id = ?1 ORDER BY field")?
+        .prepare_cached(
+            "SELECT field FROM pseudonymized_fields WHERE guest_id = ?1 ORDER BY field",
+        )?
         .query_map([guest_id], |r| r.get(0))?
         .collect::<Result<Vec<String>, _>>()?;
     Ok(Some(StageFacts {
