@@ -9,9 +9,9 @@ mod access;
 mod catalog;
 mod reasons;
 mod retention;
-mod stages;
 #[cfg(test)]
 mod scenarios;
+mod stages;
 
 use std::path::{Path, PathBuf};
 

@@ -38,9 +38,8 @@ pub use handles::{CommitBarrier, Db, PreCommitHook, Readers, Writer};
 pub use health::{CommitHealth, Fault, WriterStats, FAULTS};
 pub use location::{Location, StartOptions, Started};
 pub use rows::{
-    DsrRow, GuestStatus, PendingCorrection, RetentionFacts, SealedGuest, SealedStay, StageFacts,
-    FieldStage, Staging,
-    PLAUSIBLE_HORIZON_DAYS,
+    DsrRow, FieldStage, GuestStatus, PendingCorrection, RetentionFacts, SealedGuest, SealedStay,
+    StageFacts, Staging, PLAUSIBLE_HORIZON_DAYS,
 };
 pub use sqlite::{ReadGate, DEFAULT_WAL_MAX_BYTES, GATE_WAIT};
 

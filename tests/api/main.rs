@@ -23,7 +23,7 @@ mod nodes;
 mod nodes_coordination;
 mod openapi;
 mod pg_erasure;
-mod startup;
 mod stages;
+mod startup;
 mod stays;
 mod tls;

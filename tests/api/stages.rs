@@ -80,17 +80,23 @@ fn stage_events(app: &TestApp, id: &str) -> Vec<Vec<Option<String>>> {
 }
 
 fn stored_fields(app: &TestApp, id: &str) -> Vec<String> {
-    app.sql_texts(
+    app.sql_column(
         "SELECT field FROM guest_fields WHERE guest_id = ?1 ORDER BY field",
         &[&id],
     )
+    .into_iter()
+    .map(Option::unwrap)
+    .collect()
 }
 
 fn index_fields(app: &TestApp, id: &str) -> Vec<String> {
-    app.sql_texts(
+    app.sql_column(
         "SELECT field FROM blind_index WHERE guest_id = ?1 ORDER BY field",
         &[&id],
     )
+    .into_iter()
+    .map(Option::unwrap)
+    .collect()
 }
 
 /// REQ-23, REQ-24: the storage-only stage from check-out + 30 days, for reads, searches,
