@@ -11,6 +11,7 @@ mod reasons;
 mod retention;
 #[cfg(test)]
 mod scenarios;
+mod stages;
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,7 @@ pub use catalog::{
 };
 pub use reasons::{is_ticket, starts_like_formula, Justification, JustificationInput, Reason};
 pub use retention::{Anchor, RetentionClass, Schedule};
+pub use stages::{Stage, StageAction};
 
 pub const FIELDS_FILE: &str = "fields.toml";
 pub const ACCESS_FILE: &str = "access.toml";

@@ -42,6 +42,8 @@ pub struct RetentionClass {
     pub statutory: bool,
     pub basis: String,
     pub withdrawal_purposes: Vec<String>,
+    /// Steps inside the period, in order (issue 16 §3): see `policy/stages.rs`.
+    pub stages: Vec<super::stages::Stage>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -72,6 +74,8 @@ struct RawClass {
     basis: String,
     #[serde(default)]
     withdrawal_purposes: Vec<String>,
+    #[serde(default)]
+    stages: Vec<super::stages::RawStage>,
 }
 
 impl Schedule {
@@ -160,6 +164,16 @@ impl Schedule {
                     )),
                 }
             }
+            let stages = super::stages::parse(
+                file,
+                &name,
+                c.stages,
+                retain,
+                stay_class_of(catalog) == Some(name.as_str()),
+                after == Some(Anchor::ConsentWithdrawn),
+                catalog,
+                errors,
+            );
             if let (Some(retain), Some(after)) = (retain, after) {
                 schedule.classes.insert(
                     name.clone(),
@@ -171,6 +185,7 @@ impl Schedule {
                         statutory: c.statutory,
                         basis: c.basis,
                         withdrawal_purposes: c.withdrawal_purposes,
+                        stages,
                     },
                 );
             }
@@ -209,6 +224,15 @@ impl Schedule {
         }
         schedule
     }
+}
+
+/// The class the stay fields name, when they all name one.
+fn stay_class_of(catalog: &Catalog) -> Option<&str> {
+    let mut classes = catalog
+        .fields(FieldScope::Stay)
+        .map(|f| f.category.as_str());
+    let first = classes.next()?;
+    classes.all(|c| c == first).then_some(first)
 }
 
 #[derive(Deserialize)]

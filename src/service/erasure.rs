@@ -189,6 +189,13 @@ pub struct Retained {
     pub until: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<usize>,
+    /// For a class with retention stages (issue 16 §3), the field's stage at the time of the
+    /// receipt: `in_use`, `restricted` or `pseudonymized`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// The stages still to come before `until`, with their first day.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next_stages: Vec<super::stages::NextStage>,
 }
 
 /// A data-subject request past its due date (`GET /v1/erasure-requests?status=overdue`).
@@ -228,6 +235,8 @@ fn receipt_for(
             basis: basis(class),
             until: until.to_string(),
             count: None,
+            stage: None,
+            next_stages: Vec::new(),
         })
         .collect();
     if let Some(last) = plan.kept_stays.iter().map(|(_, u)| *u).max() {
@@ -238,6 +247,8 @@ fn receipt_for(
             class,
             until: last.to_string(),
             count: Some(plan.kept_stays.len()),
+            stage: None,
+            next_stages: Vec::new(),
         });
     }
     Receipt {
@@ -264,6 +275,7 @@ pub(crate) fn apply_plan(
     plan: &Plan,
 ) -> Result<(), store::StoreError> {
     store::erase_fields(c, permit, gid, &plan.delete_fields)?;
+    store::clear_pseudonymized(c, gid, &plan.delete_fields)?;
     store::erase_stays(c, permit, gid, &plan.delete_stays)?;
     Ok(())
 }
@@ -338,7 +350,7 @@ impl Vault {
         let outcome = self
             .writer
             .execute(move |c| {
-                let Some(facts) = store::retention_facts(c, &gid)? else {
+                let Some(mut facts) = store::retention_facts(c, &gid)? else {
                     // Already erased (or never existed): a repeated request returns the receipt.
                     return Ok(match store::latest_erasure(c, &job_subject)? {
                         Some(row) => Erased::Repeat(row),
@@ -348,6 +360,12 @@ impl Vault {
                 if facts.status == GuestStatus::Restricted && !restricted_ok {
                     return Ok(Erased::Restricted);
                 }
+                // Pseudonymized fields (only their blind-index entry left) are kept or deleted
+                // like the rest of their class (issue 16 §3).
+                let pseudonymized = store::stage_facts(c, &gid)?
+                    .map(|sf| sf.pseudonymized)
+                    .unwrap_or_default();
+                super::stages::with_pseudonymized(&mut facts, &pseudonymized);
                 let plan = plan(&policies, &facts, today, Mode::Erasure);
                 let nothing_new = plan.delete_fields.is_empty() && plan.delete_stays.is_empty();
                 if facts.status == GuestStatus::Restricted && nothing_new && !plan.shreds_guest() {
@@ -367,7 +385,14 @@ impl Vault {
                 } else {
                     store::set_status(c, &permit, &gid, GuestStatus::Restricted)?;
                 }
-                let receipt = receipt_for(&policies, &plan, &request_id, &now, &now, due);
+                let mut receipt = receipt_for(&policies, &plan, &request_id, &now, &now, due);
+                super::stages::annotate_receipt(
+                    &policies,
+                    &facts,
+                    &pseudonymized,
+                    today,
+                    &mut receipt,
+                );
                 let json = serde_json::to_string(&receipt)
                     .map_err(|e| store::StoreError::Other(e.to_string()))?;
                 store::insert_dsr(

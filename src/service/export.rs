@@ -63,15 +63,53 @@ impl Vault {
         }
         let permit = grant.permit();
         let read_gid = gid.clone();
-        let (stays, consents) = self
+        let (stays, consents, stage_facts) = self
             .readers
             .run(move |c| {
                 Ok((
                     store::list_stays(c, &permit, &read_gid)?,
                     super::consents::ledger(c, &read_gid)?,
+                    store::stage_facts(c, &read_gid)?,
                 ))
             })
             .await?;
+        // Each held field of a class with retention stages: its stage today and the dates of
+        // the next ones, and the last day it is kept (issue 16 §3).
+        let mut retention_stages = Vec::new();
+        if let Some(sf) = &stage_facts {
+            let mut names: Vec<&str> = sealed.fields.iter().map(|(n, _)| n.as_str()).collect();
+            names.extend(sealed.staging.fields.keys().map(String::as_str));
+            names.sort_unstable();
+            names.dedup();
+            let today = self.today();
+            for name in names {
+                let Some((stage, next)) = super::stages::timeline(
+                    &self.policies,
+                    name,
+                    &sf.created_at,
+                    &sf.last_activity_at,
+                    sf.last_checkout.as_deref(),
+                    sf.pseudonymized.iter().any(|f| f == name),
+                    today,
+                ) else {
+                    continue;
+                };
+                let class = self
+                    .policies
+                    .catalog
+                    .get(FieldScope::Guest, name)
+                    .map(|s| s.category.clone())
+                    .unwrap_or_default();
+                let until = super::stages::kept_until_of(&self.policies, &class, sf);
+                retention_stages.push(json!({
+                    "field": name,
+                    "class": class,
+                    "stage": stage,
+                    "next_stages": next,
+                    "until": until,
+                }));
+            }
+        }
         let dek = self.open_dek(&sealed.wrapped_dek, &gid)?;
         let cipher = FieldCipher::new(&dek, &gid);
         let mut stay_list = Vec::new();
@@ -93,6 +131,7 @@ impl Vault {
             "fields": fields,
             "stays": stay_list,
             "consents": { "current": consents.0, "history": consents.1 },
+            "retention_stages": retention_stages,
             "processing": self.processing_explanation(),
         });
         // Recorded as an access request (REQ-32) and audited.
@@ -156,6 +195,14 @@ impl Vault {
                     "statutory": c.statutory,
                     "basis": c.basis,
                     "fields": fields,
+                    "stages": c.stages.iter().map(|st| json!({
+                        "after": st.after_text,
+                        "stage": match st.action {
+                            crate::policy::StageAction::Restrict => "restricted",
+                            crate::policy::StageAction::Pseudonymize => "pseudonymized",
+                        },
+                        "fields": st.fields,
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect();

@@ -62,15 +62,46 @@ impl Vault {
         let permit = grant.permit();
         let gid = guest_id.as_str().to_string();
         let purpose = grant.purpose().name.clone();
-        Ok(self
+        let staged = self
+            .policies
+            .retention
+            .classes
+            .values()
+            .any(|c| !c.stages.is_empty());
+        let (sealed, consent, stage_facts) = self
             .readers
             .run(move |c| {
                 Ok((
                     store::load_guest(c, &permit, &gid)?,
                     consent_state(c, &gid, &purpose)?,
+                    if staged {
+                        store::stage_facts(c, &gid)?
+                    } else {
+                        None
+                    },
                 ))
             })
-            .await?)
+            .await?;
+        // Retention stages (issue 16 §3): a storage-only class is withheld from a purpose
+        // without `restricted_access`, a pseudonymized field from every purpose.
+        let sealed = match (sealed, stage_facts) {
+            (Some(mut sealed), Some(sf)) => {
+                let staging = super::stages::staging(
+                    &self.policies,
+                    &sf,
+                    sealed.fields.iter().map(|(n, _)| n.as_str()),
+                    self.today(),
+                    grant.purpose().restricted_access,
+                );
+                sealed
+                    .fields
+                    .retain(|(name, _)| !staging.fields.contains_key(name));
+                sealed.staging = staging;
+                Some(sealed)
+            }
+            (sealed, _) => sealed,
+        };
+        Ok((sealed, consent))
     }
 
     /// Decrypts the fields `want` selects. Decryption failure is an internal error, never data.
@@ -155,6 +186,8 @@ pub(super) fn write_sealed(
         match f.ciphertext {
             Some(ct) => {
                 store::put_field(c, permit, gid, &f.name, &ct, now)?;
+                // A new value ends a pseudonymization (issue 16 §3).
+                store::clear_pseudonymized(c, gid, std::slice::from_ref(&f.name))?;
                 if let Some(d) = f.digest {
                     store::put_index(c, permit, gid, &f.name, &d)?;
                 }

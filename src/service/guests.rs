@@ -266,10 +266,23 @@ impl Vault {
         // Derived from the decrypted values at every read: it can never go stale, and it is
         // cleared as soon as a correction makes the values agree.
         view.data_quality = data_quality(|n| plain_values.get(n).copied());
+        // Retention stages (issue 16 §3): a stored field in a stage shows its stage, never a
+        // value, to a caller whose view of it is not `none`.
+        for (name, stage) in &sealed.staging.fields {
+            if grant.view(FieldScope::Guest, name).0 != View::None {
+                view.views.insert(name.clone(), stage.as_str());
+            }
+        }
         for (name, value, v) in self
             .registered_view(grant, guest_id, &sealed.wrapped_dek, consent)
             .await?
         {
+            let staged = name
+                .strip_prefix(super::corrections::REGISTERED_PREFIX)
+                .is_some_and(|f| sealed.staging.fields.contains_key(f));
+            if staged {
+                continue;
+            }
             view.fields.insert(name.clone(), value);
             view.views
                 .insert(name, if v == View::Plain { "plain" } else { "masked" });
@@ -352,6 +365,25 @@ impl Vault {
                     names,
                     VaultError::Validation(kept),
                     grant.rules().to_vec(),
+                )
+                .await);
+        }
+        // A class in its storage-only stage is not changed under this purpose (issue 16 §3,
+        // PIPL Art. 47(2)). After the statutory check, whose answer follows no stored date.
+        if patch
+            .keys()
+            .any(|k| super::stages::is_restricted(&sealed.staging, &self.policies, k))
+            && !grant.purpose().restricted_access
+        {
+            let rule = format!("purposes.{}.restricted_access", grant.purpose().name);
+            return Err(self
+                .refuse(
+                    caller,
+                    action,
+                    Some(&gid),
+                    names,
+                    VaultError::Restricted,
+                    vec![rule],
                 )
                 .await);
         }
@@ -592,6 +624,24 @@ impl Vault {
             }
         }
         let (sealed, consent) = self.load_checked(caller, &grant, &guest_id).await?;
+        // A field of a class in its storage-only stage is not revealed under this purpose
+        // (issue 16 §3); a pseudonymized one has no value to reveal (absent from the answer).
+        if fields
+            .iter()
+            .any(|f| sealed.staging.fields.get(f) == Some(&store::FieldStage::Restricted))
+        {
+            let rule = format!("purposes.{}.restricted_access", grant.purpose().name);
+            return Err(self
+                .refuse(
+                    caller,
+                    action,
+                    Some(&gid),
+                    names,
+                    VaultError::Restricted,
+                    vec![rule],
+                )
+                .await);
+        }
         // PIPL Art. 29: under a consent purpose a sensitive field needs a separate consent, also
         // to be revealed.
         for f in &fields {

@@ -21,6 +21,7 @@ mod restore;
 mod retention;
 mod rotation;
 mod search;
+mod stages;
 mod stay_corrections;
 mod stays;
 

@@ -76,9 +76,14 @@ impl Vault {
             let done = self
                 .writer
                 .execute(move |c| {
-                    let Some(facts) = store::retention_facts(c, &gid)? else {
+                    let Some(mut facts) = store::retention_facts(c, &gid)? else {
                         return Ok(false);
                     };
+                    // Pseudonymized fields are kept or deleted with their class (issue 16 §3).
+                    let pseudonymized = store::stage_facts(c, &gid)?
+                        .map(|sf| sf.pseudonymized)
+                        .unwrap_or_default();
+                    super::stages::with_pseudonymized(&mut facts, &pseudonymized);
                     let permit = crate::policy::Permit::system_unchecked(
                         crate::policy::SystemJob::ErasureReplay,
                     );

@@ -34,6 +34,9 @@ pub struct SweepReport {
     /// Guests crypto-shredded because nothing remained.
     pub guests_erased: u64,
     pub classes: BTreeMap<String, ClassCount>,
+    /// Retention stages applied (or, in a dry run, due): class → stage action (`restrict`,
+    /// `pseudonymize`) → guests (issue 16 §3).
+    pub stages: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl SweepReport {
@@ -45,6 +48,12 @@ impl SweepReport {
             let e = self.classes.entry(k).or_default();
             e.fields += v.fields;
             e.stays += v.stays;
+        }
+        for (class, actions) in other.stages {
+            let e = self.stages.entry(class).or_default();
+            for (action, n) in actions {
+                *e.entry(action).or_default() += n;
+            }
         }
     }
 }
@@ -108,10 +117,30 @@ impl Vault {
                     let permit = Permit::system_unchecked(crate::policy::SystemJob::RetentionSweep);
                     let mut r = SweepReport::default();
                     for (gid, subject) in subjects {
-                        let Some(facts) = store::retention_facts(c, &gid)? else {
+                        let Some(mut facts) = store::retention_facts(c, &gid)? else {
                             continue;
                         };
                         r.guests_checked += 1;
+                        // Stages first (issue 16 §3): what the plan below then deletes at the
+                        // end of a period needs no stage.
+                        let staged = super::stages::sweep_guest(
+                            c,
+                            &permit,
+                            &policies,
+                            &mut facts,
+                            today,
+                            &now,
+                            &request_id,
+                            SWEEP_ACTOR,
+                            dry_run,
+                        )?;
+                        for a in &staged {
+                            *r.stages
+                                .entry(a.class.clone())
+                                .or_default()
+                                .entry(a.action.as_str().to_string())
+                                .or_default() += 1;
+                        }
                         let plan = plan(&policies, &facts, today, Mode::Sweep);
                         // Nothing left to keep (even a guest whose every field was removed by
                         // corrections): the whole guest goes, consents and data key included.
@@ -180,7 +209,7 @@ impl Vault {
                 })
                 .await
                 .map_err(VaultError::from_write)?;
-            if !dry_run && batch.guests_affected > 0 {
+            if !dry_run && (batch.guests_affected > 0 || !batch.stages.is_empty()) {
                 self.writer.note_shredded();
             }
             report.merge(batch);

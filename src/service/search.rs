@@ -85,11 +85,38 @@ impl Vault {
         );
         let permit = grant.permit();
         let field_owned = field.to_string();
+        let restricted_ok = grant.purpose().restricted_access;
+        // A guest whose class of this field is in its storage-only stage is found only under
+        // a purpose with `restricted_access` (issue 16 §3): its stage is read with the hits.
+        let staged_class = Some(spec.category.clone()).filter(|class| {
+            !restricted_ok
+                && self.policies.retention.class(class).is_some_and(|c| {
+                    c.stages
+                        .iter()
+                        .any(|s| s.action == crate::policy::StageAction::Restrict)
+                })
+        });
+        let policies = self.policies.clone();
+        let today = self.today();
         let hits = self
             .readers
-            .run(move |c| store::search_index(c, &permit, &field_owned, &digest))
+            .run(move |c| {
+                let hits = store::search_index(c, &permit, &field_owned, &digest)?;
+                let Some(class) = staged_class else {
+                    return Ok(hits);
+                };
+                let mut kept = Vec::with_capacity(hits.len());
+                for (id, status) in hits {
+                    let restricted = store::stage_facts(c, &id)?.is_some_and(|sf| {
+                        super::stages::class_restricted(&policies, &class, &sf, today)
+                    });
+                    if !restricted {
+                        kept.push((id, status));
+                    }
+                }
+                Ok(kept)
+            })
             .await?;
-        let restricted_ok = grant.purpose().restricted_access;
         let ids: Vec<String> = hits
             .into_iter()
             .filter(|(_, s)| match s {

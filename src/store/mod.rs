@@ -38,8 +38,8 @@ pub use handles::{CommitBarrier, Db, PreCommitHook, Readers, Writer};
 pub use health::{CommitHealth, Fault, WriterStats, FAULTS};
 pub use location::{Location, StartOptions, Started};
 pub use rows::{
-    DsrRow, GuestStatus, PendingCorrection, RetentionFacts, SealedGuest, SealedStay,
-    PLAUSIBLE_HORIZON_DAYS,
+    DsrRow, FieldStage, GuestStatus, PendingCorrection, RetentionFacts, SealedGuest, SealedStay,
+    StageFacts, Staging, PLAUSIBLE_HORIZON_DAYS,
 };
 pub use sqlite::{ReadGate, DEFAULT_WAL_MAX_BYTES, GATE_WAIT};
 
@@ -103,6 +103,16 @@ seam! {
     fn latest_erasure(subject: &[u8]) -> Result<Option<DsrRow>, StoreError>;
     fn overdue_dsr(today: &str) -> Result<Vec<DsrRow>, StoreError>;
     fn complete_erasures(subject: &[u8], now: &str, receipt_fn: impl Fn(&str) -> String) -> Result<(), StoreError>;
+}
+
+// Retention stages (issue 16 §3): what the sweeper applied, and pseudonymized fields.
+seam! {
+    (sqlite), (postgres::stages);
+    fn stage_facts(guest_id: &str) -> Result<Option<StageFacts>, StoreError>;
+    fn applied_stages(guest_id: &str) -> Result<Vec<(String, String, String)>, StoreError>;
+    fn record_stage(permit: &Permit, guest_id: &str, class: &str, action: &str, anchor: &str, now: &str) -> Result<(), StoreError>;
+    fn pseudonymize_fields(permit: &Permit, guest_id: &str, fields: &[String], now: &str) -> Result<(), StoreError>;
+    fn clear_pseudonymized(guest_id: &str, fields: &[String]) -> Result<(), StoreError>;
 }
 
 // Corrections.

@@ -37,6 +37,37 @@ pub struct SealedGuest {
     pub status: GuestStatus,
     pub wrapped_dek: WrappedDek,
     pub fields: Vec<(String, Vec<u8>)>,
+    /// Left empty by the store; the service fills it when it loads the guest for a caller
+    /// (issue 16 §3, `service/stages.rs`) and takes the fields it withholds out of `fields`.
+    pub staging: Staging,
+}
+
+/// A stored field's state inside its retention period (issue 16 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FieldStage {
+    /// Storage only: readable only under purposes flagged `restricted_access`.
+    Restricted,
+    /// No value any more; only the keyed blind-index entry (an exact-match search finds it).
+    Pseudonymized,
+}
+
+impl FieldStage {
+    /// The name reads (`views`), receipts and the access package use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Restricted => "restricted",
+            Self::Pseudonymized => "pseudonymized",
+        }
+    }
+}
+
+/// What a guest's retention stages mean for one caller: the stored fields (with or without a
+/// value) in a stage, as the caller's purpose sees them (`restricted` wins for a purpose
+/// without `restricted_access`), and the classes in their storage-only stage.
+#[derive(Debug, Clone, Default)]
+pub struct Staging {
+    pub fields: std::collections::BTreeMap<String, FieldStage>,
+    pub restricted_classes: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug)]
@@ -58,6 +89,17 @@ pub struct RetentionFacts {
     pub stays: Vec<(String, String)>,
     /// (purpose, status, withdrawn_at)
     pub consents: Vec<(String, String, Option<String>)>,
+}
+
+/// What the retention stages of one guest are decided from (issue 16 §3): the anchor dates,
+/// bounded like [`RetentionFacts`]' (no ciphertext, no values), and the fields a
+/// pseudonymize stage left with only their blind-index entry.
+#[derive(Debug, Clone)]
+pub struct StageFacts {
+    pub created_at: String,
+    pub last_activity_at: String,
+    pub last_checkout: Option<String>,
+    pub pseudonymized: Vec<String>,
 }
 
 /// The latest check-out a stay recorded on day D can plausibly have: D plus the largest

@@ -24,6 +24,7 @@ mod nodes;
 mod nodes_coordination;
 mod openapi;
 mod pg_erasure;
+mod stages;
 mod startup;
 mod stays;
 mod tls;

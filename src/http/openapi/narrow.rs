@@ -105,18 +105,27 @@ pub fn narrow(doc: &mut Value, policies: &Policies) -> Vec<String> {
         ("GuestFieldViews", FieldScope::Guest),
         ("StayFieldViews", FieldScope::Stay),
     ] {
+        // A guest field in a retention stage (issue 16 §3) shows its stage and no value:
+        // `restricted` (storage only for this purpose), `pseudonymized` (value deleted).
+        let views = match scope {
+            FieldScope::Guest => json!(["plain", "masked", "restricted", "pseudonymized"]),
+            FieldScope::Stay => json!(["plain", "masked"]),
+        };
         let properties: Map<String, Value> = catalog
             .fields(scope)
             .map(|f| {
                 (
                     f.name.clone(),
-                    json!({ "type": "string", "enum": ["plain", "masked"] }),
+                    json!({ "type": "string", "enum": views.clone() }),
                 )
             })
             .collect();
         schemas[name] = json!({
             "type": "object",
-            "description": "How each visible field is shown.",
+            "description": "How each visible field is shown. A guest field in a retention stage \
+                            shows `restricted` (storage only under this purpose) or \
+                            `pseudonymized` (its value deleted, its blind index kept) and has \
+                            no value in `fields`.",
             "properties": properties,
             "additionalProperties": false,
         });

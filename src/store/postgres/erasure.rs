@@ -30,7 +30,7 @@ fn ensure(permit: &Permit) -> Result<(), StoreError> {
 /// rolling over into the next month as SQLite's does); `None` (SQLite's NULL) for any other
 /// text and for a result after 9999-12-31. SQLite also reads a time of day alone, a Julian
 /// day number and `now` there; the vault never stores those in these columns.
-fn sqlite_date_plus_days(ts: &str, days: u32) -> Option<String> {
+pub(super) fn sqlite_date_plus_days(ts: &str, days: u32) -> Option<String> {
     let head: String = ts.chars().take(10).collect();
     let b = head.as_bytes();
     let digits = |r: std::ops::Range<usize>| -> Option<u32> {
@@ -60,7 +60,7 @@ fn sqlite_date_plus_days(ts: &str, days: u32) -> Option<String> {
 }
 
 /// SQLite's two-argument `min` on text: NULL if either is NULL, else the lesser in byte order.
-fn sqlite_min(a: Option<String>, b: Option<String>) -> Option<String> {
+pub(super) fn sqlite_min(a: Option<String>, b: Option<String>) -> Option<String> {
     Some(std::cmp::min(a?, b?))
 }
 

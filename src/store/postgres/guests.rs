@@ -202,6 +202,7 @@ pub fn load_guest(
         status: GuestStatus::parse(&status),
         wrapped_dek: WrappedDek { kek_version, bytes },
         fields,
+        staging: Default::default(),
     }))
 }
 

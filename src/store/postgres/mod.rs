@@ -17,6 +17,7 @@ pub mod erasure;
 pub mod guests;
 pub mod keys;
 mod readers;
+pub mod stages;
 pub mod writer;
 
 pub use conn::PgConn;
@@ -71,6 +72,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         2,
         "0002_nodes",
         include_str!("../../../migrations/postgres/0002_nodes.sql"),
+    ),
+    (
+        5,
+        "0005_retention_stages",
+        include_str!("../../../migrations/postgres/0005_retention_stages.sql"),
     ),
 ];
 

@@ -20,6 +20,7 @@ mod erasure;
 mod guests;
 mod keys;
 mod readers;
+mod stages;
 mod writer;
 
 use std::path::Path;
@@ -41,6 +42,7 @@ pub use erasure::*;
 pub use guests::*;
 pub use keys::*;
 pub use readers::Readers;
+pub use stages::*;
 pub use writer::{CommitBarrier, PreCommitHook, Writer, DEFAULT_WAL_MAX_BYTES};
 
 /// The handle a unit of work gets: inside [`Writer::execute`] the connection of the group
@@ -103,6 +105,9 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../../migrations/0003_audit_guards.sql")),
         M::up(include_str!("../../../migrations/0004_dsr_corrections.sql")),
         M::up(include_str!("../../../migrations/0005_corrections.sql")),
+        M::up(include_str!(
+            "../../../migrations/0008_retention_stages.sql"
+        )),
     ])
 }
 
