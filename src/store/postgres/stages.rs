@@ -20,8 +20,12 @@ fn ensure(permit: &Permit) -> Result<(), StoreError> {
 }
 
 pub fn stage_facts(conn: &PgConn, guest_id: &str) -> Result<Option<StageFacts>, StoreError> {
+    // One round trip: it runs on every read while stages are configured.
     let Some(head) = conn.query_opt(
-        "SELECT created_at, last_activity_at, last_checkout FROM guests WHERE guest_id = $1",
+        "SELECT created_at, last_activity_at, last_checkout,
+                ARRAY(SELECT field FROM pseudonymized_fields p WHERE p.guest_id = g.guest_id
+                      ORDER BY field COLLATE \"C\")
+         FROM guests g WHERE guest_id = $1",
         &[&guest_id],
     )?
     else {
@@ -33,14 +37,7 @@ pub fn stage_facts(conn: &PgConn, guest_id: &str) -> Result<Option<StageFacts>, 
         head.try_get(2)?,
         sqlite_date_plus_days(&last_activity_at, PLAUSIBLE_HORIZON_DAYS),
     );
-    let pseudonymized = conn
-        .query(
-            "SELECT field FROM pseudonymized_fields WHERE guest_id = $1 ORDER BY field COLLATE \"C\"",
-            &[&guest_id],
-        )?
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<Vec<String>, _>>()?;
+    let pseudonymized: Vec<String> = head.try_get(3)?;
     Ok(Some(StageFacts {
         created_at,
         last_activity_at,
