@@ -42,6 +42,9 @@ pub struct RetentionClass {
     pub statutory: bool,
     pub basis: String,
     pub withdrawal_purposes: Vec<String>,
+    /// Stays only: what an erasure or the end of the period does to a stay is anonymizing it
+    /// (dates, amount and currency kept, linked to nobody) instead of deleting it.
+    pub anonymize: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -72,6 +75,8 @@ struct RawClass {
     basis: String,
     #[serde(default)]
     withdrawal_purposes: Vec<String>,
+    #[serde(default)]
+    anonymize: bool,
 }
 
 impl Schedule {
@@ -171,6 +176,7 @@ impl Schedule {
                         statutory: c.statutory,
                         basis: c.basis,
                         withdrawal_purposes: c.withdrawal_purposes,
+                        anonymize: c.anonymize,
                     },
                 );
             }
@@ -206,6 +212,15 @@ impl Schedule {
                 "classes",
                 "all stay fields must share one retention class",
             )),
+        }
+        for c in schedule.classes.values() {
+            if c.anonymize && c.name != schedule.stay_class {
+                errors.push(PolicyError::new(
+                    file,
+                    &format!("classes.{}.anonymize", c.name),
+                    "only the class of the stays can anonymize (a guest field is deleted)",
+                ));
+            }
         }
         schedule
     }

@@ -13,6 +13,7 @@ mod erasure;
 mod export;
 mod fields;
 mod guests;
+mod holds;
 mod key_schedule;
 mod keys;
 mod nodes;
@@ -35,7 +36,8 @@ pub use corrections::{
     CorrectionDecision, CorrectionDetail, CorrectionReceipt, CorrectionSummary, UpdateOutcome,
     REGISTERED_PREFIX,
 };
-pub use erasure::{OverdueRequest, Receipt, Retained, ERASURE_REASONS};
+pub use erasure::{HoldBasis, OverdueRequest, Receipt, Retained, ERASURE_REASONS, UNTIL_LIFTED};
+pub use holds::{HoldInput, HoldList, HoldView};
 pub use export::EXPORT_FORMAT;
 pub use guests::{GuestView, NewGuest, RevealView};
 pub use key_schedule::{KeySchedule, ScheduleOutcome, KEY_SCHEDULE_ACTOR, KEY_SCHEDULE_CHECK};

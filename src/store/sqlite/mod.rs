@@ -15,6 +15,7 @@ pub mod backup;
 mod checkpoint;
 pub mod consents;
 pub mod coordination;
+pub mod holds;
 mod corrections;
 mod erasure;
 mod guests;
@@ -103,6 +104,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../../migrations/0003_audit_guards.sql")),
         M::up(include_str!("../../../migrations/0004_dsr_corrections.sql")),
         M::up(include_str!("../../../migrations/0005_corrections.sql")),
+        M::up(include_str!("../../../migrations/0007_holds.sql")),
     ])
 }
 
