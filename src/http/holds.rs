@@ -1,5 +1,6 @@
 //! Legal holds (issue 16 §2, REQ-23): place, list and lift, for the roles the policy gives
-//! `guest.hold` (DSR officer and compliance officer by default).
+//! `guest.hold` (DSR officer and compliance officer by default), under one of the role's
+//! purposes.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,7 +10,7 @@ use axum::{Json, Router};
 
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, Auth};
-use super::openapi::{GuestPath, HoldPath};
+use super::openapi::{GuestPath, HoldPath, PurposeHeader};
 use super::problems::{HoldListProblems, HoldPlaceProblems};
 use super::AppState;
 use crate::service::{HoldInput, HoldList, HoldView};
@@ -25,8 +26,9 @@ pub fn router() -> Router<AppState> {
     description = "`reason` is a code of `[hold_reasons]` in `access.toml`; `ticket` a case id. \
         While the hold stands the retention sweeper purges nothing of the guest and an erasure \
         restricts instead of deleting, its receipt naming the hold. With `until`, the hold \
-        lapses the day after that date. No `X-Purpose` is needed (a hold touches no field value).",
-    params(GuestPath), request_body = HoldInput,
+        lapses the day after that date. `X-Purpose` is one of the role's purposes (`audit` for a \
+        compliance officer, `data_subject_request` for a DSR officer).",
+    params(GuestPath, PurposeHeader), request_body = HoldInput,
     responses((status = 201, description = "the hold", body = HoldView), HoldPlaceProblems))]
 async fn place_hold(
     State(state): State<AppState>,
@@ -40,7 +42,7 @@ async fn place_hold(
 
 #[utoipa::path(get, path = "/v1/guests/{id}/holds", tag = "holds",
     summary = "The legal holds of a guest: active, lifted and lapsed",
-    params(GuestPath),
+    params(GuestPath, PurposeHeader),
     responses((status = 200, description = "the holds", body = HoldList), HoldListProblems))]
 async fn list_holds(
     State(state): State<AppState>,
@@ -55,7 +57,7 @@ async fn list_holds(
     description = "The next retention sweep, or a repeated erasure request, then deletes what \
         the hold kept. Lifting a hold already lifted answers it unchanged; an unknown hold id \
         answers 404 `guest_not_found`.",
-    params(HoldPath),
+    params(HoldPath, PurposeHeader),
     responses((status = 200, description = "the hold, lifted", body = HoldView), HoldListProblems))]
 async fn lift_hold(
     State(state): State<AppState>,

@@ -269,10 +269,9 @@ problem_sets! {
         500 => ["internal"],
         503 => ["audit_unavailable", "unavailable"],
     }
-    /// `POST /v1/guests/{id}/holds`: no purpose needed (a hold touches no field value); one
-    /// that is sent must be the role's.
+    /// `POST /v1/guests/{id}/holds`.
     HoldPlaceProblems {
-        400 => ["malformed_json"],
+        400 => ["purpose_required", "malformed_json"],
         401 => ["unauthorized"],
         403 => ["forbidden", "purpose_not_allowed"],
         404 => ["guest_not_found"],
@@ -285,6 +284,7 @@ problem_sets! {
     /// `GET /v1/guests/{id}/holds`, `DELETE .../holds/{hold_id}` (an unknown hold answers
     /// like an unknown guest).
     HoldListProblems {
+        400 => ["purpose_required"],
         401 => ["unauthorized"],
         403 => ["forbidden", "purpose_not_allowed"],
         404 => ["guest_not_found"],

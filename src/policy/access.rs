@@ -112,8 +112,7 @@ impl Action {
     pub fn touches_personal_data(self) -> bool {
         !matches!(
             self,
-            Self::GuestHold
-                | Self::AuditRead
+            Self::AuditRead
                 | Self::AuditExport
                 | Self::AuditVerify
                 | Self::AdminRetention

@@ -577,8 +577,7 @@ impl Vault {
                 } else {
                     store::set_status(c, &permit, &gid, GuestStatus::Restricted)?;
                 }
-                let receipt =
-                    receipt_for(&policies, &plan, &holds, &request_id, &now, &now, due);
+                let receipt = receipt_for(&policies, &plan, &holds, &request_id, &now, &now, due);
                 let json = serde_json::to_string(&receipt)
                     .map_err(|e| store::StoreError::Other(e.to_string()))?;
                 store::insert_dsr(
@@ -1056,7 +1055,11 @@ mod tests {
         };
         let r = receipt_for(&p, &plan, &[hold], "r", "t", "t", date!(2026 - 12 - 15));
         let mobile = r.retained.iter().find(|k| k.field == "mobile").unwrap();
-        assert!(mobile.basis.contains("legal hold `litigation`"), "{}", mobile.basis);
+        assert!(
+            mobile.basis.contains("legal hold `litigation`"),
+            "{}",
+            mobile.basis
+        );
         assert!(mobile.basis.contains("CASE-7"), "{}", mobile.basis);
         assert_eq!(mobile.until, UNTIL_LIFTED);
         assert_eq!(mobile.held_by, vec!["h1"]);
@@ -1068,6 +1071,8 @@ mod tests {
         assert_eq!(released.erased, vec!["mobile"]);
         assert_eq!(released.retained.len(), 1);
         assert_eq!(released.retained[0].field, "id_number");
-        assert!(released.holds.is_empty() && !held_back(&serde_json::to_string(&released).unwrap()));
+        assert!(
+            released.holds.is_empty() && !held_back(&serde_json::to_string(&released).unwrap())
+        );
     }
 }

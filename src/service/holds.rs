@@ -83,7 +83,7 @@ pub struct HoldList {
 }
 
 enum Placed {
-    Done(HoldRow),
+    Done(Box<HoldRow>),
     Missing,
 }
 
@@ -91,7 +91,10 @@ impl Vault {
     /// Checks a hold body. Errors name the field with a stable code and never echo the value:
     /// `reason`: `required`, `unknown_reason`; `ticket`: `required`, `invalid_format`;
     /// `until`: `invalid_format`, `in_the_past`.
-    fn validate_hold(&self, input: &HoldInput) -> Result<(String, String, Option<String>), Vec<FieldError>> {
+    fn validate_hold(
+        &self,
+        input: &HoldInput,
+    ) -> Result<(String, String, Option<String>), Vec<FieldError>> {
         let mut errors = Vec::new();
         let reason = input.reason.as_deref().unwrap_or_default();
         if reason.is_empty() {
@@ -196,12 +199,12 @@ impl Vault {
                     .append(&hold.guest_id, &crate::ledger::hold_event(&hold), &now)
                     .map_err(|e| StoreError::Other(e.to_string()))?;
                 crate::audit::append(c, event)?;
-                Ok(Placed::Done(hold))
+                Ok(Placed::Done(Box::new(hold)))
             })
             .await
             .map_err(VaultError::from_write)?;
         match placed {
-            Placed::Done(row) => Ok(HoldView::of(row, &self.today().to_string(), true)),
+            Placed::Done(row) => Ok(HoldView::of(*row, &self.today().to_string(), true)),
             Placed::Missing => Err(self
                 .refuse(
                     caller,

@@ -37,9 +37,9 @@ pub use corrections::{
     REGISTERED_PREFIX,
 };
 pub use erasure::{HoldBasis, OverdueRequest, Receipt, Retained, ERASURE_REASONS, UNTIL_LIFTED};
-pub use holds::{HoldInput, HoldList, HoldView};
 pub use export::EXPORT_FORMAT;
 pub use guests::{GuestView, NewGuest, RevealView};
+pub use holds::{HoldInput, HoldList, HoldView};
 pub use key_schedule::{KeySchedule, ScheduleOutcome, KEY_SCHEDULE_ACTOR, KEY_SCHEDULE_CHECK};
 pub use keys::{
     wait_until_keyring_settled, KekVersionStatus, KeySource, KeyStatus, RotationClaim,

@@ -158,7 +158,13 @@ impl Vault {
                             if let Some((status, receipt)) =
                                 super::erasure::release_receipt(&row.receipt, &now)
                             {
-                                store::rewrite_receipt(c, &row.request_id, &status, &now, &receipt)?;
+                                store::rewrite_receipt(
+                                    c,
+                                    &row.request_id,
+                                    &status,
+                                    &now,
+                                    &receipt,
+                                )?;
                             }
                         }
                         if shred {

@@ -38,8 +38,8 @@ pub use handles::{CommitBarrier, Db, PreCommitHook, Readers, Writer};
 pub use health::{CommitHealth, Fault, WriterStats, FAULTS};
 pub use location::{Location, StartOptions, Started};
 pub use rows::{
-    AnonymizedStay, DsrRow, GuestStatus, HoldRow, PendingCorrection, RetentionFacts, SealedGuest, SealedStay,
-    PLAUSIBLE_HORIZON_DAYS,
+    AnonymizedStay, DsrRow, GuestStatus, HoldRow, PendingCorrection, RetentionFacts, SealedGuest,
+    SealedStay, PLAUSIBLE_HORIZON_DAYS,
 };
 pub use sqlite::{ReadGate, DEFAULT_WAL_MAX_BYTES, GATE_WAIT};
 
@@ -104,7 +104,7 @@ seam! {
     fn overdue_dsr(today: &str) -> Result<Vec<DsrRow>, StoreError>;
     fn complete_erasures(subject: &[u8], now: &str, receipt_fn: impl Fn(&str) -> String) -> Result<(), StoreError>;
     /// The data key and ciphertext of stays about to be anonymized (issue 16 §3).
-    fn stays_to_anonymize(permit: &Permit, guest_id: &str, stay_ids: &[String]) -> Result<Option<(WrappedDek, Vec<(String, Vec<u8>)>)>, StoreError>;
+    fn stays_to_anonymize(permit: &Permit, guest_id: &str, stay_ids: &[String]) -> Result<Option<crate::store::rows::SealedStays>, StoreError>;
     fn insert_anonymized_stay(permit: &Permit, stay: &AnonymizedStay) -> Result<(), StoreError>;
     fn rewrite_receipt(request_id: &str, status: &str, now: &str, receipt: &str) -> Result<(), StoreError>;
 }

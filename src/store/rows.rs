@@ -152,6 +152,9 @@ impl HoldRow {
     }
 }
 
+/// A guest's wrapped data key and the (stay id, ciphertext) of some of its stays.
+pub type SealedStays = (WrappedDek, Vec<(String, Vec<u8>)>);
+
 /// An anonymized stay: dates, amount and currency, linked to nobody.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnonymizedStay {

@@ -782,6 +782,20 @@ async fn a_withdrawal_during_a_stay_keeps_what_the_stay_needs_until_check_out() 
 async fn a_correction_cannot_remove_statutory_data_or_change_restricted_data() {
     let app = spawn_app().await;
     let id = app.create_guest(zhang_san()).await;
+    // Issue 16 §3: a guest who never stayed keeps no registration; this one stayed.
+    let today = time::OffsetDateTime::now_utc().date();
+    let stay = json!({"fields":{"property":"SHA01","check_in":today.to_string(),
+        "check_out":today.next_day().unwrap().to_string()}});
+    let s = app
+        .call(
+            Method::POST,
+            &format!("/v1/guests/{id}/stays"),
+            Some("pms"),
+            Some("check_in"),
+            Some(stay),
+        )
+        .await;
+    assert_eq!(s.status, StatusCode::CREATED, "{}", s.text);
     let path = format!("/v1/guests/{id}");
     let patch = |fields: Value| {
         app.call(

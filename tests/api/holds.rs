@@ -10,12 +10,21 @@ use crate::helpers::{spawn_app, zhang_san, Resp, TestApp};
 
 const DSR: (&str, &str) = ("dsr_officer", "data_subject_request");
 
+/// The purpose each role acts under here (`guest.hold` takes the role's X-Purpose).
+fn purpose_of(role: &str) -> Option<&'static str> {
+    match role {
+        "compliance_officer" => Some("audit"),
+        "dsr_officer" => Some("data_subject_request"),
+        _ => None,
+    }
+}
+
 async fn place(app: &TestApp, role: &str, id: &str, body: Value) -> Resp {
     app.call(
         Method::POST,
         &format!("/v1/guests/{id}/holds"),
         Some(role),
-        None,
+        purpose_of(role),
         Some(body),
     )
     .await
@@ -33,7 +42,7 @@ async fn lift(app: &TestApp, id: &str, hold_id: &str) -> Resp {
         Method::DELETE,
         &format!("/v1/guests/{id}/holds/{hold_id}"),
         Some(DSR.0),
-        None,
+        Some(DSR.1),
         None,
     )
     .await
@@ -44,7 +53,7 @@ async fn holds_of(app: &TestApp, id: &str) -> Resp {
         Method::GET,
         &format!("/v1/guests/{id}/holds"),
         Some("compliance_officer"),
-        None,
+        Some("audit"),
         None,
     )
     .await
@@ -92,8 +101,8 @@ async fn police_mobile(app: &TestApp, id: &str) -> (StatusCode, Value) {
 /// REQ-23: a sweep after the period purges nothing of a held guest; once the hold is lifted,
 /// the next sweep does.
 #[tokio::test]
-async fn req23_a_sweep_after_the_period_keeps_everything_of_a_held_guest_until_the_hold_is_lifted(
-) {
+async fn req23_a_sweep_after_the_period_keeps_everything_of_a_held_guest_until_the_hold_is_lifted()
+{
     let app = spawn_app().await;
     app.clock.set(datetime!(2026-01-05 10:00 UTC));
     // Contact data only: 1 year after creation (no stay), then the whole guest goes.
@@ -109,7 +118,10 @@ async fn req23_a_sweep_after_the_period_keeps_everything_of_a_held_guest_until_t
     app.clock.set(datetime!(2028-01-05 10:00 UTC));
     let report = sweep(&app).await;
     assert_eq!(report["guests_held"], 1, "{report}");
-    assert_eq!(report["guests_erased"], 1, "the unheld guest goes: {report}");
+    assert_eq!(
+        report["guests_erased"], 1,
+        "the unheld guest goes: {report}"
+    );
     assert_eq!(
         police_mobile(&app, &id).await,
         (StatusCode::OK, json!("+8613900002222"))
@@ -120,12 +132,19 @@ async fn req23_a_sweep_after_the_period_keeps_everything_of_a_held_guest_until_t
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["status"], "lifted");
     let listed = holds_of(&app, &id).await;
-    assert_eq!(listed.body["holds"][0]["status"], "lifted", "{}", listed.text);
+    assert_eq!(
+        listed.body["holds"][0]["status"], "lifted",
+        "{}",
+        listed.text
+    );
     assert_eq!(listed.body["holds"][0]["lifted_by"], "test-dsr_officer");
 
     let report = sweep(&app).await;
     assert_eq!(
-        (report["guests_held"].as_u64(), report["guests_erased"].as_u64()),
+        (
+            report["guests_held"].as_u64(),
+            report["guests_erased"].as_u64()
+        ),
         (Some(0), Some(1)),
         "{report}"
     );
@@ -202,7 +221,11 @@ async fn req23_erasure_under_a_hold_restricts_names_the_hold_and_finishes_once_l
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let receipt = r.body.clone();
     assert_eq!(receipt["status"], "partially_completed");
-    assert_eq!(receipt["erased"], json!([]), "nothing is deleted under a hold");
+    assert_eq!(
+        receipt["erased"],
+        json!([]),
+        "nothing is deleted under a hold"
+    );
     assert_eq!(
         receipt["holds"],
         json!([{"hold_id": hold_id, "reason":"police_investigation","ticket":"PSB-88","until":"2027-06-30"}])
@@ -275,8 +298,14 @@ async fn req23_erasure_under_a_hold_restricts_names_the_hold_and_finishes_once_l
         .iter()
         .map(|k| k["field"].as_str().unwrap())
         .collect();
-    assert!(kept.contains(&"id_number") && !kept.contains(&"mobile"), "{kept:?}");
-    assert_eq!(police_mobile(&app, &id).await, (StatusCode::OK, Value::Null));
+    assert!(
+        kept.contains(&"id_number") && !kept.contains(&"mobile"),
+        "{kept:?}"
+    );
+    assert_eq!(
+        police_mobile(&app, &id).await,
+        (StatusCode::OK, Value::Null)
+    );
 }
 
 /// REQ-23: an erasure held back by a hold finishes by itself at the first sweep after the
@@ -300,7 +329,10 @@ async fn req23_a_hold_with_until_lapses_by_itself_and_the_next_sweep_finishes_th
     // The last day of the hold: it still stands.
     app.clock.set(datetime!(2026-03-10 23:00 UTC));
     assert_eq!(sweep(&app).await["guests_held"], 1);
-    assert_eq!(holds_of(&app, &id).await.body["holds"][0]["status"], "active");
+    assert_eq!(
+        holds_of(&app, &id).await.body["holds"][0]["status"],
+        "active"
+    );
     assert_eq!(police_mobile(&app, &id).await.0, StatusCode::OK);
 
     // The day after: lapsed, and the erasure the guest asked for is done.
@@ -310,7 +342,10 @@ async fn req23_a_hold_with_until_lapses_by_itself_and_the_next_sweep_finishes_th
     assert_eq!(listed.body["holds"][0]["status"], "lapsed");
     let report = sweep(&app).await;
     assert_eq!(
-        (report["guests_held"].as_u64(), report["guests_erased"].as_u64()),
+        (
+            report["guests_held"].as_u64(),
+            report["guests_erased"].as_u64()
+        ),
         (Some(0), Some(1)),
         "{report}"
     );
@@ -347,12 +382,23 @@ async fn req23_the_sweep_after_a_lift_deletes_what_the_hold_kept_and_rewrites_th
     let hold_id = hold(&app, &id, json!({"reason":"litigation","ticket":"C-9"})).await;
     let r = erase(&app, &id).await;
     let rid = r.body["request_id"].as_str().unwrap().to_string();
-    assert_eq!(r.body["retained"].as_array().unwrap().iter().find(|k| k["field"] == "mobile").unwrap()["until"], "until_lifted");
+    assert_eq!(
+        r.body["retained"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["field"] == "mobile")
+            .unwrap()["until"],
+        "until_lifted"
+    );
     assert_eq!(lift(&app, &id, &hold_id).await.status, StatusCode::OK);
     let report = sweep(&app).await;
     assert_eq!(report["guests_affected"], 1, "{report}");
     assert_eq!(report["guests_erased"], 0, "{report}");
-    assert_eq!(police_mobile(&app, &id).await, (StatusCode::OK, Value::Null));
+    assert_eq!(
+        police_mobile(&app, &id).await,
+        (StatusCode::OK, Value::Null)
+    );
     let r = app
         .call(
             Method::GET,
@@ -404,10 +450,32 @@ async fn req23_holds_are_for_the_officers_the_policy_names_and_unknown_ids_answe
             app.client
                 .post(format!("{}/v1/guests/{id}/holds", app.addr))
                 .bearer_auth(&me)
+                .header("X-Purpose", "data_subject_request")
                 .json(&body),
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Without a purpose: 400 like every guest route; with one outside the role: 403.
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/guests/{id}/holds"),
+            Some("compliance_officer"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.body["code"], "purpose_required");
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/guests/{id}/holds"),
+            Some("compliance_officer"),
+            Some("check_in"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["code"], "purpose_not_allowed");
     assert_eq!(holds_of(&app, &id).await.body["holds"], json!([]));
 
     let unknown = uuid::Uuid::new_v4().to_string();
@@ -510,20 +578,31 @@ async fn req23_holds_survive_backup_and_restore_and_hold_back_the_replayed_erasu
     }
     let app = spawn_app().await;
     let early = app.create_guest(json!({"mobile": "13900008888"})).await;
-    let early_hold = hold(&app, &early, json!({"reason":"litigation","ticket":"OLD-1"})).await;
+    let early_hold = hold(
+        &app,
+        &early,
+        json!({"reason":"litigation","ticket":"OLD-1"}),
+    )
+    .await;
     let late = app.create_guest(json!({"mobile": "13900009999"})).await;
     let backup = app.dir.path().join("snapshot.db");
     guestvault::ops::backup(&app.config, &backup).unwrap();
     // After the snapshot: a hold on `late`, then its erasure (held back).
     let late_hold = hold(&app, &late, json!({"reason":"litigation","ticket":"NEW-2"})).await;
-    assert_eq!(erase(&app, &late).await.body["status"], "partially_completed");
+    assert_eq!(
+        erase(&app, &late).await.body["status"],
+        "partially_completed"
+    );
     let (dir, config) = app.stop().await;
 
     guestvault::ops::restore(&config, &backup, false)
         .await
         .unwrap();
     let app = crate::helpers::spawn_on(dir, config).await;
-    assert_eq!(holds_of(&app, &early).await.body["holds"][0]["hold_id"], early_hold.as_str());
+    assert_eq!(
+        holds_of(&app, &early).await.body["holds"][0]["hold_id"],
+        early_hold.as_str()
+    );
     let listed = holds_of(&app, &late).await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
     assert_eq!(listed.body["holds"][0]["hold_id"], late_hold.as_str());
@@ -557,7 +636,11 @@ async fn req24_a_guest_who_never_stayed_is_erased_whole() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["status"], "completed", "{}", r.text);
     assert_eq!(r.body["retained"], json!([]));
-    assert!(texts(&r.body["erased"]).contains(&"id_number"), "{}", r.text);
+    assert!(
+        texts(&r.body["erased"]).contains(&"id_number"),
+        "{}",
+        r.text
+    );
     assert_eq!(police_mobile(&app, &never).await.0, StatusCode::NOT_FOUND);
     assert_eq!(
         app.columns_containing(&never, |t| !t.starts_with("audit")),
@@ -565,7 +648,8 @@ async fn req24_a_guest_who_never_stayed_is_erased_whole() {
     );
 
     let stayed = app.create_guest(zhang_san()).await;
-    let stay = json!({"fields":{"property":"SHA01","check_in":"2026-11-20","check_out":"2026-11-21"}});
+    let stay =
+        json!({"fields":{"property":"SHA01","check_in":"2026-11-20","check_out":"2026-11-21"}});
     let s = app
         .call(
             Method::POST,

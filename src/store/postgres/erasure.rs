@@ -10,8 +10,8 @@
 
 use tokio_postgres::Row;
 
-use crate::policy::{Action, Permit};
 use crate::crypto::WrappedDek;
+use crate::policy::{Action, Permit};
 use crate::store::rows::AnonymizedStay;
 use crate::store::{DsrRow, GuestStatus, RetentionFacts, StoreError, PLAUSIBLE_HORIZON_DAYS};
 
@@ -341,7 +341,7 @@ pub fn stays_to_anonymize(
     permit: &Permit,
     guest_id: &str,
     stay_ids: &[String],
-) -> Result<Option<(WrappedDek, Vec<(String, Vec<u8>)>)>, StoreError> {
+) -> Result<Option<crate::store::rows::SealedStays>, StoreError> {
     ensure(permit)?;
     let Some(key) = conn.query_opt(
         "SELECT kek_version, wrapped_dek FROM guest_keys WHERE guest_id = $1",
@@ -362,8 +362,15 @@ pub fn stays_to_anonymize(
             out.push((r.try_get(0)?, r.try_get(1)?));
         }
     }
-    let version = u32::try_from(version).map_err(|_| StoreError::Other("bad kek_version".into()))?;
-    Ok(Some((WrappedDek { kek_version: version, bytes: wrapped }, out)))
+    let version =
+        u32::try_from(version).map_err(|_| StoreError::Other("bad kek_version".into()))?;
+    Ok(Some((
+        WrappedDek {
+            kek_version: version,
+            bytes: wrapped,
+        },
+        out,
+    )))
 }
 
 pub fn insert_anonymized_stay(

@@ -6,8 +6,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{DsrRow, GuestStatus, RetentionFacts, StoreError, PLAUSIBLE_HORIZON_DAYS};
 use crate::crypto::WrappedDek;
-use crate::store::rows::AnonymizedStay;
 use crate::policy::{Action, Permit};
+use crate::store::rows::AnonymizedStay;
 
 fn ensure(permit: &Permit) -> Result<(), StoreError> {
     match permit.action() {
@@ -238,11 +238,13 @@ pub fn stays_to_anonymize(
     permit: &Permit,
     guest_id: &str,
     stay_ids: &[String],
-) -> Result<Option<(WrappedDek, Vec<(String, Vec<u8>)>)>, StoreError> {
+) -> Result<Option<crate::store::rows::SealedStays>, StoreError> {
     ensure(permit)?;
     let key = conn
         .prepare_cached("SELECT kek_version, wrapped_dek FROM guest_keys WHERE guest_id = ?1")?
-        .query_row([guest_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+        .query_row([guest_id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
         .optional()?;
     let Some((version, wrapped)) = key else {
         return Ok(None);
@@ -257,8 +259,15 @@ pub fn stays_to_anonymize(
             out.push((id.clone(), ct));
         }
     }
-    let version = u32::try_from(version).map_err(|_| StoreError::Other("bad kek_version".into()))?;
-    Ok(Some((WrappedDek { kek_version: version, bytes: wrapped }, out)))
+    let version =
+        u32::try_from(version).map_err(|_| StoreError::Other("bad kek_version".into()))?;
+    Ok(Some((
+        WrappedDek {
+            kek_version: version,
+            bytes: wrapped,
+        },
+        out,
+    )))
 }
 
 /// Stores an anonymized stay under a random id, linked to nobody.

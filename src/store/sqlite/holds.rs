@@ -84,21 +84,15 @@ pub fn lift(
          WHERE guest_id = ?1 AND hold_id = ?2 AND lifted_at IS NULL",
     )?
     .execute(params![guest_id, hold_id, now, by])?;
-    Ok(c
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM legal_holds WHERE guest_id = ?1 AND hold_id = ?2"
-        ))?
-        .query_row(params![guest_id, hold_id], row_from)
-        .optional()?)
+    Ok(c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM legal_holds WHERE guest_id = ?1 AND hold_id = ?2"
+    ))?
+    .query_row(params![guest_id, hold_id], row_from)
+    .optional()?)
 }
 
 /// Re-applies a lift after a restore: `true` if the hold was there and standing.
-pub fn replay_lift(
-    c: &Connection,
-    hold_id: &str,
-    at: &str,
-    by: &str,
-) -> Result<bool, StoreError> {
+pub fn replay_lift(c: &Connection, hold_id: &str, at: &str, by: &str) -> Result<bool, StoreError> {
     let n = c
         .prepare_cached(
             "UPDATE legal_holds SET lifted_at = ?2, lifted_by = ?3 WHERE hold_id = ?1 AND lifted_at IS NULL",
