@@ -38,6 +38,45 @@ struct Canonical<'a> {
 
 pub const ERASURE_EVENT: &str = "erasure";
 pub const WITHDRAWAL_PREFIX: &str = "consent_withdrawn:";
+/// `legal_hold:<hold_id>:<reason>:<ticket>:<until or empty>`: a legal hold placed (REQ-23).
+/// None of the parts holds a `:` (a UUID, a reason code, a ticket `[A-Za-z0-9._-]`, a date).
+pub const HOLD_PREFIX: &str = "legal_hold:";
+/// `legal_hold_lifted:<hold_id>`.
+pub const HOLD_LIFTED_PREFIX: &str = "legal_hold_lifted:";
+
+/// The ledger event of a placed hold.
+pub fn hold_event(hold: &crate::store::HoldRow) -> String {
+    format!(
+        "{HOLD_PREFIX}{}:{}:{}:{}",
+        hold.hold_id,
+        hold.reason,
+        hold.ticket,
+        hold.until.as_deref().unwrap_or("")
+    )
+}
+
+/// The hold a `legal_hold:` event placed, as a restore re-applies it (placed by
+/// `system:restore` at the event's time).
+pub fn parse_hold(event: &str, guest_id: &str, at: &str) -> Option<crate::store::HoldRow> {
+    let rest = event.strip_prefix(HOLD_PREFIX)?;
+    let mut parts = rest.split(':');
+    let (hold_id, reason, ticket, until) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || hold_id.is_empty() || reason.is_empty() || ticket.is_empty() {
+        return None;
+    }
+    Some(crate::store::HoldRow {
+        hold_id: hold_id.to_string(),
+        guest_id: guest_id.to_string(),
+        reason: reason.to_string(),
+        ticket: ticket.to_string(),
+        until: (!until.is_empty()).then(|| until.to_string()),
+        placed_at: at.to_string(),
+        placed_by: "system:restore".to_string(),
+        lifted_at: None,
+        lifted_by: None,
+    })
+}
 
 fn entry_hash(prev: &[u8], seq: u64, guest_id: &str, event: &str, erased_at: &str) -> [u8; 32] {
     let body = serde_json::to_vec(&Canonical {

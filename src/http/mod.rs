@@ -14,6 +14,7 @@ mod extract;
 pub mod fuzz_bodies;
 mod guests;
 mod health;
+mod holds;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
@@ -61,6 +62,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(consents::router())
         .merge(admin::router())
         .merge(erasure::router())
+        .merge(holds::router())
         .merge(corrections::router())
         .merge(policy::router())
         .merge(audit::router())
@@ -128,6 +130,8 @@ fn route_action(method: &axum::http::Method, route: &str) -> Option<Action> {
         (M::GET, "/v1/guests/{id}/export") => Action::GuestExport,
         (M::POST, "/v1/guests/{id}/erasure") => Action::GuestErase,
         (M::GET, "/v1/erasure-requests/{request_id}") => Action::GuestErase,
+        (M::GET | M::POST, "/v1/guests/{id}/holds") => Action::GuestHold,
+        (M::DELETE, "/v1/guests/{id}/holds/{hold_id}") => Action::GuestHold,
         (M::PATCH | M::DELETE, "/v1/guests/{id}/stays/{stay_id}") => Action::StayCorrect,
         (M::GET, "/v1/dsr-requests" | "/v1/dsr-requests/{request_id}") => Action::CorrectionDecide,
         (

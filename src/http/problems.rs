@@ -269,6 +269,28 @@ problem_sets! {
         500 => ["internal"],
         503 => ["audit_unavailable", "unavailable"],
     }
+    /// `POST /v1/guests/{id}/holds`.
+    HoldPlaceProblems {
+        400 => ["purpose_required", "malformed_json"],
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed"],
+        404 => ["guest_not_found"],
+        413 => ["payload_too_large"],
+        415 => ["unsupported_media_type"],
+        422 => ["validation_failed"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
+    }
+    /// `GET /v1/guests/{id}/holds`, `DELETE .../holds/{hold_id}` (an unknown hold answers
+    /// like an unknown guest).
+    HoldListProblems {
+        400 => ["purpose_required"],
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed"],
+        404 => ["guest_not_found"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
+    }
     /// `GET /v1/erasure-requests?status=overdue`.
     OverdueProblems {
         400 => ["purpose_required"],

@@ -29,6 +29,8 @@ pub enum Action {
     ConsentWrite,
     GuestExport,
     GuestErase,
+    /// Place, list and lift legal holds on a guest (issue 16 §2, REQ-23).
+    GuestHold,
     AuditRead,
     AuditExport,
     AuditVerify,
@@ -46,7 +48,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 24] = [
         Self::GuestCreate,
         Self::GuestRead,
         Self::GuestUpdate,
@@ -60,6 +62,7 @@ impl Action {
         Self::ConsentWrite,
         Self::GuestExport,
         Self::GuestErase,
+        Self::GuestHold,
         Self::AuditRead,
         Self::AuditExport,
         Self::AuditVerify,
@@ -87,6 +90,7 @@ impl Action {
             Self::ConsentWrite => "consent.write",
             Self::GuestExport => "guest.export",
             Self::GuestErase => "guest.erase",
+            Self::GuestHold => "guest.hold",
             Self::AuditRead => "audit.read",
             Self::AuditExport => "audit.export",
             Self::AuditVerify => "audit.verify",
@@ -231,6 +235,8 @@ pub struct AccessPolicy {
     pub roles: BTreeMap<String, Role>,
     /// The reason codes a reveal, a justified search or an officer's export may give.
     pub reasons: BTreeMap<String, super::reasons::Reason>,
+    /// Why a legal hold is placed (`[hold_reasons]`, REQ-23).
+    pub hold_reasons: BTreeMap<String, super::reasons::Reason>,
 }
 
 #[derive(Deserialize)]
@@ -242,6 +248,8 @@ struct RawAccess {
     roles: BTreeMap<String, RawRole>,
     #[serde(default)]
     reasons: BTreeMap<String, super::reasons::RawReason>,
+    #[serde(default)]
+    hold_reasons: BTreeMap<String, super::reasons::RawReason>,
 }
 
 #[derive(Deserialize)]
@@ -281,6 +289,14 @@ impl AccessPolicy {
         };
         let mut policy = Self {
             reasons: super::reasons::parse(file, raw.reasons, errors),
+            // Optional: without any, no legal hold can be placed (422 `unknown_reason`).
+            hold_reasons: super::reasons::parse_table(
+                file,
+                "hold_reasons",
+                raw.hold_reasons,
+                false,
+                errors,
+            ),
             ..Self::default()
         };
         for (name, p) in raw.purposes {

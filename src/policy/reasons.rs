@@ -37,16 +37,30 @@ pub(super) fn parse(
     raw: BTreeMap<String, RawReason>,
     errors: &mut Vec<PolicyError>,
 ) -> BTreeMap<String, Reason> {
-    if raw.is_empty() {
+    parse_table(file, "reasons", raw, true, errors)
+}
+
+/// Validates a table of reason codes (`[reasons.*]`, `[hold_reasons.*]`) the same way;
+/// `required`: at least one must be defined.
+pub(super) fn parse_table(
+    file: &str,
+    table: &str,
+    raw: BTreeMap<String, RawReason>,
+    required: bool,
+    errors: &mut Vec<PolicyError>,
+) -> BTreeMap<String, Reason> {
+    if raw.is_empty() && required {
         errors.push(PolicyError::new(
             file,
-            "reasons",
-            "no reason codes are defined (add `[reasons.<code>]` tables with a `description`)",
+            table,
+            &format!(
+                "no reason codes are defined (add `[{table}.<code>]` tables with a `description`)"
+            ),
         ));
     }
     let mut out = BTreeMap::new();
     for (code, r) in raw {
-        let key = format!("reasons.{code}");
+        let key = format!("{table}.{code}");
         if !super::is_identifier(&code) {
             errors.push(PolicyError::new(
                 file,
@@ -330,7 +344,11 @@ mod tests {
         );
         let none: String = shipped_access()
             .lines()
-            .filter(|l| !l.starts_with("[reasons.") && !l.starts_with("description = "))
+            .filter(|l| {
+                !l.starts_with("[reasons.")
+                    && !l.starts_with("[hold_reasons.")
+                    && !l.starts_with("description = ")
+            })
             .collect::<Vec<_>>()
             .join("\n");
         let errs = load_errors(&none);

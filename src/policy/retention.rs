@@ -44,6 +44,9 @@ pub struct RetentionClass {
     pub withdrawal_purposes: Vec<String>,
     /// Steps inside the period, in order (issue 16 §3): see `policy/stages.rs`.
     pub stages: Vec<super::stages::Stage>,
+    /// Stays only: what an erasure or the end of the period does to a stay is anonymizing it
+    /// (dates, amount and currency kept, linked to nobody) instead of deleting it.
+    pub anonymize: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -76,6 +79,7 @@ struct RawClass {
     withdrawal_purposes: Vec<String>,
     #[serde(default)]
     stages: Vec<super::stages::RawStage>,
+    anonymize: bool,
 }
 
 impl Schedule {
@@ -186,6 +190,7 @@ impl Schedule {
                         basis: c.basis,
                         withdrawal_purposes: c.withdrawal_purposes,
                         stages,
+                        anonymize: c.anonymize,
                     },
                 );
             }
@@ -221,6 +226,15 @@ impl Schedule {
                 "classes",
                 "all stay fields must share one retention class",
             )),
+        }
+        for c in schedule.classes.values() {
+            if c.anonymize && c.name != schedule.stay_class {
+                errors.push(PolicyError::new(
+                    file,
+                    &format!("classes.{}.anonymize", c.name),
+                    "only the class of the stays can anonymize (a guest field is deleted)",
+                ));
+            }
         }
         schedule
     }

@@ -3,6 +3,11 @@
 //! the sweeper deletes it. The reply is a receipt naming what was erased and what was kept,
 //! with the legal basis and end date. Receipts are found later by request id, and a repeated
 //! request returns the latest receipt.
+//!
+//! A legal hold (REQ-23, `service/holds.rs`) that stands when the erasure is decided keeps
+//! everything the erasure would delete: the guest is restricted, nothing is deleted, and the
+//! receipt names the hold's reason and ticket as the basis. Once the hold is lifted or lapses,
+//! a repeated request or the next retention sweep finishes the erasure.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +19,7 @@ use super::{Caller, Vault, VaultError};
 use crate::audit::Outcome;
 use crate::domain::retention::kept_until;
 use crate::policy::{Action, Anchor, Basis, FieldScope, Policies};
-use crate::store::{self, DsrRow, GuestStatus, RetentionFacts};
+use crate::store::{self, DsrRow, GuestStatus, HoldRow, RetentionFacts};
 
 /// What an erasure request or a retention sweep does to one guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,14 +40,38 @@ pub(crate) struct Plan {
     pub kept_stays: Vec<(String, Date)>,
     /// Deleted per class: (fields, stays).
     pub by_class: BTreeMap<String, (u64, u64)>,
+    /// (field, class) an active legal hold keeps from deletion (see [`withhold`]).
+    pub held_fields: Vec<(String, String)>,
+    /// Stay ids an active legal hold keeps from deletion.
+    pub held_stays: Vec<String>,
 }
 
 impl Plan {
     /// Nothing would remain: the whole guest is crypto-shredded.
     pub fn shreds_guest(&self) -> bool {
-        self.kept_fields.is_empty() && self.kept_stays.is_empty()
+        self.kept_fields.is_empty()
+            && self.kept_stays.is_empty()
+            && self.held_fields.is_empty()
+            && self.held_stays.is_empty()
     }
 }
+
+/// A legal hold that stands (REQ-23; PIPL Art. 47(2)) keeps everything `plan` would delete:
+/// it is restricted with the rest, nothing is deleted and the guest is not shredded.
+pub(crate) fn withhold(p: &Policies, plan: &mut Plan) {
+    for field in plan.delete_fields.drain(..) {
+        let class = p
+            .catalog
+            .get(FieldScope::Guest, &field)
+            .map_or_else(|| "(unclassified)".to_string(), |s| s.category.clone());
+        plan.held_fields.push((field, class));
+    }
+    plan.held_stays.append(&mut plan.delete_stays);
+    plan.by_class.clear();
+}
+
+/// What `until` says of data kept by a hold without an end date.
+pub const UNTIL_LIFTED: &str = "until_lifted";
 
 pub(crate) fn date_of(ts: &str) -> Option<Date> {
     crate::domain::pii::parse_date(ts.get(..10)?).ok()
@@ -57,6 +86,9 @@ pub(crate) fn plan(p: &Policies, f: &RetentionFacts, today: Date, mode: Mode) ->
         .as_deref()
         .and_then(date_of)
         .unwrap_or(created);
+    // No stay recorded, ever: `last_checkout` is set by the first stay and kept when stays are
+    // erased; a stay deleted as entered in error clears it with the stay.
+    let stayed = f.last_checkout.is_some() || !f.stays.is_empty();
     let mut out = Plan::default();
     for field in &f.fields {
         let class = p
@@ -87,7 +119,11 @@ pub(crate) fn plan(p: &Policies, f: &RetentionFacts, today: Date, mode: Mode) ->
                 .unwrap_or(Date::MAX),
         };
         let keep = match mode {
-            Mode::Erasure => class.statutory && today <= until,
+            // A statutory class that runs from the last check-out (the lodging registration)
+            // has nothing to keep for a guest who never stayed (issue 16 §3).
+            Mode::Erasure => {
+                class.statutory && today <= until && (class.after != Anchor::LastCheckout || stayed)
+            }
             Mode::Sweep => {
                 // Withdrawal ends the period at once, except for what another basis still
                 // needs (REQ-25; PIPL Art. 13, 15, 47(1)(3)).
@@ -177,6 +213,10 @@ pub struct Receipt {
     pub received_at: String,
     pub completed_at: String,
     pub due_at: String,
+    /// The legal holds that stood when the erasure was decided and keep what `retained` marks
+    /// `held_by` (REQ-23). Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<HoldBasis>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -185,7 +225,8 @@ pub struct Retained {
     pub field: String,
     pub class: String,
     pub basis: String,
-    /// The last day it is kept; the sweeper deletes it after.
+    /// The last day it is kept; the sweeper deletes it after. For data kept by a legal hold:
+    /// the hold's last day, or `until_lifted` for a hold without one.
     pub until: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<usize>,
@@ -196,6 +237,21 @@ pub struct Retained {
     /// The stages still to come before `until`, with their first day.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub next_stages: Vec<super::stages::NextStage>,
+    /// The ids of the legal holds that keep it (it would be deleted otherwise). Absent when
+    /// none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_by: Vec<String>,
+}
+
+/// A legal hold as an erasure receipt names it: the basis of what it keeps.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HoldBasis {
+    pub hold_id: String,
+    /// A code of `[hold_reasons]` in `access.toml`.
+    pub reason: String,
+    pub ticket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 /// A data-subject request past its due date (`GET /v1/erasure-requests?status=overdue`).
@@ -208,9 +264,42 @@ pub struct OverdueRequest {
     pub due_at: String,
 }
 
+/// The basis text of data kept by `holds`: each hold's reason code, its description and ticket.
+fn hold_basis(p: &Policies, holds: &[HoldRow]) -> String {
+    let each: Vec<String> = holds
+        .iter()
+        .map(|h| {
+            let what = p
+                .access
+                .hold_reasons
+                .get(&h.reason)
+                .map_or("", |r| r.description.as_str());
+            format!("legal hold `{}` ({what}), ticket {}", h.reason, h.ticket)
+        })
+        .collect();
+    format!(
+        "Kept under {} (PIPL Art. 47(2)); deleted once lifted",
+        each.join("; ")
+    )
+}
+
+/// The last day data kept by `holds` is kept: the latest `until`, or `until_lifted` when one
+/// hold has none.
+fn held_until(holds: &[HoldRow]) -> String {
+    if holds.iter().any(|h| h.until.is_none()) {
+        return UNTIL_LIFTED.to_string();
+    }
+    holds
+        .iter()
+        .filter_map(|h| h.until.clone())
+        .max()
+        .unwrap_or_else(|| UNTIL_LIFTED.to_string())
+}
+
 fn receipt_for(
     p: &Policies,
     plan: &Plan,
+    holds: &[HoldRow],
     request_id: &str,
     received_at: &str,
     now: &str,
@@ -237,6 +326,7 @@ fn receipt_for(
             count: None,
             stage: None,
             next_stages: Vec::new(),
+            held_by: Vec::new(),
         })
         .collect();
     if let Some(last) = plan.kept_stays.iter().map(|(_, u)| *u).max() {
@@ -247,6 +337,32 @@ fn receipt_for(
             class,
             until: last.to_string(),
             count: Some(plan.kept_stays.len()),
+            stage: None,
+            next_stages: Vec::new(),
+            held_by: Vec::new(),
+        });
+    }
+    let held_by: Vec<String> = holds.iter().map(|h| h.hold_id.clone()).collect();
+    for (field, class) in &plan.held_fields {
+        retained.push(Retained {
+            field: field.clone(),
+            class: class.clone(),
+            basis: hold_basis(p, holds),
+            until: held_until(holds),
+            count: None,
+            held_by: held_by.clone(),
+            stage: None,
+            next_stages: Vec::new(),
+        });
+    }
+    if !plan.held_stays.is_empty() {
+        retained.push(Retained {
+            field: "stays".into(),
+            class: p.retention.stay_class.clone(),
+            basis: hold_basis(p, holds),
+            until: held_until(holds),
+            count: Some(plan.held_stays.len()),
+            held_by: held_by.clone(),
             stage: None,
             next_stages: Vec::new(),
         });
@@ -264,19 +380,111 @@ fn receipt_for(
         received_at: received_at.to_string(),
         completed_at: now.to_string(),
         due_at: due.to_string(),
+        holds: if plan.held_fields.is_empty() && plan.held_stays.is_empty() {
+            Vec::new()
+        } else {
+            holds
+                .iter()
+                .map(|h| HoldBasis {
+                    hold_id: h.hold_id.clone(),
+                    reason: h.reason.clone(),
+                    ticket: h.ticket.clone(),
+                    until: h.until.clone(),
+                })
+                .collect()
+        },
     }
 }
 
-/// Applies a plan inside the writer transaction: delete, then shred or restrict.
+/// The receipt of an erasure a legal hold held back, once the sweeper deleted what the hold
+/// kept: those items move to `erased`, the holds go, and the status follows what is left.
+/// Returns the new status and receipt.
+pub(crate) fn release_receipt(receipt: &str, now: &str) -> Option<(String, String)> {
+    let mut r: Receipt = serde_json::from_str(receipt).ok()?;
+    let (held, kept): (Vec<Retained>, Vec<Retained>) =
+        r.retained.drain(..).partition(|k| !k.held_by.is_empty());
+    r.retained = kept;
+    for k in held {
+        if !r.erased.contains(&k.field) {
+            r.erased.push(k.field);
+        }
+    }
+    r.holds.clear();
+    r.status = if r.retained.is_empty() {
+        "completed"
+    } else {
+        "partially_completed"
+    }
+    .into();
+    r.completed_at = now.to_string();
+    Some((r.status.clone(), serde_json::to_string(&r).ok()?))
+}
+
+/// Whether a receipt is of an erasure a legal hold held back.
+pub(crate) fn held_back(receipt: &str) -> bool {
+    serde_json::from_str::<Receipt>(receipt).is_ok_and(|r| !r.holds.is_empty())
+}
+
+/// Applies a plan inside the writer transaction: delete (stays are anonymized first when
+/// their class says `anonymize`), then shred or restrict.
 pub(crate) fn apply_plan(
     c: &store::Conn,
+    p: &Policies,
+    keys: &crate::crypto::Keyring,
     permit: &crate::policy::Permit,
     gid: &str,
     plan: &Plan,
 ) -> Result<(), store::StoreError> {
     store::erase_fields(c, permit, gid, &plan.delete_fields)?;
     store::clear_pseudonymized(c, gid, &plan.delete_fields)?;
+    let anonymize = p
+        .retention
+        .class(&p.retention.stay_class)
+        .is_some_and(|c| c.anonymize);
+    if anonymize && !plan.delete_stays.is_empty() {
+        anonymize_stays(c, keys, permit, gid, &plan.delete_stays)?;
+    }
     store::erase_stays(c, permit, gid, &plan.delete_stays)?;
+    Ok(())
+}
+
+/// Stores each stay's check-in and check-out dates, amount and currency in
+/// `anonymized_stays`, linked to nobody (legal analysis §(b) #8; PIPL Art. 73(4)); the caller
+/// then deletes the stays.
+fn anonymize_stays(
+    c: &store::Conn,
+    keys: &crate::crypto::Keyring,
+    permit: &crate::policy::Permit,
+    gid: &str,
+    stay_ids: &[String],
+) -> Result<(), store::StoreError> {
+    let other = |e: String| store::StoreError::Other(e);
+    let Some((wrapped, stays)) = store::stays_to_anonymize(c, permit, gid, stay_ids)? else {
+        return Ok(());
+    };
+    let dek = keys
+        .unwrap_dek(&wrapped, gid)
+        .map_err(|e| other(e.to_string()))?;
+    let cipher = crate::crypto::FieldCipher::new(&dek, gid);
+    for (stay_id, ct) in stays {
+        let bytes = zeroize::Zeroizing::new(
+            cipher
+                .open(&format!("stay:{stay_id}"), &ct)
+                .map_err(|e| other(e.to_string()))?,
+        );
+        let doc: BTreeMap<String, String> =
+            serde_json::from_slice(&bytes).map_err(|e| other(e.to_string()))?;
+        store::insert_anonymized_stay(
+            c,
+            permit,
+            &store::AnonymizedStay {
+                check_in: doc.get("check_in").cloned(),
+                check_out: doc.get("check_out").cloned(),
+                amount: doc.get("amount").cloned(),
+                currency: doc.get("currency").cloned(),
+            },
+        )?;
+    }
     Ok(())
 }
 
@@ -347,6 +555,8 @@ impl Vault {
         };
         let job_subject = subject.clone();
         let ledger = self.ledger.clone();
+        let keys = self.keys();
+        let today_s = today.to_string();
         let outcome = self
             .writer
             .execute(move |c| {
@@ -366,7 +576,11 @@ impl Vault {
                     .map(|sf| sf.pseudonymized)
                     .unwrap_or_default();
                 super::stages::with_pseudonymized(&mut facts, &pseudonymized);
-                let plan = plan(&policies, &facts, today, Mode::Erasure);
+                let holds = store::holds::active(c, &gid, &today_s)?;
+                let mut plan = plan(&policies, &facts, today, Mode::Erasure);
+                if !holds.is_empty() {
+                    withhold(&policies, &mut plan);
+                }
                 let nothing_new = plan.delete_fields.is_empty() && plan.delete_stays.is_empty();
                 if facts.status == GuestStatus::Restricted && nothing_new && !plan.shreds_guest() {
                     // Asked again while restricted, with nothing more to delete: the request
@@ -375,7 +589,7 @@ impl Vault {
                         return Ok(Erased::Repeat(row));
                     }
                 }
-                apply_plan(c, &permit, &gid, &plan)?;
+                apply_plan(c, &policies, &keys, &permit, &gid, &plan)?;
                 // Before the commit, so a restore can never forget this erasure (REQ-27).
                 ledger
                     .append(&gid, crate::ledger::ERASURE_EVENT, &now)
@@ -385,7 +599,8 @@ impl Vault {
                 } else {
                     store::set_status(c, &permit, &gid, GuestStatus::Restricted)?;
                 }
-                let mut receipt = receipt_for(&policies, &plan, &request_id, &now, &now, due);
+                let mut receipt =
+                    receipt_for(&policies, &plan, &holds, &request_id, &now, &now, due);
                 super::stages::annotate_receipt(
                     &policies,
                     &facts,
@@ -410,10 +625,16 @@ impl Vault {
                 )?;
                 event.fields = receipt.erased.clone();
                 let kept: Vec<&str> = receipt.retained.iter().map(|r| r.field.as_str()).collect();
+                let held: Vec<&str> = receipt.holds.iter().map(|h| h.hold_id.as_str()).collect();
                 event.reason = Some(format!(
-                    "erasure {} ({reason}); restricted: [{}]",
+                    "erasure {} ({reason}); restricted: [{}]{}",
                     receipt.status,
-                    kept.join(",")
+                    kept.join(","),
+                    if held.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; legal hold: [{}]", held.join(","))
+                    }
                 ));
                 crate::audit::append(c, event)?;
                 Ok(Erased::Done(Box::new(receipt)))
@@ -592,6 +813,8 @@ mod tests {
         }
     }
 
+    /// REQ-24; issue 16 §3: the stay period is a business choice (not statutory), so an
+    /// erasure deletes the stays while identity is restricted.
     #[test]
     fn erasure_keeps_statutory_data_inside_its_period_and_deletes_the_rest() {
         let p = Policies::load(None).unwrap();
@@ -606,7 +829,8 @@ mod tests {
             plan.kept_fields[0],
             ("id_number".into(), "identity".into(), date!(2029 - 11 - 23))
         );
-        assert_eq!(plan.kept_stays, vec![("s1".into(), date!(2029 - 11 - 23))]);
+        assert_eq!(plan.kept_stays, vec![]);
+        assert_eq!(plan.delete_stays, vec!["s1"]);
         assert!(!plan.shreds_guest());
         // After the statutory period everything goes.
         let plan = super::plan(&p, &f, date!(2029 - 11 - 24), Mode::Erasure);
@@ -784,5 +1008,101 @@ mod tests {
         );
         let e = Policies::from_sources(&s).unwrap_err().to_string();
         assert!(e.contains("classes.identity.withdrawal_purposes"), "{e}");
+    }
+
+    /// Issue 16 §3 (REQ-24): a guest who never stayed has no lodging registration to keep, so
+    /// an erasure deletes its identity data too; a guest whose stays are gone but who stayed
+    /// (`last_checkout` set) keeps it for its period.
+    #[test]
+    fn a_guest_who_never_stayed_has_no_registration_to_keep() {
+        let p = Policies::load(None).unwrap();
+        let never = facts(&["id_number", "full_name", "mobile"], None, &[]);
+        let plan = plan(&p, &never, date!(2026 - 11 - 24), Mode::Erasure);
+        assert_eq!(plan.delete_fields, vec!["id_number", "full_name", "mobile"]);
+        assert!(plan.shreds_guest());
+        let stayed = facts(&["id_number", "full_name"], Some("2026-11-23"), &[]);
+        let plan = super::plan(&p, &stayed, date!(2026 - 11 - 24), Mode::Erasure);
+        assert!(plan.delete_fields.is_empty(), "{:?}", plan.delete_fields);
+        assert_eq!(plan.kept_fields.len(), 2);
+        // The sweeper is unchanged: the period still runs from creation for a guest without stays.
+        let swept = super::plan(&p, &never, date!(2026 - 11 - 24), Mode::Sweep);
+        assert!(swept.delete_fields.is_empty());
+    }
+
+    /// REQ-23: an active hold keeps everything the erasure would delete, and the guest is not
+    /// shredded even when nothing statutory remains.
+    #[test]
+    fn a_hold_keeps_what_an_erasure_would_delete() {
+        let p = Policies::load(None).unwrap();
+        let f = facts(&["mobile", "email"], None, &[("s1", "2026-11-23")]);
+        let mut plan = plan(&p, &f, date!(2026 - 11 - 24), Mode::Erasure);
+        assert!(plan.shreds_guest());
+        withhold(&p, &mut plan);
+        assert!(plan.delete_fields.is_empty() && plan.delete_stays.is_empty());
+        assert!(plan.by_class.is_empty());
+        assert_eq!(
+            plan.held_fields,
+            vec![
+                ("mobile".to_string(), "contact".to_string()),
+                ("email".to_string(), "contact".to_string())
+            ]
+        );
+        assert_eq!(plan.held_stays, vec!["s1"]);
+        assert!(!plan.shreds_guest());
+    }
+
+    #[test]
+    fn only_the_stay_class_can_anonymize() {
+        let p = policies_with("retention", "anonymize = false", "anonymize = true");
+        assert!(p.retention.class("stays").unwrap().anonymize);
+        let mut s = crate::policy::Sources::embedded();
+        s.retention.1 = s.retention.1.replacen(
+            "statutory = false\nbasis = \"Post-stay",
+            "statutory = false\nanonymize = true\nbasis = \"Post-stay",
+            1,
+        );
+        let e = Policies::from_sources(&s).unwrap_err().to_string();
+        assert!(e.contains("classes.contact.anonymize"), "{e}");
+    }
+
+    /// A receipt a hold held back, released by the sweeper: the held items move to `erased`.
+    #[test]
+    fn releasing_a_held_receipt_moves_the_held_items_to_erased() {
+        let p = Policies::load(None).unwrap();
+        let f = facts(&["id_number", "mobile"], Some("2026-11-23"), &[]);
+        let mut plan = plan(&p, &f, date!(2026 - 11 - 24), Mode::Erasure);
+        withhold(&p, &mut plan);
+        let hold = HoldRow {
+            hold_id: "h1".into(),
+            guest_id: "g".into(),
+            reason: "litigation".into(),
+            ticket: "CASE-7".into(),
+            until: None,
+            placed_at: "2026-11-24T00:00:00.000000Z".into(),
+            placed_by: "officer".into(),
+            lifted_at: None,
+            lifted_by: None,
+        };
+        let r = receipt_for(&p, &plan, &[hold], "r", "t", "t", date!(2026 - 12 - 15));
+        let mobile = r.retained.iter().find(|k| k.field == "mobile").unwrap();
+        assert!(
+            mobile.basis.contains("legal hold `litigation`"),
+            "{}",
+            mobile.basis
+        );
+        assert!(mobile.basis.contains("CASE-7"), "{}", mobile.basis);
+        assert_eq!(mobile.until, UNTIL_LIFTED);
+        assert_eq!(mobile.held_by, vec!["h1"]);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(held_back(&json));
+        let (status, released) = release_receipt(&json, "later").unwrap();
+        assert_eq!(status, "partially_completed");
+        let released: Receipt = serde_json::from_str(&released).unwrap();
+        assert_eq!(released.erased, vec!["mobile"]);
+        assert_eq!(released.retained.len(), 1);
+        assert_eq!(released.retained[0].field, "id_number");
+        assert!(
+            released.holds.is_empty() && !held_back(&serde_json::to_string(&released).unwrap())
+        );
     }
 }

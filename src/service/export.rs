@@ -63,13 +63,14 @@ impl Vault {
         }
         let permit = grant.permit();
         let read_gid = gid.clone();
-        let (stays, consents, stage_facts) = self
+        let (stays, consents, stage_facts, holds) = self
             .readers
             .run(move |c| {
                 Ok((
                     store::list_stays(c, &permit, &read_gid)?,
                     super::consents::ledger(c, &read_gid)?,
                     store::stage_facts(c, &read_gid)?,
+                    store::holds::list(c, &read_gid)?,
                 ))
             })
             .await?;
@@ -110,6 +111,13 @@ impl Vault {
                 }));
             }
         }
+        // The legal holds on the guest's data (REQ-23): reason, ticket, dates and status, not
+        // the officers' ids.
+        let today = self.today().to_string();
+        let holds: Vec<super::HoldView> = holds
+            .into_iter()
+            .map(|h| super::HoldView::of(h, &today, false))
+            .collect();
         let dek = self.open_dek(&sealed.wrapped_dek, &gid)?;
         let cipher = FieldCipher::new(&dek, &gid);
         let mut stay_list = Vec::new();
@@ -132,6 +140,7 @@ impl Vault {
             "stays": stay_list,
             "consents": { "current": consents.0, "history": consents.1 },
             "retention_stages": retention_stages,
+            "holds": holds,
             "processing": self.processing_explanation(),
         });
         // Recorded as an access request (REQ-32) and audited.

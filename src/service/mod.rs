@@ -13,6 +13,7 @@ mod erasure;
 mod export;
 mod fields;
 mod guests;
+mod holds;
 mod key_schedule;
 mod keys;
 mod nodes;
@@ -36,9 +37,10 @@ pub use corrections::{
     CorrectionDecision, CorrectionDetail, CorrectionReceipt, CorrectionSummary, UpdateOutcome,
     REGISTERED_PREFIX,
 };
-pub use erasure::{OverdueRequest, Receipt, Retained, ERASURE_REASONS};
+pub use erasure::{HoldBasis, OverdueRequest, Receipt, Retained, ERASURE_REASONS, UNTIL_LIFTED};
 pub use export::EXPORT_FORMAT;
 pub use guests::{CreatedGuest, GuestView, NewGuest, RevealView};
+pub use holds::{HoldInput, HoldList, HoldView};
 pub use key_schedule::{KeySchedule, ScheduleOutcome, KEY_SCHEDULE_ACTOR, KEY_SCHEDULE_CHECK};
 pub use keys::{
     wait_until_keyring_settled, KekVersionStatus, KeySource, KeyStatus, RotationClaim,

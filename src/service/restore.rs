@@ -1,6 +1,6 @@
 //! Restore support: re-applying the erasure ledger to a restored database (REQ-27).
 
-use super::erasure::{apply_plan, date_of, plan, Mode};
+use super::erasure::{apply_plan, date_of, plan, withhold, Mode};
 use super::{Vault, VaultError};
 use crate::audit::Outcome;
 use crate::policy::Action;
@@ -41,7 +41,7 @@ impl Vault {
         entries: &[crate::ledger::LedgerEntry],
     ) -> Result<u64, VaultError> {
         let counts = self.replay_ledger(entries).await?;
-        Ok(counts.erasures + counts.withdrawals)
+        Ok(counts.erasures + counts.withdrawals + counts.holds)
     }
 
     /// [`Vault::replay_erasures`], counted by kind. After a replay that shredded anything the
@@ -52,6 +52,16 @@ impl Vault {
     ) -> Result<ReplayCounts, VaultError> {
         let mut counts = ReplayCounts::default();
         for entry in entries {
+            if entry.event.starts_with(crate::ledger::HOLD_PREFIX)
+                || entry.event.starts_with(crate::ledger::HOLD_LIFTED_PREFIX)
+            {
+                if self.replay_hold(entry).await? {
+                    counts.holds += 1;
+                } else {
+                    counts.unchanged += 1;
+                }
+                continue;
+            }
             if let Some(purpose) = entry.event.strip_prefix(crate::ledger::WITHDRAWAL_PREFIX) {
                 if self.replay_withdrawal(entry, purpose).await? {
                     counts.withdrawals += 1;
@@ -73,6 +83,8 @@ impl Vault {
             let policies = self.policies.clone();
             let now = self.now_ts();
             let erased_at = entry.erased_at.clone();
+            let keys = self.keys();
+            let day = today.to_string();
             let done = self
                 .writer
                 .execute(move |c| {
@@ -87,7 +99,12 @@ impl Vault {
                     let permit = crate::policy::Permit::system_unchecked(
                         crate::policy::SystemJob::ErasureReplay,
                     );
-                    let plan = plan(&policies, &facts, today, Mode::Erasure);
+                    // A hold that stood on the erasure's day (in the snapshot, or re-applied from
+                    // the ledger before this entry) held it back then: it does now too.
+                    let mut plan = plan(&policies, &facts, today, Mode::Erasure);
+                    if !store::holds::active(c, &gid, &day)?.is_empty() {
+                        withhold(&policies, &mut plan);
+                    }
                     let changes = !plan.delete_fields.is_empty()
                         || !plan.delete_stays.is_empty()
                         || plan.shreds_guest()
@@ -96,7 +113,7 @@ impl Vault {
                         // Erased (restricted) before the snapshot was taken: already in it.
                         return Ok(false);
                     }
-                    apply_plan(c, &permit, &gid, &plan)?;
+                    apply_plan(c, &policies, &keys, &permit, &gid, &plan)?;
                     if plan.shreds_guest() {
                         store::shred_guest(c, &permit, &gid)?;
                     } else {
@@ -146,6 +163,8 @@ pub struct ReplayCounts {
     pub erasures: u64,
     /// Withdrawals re-applied: the consent was granted again in the database.
     pub withdrawals: u64,
+    /// Legal holds placed or lifted again (REQ-23): the snapshot predates them.
+    pub holds: u64,
     /// Entries that found nothing to do (already applied, or an entry of an unknown kind).
     pub unchanged: u64,
 }
@@ -185,6 +204,64 @@ impl Vault {
                         reason: Some(format!(
                             "consent withdrawn: {purpose} (re-applied after restore)"
                         )),
+                        rules: vec![],
+                        justification: None,
+                        value_hashes: Vec::new(),
+                    },
+                )?;
+                Ok(true)
+            })
+            .await
+            .map_err(VaultError::from_write)
+    }
+}
+
+impl Vault {
+    /// Places or lifts a legal hold again if the restored database predates it (REQ-23): a
+    /// hold placed after the snapshot must hold back the erasures replayed after it, and a
+    /// lift after the snapshot must not leave the hold standing.
+    async fn replay_hold(&self, entry: &crate::ledger::LedgerEntry) -> Result<bool, VaultError> {
+        let Some(gid) = crate::domain::GuestId::parse(&entry.guest_id) else {
+            return Ok(false);
+        };
+        let gid = gid.as_str().to_string();
+        let at = entry.erased_at.clone();
+        let event = entry.event.clone();
+        let now = self.now_ts();
+        self.writer
+            .execute(move |c| {
+                let (changed, what) =
+                    if let Some(rest) = event.strip_prefix(crate::ledger::HOLD_LIFTED_PREFIX) {
+                        (
+                            store::holds::replay_lift(c, rest, &at, "system:restore")?,
+                            format!("legal hold {rest} lifted (re-applied after restore)"),
+                        )
+                    } else {
+                        let Some(hold) = crate::ledger::parse_hold(&event, &gid, &at) else {
+                            return Ok(false);
+                        };
+                        let what = format!(
+                            "legal hold {} placed: {} (re-applied after restore)",
+                            hold.hold_id, hold.reason
+                        );
+                        (store::holds::place(c, &hold)?, what)
+                    };
+                if !changed {
+                    return Ok(false);
+                }
+                crate::audit::append(
+                    c,
+                    crate::audit::NewEvent {
+                        ts: now,
+                        request_id: format!("restore-{}", uuid::Uuid::new_v4()),
+                        actor: "system:restore".into(),
+                        role: "system".into(),
+                        purpose: None,
+                        action: "hold.replay".into(),
+                        guest_id: Some(gid),
+                        fields: vec![],
+                        outcome: Outcome::Allowed,
+                        reason: Some(what),
                         rules: vec![],
                         justification: None,
                         value_hashes: Vec::new(),

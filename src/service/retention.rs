@@ -33,6 +33,8 @@ pub struct SweepReport {
     pub guests_affected: u64,
     /// Guests crypto-shredded because nothing remained.
     pub guests_erased: u64,
+    /// Guests skipped because a legal hold stands (REQ-23).
+    pub guests_held: u64,
     pub classes: BTreeMap<String, ClassCount>,
     /// Retention stages applied (or, in a dry run, due): class → stage action (`restrict`,
     /// `pseudonymize`) → guests (issue 16 §3).
@@ -44,6 +46,7 @@ impl SweepReport {
         self.guests_checked += other.guests_checked;
         self.guests_affected += other.guests_affected;
         self.guests_erased += other.guests_erased;
+        self.guests_held += other.guests_held;
         for (k, v) in other.classes {
             let e = self.classes.entry(k).or_default();
             e.fields += v.fields;
@@ -111,6 +114,8 @@ impl Vault {
             let policies = self.policies.clone();
             let request_id = request_id.to_string();
             let now = now.clone();
+            let keys = self.keys();
+            let today_s = today.to_string();
             let batch = self
                 .writer
                 .execute(move |c| {
@@ -121,6 +126,23 @@ impl Vault {
                             continue;
                         };
                         r.guests_checked += 1;
+                        // Legal holds (REQ-23, issue 16 §2): a held guest loses nothing; an
+                        // erasure a hold held back finishes once the hold is lifted or lapses.
+                        if !store::holds::active(c, &gid, &today_s)?.is_empty() {
+                            r.guests_held += 1;
+                            continue;
+                        }
+                        let held_back = match facts.status {
+                            store::GuestStatus::Restricted => store::latest_erasure(c, &subject)?
+                                .filter(|row| row.status == "partially_completed")
+                                .filter(|row| super::erasure::held_back(&row.receipt)),
+                            _ => None,
+                        };
+                        let mode = if held_back.is_some() {
+                            Mode::Erasure
+                        } else {
+                            Mode::Sweep
+                        };
                         // Stages first (issue 16 §3): what the plan below then deletes at the
                         // end of a period needs no stage.
                         let staged = super::stages::sweep_guest(
@@ -141,7 +163,7 @@ impl Vault {
                                 .entry(a.action.as_str().to_string())
                                 .or_default() += 1;
                         }
-                        let plan = plan(&policies, &facts, today, Mode::Sweep);
+                        let plan = plan(&policies, &facts, today, mode);
                         // Nothing left to keep (even a guest whose every field was removed by
                         // corrections): the whole guest goes, consents and data key included.
                         let shred = plan.shreds_guest();
@@ -160,7 +182,20 @@ impl Vault {
                         if dry_run {
                             continue;
                         }
-                        apply_plan(c, &permit, &gid, &plan)?;
+                        apply_plan(c, &policies, &keys, &permit, &gid, &plan)?;
+                        if let (Some(row), false) = (&held_back, shred) {
+                            if let Some((status, receipt)) =
+                                super::erasure::release_receipt(&row.receipt, &now)
+                            {
+                                store::rewrite_receipt(
+                                    c,
+                                    &row.request_id,
+                                    &status,
+                                    &now,
+                                    &receipt,
+                                )?;
+                            }
+                        }
                         if shred {
                             store::shred_guest(c, &permit, &gid)?;
                             // A restricted guest's erasure request is now fully done.

@@ -38,8 +38,8 @@ pub use handles::{CommitBarrier, Db, PreCommitHook, Readers, Writer};
 pub use health::{CommitHealth, Fault, WriterStats, FAULTS};
 pub use location::{Location, StartOptions, Started};
 pub use rows::{
-    DsrRow, FieldStage, GuestStatus, PendingCorrection, RetentionFacts, SealedGuest, SealedStay,
-    StageFacts, Staging, PLAUSIBLE_HORIZON_DAYS,
+    AnonymizedStay, DsrRow, FieldStage, GuestStatus, HoldRow, PendingCorrection, RetentionFacts,
+    SealedGuest, SealedStay, StageFacts, Staging, PLAUSIBLE_HORIZON_DAYS,
 };
 pub use sqlite::{ReadGate, DEFAULT_WAL_MAX_BYTES, GATE_WAIT};
 
@@ -103,6 +103,25 @@ seam! {
     fn latest_erasure(subject: &[u8]) -> Result<Option<DsrRow>, StoreError>;
     fn overdue_dsr(today: &str) -> Result<Vec<DsrRow>, StoreError>;
     fn complete_erasures(subject: &[u8], now: &str, receipt_fn: impl Fn(&str) -> String) -> Result<(), StoreError>;
+    /// The data key and ciphertext of stays about to be anonymized (issue 16 §3).
+    fn stays_to_anonymize(permit: &Permit, guest_id: &str, stay_ids: &[String]) -> Result<Option<crate::store::rows::SealedStays>, StoreError>;
+    fn insert_anonymized_stay(permit: &Permit, stay: &AnonymizedStay) -> Result<(), StoreError>;
+    fn rewrite_receipt(request_id: &str, status: &str, now: &str, receipt: &str) -> Result<(), StoreError>;
+}
+
+/// Legal holds (REQ-23): place, list, lift, and re-apply after a restore.
+pub mod holds {
+    use super::{Conn, StoreError};
+    use crate::store::rows::HoldRow;
+
+    seam! {
+        (super::sqlite::holds), (super::postgres::holds);
+        fn place(hold: &HoldRow) -> Result<bool, StoreError>;
+        fn list(guest_id: &str) -> Result<Vec<HoldRow>, StoreError>;
+        fn active(guest_id: &str, today: &str) -> Result<Vec<HoldRow>, StoreError>;
+        fn lift(guest_id: &str, hold_id: &str, now: &str, by: &str) -> Result<Option<HoldRow>, StoreError>;
+        fn replay_lift(hold_id: &str, at: &str, by: &str) -> Result<bool, StoreError>;
+    }
 }
 
 // Retention stages (issue 16 §3): what the sweeper applied, and pseudonymized fields.

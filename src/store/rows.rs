@@ -166,3 +166,42 @@ pub struct ConsentChange {
     pub(crate) notice_version: Option<String>,
     pub(crate) channel: Option<String>,
 }
+
+/// A legal hold on a guest (REQ-23): a reason code, a ticket id, an optional last day. No
+/// personal data: the codes come from the policy and the ticket is a case id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct HoldRow {
+    pub hold_id: String,
+    #[serde(skip)]
+    pub guest_id: String,
+    /// A code of `[hold_reasons]` in `access.toml`.
+    pub reason: String,
+    /// The case or ticket id, `[A-Za-z0-9._-]{1,40}`.
+    pub ticket: String,
+    /// The last day the hold stands (it lapses the day after); none: until lifted.
+    pub until: Option<String>,
+    pub placed_at: String,
+    /// The token `sub` of the officer who placed it.
+    pub placed_by: String,
+    pub lifted_at: Option<String>,
+    pub lifted_by: Option<String>,
+}
+
+impl HoldRow {
+    /// Whether the hold stands on `today` (`YYYY-MM-DD`): not lifted, and `until` not passed.
+    pub fn is_active(&self, today: &str) -> bool {
+        self.lifted_at.is_none() && self.until.as_deref().is_none_or(|u| u >= today)
+    }
+}
+
+/// A guest's wrapped data key and the (stay id, ciphertext) of some of its stays.
+pub type SealedStays = (WrappedDek, Vec<(String, Vec<u8>)>);
+
+/// An anonymized stay: dates, amount and currency, linked to nobody.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnonymizedStay {
+    pub check_in: Option<String>,
+    pub check_out: Option<String>,
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+}

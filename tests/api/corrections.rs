@@ -458,6 +458,20 @@ async fn a_guest_corrects_contact_data_but_only_requests_identity_corrections() 
 async fn registered_values_outlive_an_erasure_request_until_their_class_is_swept() {
     let app = spawn_app().await;
     let id = app.create_guest(zhang_san()).await;
+    // Issue 16 §3: a guest who never stayed keeps no registration; this one stayed.
+    let today = time::OffsetDateTime::now_utc().date();
+    let stay = json!({"fields":{"property":"SHA01","check_in":today.to_string(),
+        "check_out":today.next_day().unwrap().to_string()}});
+    let s = app
+        .call(
+            Method::POST,
+            &format!("/v1/guests/{id}/stays"),
+            Some("pms"),
+            Some("check_in"),
+            Some(stay),
+        )
+        .await;
+    assert_eq!(s.status, StatusCode::CREATED, "{}", s.text);
     let path = format!("/v1/guests/{id}");
     let r = app
         .call(

@@ -15,6 +15,7 @@ mod errors;
 mod faults;
 mod guests;
 mod helpers;
+mod holds;
 mod insider;
 mod keys;
 mod layout;

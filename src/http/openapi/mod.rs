@@ -44,6 +44,9 @@ use crate::policy::Policies;
         super::erasure::list_requests,
         super::erasure::get_request,
         super::erasure::run_retention,
+        super::holds::place_hold,
+        super::holds::list_holds,
+        super::holds::lift_hold,
         super::corrections::list_requests,
         super::corrections::get_request,
         super::corrections::apply_request,
@@ -69,6 +72,7 @@ use crate::policy::Policies;
         (name = "guests", description = "Guest records and stays"),
         (name = "consents", description = "The consent ledger (PIPL Art. 13-15, 29)"),
         (name = "erasure", description = "Erasure, access and portability (PIPL Art. 44-47)"),
+        (name = "holds", description = "Legal holds: nothing of the guest is deleted while one stands (PIPL Art. 47(2))"),
         (name = "audit", description = "The audit trail, for compliance officers"),
         (name = "policy", description = "The effective access policy"),
         (name = "admin", description = "Operations: keys and retention"),
@@ -123,6 +127,17 @@ pub struct ConsentPath {
     pub id: String,
     /// A purpose whose legal basis is consent (others: 422 `validation_failed`).
     pub purpose: String,
+}
+
+/// A guest and one of its legal holds in the path.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct HoldPath {
+    #[param(format = "uuid")]
+    pub id: String,
+    /// The `hold_id` the hold was placed with.
+    #[param(format = "uuid")]
+    pub hold_id: String,
 }
 
 /// A data-subject request in the path.

@@ -26,6 +26,7 @@ pub fn narrow(doc: &mut Value, policies: &Policies) -> Vec<String> {
         .collect();
     let actions: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
     let reasons: Vec<&str> = access.reasons.keys().map(String::as_str).collect();
+    let hold_reasons: Vec<&str> = access.hold_reasons.keys().map(String::as_str).collect();
 
     let mut purpose_headers = 0;
     for_each_operation(doc, |path, op| {
@@ -146,6 +147,7 @@ pub fn narrow(doc: &mut Value, policies: &Policies) -> Vec<String> {
         ("SearchBody", "/properties/field/enum", json!(searchable)),
         ("SearchBody", "/properties/reason/enum", json!(reasons)),
         ("RevealBody", "/properties/reason/enum", json!(reasons)),
+        ("HoldInput", "/properties/reason/enum", json!(hold_reasons)),
         (
             "RevealBody",
             "/properties/fields/items/enum",

@@ -10,7 +10,9 @@
 
 use tokio_postgres::Row;
 
+use crate::crypto::WrappedDek;
 use crate::policy::{Action, Permit};
+use crate::store::rows::AnonymizedStay;
 use crate::store::{DsrRow, GuestStatus, RetentionFacts, StoreError, PLAUSIBLE_HORIZON_DAYS};
 
 use super::conn::PgConn;
@@ -206,7 +208,8 @@ pub fn set_status(
 }
 
 /// Every row that names a guest, in SQLite's order: the guest row last.
-const SHRED: [&str; 9] = [
+const SHRED: [&str; 10] = [
+    "DELETE FROM legal_holds WHERE guest_id = $1",
     "DELETE FROM guest_field_history WHERE guest_id = $1",
     "DELETE FROM correction_requests WHERE guest_id = $1",
     "DELETE FROM guest_fields WHERE guest_id = $1",
@@ -332,3 +335,68 @@ pub fn complete_erasures(
 #[cfg(test)]
 #[path = "erasure_tests.rs"]
 pub(super) mod tests;
+
+pub fn stays_to_anonymize(
+    conn: &PgConn,
+    permit: &Permit,
+    guest_id: &str,
+    stay_ids: &[String],
+) -> Result<Option<crate::store::rows::SealedStays>, StoreError> {
+    ensure(permit)?;
+    let Some(key) = conn.query_opt(
+        "SELECT kek_version, wrapped_dek FROM guest_keys WHERE guest_id = $1",
+        &[&guest_id],
+    )?
+    else {
+        return Ok(None);
+    };
+    let version: i64 = key.try_get(0)?;
+    let wrapped: Vec<u8> = key.try_get(1)?;
+    let mut out = Vec::new();
+    if !stay_ids.is_empty() {
+        for r in conn.query(
+            "SELECT stay_id, ciphertext FROM stays WHERE guest_id = $1 AND stay_id = ANY($2)
+             ORDER BY stay_id COLLATE \"C\"",
+            &[&guest_id, &stay_ids],
+        )? {
+            out.push((r.try_get(0)?, r.try_get(1)?));
+        }
+    }
+    let version =
+        u32::try_from(version).map_err(|_| StoreError::Other("bad kek_version".into()))?;
+    Ok(Some((
+        WrappedDek {
+            kek_version: version,
+            bytes: wrapped,
+        },
+        out,
+    )))
+}
+
+pub fn insert_anonymized_stay(
+    conn: &PgConn,
+    permit: &Permit,
+    stay: &AnonymizedStay,
+) -> Result<(), StoreError> {
+    ensure(permit)?;
+    let id = uuid::Uuid::new_v4().hyphenated().to_string();
+    conn.execute(
+        "INSERT INTO anonymized_stays (id, check_in, check_out, amount, currency) VALUES ($1, $2, $3, $4, $5)",
+        &[&id, &stay.check_in, &stay.check_out, &stay.amount, &stay.currency],
+    )?;
+    Ok(())
+}
+
+pub fn rewrite_receipt(
+    conn: &PgConn,
+    request_id: &str,
+    status: &str,
+    now: &str,
+    receipt: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE dsr_requests SET status = $2, completed_at = $3, receipt = $4 WHERE request_id = $1",
+        &[&request_id, &status, &now, &receipt],
+    )?;
+    Ok(())
+}

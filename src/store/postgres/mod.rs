@@ -15,6 +15,7 @@ pub mod coordination;
 pub mod corrections;
 pub mod erasure;
 pub mod guests;
+pub mod holds;
 pub mod keys;
 mod readers;
 pub mod stages;
@@ -72,6 +73,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         2,
         "0002_nodes",
         include_str!("../../../migrations/postgres/0002_nodes.sql"),
+    ),
+    (
+        4,
+        "0004_holds",
+        include_str!("../../../migrations/postgres/0004_holds.sql"),
     ),
     (
         5,

@@ -44,6 +44,7 @@ pub const SHREDDED_TABLES: &[&str] = &[
     "guest_field_history",
     "correction_requests",
     "consents",
+    "legal_holds",
 ];
 
 /// Handle to the writer thread; cheap to clone.

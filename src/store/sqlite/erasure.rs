@@ -5,7 +5,9 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{DsrRow, GuestStatus, RetentionFacts, StoreError, PLAUSIBLE_HORIZON_DAYS};
+use crate::crypto::WrappedDek;
 use crate::policy::{Action, Permit};
+use crate::store::rows::AnonymizedStay;
 
 fn ensure(permit: &Permit) -> Result<(), StoreError> {
     match permit.action() {
@@ -132,6 +134,7 @@ pub fn set_status(
 pub fn shred_guest(conn: &Connection, permit: &Permit, guest_id: &str) -> Result<(), StoreError> {
     ensure(permit)?;
     for table in [
+        "legal_holds",
         "guest_field_history",
         "correction_requests",
         "guest_fields",
@@ -225,5 +228,79 @@ pub fn complete_erasures(
         conn.prepare_cached("UPDATE dsr_requests SET status = 'completed', completed_at = ?2, receipt = ?3 WHERE request_id = ?1")?
             .execute(params![id, now, receipt_fn(&receipt)])?;
     }
+    Ok(())
+}
+
+/// The guest's data key and the ciphertext of `stay_ids`, for anonymizing them (the retention
+/// sweeper and erasure only). `None` if the guest has no key (already shredded).
+pub fn stays_to_anonymize(
+    conn: &Connection,
+    permit: &Permit,
+    guest_id: &str,
+    stay_ids: &[String],
+) -> Result<Option<crate::store::rows::SealedStays>, StoreError> {
+    ensure(permit)?;
+    let key = conn
+        .prepare_cached("SELECT kek_version, wrapped_dek FROM guest_keys WHERE guest_id = ?1")?
+        .query_row([guest_id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
+        .optional()?;
+    let Some((version, wrapped)) = key else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for id in stay_ids {
+        let ct: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT ciphertext FROM stays WHERE guest_id = ?1 AND stay_id = ?2")?
+            .query_row(params![guest_id, id], |r| r.get(0))
+            .optional()?;
+        if let Some(ct) = ct {
+            out.push((id.clone(), ct));
+        }
+    }
+    let version =
+        u32::try_from(version).map_err(|_| StoreError::Other("bad kek_version".into()))?;
+    Ok(Some((
+        WrappedDek {
+            kek_version: version,
+            bytes: wrapped,
+        },
+        out,
+    )))
+}
+
+/// Stores an anonymized stay under a random id, linked to nobody.
+pub fn insert_anonymized_stay(
+    conn: &Connection,
+    permit: &Permit,
+    stay: &AnonymizedStay,
+) -> Result<(), StoreError> {
+    ensure(permit)?;
+    conn.prepare_cached(
+        "INSERT INTO anonymized_stays (id, check_in, check_out, amount, currency) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        uuid::Uuid::new_v4().hyphenated().to_string(),
+        stay.check_in,
+        stay.check_out,
+        stay.amount,
+        stay.currency
+    ])?;
+    Ok(())
+}
+
+/// Rewrites the receipt (and status) of an erasure request the sweeper finished.
+pub fn rewrite_receipt(
+    conn: &Connection,
+    request_id: &str,
+    status: &str,
+    now: &str,
+    receipt: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE dsr_requests SET status = ?2, completed_at = ?3, receipt = ?4 WHERE request_id = ?1",
+    )?
+    .execute(params![request_id, status, now, receipt])?;
     Ok(())
 }
