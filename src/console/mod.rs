@@ -267,7 +267,7 @@ pub(crate) fn error_page(
     let (status, msg) = match &err {
         VaultError::Denied(_) | VaultError::Restricted => (StatusCode::FORBIDDEN, Msg::Forbidden),
         VaultError::NotFound => (StatusCode::NOT_FOUND, Msg::NotFound),
-        VaultError::Validation(_) | VaultError::FieldNotSearchable => {
+        VaultError::Validation(_) | VaultError::FieldNotSearchable | VaultError::Unprocessable(_) => {
             (StatusCode::UNPROCESSABLE_ENTITY, Msg::InvalidInput)
         }
         VaultError::AuditUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, Msg::AuditUnavailable),

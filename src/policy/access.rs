@@ -231,6 +231,8 @@ pub struct AccessPolicy {
     pub roles: BTreeMap<String, Role>,
     /// The reason codes a reveal, a justified search or an officer's export may give.
     pub reasons: BTreeMap<String, super::reasons::Reason>,
+    /// `[minors]`: marketing to guests under 14 (REQ-10).
+    pub minors: super::minors::MinorsPolicy,
 }
 
 #[derive(Deserialize)]
@@ -242,6 +244,8 @@ struct RawAccess {
     roles: BTreeMap<String, RawRole>,
     #[serde(default)]
     reasons: BTreeMap<String, super::reasons::RawReason>,
+    #[serde(default)]
+    minors: Option<super::minors::RawMinors>,
 }
 
 #[derive(Deserialize)]
@@ -442,6 +446,7 @@ impl AccessPolicy {
         if policy.roles.is_empty() {
             errors.push(PolicyError::new(file, "roles", "no roles are defined"));
         }
+        policy.minors = super::minors::parse(file, raw.minors, &policy.purposes, errors);
         policy
     }
 

@@ -7,6 +7,7 @@
 
 mod access;
 mod catalog;
+mod minors;
 mod reasons;
 mod retention;
 #[cfg(test)]
@@ -19,6 +20,7 @@ pub use access::{
     AccessPolicy, Action, Basis, ConsentFacts, Denial, DenyReason, Grant, Permit, Purpose, Role,
     View,
 };
+pub use minors::MinorsPolicy;
 pub use catalog::{is_identifier, Catalog, FieldScope, FieldSpec, FieldType, Sensitivity};
 pub use reasons::{is_ticket, starts_like_formula, Justification, JustificationInput, Reason};
 pub use retention::{Anchor, RetentionClass, Schedule};

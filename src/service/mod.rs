@@ -15,6 +15,7 @@ mod fields;
 mod guests;
 mod key_schedule;
 mod keys;
+mod minors;
 mod nodes;
 mod ready;
 mod restore;
@@ -39,6 +40,7 @@ pub use erasure::{OverdueRequest, Receipt, Retained, ERASURE_REASONS};
 pub use export::EXPORT_FORMAT;
 pub use guests::{GuestView, NewGuest, RevealView};
 pub use key_schedule::{KeySchedule, ScheduleOutcome, KEY_SCHEDULE_ACTOR, KEY_SCHEDULE_CHECK};
+pub use minors::{GUARDIAN_CONSENT_REQUIRED, GUARDIAN_REQUIRED, MINOR_MARKETING_REFUSED};
 pub use keys::{
     wait_until_keyring_settled, KekVersionStatus, KeySource, KeyStatus, RotationClaim,
     RotationReport, RotationStatus, KEYRING_POLL_INTERVAL, KEYRING_SETTLE,
@@ -77,6 +79,10 @@ pub enum VaultError {
     Restricted,
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    /// 422 with a code of its own: a rule refused the request as a whole (the minors rules,
+    /// REQ-10).
+    #[error("refused: {0}")]
+    Unprocessable(&'static str),
     #[error("field is not searchable")]
     FieldNotSearchable,
     #[error("the audit trail cannot be written")]
@@ -387,6 +393,7 @@ impl Vault {
             VaultError::NotFound => (Outcome::Denied, "guest_not_found"),
             VaultError::Restricted => (Outcome::Denied, "restricted"),
             VaultError::Validation(_) => (Outcome::Error, "validation_failed"),
+            VaultError::Unprocessable(code) => (Outcome::Denied, *code),
             VaultError::FieldNotSearchable => (Outcome::Error, "field_not_searchable"),
             _ => (Outcome::Error, "internal"),
         };
