@@ -109,10 +109,22 @@ mod tests {
     #[test]
     fn bands_split_at_14_and_18() {
         let today = date!(2026 - 06 - 01);
-        assert_eq!(AgeBand::of(Some(date!(2016 - 06 - 01)), today), AgeBand::Child);
-        assert_eq!(AgeBand::of(Some(date!(2012 - 06 - 01)), today), AgeBand::Minor);
-        assert_eq!(AgeBand::of(Some(date!(2008 - 06 - 02)), today), AgeBand::Minor);
-        assert_eq!(AgeBand::of(Some(date!(2008 - 06 - 01)), today), AgeBand::Adult);
+        assert_eq!(
+            AgeBand::of(Some(date!(2016 - 06 - 01)), today),
+            AgeBand::Child
+        );
+        assert_eq!(
+            AgeBand::of(Some(date!(2012 - 06 - 01)), today),
+            AgeBand::Minor
+        );
+        assert_eq!(
+            AgeBand::of(Some(date!(2008 - 06 - 02)), today),
+            AgeBand::Minor
+        );
+        assert_eq!(
+            AgeBand::of(Some(date!(2008 - 06 - 01)), today),
+            AgeBand::Adult
+        );
         assert_eq!(AgeBand::of(None, today), AgeBand::Unknown);
         assert!(AgeBand::Child.is_minor() && AgeBand::Child.is_child());
         assert!(AgeBand::Minor.is_minor() && !AgeBand::Minor.is_child());

@@ -20,8 +20,8 @@ pub use access::{
     AccessPolicy, Action, Basis, ConsentFacts, Denial, DenyReason, Grant, Permit, Purpose, Role,
     View,
 };
-pub use minors::MinorsPolicy;
 pub use catalog::{is_identifier, Catalog, FieldScope, FieldSpec, FieldType, Sensitivity};
+pub use minors::MinorsPolicy;
 pub use reasons::{is_ticket, starts_like_formula, Justification, JustificationInput, Reason};
 pub use retention::{Anchor, RetentionClass, Schedule};
 

@@ -195,7 +195,9 @@ impl Vault {
             .run(move |c| store::guest_status(c, &read_gid))
             .await?;
         self.check_status(caller, &grant, &guest_id, status).await?;
-        let band = self.minor_checks(caller, &grant, &guest_id, &change).await?;
+        let band = self
+            .minor_checks(caller, &grant, &guest_id, &change)
+            .await?;
         let now = self.now_ts();
         let rules = grant.rules().to_vec();
         let events = vec![self.consent_event(caller, &guest_id, &change, rules)];

@@ -116,9 +116,8 @@ impl Vault {
             return Ok(AgeBand::Unknown);
         };
         let wanted = |n: &str| (birth && n == "birth_date") || (id && n != "birth_date");
-        let plain = self.open_fields(guest_id, &sealed, |n| {
-            AGE_SOURCES.contains(&n) && wanted(n)
-        })?;
+        let plain =
+            self.open_fields(guest_id, &sealed, |n| AGE_SOURCES.contains(&n) && wanted(n))?;
         Ok(band_from(self.china_today(), |n| {
             plain
                 .iter()
@@ -310,9 +309,7 @@ pub(super) fn mark_confirm_needed(records: &mut [ConsentRecord], band: AgeBand) 
         r.confirm_needed = match band {
             AgeBand::Unknown => None,
             b => Some(
-                !b.is_child()
-                    && r.status == "granted"
-                    && r.given_by.as_deref() == Some("guardian"),
+                !b.is_child() && r.status == "granted" && r.given_by.as_deref() == Some("guardian"),
             ),
         };
     }

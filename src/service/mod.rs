@@ -40,11 +40,11 @@ pub use erasure::{OverdueRequest, Receipt, Retained, ERASURE_REASONS};
 pub use export::EXPORT_FORMAT;
 pub use guests::{GuestView, NewGuest, RevealView};
 pub use key_schedule::{KeySchedule, ScheduleOutcome, KEY_SCHEDULE_ACTOR, KEY_SCHEDULE_CHECK};
-pub use minors::{GUARDIAN_CONSENT_REQUIRED, GUARDIAN_REQUIRED, MINOR_MARKETING_REFUSED};
 pub use keys::{
     wait_until_keyring_settled, KekVersionStatus, KeySource, KeyStatus, RotationClaim,
     RotationReport, RotationStatus, KEYRING_POLL_INTERVAL, KEYRING_SETTLE,
 };
+pub use minors::{GUARDIAN_CONSENT_REQUIRED, GUARDIAN_REQUIRED, MINOR_MARKETING_REFUSED};
 pub use nodes::{Coordination, HEARTBEAT_INTERVAL, KEK_GATE_TIMEOUT, NODE_LIVE_SECS};
 pub use restore::ReplayCounts;
 pub use retention::{ClassCount, SweepReport, SWEEP_ACTOR};

@@ -161,7 +161,13 @@ async fn req_10_a_ten_year_old_is_registered_only_with_a_guardian_or_an_accompan
     assert_eq!(r.body["fields"]["guardian_mobile"], "+8613912345678");
     assert_eq!(r.body["fields"]["guardian_relationship"], "parent");
     let r = app
-        .call(Method::GET, &path, Some("front_desk"), Some("check_in"), None)
+        .call(
+            Method::GET,
+            &path,
+            Some("front_desk"),
+            Some("check_in"),
+            None,
+        )
         .await;
     assert_eq!(r.body["views"]["guardian_mobile"], "masked");
     assert_ne!(r.body["fields"]["guardian_mobile"], "+8613912345678");
@@ -238,7 +244,10 @@ async fn req_10_a_child_consents_only_through_a_separate_consent_given_by_a_guar
         let r = grant(&app, "pms", "check_in", &id, "personalization", body).await;
         assert_eq!(
             code(&r),
-            (StatusCode::UNPROCESSABLE_ENTITY, Some("guardian_consent_required")),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("guardian_consent_required")
+            ),
             "{}",
             r.text
         );
@@ -297,14 +306,24 @@ async fn req_10_a_child_consents_only_through_a_separate_consent_given_by_a_guar
 
     // Now the child's data may be used for the purpose, shown as it would be for an adult
     // with the same consent (a different view would tell the age to the marketing role).
-    let r = grant(&app, "pms", "check_in", &adult, "personalization", json!({"separate": true}))
-        .await;
+    let r = grant(
+        &app,
+        "pms",
+        "check_in",
+        &adult,
+        "personalization",
+        json!({"separate": true}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["given_by"], "guest");
     let child_read = personalization_read(&app, &id).await;
     assert_eq!(child_read.status, StatusCode::OK, "{}", child_read.text);
     let adult_read = personalization_read(&app, &adult).await;
-    assert_eq!(child_read.body["views"]["full_name"], adult_read.body["views"]["full_name"]);
+    assert_eq!(
+        child_read.body["views"]["full_name"],
+        adult_read.body["views"]["full_name"]
+    );
     assert_eq!(child_read.body["views"]["full_name"], "masked");
 
     // Withdrawing it is one call, as for any consent.
@@ -325,25 +344,57 @@ async fn req_10_marketing_to_a_child_is_refused_even_with_a_guardians_consent() 
     app.clock.set(datetime!(2026-11-20 10:00 UTC));
     let id = app.create_guest(with_guardian(born("2016-03-15"))).await;
 
-    let r = grant(&app, "pms", "check_in", &id, "marketing", guardian_consent()).await;
+    let r = grant(
+        &app,
+        "pms",
+        "check_in",
+        &id,
+        "marketing",
+        guardian_consent(),
+    )
+    .await;
     assert_eq!(
         code(&r),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("minor_marketing_refused")),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("minor_marketing_refused")
+        ),
         "{}",
         r.text
     );
     // The child's own consent is refused for want of a guardian first.
-    let r = grant(&app, "pms", "check_in", &id, "marketing", json!({"separate": true})).await;
+    let r = grant(
+        &app,
+        "pms",
+        "check_in",
+        &id,
+        "marketing",
+        json!({"separate": true}),
+    )
+    .await;
     assert_eq!(
         code(&r),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("guardian_consent_required"))
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("guardian_consent_required")
+        )
     );
     // Nothing was recorded, and marketing reads stay refused.
     let list = consents(&app, "pms", "check_in", &id).await;
-    assert!(list.body["consents"].as_array().unwrap().is_empty(), "{}", list.text);
+    assert!(
+        list.body["consents"].as_array().unwrap().is_empty(),
+        "{}",
+        list.text
+    );
     let path = format!("/v1/guests/{id}");
     let r = app
-        .call(Method::GET, &path, Some("marketing"), Some("marketing"), None)
+        .call(
+            Method::GET,
+            &path,
+            Some("marketing"),
+            Some("marketing"),
+            None,
+        )
         .await;
     assert_eq!(code(&r), (StatusCode::FORBIDDEN, Some("consent_required")));
     // Registering the child with a marketing consent is refused too.
@@ -362,7 +413,10 @@ async fn req_10_marketing_to_a_child_is_refused_even_with_a_guardians_consent() 
         .await;
     assert_eq!(
         code(&r),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("minor_marketing_refused"))
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("minor_marketing_refused")
+        )
     );
 }
 
@@ -392,16 +446,41 @@ async fn req_10_marketing_to_a_child_with_a_guardians_consent_is_allowed_when_th
     let id = app.create_guest(with_guardian(born("2016-03-15"))).await;
 
     // Still only a guardian's separate consent.
-    let r = grant(&app, "pms", "check_in", &id, "marketing", json!({"separate": true})).await;
+    let r = grant(
+        &app,
+        "pms",
+        "check_in",
+        &id,
+        "marketing",
+        json!({"separate": true}),
+    )
+    .await;
     assert_eq!(
         code(&r),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("guardian_consent_required"))
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("guardian_consent_required")
+        )
     );
-    let r = grant(&app, "pms", "check_in", &id, "marketing", guardian_consent()).await;
+    let r = grant(
+        &app,
+        "pms",
+        "check_in",
+        &id,
+        "marketing",
+        guardian_consent(),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let path = format!("/v1/guests/{id}");
     let r = app
-        .call(Method::GET, &path, Some("marketing"), Some("marketing"), None)
+        .call(
+            Method::GET,
+            &path,
+            Some("marketing"),
+            Some("marketing"),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
@@ -412,19 +491,46 @@ async fn req_10_the_fourteenth_birthday_counts_on_the_china_date() {
     // 23:59 in Beijing on 24 November 2026: the guest born on 25 November 2012 is 13.
     app.clock.set(datetime!(2026-11-24 15:59 UTC));
     let id = app.create_guest(with_guardian(born("2012-11-25"))).await;
-    let r = grant(&app, "pms", "check_in", &id, "personalization", guardian_consent()).await;
+    let r = grant(
+        &app,
+        "pms",
+        "check_in",
+        &id,
+        "personalization",
+        guardian_consent(),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let r = grant(&app, "pms", "check_in", &id, "marketing", json!({"separate": true})).await;
+    let r = grant(
+        &app,
+        "pms",
+        "check_in",
+        &id,
+        "marketing",
+        json!({"separate": true}),
+    )
+    .await;
     assert_eq!(
         code(&r),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("guardian_consent_required"))
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("guardian_consent_required")
+        )
     );
     let list = consents(&app, "pms", "check_in", &id).await;
     assert_eq!(current(&list, "personalization")["confirm_needed"], false);
 
     // 00:00 in Beijing on the birthday; the UTC date is still the 24th. The guest is 14.
     app.clock.set(datetime!(2026-11-24 16:00 UTC));
-    let r = grant(&app, "pms", "check_in", &id, "marketing", json!({"separate": true})).await;
+    let r = grant(
+        &app,
+        "pms",
+        "check_in",
+        &id,
+        "marketing",
+        json!({"separate": true}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["given_by"], "guest");
     assert_eq!(r.body["confirm_needed"], false);
@@ -434,7 +540,10 @@ async fn req_10_the_fourteenth_birthday_counts_on_the_china_date() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let list = consents(&app, "pms", "check_in", &id).await;
     let p = current(&list, "personalization");
-    assert_eq!((&p["given_by"], &p["confirm_needed"]), (&json!("guardian"), &json!(true)));
+    assert_eq!(
+        (&p["given_by"], &p["confirm_needed"]),
+        (&json!("guardian"), &json!(true))
+    );
     // The guest, through its own token, sees it too and confirms it.
     let token = app.token_for("guest", &id);
     let path = format!("/v1/guests/{id}/consents");
@@ -451,11 +560,16 @@ async fn req_10_the_fourteenth_birthday_counts_on_the_china_date() {
         .put(format!("{}{path}/personalization", app.addr))
         .bearer_auth(&token)
         .header("X-Purpose", "data_subject_request")
-        .json(&json!({"separate": true, "given_by": "guest", "notice_version": "2026-11",
-                      "channel": "app"}));
+        .json(
+            &json!({"separate": true, "given_by": "guest", "notice_version": "2026-11",
+                      "channel": "app"}),
+        );
     let r = app.send(req).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!((&r.body["given_by"], &r.body["confirm_needed"]), (&json!("guest"), &json!(false)));
+    assert_eq!(
+        (&r.body["given_by"], &r.body["confirm_needed"]),
+        (&json!("guest"), &json!(false))
+    );
     assert_eq!(personalization_read(&app, &id).await.status, StatusCode::OK);
 }
 
@@ -471,17 +585,29 @@ async fn req_10_a_caller_that_cannot_see_the_birth_date_learns_no_age_from_the_a
 
     let mut answers = Vec::new();
     for id in [&child, &adult] {
-        let r = grant(&app, "front_desk", "guest_service", id, "personalization",
-                      json!({"separate": true}))
-            .await;
+        let r = grant(
+            &app,
+            "front_desk",
+            "guest_service",
+            id,
+            "personalization",
+            json!({"separate": true}),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         let mut body = r.body.clone();
         body.as_object_mut().unwrap().remove("granted_at");
         answers.push(body);
         let list = consents(&app, "front_desk", "guest_service", id).await;
-        assert_eq!(current(&list, "personalization")["confirm_needed"], Value::Null);
+        assert_eq!(
+            current(&list, "personalization")["confirm_needed"],
+            Value::Null
+        );
     }
-    assert_eq!(answers[0], answers[1], "the grant answers alike at every age");
+    assert_eq!(
+        answers[0], answers[1],
+        "the grant answers alike at every age"
+    );
     assert_eq!(answers[0]["confirm_needed"], Value::Null);
 
     // At use the child's own consent counts as none, answered as for a guest without consent.
@@ -490,15 +616,27 @@ async fn req_10_a_caller_that_cannot_see_the_birth_date_learns_no_age_from_the_a
     let none = personalization_read(&app, &no_consent).await;
     assert_eq!(code(&r), (StatusCode::FORBIDDEN, Some("consent_required")));
     assert_eq!(r.text_without_request_id(), none.text_without_request_id());
-    assert_eq!(personalization_read(&app, &adult).await.status, StatusCode::OK);
+    assert_eq!(
+        personalization_read(&app, &adult).await.status,
+        StatusCode::OK
+    );
 
     // A caller that may reveal the resident ID (the desk at check-in) is told at once.
-    let r = grant(&app, "front_desk", "check_in", &child, "personalization",
-                  json!({"separate": true}))
-        .await;
+    let r = grant(
+        &app,
+        "front_desk",
+        "check_in",
+        &child,
+        "personalization",
+        json!({"separate": true}),
+    )
+    .await;
     assert_eq!(
         code(&r),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("guardian_consent_required"))
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("guardian_consent_required")
+        )
     );
     // ...but not for a passport holder, whose birth date it sees masked: answered as an adult.
     let mut passport = born("2016-03-15");
@@ -506,9 +644,15 @@ async fn req_10_a_caller_that_cannot_see_the_birth_date_learns_no_age_from_the_a
     passport.insert("id_type".into(), json!("passport"));
     passport.insert("id_number".into(), json!("18AB12345"));
     let kid = app.create_guest(with_guardian(passport)).await;
-    let r = grant(&app, "front_desk", "check_in", &kid, "personalization",
-                  json!({"separate": true}))
-        .await;
+    let r = grant(
+        &app,
+        "front_desk",
+        "check_in",
+        &kid,
+        "personalization",
+        json!({"separate": true}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["confirm_needed"], Value::Null);
     assert_eq!(

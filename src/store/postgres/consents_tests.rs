@@ -25,7 +25,12 @@ fn change(purpose: &str, grant: bool, separate: bool, notice: Option<&str>) -> C
         channel: notice.map(|_| "web".to_string()),
         // A guardian's grant for one purpose, so both backends round-trip the giver (REQ-10).
         giver: grant.then(|| crate::store::rows::ConsentGiver {
-            given_by: if purpose == "b_x" { "guardian" } else { "guest" }.into(),
+            given_by: if purpose == "b_x" {
+                "guardian"
+            } else {
+                "guest"
+            }
+            .into(),
             relationship: (purpose == "b_x").then(|| "parent".into()),
             guardian_guest_id: None,
             guardian_ticket: (purpose == "b_x").then(|| "FORM-7".into()),
