@@ -1,6 +1,7 @@
 //! Pure domain logic: identifiers, personal-data wrappers, validation and masking. Nothing
 //! here does I/O, reads a clock or knows about HTTP; time is passed in.
 
+pub mod age;
 pub mod cross_field;
 pub mod freetext;
 pub mod mask;

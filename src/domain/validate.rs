@@ -187,6 +187,9 @@ fn validate_one(
             }
         }
         FieldType::Json => Err("wrong_type"),
+        FieldType::GuestRef => crate::domain::GuestId::parse(s.trim())
+            .map(|g| g.as_str().to_string())
+            .ok_or("invalid_format"),
     }
 }
 

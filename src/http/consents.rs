@@ -66,6 +66,10 @@ async fn withdraw_consent(
         separate: false,
         notice_version: String::new(),
         channel: String::new(),
+        given_by: None,
+        guardian_relationship: None,
+        guardian_guest_id: None,
+        guardian_ticket: None,
     };
     Ok(Json(
         state

@@ -31,6 +31,9 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     /// 422
     FieldNotSearchable,
+    /// 422 with a code of its own: a rule refused the request as a whole (the minors rules:
+    /// `guardian_required`, `guardian_consent_required`, `minor_marketing_refused`; REQ-10).
+    Unprocessable(&'static str),
     /// 400: the body is not JSON of the expected shape.
     MalformedJson,
     /// 415
@@ -89,6 +92,12 @@ impl ApiError {
             Self::Restricted => (S::FORBIDDEN, "restricted", "Restricted", "this guest's data is kept for storage only and cannot be processed under this purpose"),
             Self::Validation(_) => (S::UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed", "one or more fields are invalid; see errors"),
             Self::FieldNotSearchable => (S::UNPROCESSABLE_ENTITY, "field_not_searchable", "Field not searchable", "the field has no blind index"),
+            Self::Unprocessable(code) => (S::UNPROCESSABLE_ENTITY, code, "Refused", match *code {
+                "guardian_required" => "a guest under 18 is registered with the guardian's name and mobile, or the guest id of an accompanying adult",
+                "guardian_consent_required" => "a guest under 14 needs a separate consent given by a guardian",
+                "minor_marketing_refused" => "the policy refuses marketing to a guest under 14",
+                _ => "the request is refused",
+            }),
             Self::MalformedJson => (S::BAD_REQUEST, "malformed_json", "Malformed request body", "the body must be JSON of the documented shape"),
             Self::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type", "send Content-Type: application/json"),
             Self::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large", "the request body is too large"),
@@ -166,6 +175,7 @@ impl From<VaultError> for ApiError {
             VaultError::Restricted => Self::Restricted,
             VaultError::Validation(errors) => Self::Validation(errors),
             VaultError::FieldNotSearchable => Self::FieldNotSearchable,
+            VaultError::Unprocessable(code) => Self::Unprocessable(code),
             VaultError::AuditUnavailable(e) => {
                 tracing::error!(error = %e, "audit append failed; request refused");
                 Self::AuditUnavailable

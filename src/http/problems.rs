@@ -10,7 +10,7 @@ use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 /// Every problem `code` the API answers with, and when (the README's table).
-pub const CODES: [(&str, &str); 20] = [
+pub const CODES: [(&str, &str); 23] = [
     (
         "purpose_required",
         "no `X-Purpose` header on a personal-data route",
@@ -78,6 +78,18 @@ pub const CODES: [(&str, &str); 20] = [
     (
         "verify_in_progress",
         "another audit verification is running",
+    ),
+    (
+        "guardian_required",
+        "a guest under 18 registered without the guardian's name and mobile or an accompanying adult (REQ-10)",
+    ),
+    (
+        "guardian_consent_required",
+        "a consent for a guest under 14 that is not a separate consent given by a guardian (REQ-10)",
+    ),
+    (
+        "minor_marketing_refused",
+        "marketing consent for a guest under 14, refused by `[minors]` in access.toml (REQ-10)",
     ),
 ];
 
@@ -180,7 +192,7 @@ problem_sets! {
         403 => ["forbidden", "purpose_not_allowed", "consent_required"],
         413 => ["payload_too_large"],
         415 => ["unsupported_media_type"],
-        422 => ["validation_failed"],
+        422 => ["validation_failed", "guardian_required", "guardian_consent_required", "minor_marketing_refused"],
         500 => ["internal"],
         503 => ["audit_unavailable", "unavailable"],
     }
@@ -243,7 +255,7 @@ problem_sets! {
         404 => ["guest_not_found"],
         413 => ["payload_too_large"],
         415 => ["unsupported_media_type"],
-        422 => ["validation_failed"],
+        422 => ["validation_failed", "guardian_consent_required", "minor_marketing_refused"],
         500 => ["internal"],
         503 => ["audit_unavailable", "unavailable"],
     }
@@ -385,6 +397,9 @@ mod tests {
             ApiError::Restricted,
             ApiError::Validation(vec![]),
             ApiError::FieldNotSearchable,
+            ApiError::Unprocessable("guardian_required"),
+            ApiError::Unprocessable("guardian_consent_required"),
+            ApiError::Unprocessable("minor_marketing_refused"),
             ApiError::MalformedJson,
             ApiError::UnsupportedMediaType,
             ApiError::PayloadTooLarge,

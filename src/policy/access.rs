@@ -237,6 +237,8 @@ pub struct AccessPolicy {
     pub reasons: BTreeMap<String, super::reasons::Reason>,
     /// Why a legal hold is placed (`[hold_reasons]`, REQ-23).
     pub hold_reasons: BTreeMap<String, super::reasons::Reason>,
+    /// `[minors]`: marketing to guests under 14 (REQ-10).
+    pub minors: super::minors::MinorsPolicy,
 }
 
 #[derive(Deserialize)]
@@ -250,6 +252,7 @@ struct RawAccess {
     reasons: BTreeMap<String, super::reasons::RawReason>,
     #[serde(default)]
     hold_reasons: BTreeMap<String, super::reasons::RawReason>,
+    minors: Option<super::minors::RawMinors>,
 }
 
 #[derive(Deserialize)]
@@ -458,6 +461,7 @@ impl AccessPolicy {
         if policy.roles.is_empty() {
             errors.push(PolicyError::new(file, "roles", "no roles are defined"));
         }
+        policy.minors = super::minors::parse(file, raw.minors, &policy.purposes, errors);
         policy
     }
 

@@ -30,6 +30,8 @@ pub enum FieldType {
     Code,
     Decimal,
     Currency,
+    /// Another guest's id (a canonical UUID), e.g. `accompanied_by` (REQ-10).
+    GuestRef,
 }
 
 impl FieldType {
@@ -51,6 +53,7 @@ impl FieldType {
             "code" => Self::Code,
             "decimal" => Self::Decimal,
             "currency" => Self::Currency,
+            "guest_id" => Self::GuestRef,
             _ => return None,
         })
     }

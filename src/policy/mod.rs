@@ -7,6 +7,7 @@
 
 mod access;
 mod catalog;
+mod minors;
 mod reasons;
 mod retention;
 #[cfg(test)]
@@ -24,6 +25,7 @@ pub use catalog::{
     is_identifier, Catalog, FieldScope, FieldSpec, FieldType, RuleMode, Sensitivity,
     ValidationRules,
 };
+pub use minors::MinorsPolicy;
 pub use reasons::{is_ticket, starts_like_formula, Justification, JustificationInput, Reason};
 pub use retention::{Anchor, RetentionClass, Schedule};
 pub use stages::{Stage, StageAction};

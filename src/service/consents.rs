@@ -45,6 +45,24 @@ pub struct ConsentInput {
     #[serde(default)]
     #[schema(required)]
     pub channel: String,
+    /// Who gives the consent: `guest` (the default) or `guardian`. A guest under 14 needs a
+    /// separate consent given by a guardian (PIPL Art. 31, REQ-10).
+    #[serde(default)]
+    #[schema(pattern = "^(guest|guardian)$")]
+    pub given_by: Option<String>,
+    /// With `given_by = "guardian"` (required then): `parent`, `grandparent`, `sibling`,
+    /// `other_relative`, `legal_guardian` or `other`.
+    #[serde(default)]
+    pub guardian_relationship: Option<String>,
+    /// With `given_by = "guardian"`: the guardian's guest id, when the guardian is registered
+    /// too (an active guest this caller may read). This or `guardian_ticket` is required.
+    #[serde(default)]
+    pub guardian_guest_id: Option<String>,
+    /// With `given_by = "guardian"`: a ticket naming the guardian's consent (e.g. the signed
+    /// form's number): letters, digits, `.`, `_`, `-`; never a phone or ID number.
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_][A-Za-z0-9._-]{0,39}$")]
+    pub guardian_ticket: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -88,6 +106,7 @@ impl Vault {
                 errors.push(FieldError::new("channel", "not_allowed"));
             }
         }
+        let giver = grant.then(|| super::minors::parse_giver(input, &mut errors));
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -97,6 +116,7 @@ impl Vault {
             separate: grant && input.separate,
             notice_version: grant.then(|| input.notice_version.clone()),
             channel: grant.then(|| input.channel.clone()),
+            giver,
         })
     }
 
@@ -121,6 +141,9 @@ impl Vault {
             })
             .await?;
         self.check_status(caller, &grant, &guest_id, status).await?;
+        let mut consents = consents;
+        let band = self.visible_band(caller, &guest_id).await?;
+        super::minors::mark_confirm_needed(&mut consents, band);
         let event = self.event(
             caller,
             action,
@@ -172,6 +195,9 @@ impl Vault {
             .run(move |c| store::guest_status(c, &read_gid))
             .await?;
         self.check_status(caller, &grant, &guest_id, status).await?;
+        let band = self
+            .minor_checks(caller, &grant, &guest_id, &change)
+            .await?;
         let now = self.now_ts();
         let rules = grant.rules().to_vec();
         let events = vec![self.consent_event(caller, &guest_id, &change, rules)];
@@ -205,11 +231,59 @@ impl Vault {
             })
             .await
             .map_err(VaultError::from_write)?;
-        match applied {
-            None => Err(VaultError::NotFound),
-            Some(Some(record)) => Ok(record),
-            Some(None) => Ok(ConsentRecord::none(requested)),
+        let mut record = match applied {
+            None => return Err(VaultError::NotFound),
+            Some(Some(record)) => record,
+            Some(None) => ConsentRecord::none(requested),
+        };
+        super::minors::mark_confirm_needed(std::slice::from_mut(&mut record), band);
+        Ok(record)
+    }
+
+    /// The minors rules of a grant (REQ-10): the guardian reference must name a guest the
+    /// caller may read, and a guest under 14, as far as the caller sees its age, needs a
+    /// guardian's separate consent. Returns the age band the caller sees.
+    async fn minor_checks(
+        &self,
+        caller: &Caller,
+        grant: &crate::policy::Grant<'_>,
+        guest_id: &GuestId,
+        change: &ConsentChange,
+    ) -> Result<crate::domain::age::AgeBand, VaultError> {
+        let gid = guest_id.as_str();
+        let guardian_ref = change
+            .giver
+            .as_ref()
+            .and_then(|g| g.guardian_guest_id.as_deref());
+        let errors = self
+            .check_guest_refs(caller, &[("guardian_guest_id", guardian_ref)])
+            .await?;
+        if !errors.is_empty() {
+            return Err(self
+                .refuse(
+                    caller,
+                    Action::ConsentWrite,
+                    Some(gid),
+                    vec![],
+                    VaultError::Validation(errors),
+                    grant.rules().to_vec(),
+                )
+                .await);
         }
+        let band = self.visible_band(caller, guest_id).await?;
+        if let Err(code) = self.minor_consent_rule(band, change) {
+            return Err(self
+                .refuse(
+                    caller,
+                    Action::ConsentWrite,
+                    Some(gid),
+                    vec![],
+                    VaultError::Unprocessable(code),
+                    vec![format!("minors.{code}")],
+                )
+                .await);
+        }
+        Ok(band)
     }
 
     /// The audit event of one consent change: the consent purpose goes into the reason.
@@ -252,6 +326,11 @@ impl ConsentRecord {
             channel: None,
             granted_at: None,
             withdrawn_at: None,
+            given_by: None,
+            guardian_relationship: None,
+            guardian_guest_id: None,
+            guardian_ticket: None,
+            confirm_needed: None,
         }
     }
 }

@@ -41,6 +41,14 @@ impl Vault {
         guest_id: &GuestId,
     ) -> Result<(SealedGuest, ConsentFacts), VaultError> {
         let (sealed, consent) = self.load(grant, guest_id).await?;
+        // A guest under 14 counts as consenting only with a guardian's separate consent
+        // (PIPL Art. 29, 31; REQ-10), answered like no consent.
+        let consent = match &sealed {
+            Some(s) if s.status != crate::store::GuestStatus::Erased => {
+                self.minors_consent(grant, guest_id, s, consent).await?
+            }
+            _ => consent,
+        };
         let consent = self
             .check_guest(
                 caller,

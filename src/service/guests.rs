@@ -126,11 +126,34 @@ impl Vault {
             }
         };
 
+        // Minors (REQ-10; 未成年人保护法 Art. 57): an accompanying adult must be a guest the
+        // caller may read, and a guest under 18 needs a guardian or that adult. The age comes
+        // from the values the caller sends, so the answer tells it nothing it does not know.
+        let accompanied_by = validated
+            .get("accompanied_by")
+            .and_then(|v| v.as_ref())
+            .map(|v| v.expose().to_string());
+        let errors = self
+            .check_guest_refs(caller, &[("accompanied_by", accompanied_by.as_deref())])
+            .await?;
+        let refused = if !errors.is_empty() {
+            Some(VaultError::Validation(errors))
+        } else {
+            self.registration_rule(&validated)
+                .err()
+                .map(VaultError::Unprocessable)
+        };
+        if let Some(e) = refused {
+            return Err(self
+                .refuse(caller, action, None, names, e, grant.rules().to_vec())
+                .await);
+        }
+        let band = self.band_of_input(&validated);
         // Computed from the request alone: the caller sent every value it compares.
         let flags = data_quality_after(&validated, &BTreeMap::new());
         let guest_id = GuestId::generate();
         let consents = self
-            .creation_consents(caller, &input.consents, &guest_id)
+            .creation_consents(caller, &input.consents, &guest_id, band)
             .await?;
         let gid = guest_id.as_str().to_string();
         let dek = Dek::generate().map_err(|e| VaultError::Internal(e.to_string()))?;
@@ -175,6 +198,7 @@ impl Vault {
         caller: &Caller,
         inputs: &[super::ConsentInput],
         guest_id: &GuestId,
+        band: crate::domain::age::AgeBand,
     ) -> Result<Vec<(super::consents::ConsentChange, crate::audit::NewEvent)>, VaultError> {
         if inputs.is_empty() {
             return Ok(Vec::new());
@@ -182,10 +206,26 @@ impl Vault {
         let grant = self.authorize(caller, Action::ConsentWrite, None).await?;
         let mut out = Vec::new();
         let mut errors = Vec::new();
+        let mut minor_refusal = None;
         for input in inputs {
             let purpose = input.purpose.clone().unwrap_or_default();
             match self.validate_consent(&purpose, input, true) {
                 Ok(change) => {
+                    let guardian_ref = change
+                        .giver
+                        .as_ref()
+                        .and_then(|g| g.guardian_guest_id.clone());
+                    for mut e in self
+                        .check_guest_refs(caller, &[("guardian_guest_id", guardian_ref.as_deref())])
+                        .await?
+                    {
+                        e.field = format!("consents.{}", e.field);
+                        errors.push(e);
+                    }
+                    // REQ-10: the caller sent the birth date, so this tells it nothing new.
+                    if let Err(code) = self.minor_consent_rule(band, &change) {
+                        minor_refusal.get_or_insert(code);
+                    }
                     let event =
                         self.consent_event(caller, guest_id, &change, grant.rules().to_vec());
                     out.push((change, event));
@@ -196,20 +236,21 @@ impl Vault {
                 })),
             }
         }
-        if errors.is_empty() {
-            Ok(out)
-        } else {
-            Err(self
-                .refuse(
-                    caller,
-                    Action::ConsentWrite,
-                    None,
-                    vec![],
-                    VaultError::Validation(errors),
-                    grant.rules().to_vec(),
-                )
-                .await)
-        }
+        let refused = match (errors.is_empty(), minor_refusal) {
+            (true, None) => return Ok(out),
+            (true, Some(code)) => VaultError::Unprocessable(code),
+            (false, _) => VaultError::Validation(errors),
+        };
+        Err(self
+            .refuse(
+                caller,
+                Action::ConsentWrite,
+                None,
+                vec![],
+                refused,
+                grant.rules().to_vec(),
+            )
+            .await)
     }
 
     pub async fn read_guest(&self, caller: &Caller, raw_id: &str) -> Result<GuestView, VaultError> {

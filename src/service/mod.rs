@@ -16,6 +16,7 @@ mod guests;
 mod holds;
 mod key_schedule;
 mod keys;
+mod minors;
 mod nodes;
 mod ready;
 mod restore;
@@ -46,6 +47,7 @@ pub use keys::{
     wait_until_keyring_settled, KekVersionStatus, KeySource, KeyStatus, RotationClaim,
     RotationReport, RotationStatus, KEYRING_POLL_INTERVAL, KEYRING_SETTLE,
 };
+pub use minors::{GUARDIAN_CONSENT_REQUIRED, GUARDIAN_REQUIRED, MINOR_MARKETING_REFUSED};
 pub use nodes::{Coordination, HEARTBEAT_INTERVAL, KEK_GATE_TIMEOUT, NODE_LIVE_SECS};
 pub use restore::ReplayCounts;
 pub use retention::{ClassCount, SweepReport, SWEEP_ACTOR};
@@ -80,6 +82,10 @@ pub enum VaultError {
     Restricted,
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    /// 422 with a code of its own: a rule refused the request as a whole (the minors rules,
+    /// REQ-10).
+    #[error("refused: {0}")]
+    Unprocessable(&'static str),
     #[error("field is not searchable")]
     FieldNotSearchable,
     #[error("the audit trail cannot be written")]
@@ -390,6 +396,7 @@ impl Vault {
             VaultError::NotFound => (Outcome::Denied, "guest_not_found"),
             VaultError::Restricted => (Outcome::Denied, "restricted"),
             VaultError::Validation(_) => (Outcome::Error, "validation_failed"),
+            VaultError::Unprocessable(code) => (Outcome::Denied, *code),
             VaultError::FieldNotSearchable => (Outcome::Error, "field_not_searchable"),
             _ => (Outcome::Error, "internal"),
         };

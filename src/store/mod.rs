@@ -159,7 +159,7 @@ seam! {
 pub mod consents {
     use super::{Conn, StoreError};
     use crate::policy::ConsentFacts;
-    use crate::store::rows::{ConsentChange, ConsentEvent, ConsentRecord};
+    use crate::store::rows::{ConsentChange, ConsentEvent, ConsentGiver, ConsentRecord};
 
     seam! {
         (super::sqlite::consents), (super::postgres::consents);
@@ -168,6 +168,7 @@ pub mod consents {
         fn current(gid: &str) -> Result<Vec<ConsentRecord>, StoreError>;
         fn history(gid: &str) -> Result<Vec<ConsentEvent>, StoreError>;
         fn consent_state(guest_id: &str, purpose: &str) -> Result<ConsentFacts, StoreError>;
+        fn consent_giver(guest_id: &str, purpose: &str) -> Result<Option<ConsentGiver>, StoreError>;
         fn replay_withdrawal(gid: &str, purpose: &str, at: &str) -> Result<bool, StoreError>;
     }
 }

@@ -143,6 +143,20 @@ pub struct ConsentRecord {
     pub channel: Option<String>,
     pub granted_at: Option<String>,
     pub withdrawn_at: Option<String>,
+    /// Who gave the consent in force: `guest` or `guardian` (PIPL Art. 31, REQ-10); `null`
+    /// for a consent recorded before the vault recorded it (the guest's own).
+    pub given_by: Option<String>,
+    /// With a guardian's consent: the guardian's relationship to the guest.
+    pub guardian_relationship: Option<String>,
+    /// With a guardian's consent: the guest id of the guardian, if registered too.
+    pub guardian_guest_id: Option<String>,
+    /// With a guardian's consent: a ticket (e.g. the signed form's number) naming it.
+    pub guardian_ticket: Option<String>,
+    /// `true` when a guardian gave this consent and the guest is now 14 or older: the
+    /// consent stays valid until the guest confirms it (a grant with `given_by = "guest"`)
+    /// or withdraws it. `null` when the caller cannot see the guest's birth date (it would
+    /// tell the guest's age).
+    pub confirm_needed: Option<bool>,
 }
 
 /// One ledger entry.
@@ -155,6 +169,11 @@ pub struct ConsentEvent {
     pub channel: Option<String>,
     pub actor: String,
     pub at: String,
+    /// `guest` or `guardian` for a grant (REQ-10); `null` for a withdrawal or an older grant.
+    pub given_by: Option<String>,
+    pub guardian_relationship: Option<String>,
+    pub guardian_guest_id: Option<String>,
+    pub guardian_ticket: Option<String>,
 }
 
 /// A validated consent change, ready for the writer.
@@ -165,6 +184,24 @@ pub struct ConsentChange {
     pub(crate) separate: bool,
     pub(crate) notice_version: Option<String>,
     pub(crate) channel: Option<String>,
+    /// Who gives a grant (`None` for a withdrawal).
+    pub(crate) giver: Option<ConsentGiver>,
+}
+
+/// Who gave a consent (PIPL Art. 31, REQ-10): the guest, or a guardian named by reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentGiver {
+    /// `guest` or `guardian`.
+    pub given_by: String,
+    pub relationship: Option<String>,
+    pub guardian_guest_id: Option<String>,
+    pub guardian_ticket: Option<String>,
+}
+
+impl ConsentGiver {
+    pub fn is_guardian(&self) -> bool {
+        self.given_by == "guardian"
+    }
 }
 
 /// A legal hold on a guest (REQ-23): a reason code, a ticket id, an optional last day. No

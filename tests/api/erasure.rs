@@ -529,7 +529,14 @@ async fn withdrawing_personalization_consent_expires_preferences_at_the_next_swe
 #[tokio::test]
 async fn export_holds_every_catalog_field_stays_consents_and_an_explanation() {
     let app = spawn_app().await;
-    let id = app.create_guest(zhang_san()).await;
+    // The minors' registration fields too (REQ-10), with an accompanying adult.
+    let adult = app.create_guest(zhang_san()).await;
+    let mut guest = zhang_san();
+    guest["guardian_name"] = json!("张大山");
+    guest["guardian_mobile"] = json!("13912345678");
+    guest["guardian_relationship"] = json!("parent");
+    guest["accompanied_by"] = json!(adult);
+    let id = app.create_guest(guest).await;
     let me = app.token_for("guest", &id);
     let patch = json!({"fields":{"occupation":"teacher","preferences":{"room":"quiet"},"accessibility_needs":"step-free access"}});
     let req = app

@@ -21,6 +21,7 @@ mod keys;
 mod layout;
 mod logs;
 mod metrics;
+mod minors;
 mod nodes;
 mod nodes_coordination;
 mod openapi;

@@ -7,7 +7,7 @@
 use tokio_postgres::Row;
 
 use crate::policy::ConsentFacts;
-use crate::store::rows::{ConsentChange, ConsentEvent, ConsentRecord};
+use crate::store::rows::{ConsentChange, ConsentEvent, ConsentGiver, ConsentRecord};
 use crate::store::StoreError;
 
 use super::conn::PgConn;
@@ -22,6 +22,13 @@ pub fn apply(
     now: &str,
 ) -> Result<(), StoreError> {
     let status = if change.grant { "granted" } else { "withdrawn" };
+    let giver = change.giver.as_ref();
+    let (given_by, relationship, guardian_gid, ticket) = (
+        giver.map(|g| g.given_by.as_str()),
+        giver.and_then(|g| g.relationship.as_deref()),
+        giver.and_then(|g| g.guardian_guest_id.as_deref()),
+        giver.and_then(|g| g.guardian_ticket.as_deref()),
+    );
     if !change.grant {
         let granted: Option<String> = c
             .query_opt(
@@ -35,8 +42,9 @@ pub fn apply(
         }
     }
     c.execute(
-        "INSERT INTO consent_events (guest_id, purpose, status, separate, notice_version, channel, actor, at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO consent_events (guest_id, purpose, status, separate, notice_version, channel, actor, at,
+           given_by, guardian_relationship, guardian_guest_id, guardian_ticket)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         &[
             &gid,
             &change.purpose,
@@ -46,15 +54,22 @@ pub fn apply(
             &change.channel,
             &actor,
             &now,
+            &given_by,
+            &relationship,
+            &guardian_gid,
+            &ticket,
         ],
     )?;
     if change.grant {
         c.execute(
-            "INSERT INTO consents (guest_id, purpose, status, separate, notice_version, channel, granted_at, withdrawn_at)
-             VALUES ($1, $2, 'granted', $3, $4, $5, $6, NULL)
+            "INSERT INTO consents (guest_id, purpose, status, separate, notice_version, channel, granted_at, withdrawn_at,
+               given_by, guardian_relationship, guardian_guest_id, guardian_ticket)
+             VALUES ($1, $2, 'granted', $3, $4, $5, $6, NULL, $7, $8, $9, $10)
              ON CONFLICT (guest_id, purpose) DO UPDATE SET status = 'granted', separate = excluded.separate,
                notice_version = excluded.notice_version, channel = excluded.channel,
-               granted_at = excluded.granted_at, withdrawn_at = NULL",
+               granted_at = excluded.granted_at, withdrawn_at = NULL,
+               given_by = excluded.given_by, guardian_relationship = excluded.guardian_relationship,
+               guardian_guest_id = excluded.guardian_guest_id, guardian_ticket = excluded.guardian_ticket",
             &[
                 &gid,
                 &change.purpose,
@@ -62,6 +77,10 @@ pub fn apply(
                 &change.notice_version,
                 &change.channel,
                 &now,
+                &given_by,
+                &relationship,
+                &guardian_gid,
+                &ticket,
             ],
         )?;
     } else {
@@ -90,6 +109,11 @@ fn record_from(r: &Row) -> Result<ConsentRecord, tokio_postgres::Error> {
         channel: r.try_get(4)?,
         granted_at: r.try_get(5)?,
         withdrawn_at: r.try_get(6)?,
+        given_by: r.try_get(7)?,
+        guardian_relationship: r.try_get(8)?,
+        guardian_guest_id: r.try_get(9)?,
+        guardian_ticket: r.try_get(10)?,
+        confirm_needed: None,
     })
 }
 
@@ -102,13 +126,18 @@ fn event_from(r: &Row) -> Result<ConsentEvent, tokio_postgres::Error> {
         channel: r.try_get(4)?,
         actor: r.try_get(5)?,
         at: r.try_get(6)?,
+        given_by: r.try_get(7)?,
+        guardian_relationship: r.try_get(8)?,
+        guardian_guest_id: r.try_get(9)?,
+        guardian_ticket: r.try_get(10)?,
     })
 }
 
 pub fn current(c: &PgConn, gid: &str) -> Result<Vec<ConsentRecord>, StoreError> {
     let rows = c
         .query(
-            "SELECT purpose, status, separate, notice_version, channel, granted_at, withdrawn_at
+            "SELECT purpose, status, separate, notice_version, channel, granted_at, withdrawn_at,
+               given_by, guardian_relationship, guardian_guest_id, guardian_ticket
              FROM consents WHERE guest_id = $1 ORDER BY purpose COLLATE \"C\"",
             &[&gid],
         )?
@@ -121,7 +150,8 @@ pub fn current(c: &PgConn, gid: &str) -> Result<Vec<ConsentRecord>, StoreError> 
 pub fn history(c: &PgConn, gid: &str) -> Result<Vec<ConsentEvent>, StoreError> {
     let rows = c
         .query(
-            "SELECT purpose, status, separate, notice_version, channel, actor, at
+            "SELECT purpose, status, separate, notice_version, channel, actor, at,
+               given_by, guardian_relationship, guardian_guest_id, guardian_ticket
              FROM consent_events WHERE guest_id = $1 ORDER BY id",
             &[&gid],
         )?
@@ -129,6 +159,28 @@ pub fn history(c: &PgConn, gid: &str) -> Result<Vec<ConsentEvent>, StoreError> {
         .map(event_from)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// Who gave the granted consent of a guest for one purpose (see the SQLite twin). REQ-10.
+pub fn consent_giver(
+    c: &PgConn,
+    guest_id: &str,
+    purpose: &str,
+) -> Result<Option<ConsentGiver>, StoreError> {
+    let row = c.query_opt(
+        "SELECT given_by, guardian_relationship, guardian_guest_id, guardian_ticket FROM consents
+         WHERE guest_id = $1 AND purpose = $2 AND status = 'granted' AND given_by IS NOT NULL",
+        &[&guest_id, &purpose],
+    )?;
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    Ok(Some(ConsentGiver {
+        given_by: r.try_get(0)?,
+        relationship: r.try_get(1)?,
+        guardian_guest_id: r.try_get(2)?,
+        guardian_ticket: r.try_get(3)?,
+    }))
 }
 
 /// The current consent of a guest for one purpose, as the policy sees it.

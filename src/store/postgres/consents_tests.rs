@@ -23,6 +23,18 @@ fn change(purpose: &str, grant: bool, separate: bool, notice: Option<&str>) -> C
         separate,
         notice_version: notice.map(str::to_string),
         channel: notice.map(|_| "web".to_string()),
+        // A guardian's grant for one purpose, so both backends round-trip the giver (REQ-10).
+        giver: grant.then(|| crate::store::rows::ConsentGiver {
+            given_by: if purpose == "b_x" {
+                "guardian"
+            } else {
+                "guest"
+            }
+            .into(),
+            relationship: (purpose == "b_x").then(|| "parent".into()),
+            guardian_guest_id: None,
+            guardian_ticket: (purpose == "b_x").then(|| "FORM-7".into()),
+        }),
     }
 }
 
@@ -115,6 +127,12 @@ fn grants_and_withdrawals_are_recorded_alike() {
         both!(p, apply(gid, ch, "staff:7", now)).unwrap();
         check_views(&p);
     }
+    // The giver of the grant in force (REQ-10): a guardian's, the guest's, none once withdrawn.
+    let giver = both!(p, consent_giver("g1", "b_x")).unwrap();
+    assert_eq!(giver.map(|g| g.given_by).as_deref(), Some("guardian"));
+    let giver = both!(p, consent_giver("g1", "analytics")).unwrap();
+    assert_eq!(giver.map(|g| g.given_by).as_deref(), Some("guest"));
+    assert_eq!(both!(p, consent_giver("g1", "never")).unwrap(), None);
     let (current, history) = both!(p, ledger("g1")).unwrap();
     let purposes: Vec<&str> = current.iter().map(|c| c.purpose.as_str()).collect();
     assert_eq!(purposes, ["Marketing", "analytics", "b_x", "marketing"]);

@@ -418,6 +418,7 @@ fn consent(purpose: &str, grant: bool, separate: bool) -> crate::store::rows::Co
         separate,
         notice_version: Some("v1".into()),
         channel: Some("front_desk".into()),
+        giver: None,
     }
 }
 

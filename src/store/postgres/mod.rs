@@ -75,6 +75,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../../migrations/postgres/0002_nodes.sql"),
     ),
     (
+        3,
+        "0003_minors",
+        include_str!("../../../migrations/postgres/0003_minors.sql"),
+    ),
+    (
         4,
         "0004_holds",
         include_str!("../../../migrations/postgres/0004_holds.sql"),

@@ -5,7 +5,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::policy::ConsentFacts;
-use crate::store::rows::{ConsentChange, ConsentEvent, ConsentRecord};
+use crate::store::rows::{ConsentChange, ConsentEvent, ConsentGiver, ConsentRecord};
 use crate::store::StoreError;
 
 /// Appends a ledger entry and updates the current view. Withdrawing what is not granted
@@ -18,6 +18,13 @@ pub fn apply(
     now: &str,
 ) -> Result<(), StoreError> {
     let status = if change.grant { "granted" } else { "withdrawn" };
+    let giver = change.giver.as_ref();
+    let (given_by, relationship, guardian_gid, ticket) = (
+        giver.map(|g| g.given_by.as_str()),
+        giver.and_then(|g| g.relationship.as_deref()),
+        giver.and_then(|g| g.guardian_guest_id.as_deref()),
+        giver.and_then(|g| g.guardian_ticket.as_deref()),
+    );
     if !change.grant {
         let granted: Option<String> = c
             .prepare_cached("SELECT status FROM consents WHERE guest_id = ?1 AND purpose = ?2")?
@@ -28,19 +35,25 @@ pub fn apply(
         }
     }
     c.prepare_cached(
-        "INSERT INTO consent_events (guest_id, purpose, status, separate, notice_version, channel, actor, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO consent_events (guest_id, purpose, status, separate, notice_version, channel, actor, at,
+           given_by, guardian_relationship, guardian_guest_id, guardian_ticket)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
-    .execute(params![gid, change.purpose, status, change.separate, change.notice_version, change.channel, actor, now])?;
+    .execute(params![gid, change.purpose, status, change.separate, change.notice_version, change.channel, actor, now,
+        given_by, relationship, guardian_gid, ticket])?;
     if change.grant {
         c.prepare_cached(
-            "INSERT INTO consents (guest_id, purpose, status, separate, notice_version, channel, granted_at, withdrawn_at)
-             VALUES (?1, ?2, 'granted', ?3, ?4, ?5, ?6, NULL)
+            "INSERT INTO consents (guest_id, purpose, status, separate, notice_version, channel, granted_at, withdrawn_at,
+               given_by, guardian_relationship, guardian_guest_id, guardian_ticket)
+             VALUES (?1, ?2, 'granted', ?3, ?4, ?5, ?6, NULL, ?7, ?8, ?9, ?10)
              ON CONFLICT (guest_id, purpose) DO UPDATE SET status = 'granted', separate = excluded.separate,
                notice_version = excluded.notice_version, channel = excluded.channel,
-               granted_at = excluded.granted_at, withdrawn_at = NULL",
+               granted_at = excluded.granted_at, withdrawn_at = NULL,
+               given_by = excluded.given_by, guardian_relationship = excluded.guardian_relationship,
+               guardian_guest_id = excluded.guardian_guest_id, guardian_ticket = excluded.guardian_ticket",
         )?
-        .execute(params![gid, change.purpose, change.separate, change.notice_version, change.channel, now])?;
+        .execute(params![gid, change.purpose, change.separate, change.notice_version, change.channel, now,
+            given_by, relationship, guardian_gid, ticket])?;
     } else {
         c.prepare_cached("UPDATE consents SET status = 'withdrawn', withdrawn_at = ?3 WHERE guest_id = ?1 AND purpose = ?2")?
             .execute(params![gid, change.purpose, now])?;
@@ -58,7 +71,8 @@ pub fn ledger(
 
 pub fn current(c: &Connection, gid: &str) -> Result<Vec<ConsentRecord>, StoreError> {
     let mut stmt = c.prepare_cached(
-        "SELECT purpose, status, separate, notice_version, channel, granted_at, withdrawn_at
+        "SELECT purpose, status, separate, notice_version, channel, granted_at, withdrawn_at,
+           given_by, guardian_relationship, guardian_guest_id, guardian_ticket
          FROM consents WHERE guest_id = ?1 ORDER BY purpose",
     )?;
     let rows = stmt
@@ -71,6 +85,11 @@ pub fn current(c: &Connection, gid: &str) -> Result<Vec<ConsentRecord>, StoreErr
                 channel: r.get(4)?,
                 granted_at: r.get(5)?,
                 withdrawn_at: r.get(6)?,
+                given_by: r.get(7)?,
+                guardian_relationship: r.get(8)?,
+                guardian_guest_id: r.get(9)?,
+                guardian_ticket: r.get(10)?,
+                confirm_needed: None,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -79,7 +98,8 @@ pub fn current(c: &Connection, gid: &str) -> Result<Vec<ConsentRecord>, StoreErr
 
 pub fn history(c: &Connection, gid: &str) -> Result<Vec<ConsentEvent>, StoreError> {
     let mut stmt = c.prepare_cached(
-        "SELECT purpose, status, separate, notice_version, channel, actor, at
+        "SELECT purpose, status, separate, notice_version, channel, actor, at,
+           given_by, guardian_relationship, guardian_guest_id, guardian_ticket
          FROM consent_events WHERE guest_id = ?1 ORDER BY id",
     )?;
     let rows = stmt
@@ -92,6 +112,10 @@ pub fn history(c: &Connection, gid: &str) -> Result<Vec<ConsentEvent>, StoreErro
                 channel: r.get(4)?,
                 actor: r.get(5)?,
                 at: r.get(6)?,
+                given_by: r.get(7)?,
+                guardian_relationship: r.get(8)?,
+                guardian_guest_id: r.get(9)?,
+                guardian_ticket: r.get(10)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -117,6 +141,30 @@ pub fn consent_state(
         Some((status, separate)) if status == "granted" => ConsentFacts::Granted { separate },
         Some(_) => ConsentFacts::Withdrawn,
     })
+}
+
+/// Who gave the granted consent of a guest for one purpose (`None`: no consent in force, or
+/// one recorded before the giver was; both count as the guest's own). REQ-10.
+pub fn consent_giver(
+    c: &Connection,
+    guest_id: &str,
+    purpose: &str,
+) -> Result<Option<ConsentGiver>, StoreError> {
+    let row = c
+        .prepare_cached(
+            "SELECT given_by, guardian_relationship, guardian_guest_id, guardian_ticket FROM consents
+             WHERE guest_id = ?1 AND purpose = ?2 AND status = 'granted' AND given_by IS NOT NULL",
+        )?
+        .query_row([guest_id, purpose], |r| {
+            Ok(ConsentGiver {
+                given_by: r.get(0)?,
+                relationship: r.get(1)?,
+                guardian_guest_id: r.get(2)?,
+                guardian_ticket: r.get(3)?,
+            })
+        })
+        .optional()?;
+    Ok(row)
 }
 
 /// Withdraws `purpose` for `gid` again, as of `at`, if the consent is still granted since

@@ -106,6 +106,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../../migrations/0003_audit_guards.sql")),
         M::up(include_str!("../../../migrations/0004_dsr_corrections.sql")),
         M::up(include_str!("../../../migrations/0005_corrections.sql")),
+        M::up(include_str!("../../../migrations/0006_minors.sql")),
         M::up(include_str!("../../../migrations/0007_holds.sql")),
         M::up(include_str!(
             "../../../migrations/0008_retention_stages.sql"

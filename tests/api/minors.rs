@@ -1,0 +1,662 @@
+//! Minors (REQ-10; PIPL Art. 28, 31; 未成年人保护法 Art. 57): registration under 18 with a
+//! guardian or an accompanying adult, separate consents given by a guardian for a guest under
+//! 14, marketing refused, the 14th birthday on the China date, and no age oracle for a caller
+//! that cannot see the birth date.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use time::macros::datetime;
+
+use crate::helpers::{self, spawn_app, zhang_san, Resp, TestApp};
+
+/// A valid 18-digit resident ID born on `yyyymmdd` (ISO 7064 MOD 11-2 check digit); an odd
+/// `seq` is a male, an even one a female.
+fn resident_id(yyyymmdd: &str, seq: &str) -> String {
+    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let body = format!("110105{yyyymmdd}{seq}");
+    let sum: u32 = body
+        .chars()
+        .zip(W)
+        .map(|(c, w)| c.to_digit(10).unwrap() * w)
+        .sum();
+    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    format!("{body}{check}")
+}
+
+/// A registration record of a guest born on `birth` (`YYYY-MM-DD`), male, resident ID.
+fn born(birth: &str) -> serde_json::Map<String, Value> {
+    let digits = birth.replace('-', "");
+    json!({
+        "full_name": "李小明",
+        "gender": "M",
+        "birth_date": birth,
+        "nationality": "CN",
+        "id_type": "cn_resident_id",
+        "id_number": resident_id(&digits, "003"),
+    })
+    .as_object()
+    .unwrap()
+    .clone()
+}
+
+fn with_guardian(mut fields: serde_json::Map<String, Value>) -> Value {
+    fields.insert("guardian_name".into(), json!("李大明"));
+    fields.insert("guardian_mobile".into(), json!("139 1234 5678"));
+    fields.insert("guardian_relationship".into(), json!("parent"));
+    Value::Object(fields)
+}
+
+async fn register(app: &TestApp, role: &str, fields: Value) -> Resp {
+    app.call(
+        Method::POST,
+        "/v1/guests",
+        Some(role),
+        Some("check_in"),
+        Some(json!({ "fields": fields })),
+    )
+    .await
+}
+
+async fn grant(app: &TestApp, role: &str, purpose: &str, id: &str, of: &str, body: Value) -> Resp {
+    let mut body = body;
+    let o = body.as_object_mut().unwrap();
+    o.entry("notice_version").or_insert(json!("2026-11"));
+    o.entry("channel").or_insert(json!("front_desk"));
+    app.call(
+        Method::PUT,
+        &format!("/v1/guests/{id}/consents/{of}"),
+        Some(role),
+        Some(purpose),
+        Some(body),
+    )
+    .await
+}
+
+fn guardian_consent() -> Value {
+    json!({"separate": true, "given_by": "guardian", "guardian_relationship": "parent",
+           "guardian_ticket": "FORM-2026-118"})
+}
+
+async fn consents(app: &TestApp, role: &str, purpose: &str, id: &str) -> Resp {
+    let path = format!("/v1/guests/{id}/consents");
+    app.call(Method::GET, &path, Some(role), Some(purpose), None)
+        .await
+}
+
+fn current<'a>(list: &'a Resp, purpose: &str) -> &'a Value {
+    list.body["consents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["purpose"] == purpose)
+        .unwrap_or_else(|| panic!("no {purpose} consent in {}", list.text))
+}
+
+async fn personalization_read(app: &TestApp, id: &str) -> Resp {
+    let path = format!("/v1/guests/{id}");
+    app.call(
+        Method::GET,
+        &path,
+        Some("marketing"),
+        Some("personalization"),
+        None,
+    )
+    .await
+}
+
+fn code(r: &Resp) -> (StatusCode, Option<&str>) {
+    (r.status, r.body["code"].as_str())
+}
+
+fn guest_count(app: &TestApp) -> i64 {
+    app.sql_i64("SELECT count(*) FROM guests", &[])
+}
+
+#[tokio::test]
+async fn req_10_a_ten_year_old_is_registered_only_with_a_guardian_or_an_accompanying_adult() {
+    let app = spawn_app().await;
+    app.clock.set(datetime!(2026-11-20 10:00 UTC));
+    let child = born("2016-03-15");
+
+    // Without the guardian's contact or an accompanying adult: 422, nothing stored.
+    let before = guest_count(&app);
+    let r = register(&app, "pms", Value::Object(child.clone())).await;
+    assert_eq!(
+        code(&r),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("guardian_required")),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains("2016"), "the refusal echoes nothing");
+    assert_eq!(guest_count(&app), before);
+
+    // The name alone is not enough (未成年人保护法 Art. 57: the guardian's contact).
+    let mut name_only = child.clone();
+    name_only.insert("guardian_name".into(), json!("李大明"));
+    let r = register(&app, "pms", Value::Object(name_only)).await;
+    assert_eq!(
+        code(&r),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("guardian_required"))
+    );
+
+    // A guardian mobile is validated as a mobile.
+    let mut bad = child.clone();
+    bad.insert("guardian_name".into(), json!("李大明"));
+    bad.insert("guardian_mobile".into(), json!("12345"));
+    let r = register(&app, "pms", Value::Object(bad)).await;
+    assert_eq!(
+        code(&r),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed"))
+    );
+    assert_eq!(r.body["errors"][0]["field"], "guardian_mobile");
+
+    // With the guardian's name and mobile: registered; the desk sees the mobile masked.
+    let r = register(&app, "pms", with_guardian(child.clone())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id = r.body["guest_id"].as_str().unwrap().to_string();
+    let path = format!("/v1/guests/{id}");
+    let r = app
+        .call(Method::GET, &path, Some("pms"), Some("check_in"), None)
+        .await;
+    assert_eq!(r.body["fields"]["guardian_mobile"], "+8613912345678");
+    assert_eq!(r.body["fields"]["guardian_relationship"], "parent");
+    let r = app
+        .call(
+            Method::GET,
+            &path,
+            Some("front_desk"),
+            Some("check_in"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["views"]["guardian_mobile"], "masked");
+    assert_ne!(r.body["fields"]["guardian_mobile"], "+8613912345678");
+
+    // Or with an accompanying adult the caller may read.
+    let adult = app.create_guest(zhang_san()).await;
+    let mut accompanied = child.clone();
+    accompanied.insert("accompanied_by".into(), json!(adult));
+    let r = register(&app, "pms", Value::Object(accompanied)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+
+    // An unknown adult (or an erased one) is refused like a malformed one, naming the field.
+    for other in [uuid::Uuid::now_v7().to_string(), "not-an-id".to_string()] {
+        let mut accompanied = child.clone();
+        accompanied.insert("accompanied_by".into(), json!(other));
+        let r = register(&app, "pms", Value::Object(accompanied)).await;
+        assert_eq!(
+            code(&r),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed"))
+        );
+        assert_eq!(r.body["errors"][0]["field"], "accompanied_by");
+    }
+}
+
+#[tokio::test]
+async fn req_10_under_18_registration_needs_guardian_data_and_an_adult_does_not() {
+    let app = spawn_app().await;
+    app.clock.set(datetime!(2026-11-20 10:00 UTC));
+    // 16 years old, known by the resident ID alone: still a minor.
+    let mut teen = born("2010-05-01");
+    teen.remove("birth_date");
+    let r = register(&app, "front_desk", Value::Object(teen.clone())).await;
+    assert_eq!(
+        code(&r),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("guardian_required"))
+    );
+    let r = register(&app, "front_desk", with_guardian(teen)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+
+    // 18 today (China date): an adult, no guardian needed.
+    let r = register(&app, "pms", Value::Object(born("2008-11-20"))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // One day short of 18: a minor.
+    let r = register(&app, "pms", Value::Object(born("2008-11-21"))).await;
+    assert_eq!(
+        code(&r),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("guardian_required"))
+    );
+
+    // The refusals are audited with their code, and no value.
+    let reasons = app.sql_column(
+        "SELECT reason FROM audit_events WHERE action = 'guest.create' AND outcome = 'denied'
+         ORDER BY seq",
+        &[],
+    );
+    let reasons: Vec<&str> = reasons.iter().map(|r| r.as_deref().unwrap()).collect();
+    assert_eq!(reasons, ["guardian_required", "guardian_required"]);
+}
+
+#[tokio::test]
+async fn req_10_a_child_consents_only_through_a_separate_consent_given_by_a_guardian() {
+    let app = spawn_app().await;
+    app.clock.set(datetime!(2026-11-20 10:00 UTC));
+    let id = app.create_guest(with_guardian(born("2016-03-15"))).await;
+    let adult = app.create_guest(zhang_san()).await;
+
+    // The child's own consent, or a guardian's that is not separate: refused.
+    for body in [
+        json!({"separate": true}),
+        json!({"separate": true, "given_by": "guest"}),
+        json!({"separate": false, "given_by": "guardian", "guardian_relationship": "parent",
+               "guardian_ticket": "FORM-1"}),
+    ] {
+        let r = grant(&app, "pms", "check_in", &id, "personalization", body).await;
+        assert_eq!(
+            code(&r),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("guardian_consent_required")
+            ),
+            "{}",
+            r.text
+        );
+    }
+    // A guardian's consent names the relationship and a reference that is no personal data.
+    for (body, field) in [
+        (
+            json!({"separate": true, "given_by": "guardian", "guardian_ticket": "FORM-1"}),
+            "guardian_relationship",
+        ),
+        (
+            json!({"separate": true, "given_by": "guardian", "guardian_relationship": "parent"}),
+            "guardian_ticket",
+        ),
+        (
+            json!({"separate": true, "given_by": "guardian", "guardian_relationship": "parent",
+                   "guardian_ticket": "13912345678"}),
+            "guardian_ticket",
+        ),
+        (
+            json!({"separate": true, "given_by": "guardian", "guardian_relationship": "parent",
+                   "guardian_guest_id": uuid::Uuid::now_v7().to_string()}),
+            "guardian_guest_id",
+        ),
+        (json!({"separate": true, "given_by": "mother"}), "given_by"),
+    ] {
+        let r = grant(&app, "pms", "check_in", &id, "personalization", body).await;
+        assert_eq!(
+            code(&r),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")),
+            "{}",
+            r.text
+        );
+        assert_eq!(r.body["errors"][0]["field"], field, "{}", r.text);
+        assert!(!r.text.contains("13912345678"));
+    }
+    assert_eq!(
+        code(&personalization_read(&app, &id).await),
+        (StatusCode::FORBIDDEN, Some("consent_required"))
+    );
+
+    // The guardian's separate consent, naming the registered guardian: recorded as such.
+    let mut body = guardian_consent();
+    body["guardian_guest_id"] = json!(adult);
+    let r = grant(&app, "pms", "check_in", &id, "personalization", body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["given_by"], "guardian");
+    assert_eq!(r.body["guardian_relationship"], "parent");
+    assert_eq!(r.body["guardian_guest_id"], json!(adult));
+    assert_eq!(r.body["confirm_needed"], false);
+    let list = consents(&app, "pms", "check_in", &id).await;
+    assert_eq!(current(&list, "personalization")["given_by"], "guardian");
+    let events = list.body["history"].as_array().unwrap();
+    assert_eq!(events.last().unwrap()["given_by"], "guardian");
+    assert_eq!(events.last().unwrap()["guardian_ticket"], "FORM-2026-118");
+
+    // Now the child's data may be used for the purpose, shown as it would be for an adult
+    // with the same consent (a different view would tell the age to the marketing role).
+    let r = grant(
+        &app,
+        "pms",
+        "check_in",
+        &adult,
+        "personalization",
+        json!({"separate": true}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["given_by"], "guest");
+    let child_read = personalization_read(&app, &id).await;
+    assert_eq!(child_read.status, StatusCode::OK, "{}", child_read.text);
+    let adult_read = personalization_read(&app, &adult).await;
+    assert_eq!(
+        child_read.body["views"]["full_name"],
+        adult_read.body["views"]["full_name"]
+    );
+    assert_eq!(child_read.body["views"]["full_name"], "masked");
+
+    // Withdrawing it is one call, as for any consent.
+    let path = format!("/v1/guests/{id}/consents/personalization");
+    let r = app
+        .call(Method::DELETE, &path, Some("pms"), Some("check_in"), None)
+        .await;
+    assert_eq!(r.body["status"], "withdrawn");
+    assert_eq!(
+        code(&personalization_read(&app, &id).await),
+        (StatusCode::FORBIDDEN, Some("consent_required"))
+    );
+}
+
+#[tokio::test]
+async fn req_10_marketing_to_a_child_is_refused_even_with_a_guardians_consent() {
+    let app = spawn_app().await;
+    app.clock.set(datetime!(2026-11-20 10:00 UTC));
+    let id = app.create_guest(with_guardian(born("2016-03-15"))).await;
+
+    let r = grant(
+        &app,
+        "pms",
+        "check_in",
+        &id,
+        "marketing",
+        guardian_consent(),
+    )
+    .await;
+    assert_eq!(
+        code(&r),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("minor_marketing_refused")
+        ),
+        "{}",
+        r.text
+    );
+    // The child's own consent is refused for want of a guardian first.
+    let r = grant(
+        &app,
+        "pms",
+        "check_in",
+        &id,
+        "marketing",
+        json!({"separate": true}),
+    )
+    .await;
+    assert_eq!(
+        code(&r),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("guardian_consent_required")
+        )
+    );
+    // Nothing was recorded, and marketing reads stay refused.
+    let list = consents(&app, "pms", "check_in", &id).await;
+    assert!(
+        list.body["consents"].as_array().unwrap().is_empty(),
+        "{}",
+        list.text
+    );
+    let path = format!("/v1/guests/{id}");
+    let r = app
+        .call(
+            Method::GET,
+            &path,
+            Some("marketing"),
+            Some("marketing"),
+            None,
+        )
+        .await;
+    assert_eq!(code(&r), (StatusCode::FORBIDDEN, Some("consent_required")));
+    // Registering the child with a marketing consent is refused too.
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/guests",
+            Some("pms"),
+            Some("check_in"),
+            Some(json!({"fields": with_guardian(born("2016-04-01")),
+                        "consents": [{"purpose": "marketing", "notice_version": "2026-11",
+                                      "channel": "front_desk", "separate": true,
+                                      "given_by": "guardian", "guardian_relationship": "parent",
+                                      "guardian_ticket": "FORM-9"}]})),
+        )
+        .await;
+    assert_eq!(
+        code(&r),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("minor_marketing_refused")
+        )
+    );
+}
+
+#[tokio::test]
+async fn req_10_marketing_to_a_child_with_a_guardians_consent_is_allowed_when_the_policy_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = helpers::test_config(dir.path());
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    for entry in std::fs::read_dir(from).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, policies.join(p.file_name().unwrap())).unwrap();
+    }
+    let access = policies.join("access.toml");
+    let text = std::fs::read_to_string(&access).unwrap();
+    let allowed = text.replace(
+        "allow_marketing_under_14 = false",
+        "allow_marketing_under_14 = true",
+    );
+    assert_ne!(allowed, text);
+    std::fs::write(&access, allowed).unwrap();
+    config.policies.dir = Some(policies);
+    guestvault::cli::init(&config).unwrap();
+    let app = helpers::spawn_on(dir, config).await;
+    app.clock.set(datetime!(2026-11-20 10:00 UTC));
+    let id = app.create_guest(with_guardian(born("2016-03-15"))).await;
+
+    // Still only a guardian's separate consent.
+    let r = grant(
+        &app,
+        "pms",
+        "check_in",
+        &id,
+        "marketing",
+        json!({"separate": true}),
+    )
+    .await;
+    assert_eq!(
+        code(&r),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("guardian_consent_required")
+        )
+    );
+    let r = grant(
+        &app,
+        "pms",
+        "check_in",
+        &id,
+        "marketing",
+        guardian_consent(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let path = format!("/v1/guests/{id}");
+    let r = app
+        .call(
+            Method::GET,
+            &path,
+            Some("marketing"),
+            Some("marketing"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn req_10_the_fourteenth_birthday_counts_on_the_china_date() {
+    let app = spawn_app().await;
+    // 23:59 in Beijing on 24 November 2026: the guest born on 25 November 2012 is 13.
+    app.clock.set(datetime!(2026-11-24 15:59 UTC));
+    let id = app.create_guest(with_guardian(born("2012-11-25"))).await;
+    let r = grant(
+        &app,
+        "pms",
+        "check_in",
+        &id,
+        "personalization",
+        guardian_consent(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = grant(
+        &app,
+        "pms",
+        "check_in",
+        &id,
+        "marketing",
+        json!({"separate": true}),
+    )
+    .await;
+    assert_eq!(
+        code(&r),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("guardian_consent_required")
+        )
+    );
+    let list = consents(&app, "pms", "check_in", &id).await;
+    assert_eq!(current(&list, "personalization")["confirm_needed"], false);
+
+    // 00:00 in Beijing on the birthday; the UTC date is still the 24th. The guest is 14.
+    app.clock.set(datetime!(2026-11-24 16:00 UTC));
+    let r = grant(
+        &app,
+        "pms",
+        "check_in",
+        &id,
+        "marketing",
+        json!({"separate": true}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["given_by"], "guest");
+    assert_eq!(r.body["confirm_needed"], false);
+
+    // The guardian's consent stays valid until the guest confirms or withdraws it, and says so.
+    let r = personalization_read(&app, &id).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let list = consents(&app, "pms", "check_in", &id).await;
+    let p = current(&list, "personalization");
+    assert_eq!(
+        (&p["given_by"], &p["confirm_needed"]),
+        (&json!("guardian"), &json!(true))
+    );
+    // The guest, through its own token, sees it too and confirms it.
+    let token = app.token_for("guest", &id);
+    let path = format!("/v1/guests/{id}/consents");
+    let req = app
+        .client
+        .get(format!("{}{path}", app.addr))
+        .bearer_auth(&token)
+        .header("X-Purpose", "data_subject_request");
+    let own = app.send(req).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text);
+    assert_eq!(current(&own, "personalization")["confirm_needed"], true);
+    let req = app
+        .client
+        .put(format!("{}{path}/personalization", app.addr))
+        .bearer_auth(&token)
+        .header("X-Purpose", "data_subject_request")
+        .json(
+            &json!({"separate": true, "given_by": "guest", "notice_version": "2026-11",
+                      "channel": "app"}),
+        );
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        (&r.body["given_by"], &r.body["confirm_needed"]),
+        (&json!("guest"), &json!(false))
+    );
+    assert_eq!(personalization_read(&app, &id).await.status, StatusCode::OK);
+}
+
+/// The front desk under `guest_service` sees no birth date or ID number, and the marketing
+/// role sees the birth date masked (month and day, no year): every answer they get is the
+/// same for a child as for an adult, and the rule applies at use as "no consent".
+#[tokio::test]
+async fn req_10_a_caller_that_cannot_see_the_birth_date_learns_no_age_from_the_answers() {
+    let app = spawn_app().await;
+    app.clock.set(datetime!(2026-11-20 10:00 UTC));
+    let child = app.create_guest(with_guardian(born("2016-03-15"))).await;
+    let adult = app.create_guest(zhang_san()).await;
+
+    let mut answers = Vec::new();
+    for id in [&child, &adult] {
+        let r = grant(
+            &app,
+            "front_desk",
+            "guest_service",
+            id,
+            "personalization",
+            json!({"separate": true}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let mut body = r.body.clone();
+        body.as_object_mut().unwrap().remove("granted_at");
+        answers.push(body);
+        let list = consents(&app, "front_desk", "guest_service", id).await;
+        assert_eq!(
+            current(&list, "personalization")["confirm_needed"],
+            Value::Null
+        );
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "the grant answers alike at every age"
+    );
+    assert_eq!(answers[0]["confirm_needed"], Value::Null);
+
+    // At use the child's own consent counts as none, answered as for a guest without consent.
+    let r = personalization_read(&app, &child).await;
+    let no_consent = app.create_guest(zhang_san()).await;
+    let none = personalization_read(&app, &no_consent).await;
+    assert_eq!(code(&r), (StatusCode::FORBIDDEN, Some("consent_required")));
+    assert_eq!(r.text_without_request_id(), none.text_without_request_id());
+    assert_eq!(
+        personalization_read(&app, &adult).await.status,
+        StatusCode::OK
+    );
+
+    // A caller that may reveal the resident ID (the desk at check-in) is told at once.
+    let r = grant(
+        &app,
+        "front_desk",
+        "check_in",
+        &child,
+        "personalization",
+        json!({"separate": true}),
+    )
+    .await;
+    assert_eq!(
+        code(&r),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("guardian_consent_required")
+        )
+    );
+    // ...but not for a passport holder, whose birth date it sees masked: answered as an adult.
+    let mut passport = born("2016-03-15");
+    passport.insert("nationality".into(), json!("FR"));
+    passport.insert("id_type".into(), json!("passport"));
+    passport.insert("id_number".into(), json!("18AB12345"));
+    let kid = app.create_guest(with_guardian(passport)).await;
+    let r = grant(
+        &app,
+        "front_desk",
+        "check_in",
+        &kid,
+        "personalization",
+        json!({"separate": true}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["confirm_needed"], Value::Null);
+    assert_eq!(
+        code(&personalization_read(&app, &kid).await),
+        (StatusCode::FORBIDDEN, Some("consent_required"))
+    );
+}
