@@ -531,7 +531,7 @@ fn print_demo(config: &Config, addr: &str, policies: &Policies) -> anyhow::Resul
     println!("curl -s {addr}/v1/guests/$ID -H \"Authorization: Bearer {front_desk}\" -H 'X-Purpose: check_in'\n");
     if config.console.enabled {
         println!(
-            "# compliance console: open {addr}/console/ and paste $COMPLIANCE_OFFICER_TOKEN\n"
+            "# compliance console: open {addr}/console/ and paste $COMPLIANCE_OFFICER_TOKEN (or $ADMIN_TOKEN for operations)\n"
         );
     }
     Ok(())

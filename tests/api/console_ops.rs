@@ -227,7 +227,7 @@ async fn a_rotation_from_the_console_needs_the_csrf_token_and_its_progress_reach
     assert_eq!(
         app.vault
             .readers()
-            .run(|c| guestvault::store::count_guests(c))
+            .run(guestvault::store::count_guests)
             .await
             .unwrap(),
         3

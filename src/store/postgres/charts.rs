@@ -11,7 +11,7 @@ fn count(n: i64) -> u64 {
 pub fn audit_hourly(conn: &PgConn, since: &str) -> Result<Vec<HourCount>, StoreError> {
     conn.query(
         "SELECT substr(ts, 1, 13) AS hour, outcome, count(*) FROM audit_events
-         WHERE ts >= $1 GROUP BY 1, 2 ORDER BY 1 COLLATE \"C\", 2 COLLATE \"C\"",
+         WHERE ts >= $1 GROUP BY 1, 2 ORDER BY 1, 2",
         &[&since],
     )?
     .iter()
@@ -28,8 +28,7 @@ pub fn audit_hourly(conn: &PgConn, since: &str) -> Result<Vec<HourCount>, StoreE
 pub fn reveals_by_role(conn: &PgConn, since: &str) -> Result<Vec<RoleCount>, StoreError> {
     conn.query(
         "SELECT role, outcome, count(*) FROM audit_events
-         WHERE ts >= $1 AND action = 'guest.reveal' GROUP BY 1, 2
-         ORDER BY 1 COLLATE \"C\", 2 COLLATE \"C\"",
+         WHERE ts >= $1 AND action = 'guest.reveal' GROUP BY 1, 2 ORDER BY 1, 2",
         &[&since],
     )?
     .iter()
