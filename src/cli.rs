@@ -320,20 +320,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let dir = dir
                 .or(config.policies.dir.clone())
                 .unwrap_or_else(|| PathBuf::from("policies"));
-            match Policies::load(Some(&dir)) {
-                Ok(p) => {
-                    println!(
-                        "policy ok: {} guest fields, {} stay fields, {} purposes, {} roles ({})",
-                        p.catalog.fields(crate::policy::FieldScope::Guest).count(),
-                        p.catalog.fields(crate::policy::FieldScope::Stay).count(),
-                        p.access.purposes.len(),
-                        p.access.roles.len(),
-                        dir.display()
-                    );
+            let report = crate::policy::check(Some(&dir));
+            match report.summary() {
+                Some(line) => {
+                    println!("{line}");
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(e) => {
-                    eprint!("{e}");
+                None => {
+                    let errors = report.result.err().unwrap_or_default();
+                    eprint!("{}", crate::policy::PolicyErrors(errors));
                     Ok(ExitCode::FAILURE)
                 }
             }
@@ -536,7 +531,7 @@ fn print_demo(config: &Config, addr: &str, policies: &Policies) -> anyhow::Resul
     println!("curl -s {addr}/v1/guests/$ID -H \"Authorization: Bearer {front_desk}\" -H 'X-Purpose: check_in'\n");
     if config.console.enabled {
         println!(
-            "# compliance console: open {addr}/console/ and paste $COMPLIANCE_OFFICER_TOKEN\n"
+            "# compliance console: open {addr}/console/ and paste $COMPLIANCE_OFFICER_TOKEN (or $ADMIN_TOKEN for operations)\n"
         );
     }
     Ok(())

@@ -165,6 +165,9 @@ pub enum Msg {
     Skip,
     ChinaTime,
     NotBuiltNote,
+    Overview,
+    Policy,
+    Operations,
 }
 
 fn en(m: Msg) -> &'static str {
@@ -252,7 +255,10 @@ fn en(m: Msg) -> &'static str {
         BackToTrail => "Back to the trail",
         Skip => "Skip to content",
         ChinaTime => "China Standard Time (UTC+8)",
-        NotBuiltNote => "Data-subject requests, guest lookup, operations, policy and charts are not in the console yet: use the API or the CLI for them.",
+        Overview => "Overview",
+        Policy => "Policy",
+        Operations => "Operations",
+        NotBuiltNote => "Data-subject requests and guest lookup are not in the console yet: use the API or the CLI for them.",
     }
 }
 
@@ -345,9 +351,10 @@ fn zh(m: Msg) -> &'static str {
         BackToTrail => "返回审计日志",
         Skip => "跳到正文",
         ChinaTime => "中国标准时间（UTC+8）",
-        NotBuiltNote => {
-            "数据主体请求、客人查询、运维、策略和图表尚未加入控制台：请使用 API 或命令行。"
-        }
+        Overview => "概览",
+        Policy => "访问策略",
+        Operations => "运维",
+        NotBuiltNote => "数据主体请求和客人查询尚未加入控制台：请使用 API 或命令行。",
     }
 }
 

@@ -12,9 +12,13 @@
 //! Sessions live in memory (see [`session`]): a restart or another node means signing in again.
 
 mod audit;
+mod charts;
 mod i18n;
 mod layout;
+mod ops;
+mod policy;
 pub mod session;
+mod words;
 
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
@@ -75,16 +79,44 @@ pub(crate) struct Page {
     pub purpose: &'static str,
 }
 
-/// The pages built so far.
-pub(crate) const PAGES: [Page; 1] = [Page {
-    path: "/console/audit",
-    title: Msg::AuditTrail,
-    action: Action::AuditRead,
-    purpose: "audit",
-}];
+/// The pages built so far. A page whose `purpose` is empty touches no personal data: it is
+/// read under the role's own (first) purpose, as the API reads such operations.
+pub(crate) const PAGES: [Page; 4] = [
+    Page {
+        path: "/console/audit",
+        title: Msg::AuditTrail,
+        action: Action::AuditRead,
+        purpose: "audit",
+    },
+    Page {
+        path: charts::PATH,
+        title: Msg::Overview,
+        action: Action::AuditRead,
+        purpose: "audit",
+    },
+    Page {
+        path: policy::PATH,
+        title: Msg::Policy,
+        action: Action::PolicyRead,
+        purpose: "",
+    },
+    Page {
+        path: ops::PATH,
+        title: Msg::Operations,
+        action: Action::AdminKeys,
+        purpose: "administration",
+    },
+];
 
 /// Paths a language switch may send the browser back to.
-const BACK_PATHS: [&str; 3] = ["/console/", "/console/audit", "/console/sign-in"];
+const BACK_PATHS: [&str; 6] = [
+    "/console/",
+    "/console/audit",
+    "/console/sign-in",
+    charts::PATH,
+    policy::PATH,
+    ops::PATH,
+];
 
 /// The console's routes; with `console.enabled = false`, none (every `/console/` path is the
 /// API's 404).
@@ -101,6 +133,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/console.js", get(js))
         .merge(audit::router())
+        .merge(charts::router())
+        .merge(policy::router())
+        .merge(ops::router())
         .route("/console/{*rest}", any(not_found))
         .route_layer(axum::middleware::from_fn(crate::http::remember_route))
         .layer(axum::middleware::from_fn(security_headers))
@@ -204,7 +239,11 @@ pub(crate) fn may(state: &AppState, role: &str, page: &Page) -> bool {
     let access = &state.vault.policies().access;
     access.roles.get(role).is_some_and(|r| !r.self_only)
         && access
-            .authorize(role, Some(page.purpose), page.action)
+            .authorize(
+                role,
+                Some(page.purpose).filter(|p| !p.is_empty()),
+                page.action,
+            )
             .is_ok()
 }
 

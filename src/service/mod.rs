@@ -7,6 +7,7 @@ mod alerts;
 mod audit;
 mod consents;
 mod console;
+mod console_ops;
 mod correction_requests;
 mod corrections;
 mod erasure;
@@ -33,6 +34,9 @@ pub use alerts::SecurityEvent;
 pub use audit::{AuditExport, AuditPage, EventOut, PublicKeyInfo};
 pub use consents::{ConsentInput, ConsentRecord, ConsentsView, CHANNELS};
 pub use console::ChainStatus;
+pub use console_ops::{
+    ChartData, DayOutcomes, OperationsView, RoleReveals, WeekRequests, CHART_DAYS, CHART_WEEKS,
+};
 pub use correction_requests::Decision;
 pub use corrections::{
     CorrectionDecision, CorrectionDetail, CorrectionReceipt, CorrectionSummary, UpdateOutcome,

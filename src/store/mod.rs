@@ -286,6 +286,9 @@ pub mod coordination {
 /// trail's purge.
 pub mod audit;
 
+/// The console's charts: bounded aggregates of the trail and the data-subject requests.
+pub mod charts;
+
 /// `GET /v1/audit/verify`: the whole trail or from the newest checkpoint.
 pub mod audit_since {
     use super::{Conn, StoreError};

@@ -7,6 +7,7 @@ mod canary;
 mod cli;
 mod consents;
 mod console;
+mod console_ops;
 mod corrections;
 mod data_quality;
 mod edge;

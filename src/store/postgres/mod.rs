@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod audit_since;
+pub mod charts;
 pub mod conn;
 pub mod connect;
 pub mod consents;

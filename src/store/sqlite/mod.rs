@@ -12,6 +12,7 @@ mod audit_tamper_tests;
 #[cfg(test)]
 mod audit_tests;
 pub mod backup;
+pub mod charts;
 mod checkpoint;
 pub mod consents;
 pub mod coordination;
