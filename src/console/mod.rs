@@ -12,6 +12,8 @@
 //! Sessions live in memory (see [`session`]): a restart or another node means signing in again.
 
 mod audit;
+mod dsr;
+mod guest;
 mod i18n;
 mod layout;
 pub mod session;
@@ -76,15 +78,35 @@ pub(crate) struct Page {
 }
 
 /// The pages built so far.
-pub(crate) const PAGES: [Page; 1] = [Page {
-    path: "/console/audit",
-    title: Msg::AuditTrail,
-    action: Action::AuditRead,
-    purpose: "audit",
-}];
+pub(crate) const PAGES: [Page; 3] = [
+    Page {
+        path: "/console/audit",
+        title: Msg::AuditTrail,
+        action: Action::AuditRead,
+        purpose: "audit",
+    },
+    Page {
+        path: dsr::PATH,
+        title: Msg::DsrRequests,
+        action: Action::GuestErase,
+        purpose: crate::service::DSR_PURPOSE,
+    },
+    Page {
+        path: guest::PATH,
+        title: Msg::GuestLookup,
+        action: Action::GuestSearch,
+        purpose: crate::service::DSR_PURPOSE,
+    },
+];
 
 /// Paths a language switch may send the browser back to.
-const BACK_PATHS: [&str; 3] = ["/console/", "/console/audit", "/console/sign-in"];
+const BACK_PATHS: [&str; 5] = [
+    "/console/",
+    "/console/audit",
+    "/console/sign-in",
+    dsr::PATH,
+    guest::PATH,
+];
 
 /// The console's routes; with `console.enabled = false`, none (every `/console/` path is the
 /// API's 404).
@@ -101,6 +123,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/console.js", get(js))
         .merge(audit::router())
+        .merge(dsr::router())
+        .merge(guest::router())
         .route("/console/{*rest}", any(not_found))
         .route_layer(axum::middleware::from_fn(crate::http::remember_route))
         .layer(axum::middleware::from_fn(security_headers))

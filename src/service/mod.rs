@@ -9,6 +9,7 @@ mod consents;
 mod console;
 mod correction_requests;
 mod corrections;
+mod dsr_desk;
 mod erasure;
 mod export;
 mod fields;
@@ -35,6 +36,7 @@ pub use corrections::{
     CorrectionDecision, CorrectionDetail, CorrectionReceipt, CorrectionSummary, UpdateOutcome,
     REGISTERED_PREFIX,
 };
+pub use dsr_desk::{AccessIntake, DeskRequest, DSR_PURPOSE, GUEST_EVENTS_LIMIT};
 pub use erasure::{OverdueRequest, Receipt, Retained, ERASURE_REASONS};
 pub use export::EXPORT_FORMAT;
 pub use guests::{GuestView, NewGuest, RevealView};
