@@ -522,7 +522,7 @@ async fn decide(
         Decision::Reject => Msg::CorrectionRejected,
     };
     let notice = html! {
-        p.help role="status" id="notice" data-request=(done.request_id) {
+        p.help role="status" id="notice" data-decided=(done.request_id) {
             (signed.lang.t(msg)) " " code { (done.request_id) }
         }
     };

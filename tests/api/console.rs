@@ -10,22 +10,22 @@ use reqwest::StatusCode;
 use crate::helpers::{captured_logs, spawn_app, spawn_app_with, zhang_san, TestApp};
 
 /// A cookie-keeping, non-redirecting client: what a browser does, step by step.
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     app: &'a TestApp,
     client: reqwest::Client,
     cookies: BTreeMap<String, String>,
-    lang: &'static str,
+    pub lang: &'static str,
 }
 
 #[derive(Debug)]
-struct Page {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    text: String,
+pub(crate) struct Page {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
 }
 
 impl Page {
-    fn location(&self) -> &str {
+    pub fn location(&self) -> &str {
         self.headers
             .get("location")
             .and_then(|v| v.to_str().ok())
@@ -41,7 +41,7 @@ impl Page {
     }
 
     /// The value of the first `name="csrf"` hidden input.
-    fn csrf(&self) -> String {
+    pub fn csrf(&self) -> String {
         let at = self
             .text
             .find("name=\"csrf\" value=\"")
@@ -52,7 +52,7 @@ impl Page {
 }
 
 impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub fn new(app: &'a TestApp) -> Self {
         Self {
             app,
             client: reqwest::Client::builder()
@@ -99,12 +99,12 @@ impl<'a> Browser<'a> {
         page
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub async fn get(&mut self, path: &str) -> Page {
         let req = self.client.get(format!("{}{path}", self.app.addr));
         self.finish(req).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let req = self
             .client
             .post(format!("{}{path}", self.app.addr))
@@ -113,7 +113,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Signs in with `token`; returns the sign-in POST's answer.
-    async fn sign_in_with(&mut self, token: &str) -> Page {
+    pub async fn sign_in_with(&mut self, token: &str) -> Page {
         let form = self.get("/console/sign-in").await;
         assert_eq!(form.status, StatusCode::OK, "{}", form.text);
         let csrf = form.csrf();
@@ -121,7 +121,7 @@ impl<'a> Browser<'a> {
             .await
     }
 
-    async fn signed_in(app: &'a TestApp, role: &str) -> Browser<'a> {
+    pub async fn signed_in(app: &'a TestApp, role: &str) -> Browser<'a> {
         let mut b = Browser::new(app);
         let r = b.sign_in_with(&app.token(role)).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
@@ -130,12 +130,12 @@ impl<'a> Browser<'a> {
     }
 
     /// The session's CSRF token, from the home page's forms.
-    async fn csrf(&mut self) -> String {
+    pub async fn csrf(&mut self) -> String {
         self.get("/console/").await.csrf()
     }
 }
 
-fn assert_console_headers(path: &str, p: &Page) {
+pub(crate) fn assert_console_headers(path: &str, p: &Page) {
     let h = |name: &str| {
         p.headers
             .get(name)
@@ -168,7 +168,7 @@ fn assert_console_headers(path: &str, p: &Page) {
     }
 }
 
-fn audit_rows(app: &TestApp, actor: &str) -> Vec<(String, String, Option<String>, String)> {
+pub(crate) fn audit_rows(app: &TestApp, actor: &str) -> Vec<(String, String, Option<String>, String)> {
     app.sql_rows(
         "SELECT action, role, purpose, outcome FROM audit_events WHERE actor = ?1 ORDER BY seq",
         &[&actor],

@@ -7,6 +7,7 @@ mod canary;
 mod cli;
 mod consents;
 mod console;
+mod console_dsr;
 mod corrections;
 mod edge;
 mod erasure;
