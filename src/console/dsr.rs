@@ -118,11 +118,17 @@ pub(super) fn status_label(signed: &Signed, status: &str) -> Markup {
 }
 
 /// A `<select>` of the reason codes of `access.toml` (a decision, reveal or export reason).
-pub(super) fn reason_select(state: &AppState, signed: &Signed, id: &str, pick: &str) -> Markup {
+pub(super) fn reason_select(
+    state: &AppState,
+    signed: &Signed,
+    id: &str,
+    pick: &str,
+    required: bool,
+) -> Markup {
     let t = |m| signed.lang.t(m);
     html! {
         label for=(id) { (t(Msg::Reason)) }
-        select id=(id) name="reason" required {
+        select id=(id) name="reason" required[required] {
             option value="" { "—" }
             @for (code, r) in &state.vault.policies().access.reasons {
                 option value=(code) selected[code == pick] { (code) " — " (r.description) }
@@ -220,7 +226,7 @@ pub(super) fn export_form(state: &AppState, signed: &Signed, guest: Option<&str>
                         input id="ex-guest" type="text" name="guest_id" required maxlength="64" autocomplete="off" spellcheck="false";
                     }
                 }
-                div { (reason_select(state, signed, "ex-reason", "data_subject_request")) }
+                div { (reason_select(state, signed, "ex-reason", "data_subject_request", true)) }
                 div { (ticket_input(signed, "ex-ticket")) }
             }
             button type="submit" id="export-package" { (t(Msg::DownloadPackage)) }
@@ -462,7 +468,7 @@ async fn review(State(state): State<AppState>, signed: Signed, Path(id): Path<St
             form method="post" action=(action) id="decide" {
                 input type="hidden" name="csrf" value=(signed.session.csrf);
                 div.grid {
-                    div { (reason_select(&state, &signed, "d-reason", "")) }
+                    div { (reason_select(&state, &signed, "d-reason", "", true)) }
                     div { (ticket_input(&signed, "d-ticket")) }
                 }
                 div.actions {

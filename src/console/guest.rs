@@ -95,7 +95,7 @@ fn search_form(state: &AppState, signed: &Signed) -> Markup {
                         label for="s-value" { (t(Msg::SearchValue)) }
                         input id="s-value" type="text" name="value" required maxlength="256" autocomplete="off" spellcheck="false";
                     }
-                    div { (reason_select(state, signed, "s-reason", "")) }
+                    div { (reason_select(state, signed, "s-reason", "", false)) }
                     div { (ticket_input(signed, "s-ticket")) }
                 }
                 button type="submit" id="search" { (t(Msg::Search)) }
@@ -302,7 +302,7 @@ async fn render(
                                 @for f in &can_reveal { option value=(f) { (f) } }
                             }
                         }
-                        div { (reason_select(state, signed, "r-reason", "")) }
+                        div { (reason_select(state, signed, "r-reason", "", true)) }
                         div { (ticket_input(signed, "r-ticket")) }
                     }
                     button type="submit" id="reveal-button" { (t(Msg::Reveal)) }

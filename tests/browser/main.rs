@@ -8,6 +8,7 @@
 //! `<target dir>/console-screenshots/`.
 #![allow(clippy::unwrap_used, reason = "test code fails loudly by design")]
 
+mod scenario_dsr;
 mod webdriver;
 
 use std::path::{Path, PathBuf};
