@@ -58,8 +58,11 @@ fn china_today(state: &AppState) -> time::Date {
 pub(super) fn deadline(state: &AppState, signed: &Signed, due: &str) -> Markup {
     let t = |m| signed.lang.t(m);
     let today = china_today(state);
-    let parsed =
-        time::Date::parse(due, time::macros::format_description!("[year]-[month]-[day]")).ok();
+    let parsed = time::Date::parse(
+        due,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok();
     html! {
         time datetime=(due) { (due) }
         " "
@@ -508,16 +511,21 @@ async fn decide(
         "apply" => Decision::Apply,
         "reject" => Decision::Reject,
         _ => {
-            let e = VaultError::Validation(vec![crate::domain::FieldError::new(
-                "decision", "invalid",
-            )]);
+            let e =
+                VaultError::Validation(vec![crate::domain::FieldError::new("decision", "invalid")]);
             return error_page(&state, Some(&signed), signed.lang, e);
         }
     };
     let caller = signed.caller(DSR_PURPOSE);
     let done = match state
         .vault
-        .decide_correction(&caller, &id, decision, form.reason.trim(), opt(&form.ticket))
+        .decide_correction(
+            &caller,
+            &id,
+            decision,
+            form.reason.trim(),
+            opt(&form.ticket),
+        )
         .await
     {
         Ok(d) => d,
@@ -547,7 +555,14 @@ async fn receipt_page(
         Err(e) => return error_page(&state, Some(&signed), signed.lang, e),
     };
     let t = |m| signed.lang.t(m);
-    signed_page(&state, &signed, PATH, t(Msg::Receipt), receipt_card(&signed, &r)).into_response()
+    signed_page(
+        &state,
+        &signed,
+        PATH,
+        t(Msg::Receipt),
+        receipt_card(&signed, &r),
+    )
+    .into_response()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -585,9 +600,18 @@ async fn intake(
     let body = match form.kind.as_str() {
         "erasure" => {
             if form.confirm != "yes" {
-                return error_page(&state, Some(&signed), signed.lang, invalid("confirm", "required"));
+                return error_page(
+                    &state,
+                    Some(&signed),
+                    signed.lang,
+                    invalid("confirm", "required"),
+                );
             }
-            match state.vault.erase_guest(&caller, gid, opt(&form.reason)).await {
+            match state
+                .vault
+                .erase_guest(&caller, gid, opt(&form.reason))
+                .await
+            {
                 Ok(r) => {
                     let v = serde_json::to_value(&r).unwrap_or(Value::Null);
                     receipt_card(&signed, &v)
@@ -611,11 +635,23 @@ async fn intake(
         },
         "correction" => {
             if form.value.trim().is_empty() {
-                return error_page(&state, Some(&signed), signed.lang, invalid("value", "required"));
+                return error_page(
+                    &state,
+                    Some(&signed),
+                    signed.lang,
+                    invalid("value", "required"),
+                );
             }
             let mut patch = serde_json::Map::new();
-            patch.insert(form.field.clone(), Value::String(form.value.trim().to_string()));
-            match state.vault.take_correction_request(&caller, gid, patch).await {
+            patch.insert(
+                form.field.clone(),
+                Value::String(form.value.trim().to_string()),
+            );
+            match state
+                .vault
+                .take_correction_request(&caller, gid, patch)
+                .await
+            {
                 Ok(r) => html! {
                     section.card id="recorded" aria-live="polite" {
                         p { (t(Msg::CorrectionRecorded)) }
@@ -631,7 +667,14 @@ async fn intake(
                 Err(e) => return error_page(&state, Some(&signed), signed.lang, e),
             }
         }
-        _ => return error_page(&state, Some(&signed), signed.lang, invalid("kind", "invalid")),
+        _ => {
+            return error_page(
+                &state,
+                Some(&signed),
+                signed.lang,
+                invalid("kind", "invalid"),
+            )
+        }
     };
     signed_page(&state, &signed, PATH, t(Msg::NewRequest), body).into_response()
 }

@@ -89,10 +89,7 @@ impl Vault {
     pub async fn open_requests(&self, caller: &Caller) -> Result<Vec<DeskRequest>, VaultError> {
         let action = Action::GuestErase;
         let grant = self.desk_grant(caller, action).await?;
-        let rows = self
-            .readers
-            .run(|c| store::open_dsr(c, DESK_LIMIT))
-            .await?;
+        let rows = self.readers.run(|c| store::open_dsr(c, DESK_LIMIT)).await?;
         let event = self.event(
             caller,
             action,
@@ -279,9 +276,7 @@ impl Vault {
         };
         let rows = self
             .readers
-            .run(move |c| {
-                crate::audit::query::query(c, &filter, after_seq, GUEST_EVENTS_LIMIT)
-            })
+            .run(move |c| crate::audit::query::query(c, &filter, after_seq, GUEST_EVENTS_LIMIT))
             .await?;
         let next_after_seq = if rows.len() == GUEST_EVENTS_LIMIT {
             rows.last().map(|e| e.event.seq)

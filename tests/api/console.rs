@@ -168,7 +168,10 @@ pub(crate) fn assert_console_headers(path: &str, p: &Page) {
     }
 }
 
-pub(crate) fn audit_rows(app: &TestApp, actor: &str) -> Vec<(String, String, Option<String>, String)> {
+pub(crate) fn audit_rows(
+    app: &TestApp,
+    actor: &str,
+) -> Vec<(String, String, Option<String>, String)> {
     app.sql_rows(
         "SELECT action, role, purpose, outcome FROM audit_events WHERE actor = ?1 ORDER BY seq",
         &[&actor],

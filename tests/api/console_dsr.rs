@@ -179,13 +179,20 @@ async fn approving_a_correction_applies_it_and_it_leaves_the_queue() {
     let bad = b
         .post(
             &decide,
-            &[("csrf", &csrf), ("decision", "apply"), ("reason", "because")],
+            &[
+                ("csrf", &csrf),
+                ("decision", "apply"),
+                ("reason", "because"),
+            ],
         )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
     assert!(bad.text.contains("unknown_reason"), "{}", bad.text);
     assert!(!bad.text.contains("because"), "the value is not echoed");
-    assert_eq!(own_read(&app, &gid).await.body["fields"]["full_name"], "张三丰");
+    assert_eq!(
+        own_read(&app, &gid).await.body["fields"]["full_name"],
+        "张三丰"
+    );
     let done = b
         .post(
             &decide,
@@ -202,7 +209,10 @@ async fn approving_a_correction_applies_it_and_it_leaves_the_queue() {
     assert!(!done.text.contains(&format!("data-correction=\"{rid}\"")));
     assert!(!done.text.contains(&format!("data-request=\"{rid}\"")));
     assert!(done.text.contains(&format!("data-correction=\"{other}\"")));
-    assert_eq!(own_read(&app, &gid).await.body["fields"]["full_name"], "张三");
+    assert_eq!(
+        own_read(&app, &gid).await.body["fields"]["full_name"],
+        "张三"
+    );
     let j: Vec<String> = app
         .sql_column(
             "SELECT COALESCE(justification, '') FROM audit_events WHERE actor = ?1 AND action = 'correction.decide'",
@@ -212,7 +222,8 @@ async fn approving_a_correction_applies_it_and_it_leaves_the_queue() {
         .flatten()
         .collect();
     assert!(
-        j.iter().any(|x| x == "reason=document_checked ticket=DSR-42"),
+        j.iter()
+            .any(|x| x == "reason=document_checked ticket=DSR-42"),
         "{j:?}"
     );
     // Deciding it again: 404, as the API answers.
@@ -240,7 +251,10 @@ async fn approving_a_correction_applies_it_and_it_leaves_the_queue() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(!r.text.contains(&format!("data-correction=\"{other}\"")));
-    assert_eq!(own_read(&app, &gid).await.body["fields"]["full_name"], "张三");
+    assert_eq!(
+        own_read(&app, &gid).await.body["fields"]["full_name"],
+        "张三"
+    );
 }
 
 /// REQ-24, REQ-28, REQ-30, REQ-32: requests taken in at the desk. Erasure is carried out
@@ -375,9 +389,16 @@ async fn requests_taken_in_at_the_desk_erase_record_access_and_record_correction
         .await;
     assert_eq!(e.status, StatusCode::OK, "{}", e.text);
     assert!(e.text.contains("id=\"receipt\""));
-    assert!(e.text.contains("data-status=\"partially_completed\""), "{}", e.text);
+    assert!(
+        e.text.contains("data-status=\"partially_completed\""),
+        "{}",
+        e.text
+    );
     assert!(e.text.contains("<code>mobile</code>"), "mobile is erased");
-    assert!(e.text.contains("<code>id_number</code>"), "id_number is kept");
+    assert!(
+        e.text.contains("<code>id_number</code>"),
+        "id_number is kept"
+    );
     let at = e.text.find("id=\"receipt-id\">").unwrap() + "id=\"receipt-id\">".len();
     let erasure_id = e.text[at..at + 36].to_string();
     let front_desk = app
@@ -389,7 +410,11 @@ async fn requests_taken_in_at_the_desk_erase_record_access_and_record_correction
             None,
         )
         .await;
-    assert_eq!(front_desk.status, StatusCode::FORBIDDEN, "restricted to storage");
+    assert_eq!(
+        front_desk.status,
+        StatusCode::FORBIDDEN,
+        "restricted to storage"
+    );
     assert_eq!(front_desk.body["code"], "restricted");
     let queue = b.get("/console/dsr").await;
     assert!(queue
@@ -414,7 +439,11 @@ async fn requests_taken_in_at_the_desk_erase_record_access_and_record_correction
     let receipt = b.get(&format!("/console/dsr/requests/{erasure_id}")).await;
     assert_eq!(receipt.status, StatusCode::OK, "{}", receipt.text);
     assert!(receipt.text.contains("data-status=\"partially_completed\""));
-    assert!(receipt.text.contains("<code>identity</code>"), "{}", receipt.text);
+    assert!(
+        receipt.text.contains("<code>identity</code>"),
+        "{}",
+        receipt.text
+    );
 }
 
 /// Search by POST only, the masked view, a reveal with a reason code (audited), consents,
@@ -458,7 +487,9 @@ async fn guest_lookup_searches_by_post_reveals_with_a_reason_and_leaks_nothing()
     let mut pages = Vec::new();
     let form = b.get("/console/guest").await;
     assert_eq!(form.status, StatusCode::OK, "{}", form.text);
-    assert!(form.text.contains("method=\"post\" action=\"/console/guest\""));
+    assert!(form
+        .text
+        .contains("method=\"post\" action=\"/console/guest\""));
     let csrf = form.csrf();
     pages.push(form);
     let found = b
@@ -468,8 +499,13 @@ async fn guest_lookup_searches_by_post_reveals_with_a_reason_and_leaks_nothing()
         )
         .await;
     assert_eq!(found.status, StatusCode::OK, "{}", found.text);
-    assert!(found.text.contains(&format!("href=\"/console/guests/{gid}\"")));
-    assert!(!found.text.contains(MOBILE), "the searched value is not shown back");
+    assert!(found
+        .text
+        .contains(&format!("href=\"/console/guests/{gid}\"")));
+    assert!(
+        !found.text.contains(MOBILE),
+        "the searched value is not shown back"
+    );
     pages.push(found);
     // An ID-number search needs a reason (search_requires_justification).
     let r = b
@@ -488,12 +524,21 @@ async fn guest_lookup_searches_by_post_reveals_with_a_reason_and_leaks_nothing()
     let record = b.get(&format!("/console/guests/{gid}")).await;
     assert_eq!(record.status, StatusCode::OK, "{}", record.text);
     assert!(!record.text.contains(MOBILE), "masked in the record");
-    assert!(!record.text.contains(NAME), "full_name is masked for the officer");
+    assert!(
+        !record.text.contains(NAME),
+        "full_name is masked for the officer"
+    );
     assert!(record.text.contains("id=\"consents\""));
     assert!(record.text.contains("marketing"));
-    assert!(record.text.contains("2026-11"), "notice version in the ledger");
+    assert!(
+        record.text.contains("2026-11"),
+        "notice version in the ledger"
+    );
     assert!(record.text.contains("SHA01"), "the stay");
-    assert!(record.text.contains("guest.create"), "the guest's audit events");
+    assert!(
+        record.text.contains("guest.create"),
+        "the guest's audit events"
+    );
     pages.push(record);
     let before = app.audit_count();
     let no_reason = b
@@ -529,7 +574,10 @@ async fn guest_lookup_searches_by_post_reveals_with_a_reason_and_leaks_nothing()
         .into_iter()
         .flatten()
         .collect();
-    assert_eq!(j, vec!["reason=data_subject_request ticket=DSR-9".to_string()]);
+    assert_eq!(
+        j,
+        vec!["reason=data_subject_request ticket=DSR-9".to_string()]
+    );
     pages.push(shown);
     // Each page read is audited under the officer's role and purpose.
     let actions: Vec<String> = audit_rows(&app, DSR_ACTOR)
@@ -614,13 +662,39 @@ async fn every_dsr_page_and_action_answers_403_to_a_role_the_policy_does_not_all
     let decide = format!("/console/dsr/corrections/{rid}/decide");
     let reveal = format!("/console/guests/{gid}/reveal");
     let posts: Vec<(&str, Vec<(&str, &str)>)> = vec![
-        ("/console/guest", vec![("field", "mobile"), ("value", "13812345678")]),
-        (reveal.as_str(), vec![("field", "mobile"), ("reason", "data_subject_request")]),
-        (decide.as_str(), vec![("decision", "apply"), ("reason", "document_checked")]),
-        ("/console/dsr/intake", vec![("kind", "erasure"), ("guest_id", &gid), ("confirm", "yes")]),
-        ("/console/dsr/intake", vec![("kind", "access"), ("guest_id", &gid)]),
-        ("/console/dsr/intake", vec![("kind", "correction"), ("guest_id", &gid), ("field", "email"), ("value", "a@b.cn")]),
-        ("/console/dsr/export", vec![("guest_id", &gid), ("reason", "data_subject_request")]),
+        (
+            "/console/guest",
+            vec![("field", "mobile"), ("value", "13812345678")],
+        ),
+        (
+            reveal.as_str(),
+            vec![("field", "mobile"), ("reason", "data_subject_request")],
+        ),
+        (
+            decide.as_str(),
+            vec![("decision", "apply"), ("reason", "document_checked")],
+        ),
+        (
+            "/console/dsr/intake",
+            vec![("kind", "erasure"), ("guest_id", &gid), ("confirm", "yes")],
+        ),
+        (
+            "/console/dsr/intake",
+            vec![("kind", "access"), ("guest_id", &gid)],
+        ),
+        (
+            "/console/dsr/intake",
+            vec![
+                ("kind", "correction"),
+                ("guest_id", &gid),
+                ("field", "email"),
+                ("value", "a@b.cn"),
+            ],
+        ),
+        (
+            "/console/dsr/export",
+            vec![("guest_id", &gid), ("reason", "data_subject_request")],
+        ),
     ];
     for (path, mut form) in posts {
         form.push(("csrf", &csrf));
@@ -629,9 +703,15 @@ async fn every_dsr_page_and_action_answers_403_to_a_role_the_policy_does_not_all
         assert_console_headers(path, &r);
     }
     // Nothing changed: the guest is whole, the correction still pending, no request recorded.
-    assert_eq!(own_read(&app, &gid).await.body["fields"]["full_name"], "张三丰");
     assert_eq!(
-        app.sql_text("SELECT status FROM dsr_requests WHERE request_id = ?1", &[&rid]),
+        own_read(&app, &gid).await.body["fields"]["full_name"],
+        "张三丰"
+    );
+    assert_eq!(
+        app.sql_text(
+            "SELECT status FROM dsr_requests WHERE request_id = ?1",
+            &[&rid]
+        ),
         "pending_verification"
     );
     assert_eq!(app.sql_i64("SELECT COUNT(*) FROM dsr_requests", &[]), 1);

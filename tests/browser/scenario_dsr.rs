@@ -67,7 +67,10 @@ async fn scenario_2_dsr_officer_finds_reveals_approves_and_erases() {
     s.find("#search").await.click().await;
     s.wait_for("#results").await;
     assert!(!s.url().await.contains(MOBILE));
-    assert_eq!(s.attrs("#results a[data-guest]", "data-guest").await, [gid.clone()]);
+    assert_eq!(
+        s.attrs("#results a[data-guest]", "data-guest").await,
+        [gid.clone()]
+    );
     s.find("#results a[data-guest]").await.click().await;
     s.wait_for("#record").await;
     let masked = s.find("tr[data-field=mobile]").await.text().await;
@@ -117,7 +120,8 @@ async fn scenario_2_dsr_officer_finds_reveals_approves_and_erases() {
             .is_empty(),
         "the request left the queue"
     );
-    assert!(s.attrs("#open-requests tr[data-request]", "data-request")
+    assert!(s
+        .attrs("#open-requests tr[data-request]", "data-request")
         .await
         .iter()
         .all(|r| *r != rid));
@@ -156,8 +160,10 @@ async fn scenario_2_dsr_officer_finds_reveals_approves_and_erases() {
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["code"], "restricted");
     s.goto(&format!("{}/console/dsr", vault.addr)).await;
-    s.wait_for(&format!("#receipts a[href='/console/dsr/requests/{receipt_id}']"))
-        .await;
+    s.wait_for(&format!(
+        "#receipts a[href='/console/dsr/requests/{receipt_id}']"
+    ))
+    .await;
     s.close().await;
     vault.stop().await;
 }
