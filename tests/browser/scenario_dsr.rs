@@ -69,7 +69,7 @@ async fn scenario_2_dsr_officer_finds_reveals_approves_and_erases() {
     assert!(!s.url().await.contains(MOBILE));
     assert_eq!(
         s.attrs("#results a[data-guest]", "data-guest").await,
-        [gid.clone()]
+        [gid.as_str()]
     );
     s.find("#results a[data-guest]").await.click().await;
     s.wait_for("#record").await;
@@ -98,7 +98,7 @@ async fn scenario_2_dsr_officer_finds_reveals_approves_and_erases() {
     assert_eq!(
         s.attrs("#corrections tr[data-correction]", "data-correction")
             .await,
-        [rid.clone()]
+        [rid.as_str()]
     );
     s.screenshot(&shots.join("scenario2-queue.png")).await;
     s.find(&format!("tr[data-correction='{rid}'] a.button"))
@@ -113,7 +113,7 @@ async fn scenario_2_dsr_officer_finds_reveals_approves_and_erases() {
         .await;
     s.find("#approve").await.click().await;
     s.wait_for("#notice").await;
-    assert_eq!(s.attrs("#notice", "data-decided").await, [rid.clone()]);
+    assert_eq!(s.attrs("#notice", "data-decided").await, [rid.as_str()]);
     assert!(
         s.attrs("#corrections tr[data-correction]", "data-correction")
             .await
