@@ -131,7 +131,6 @@ pub(crate) fn home(state: &AppState, signed: &Signed) -> Html<String> {
                 }
             }
         }
-        p.note { (t(Msg::NotBuiltNote)) }
     };
     signed_page(state, signed, "/console/", t(Msg::Home), body)
 }

@@ -13,6 +13,8 @@
 
 mod audit;
 mod charts;
+mod dsr;
+mod guest;
 mod i18n;
 mod layout;
 mod ops;
@@ -81,7 +83,7 @@ pub(crate) struct Page {
 
 /// The pages built so far. A page whose `purpose` is empty touches no personal data: it is
 /// read under the role's own (first) purpose, as the API reads such operations.
-pub(crate) const PAGES: [Page; 4] = [
+pub(crate) const PAGES: [Page; 6] = [
     Page {
         path: "/console/audit",
         title: Msg::AuditTrail,
@@ -106,16 +108,30 @@ pub(crate) const PAGES: [Page; 4] = [
         action: Action::AdminKeys,
         purpose: "administration",
     },
+    Page {
+        path: dsr::PATH,
+        title: Msg::DsrRequests,
+        action: Action::GuestErase,
+        purpose: crate::service::DSR_PURPOSE,
+    },
+    Page {
+        path: guest::PATH,
+        title: Msg::GuestLookup,
+        action: Action::GuestSearch,
+        purpose: crate::service::DSR_PURPOSE,
+    },
 ];
 
 /// Paths a language switch may send the browser back to.
-const BACK_PATHS: [&str; 6] = [
+const BACK_PATHS: [&str; 8] = [
     "/console/",
     "/console/audit",
     "/console/sign-in",
     charts::PATH,
     policy::PATH,
     ops::PATH,
+    dsr::PATH,
+    guest::PATH,
 ];
 
 /// The console's routes; with `console.enabled = false`, none (every `/console/` path is the
@@ -136,6 +152,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(charts::router())
         .merge(policy::router())
         .merge(ops::router())
+        .merge(dsr::router())
+        .merge(guest::router())
         .route("/console/{*rest}", any(not_found))
         .route_layer(axum::middleware::from_fn(crate::http::remember_route))
         .layer(axum::middleware::from_fn(security_headers))

@@ -148,7 +148,7 @@ impl Vault {
         let receipt =
             json!({ "fields": fields.keys().collect::<Vec<_>>(), "stays": stay_list.len() })
                 .to_string();
-        let row = self.answered_dsr("access", &now, receipt);
+        let row = self.answered_dsr("access", &now, receipt.clone());
         let mut names: Vec<String> = fields.keys().cloned().collect();
         if !stay_list.is_empty() {
             names.push("stays".into());
@@ -166,6 +166,8 @@ impl Vault {
         self.writer
             .execute(move |c| {
                 store::insert_dsr(c, &subject, &row)?;
+                // The package also answers any access request taken in earlier at the desk.
+                store::complete_received(c, &subject, "access", &row.received_at, &receipt)?;
                 crate::audit::append(c, event)?;
                 Ok(())
             })

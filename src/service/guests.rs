@@ -374,6 +374,18 @@ impl Vault {
         raw_id: &str,
         patch: Map<String, Value>,
     ) -> Result<UpdateOutcome, VaultError> {
+        self.update_guest_as(caller, raw_id, patch, false).await
+    }
+
+    /// `update_guest`; with `as_request`, the validated patch is recorded as a correction
+    /// request awaiting verification instead of applied (a request taken in at the DSR desk).
+    pub(super) async fn update_guest_as(
+        &self,
+        caller: &Caller,
+        raw_id: &str,
+        patch: Map<String, Value>,
+        as_request: bool,
+    ) -> Result<UpdateOutcome, VaultError> {
         let action = Action::GuestUpdate;
         let grant = self.authorize(caller, action, Some(raw_id)).await?;
         let guest_id = self.target(caller, &grant, raw_id).await?;
@@ -492,7 +504,7 @@ impl Vault {
         let request_flags = data_quality_after(&validated, &existing);
         // A guest's own token writes only self-service fields; anything else waits for a DSR
         // officer to check the document (issue 12, REQ-30).
-        if grant.role().self_only && self.needs_verification(&patch) {
+        if as_request || (grant.role().self_only && self.needs_verification(&patch)) {
             return self
                 .request_correction(
                     caller,

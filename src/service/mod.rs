@@ -10,6 +10,7 @@ mod console;
 mod console_ops;
 mod correction_requests;
 mod corrections;
+mod dsr_desk;
 mod erasure;
 mod export;
 mod fields;
@@ -42,6 +43,7 @@ pub use corrections::{
     CorrectionDecision, CorrectionDetail, CorrectionReceipt, CorrectionSummary, UpdateOutcome,
     REGISTERED_PREFIX,
 };
+pub use dsr_desk::{AccessIntake, DeskRequest, DSR_PURPOSE, GUEST_EVENTS_LIMIT};
 pub use erasure::{HoldBasis, OverdueRequest, Receipt, Retained, ERASURE_REASONS, UNTIL_LIFTED};
 pub use export::EXPORT_FORMAT;
 pub use guests::{CreatedGuest, GuestView, NewGuest, RevealView};

@@ -102,6 +102,10 @@ seam! {
     fn get_dsr(request_id: &str) -> Result<Option<(DsrRow, Vec<u8>)>, StoreError>;
     fn latest_erasure(subject: &[u8]) -> Result<Option<DsrRow>, StoreError>;
     fn overdue_dsr(today: &str) -> Result<Vec<DsrRow>, StoreError>;
+    fn open_dsr(limit: usize) -> Result<Vec<DsrRow>, StoreError>;
+    fn recent_dsr(kind: &str, limit: usize) -> Result<Vec<DsrRow>, StoreError>;
+    fn dsr_of_subject(subject: &[u8]) -> Result<Vec<DsrRow>, StoreError>;
+    fn complete_received(subject: &[u8], kind: &str, now: &str, receipt: &str) -> Result<usize, StoreError>;
     fn complete_erasures(subject: &[u8], now: &str, receipt_fn: impl Fn(&str) -> String) -> Result<(), StoreError>;
     /// The data key and ciphertext of stays about to be anonymized (issue 16 §3).
     fn stays_to_anonymize(permit: &Permit, guest_id: &str, stay_ids: &[String]) -> Result<Option<crate::store::rows::SealedStays>, StoreError>;

@@ -14,7 +14,7 @@ pub(crate) struct Browser<'a> {
     app: &'a TestApp,
     client: reqwest::Client,
     cookies: BTreeMap<String, String>,
-    lang: &'static str,
+    pub lang: &'static str,
 }
 
 #[derive(Debug)]

@@ -8,6 +8,7 @@ mod cli;
 mod consents;
 mod console;
 mod console_ops;
+mod console_dsr;
 mod corrections;
 mod data_quality;
 mod edge;

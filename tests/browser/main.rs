@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, reason = "test code fails loudly by design")]
 
 mod scenario_ops;
+mod scenario_dsr;
 mod webdriver;
 
 use std::path::{Path, PathBuf};

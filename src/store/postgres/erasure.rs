@@ -307,6 +307,72 @@ pub fn overdue_dsr(conn: &PgConn, today: &str) -> Result<Vec<DsrRow>, StoreError
     Ok(rows)
 }
 
+/// Requests not yet answered (`received`, or a correction `pending_verification` whose guest
+/// still exists), earliest due first (the console's queue, overdue or not).
+pub fn open_dsr(conn: &PgConn, limit: usize) -> Result<Vec<DsrRow>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = conn
+        .query(
+            "SELECT request_id, kind, status, received_at, completed_at, due_at, receipt
+             FROM dsr_requests WHERE status = 'received'
+               OR (status = 'pending_verification' AND request_id IN (SELECT request_id FROM correction_requests))
+             ORDER BY due_at COLLATE \"C\", request_id COLLATE \"C\" LIMIT $1",
+            &[&limit],
+        )?
+        .iter()
+        .map(dsr_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The newest requests of `kind`, newest first (the console's erasure receipts).
+pub fn recent_dsr(conn: &PgConn, kind: &str, limit: usize) -> Result<Vec<DsrRow>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = conn
+        .query(
+            "SELECT request_id, kind, status, received_at, completed_at, due_at, receipt
+             FROM dsr_requests WHERE kind = $1
+             ORDER BY received_at COLLATE \"C\" DESC, request_id COLLATE \"C\" DESC LIMIT $2",
+            &[&kind, &limit],
+        )?
+        .iter()
+        .map(dsr_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The subject's requests, newest first.
+pub fn dsr_of_subject(conn: &PgConn, subject: &[u8]) -> Result<Vec<DsrRow>, StoreError> {
+    let rows = conn
+        .query(
+            "SELECT request_id, kind, status, received_at, completed_at, due_at, receipt
+             FROM dsr_requests WHERE subject = $1
+             ORDER BY received_at COLLATE \"C\" DESC, request_id COLLATE \"C\" DESC LIMIT 1000",
+            &[&subject],
+        )?
+        .iter()
+        .map(dsr_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Marks the subject's `received` requests of `kind` completed at `now` with `receipt` (an
+/// access request answered by an export); returns how many.
+pub fn complete_received(
+    conn: &PgConn,
+    subject: &[u8],
+    kind: &str,
+    now: &str,
+    receipt: &str,
+) -> Result<usize, StoreError> {
+    let n = conn.execute(
+        "UPDATE dsr_requests SET status = 'completed', completed_at = $3, receipt = $4
+         WHERE subject = $1 AND kind = $2 AND status = 'received'",
+        &[&subject, &kind, &now, &receipt],
+    )?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
 /// Marks the subject's partially completed erasure requests completed (the sweeper removed
 /// the rest when its retention period ended) and rewrites their receipt.
 pub fn complete_erasures(

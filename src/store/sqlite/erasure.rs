@@ -212,6 +212,63 @@ pub fn overdue_dsr(conn: &Connection, today: &str) -> Result<Vec<DsrRow>, StoreE
     Ok(rows)
 }
 
+/// Requests not yet answered (`received`, or a correction `pending_verification` whose guest
+/// still exists), earliest due first (the console's queue, overdue or not).
+pub fn open_dsr(conn: &Connection, limit: usize) -> Result<Vec<DsrRow>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {DSR_COLUMNS} FROM dsr_requests WHERE status = 'received'
+               OR (status = 'pending_verification' AND request_id IN (SELECT request_id FROM correction_requests))
+             ORDER BY due_at, request_id LIMIT ?1"
+        ))?
+        .query_map([limit], dsr_from)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The newest requests of `kind`, newest first (the console's erasure receipts).
+pub fn recent_dsr(conn: &Connection, kind: &str, limit: usize) -> Result<Vec<DsrRow>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {DSR_COLUMNS} FROM dsr_requests WHERE kind = ?1
+             ORDER BY received_at DESC, request_id DESC LIMIT ?2"
+        ))?
+        .query_map(params![kind, limit], dsr_from)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The subject's requests, newest first.
+pub fn dsr_of_subject(conn: &Connection, subject: &[u8]) -> Result<Vec<DsrRow>, StoreError> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {DSR_COLUMNS} FROM dsr_requests WHERE subject = ?1
+             ORDER BY received_at DESC, request_id DESC LIMIT 1000"
+        ))?
+        .query_map([subject], dsr_from)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Marks the subject's `received` requests of `kind` completed at `now` with `receipt` (an
+/// access request answered by an export); returns how many.
+pub fn complete_received(
+    conn: &Connection,
+    subject: &[u8],
+    kind: &str,
+    now: &str,
+    receipt: &str,
+) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE dsr_requests SET status = 'completed', completed_at = ?3, receipt = ?4
+             WHERE subject = ?1 AND kind = ?2 AND status = 'received'",
+        )?
+        .execute(params![subject, kind, now, receipt])?)
+}
+
 /// Marks the subject's partially completed erasure requests completed (the sweeper removed
 /// the rest when its retention period ended) and rewrites their receipt.
 pub fn complete_erasures(
