@@ -726,7 +726,10 @@ impl Cluster {
     fn start(&self) {
         let data = self.data().display().to_string();
         let log = self.dir.path().join("server.log").display().to_string();
-        self.as_owner("pg_ctl", &["-D", &data, "-l", &log, "-w", "-t", "60", "start"]);
+        self.as_owner(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-w", "-t", "60", "start"],
+        );
     }
 
     fn stop(&self) {
@@ -895,10 +898,26 @@ async fn a_point_in_time_recovery_followed_by_ledger_replay_keeps_erasures_and_w
         assert!(std::time::Instant::now() < deadline, "recovery did not end");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let keys = |id: &str| cluster.count(&format!("SELECT count(*) FROM guest_keys WHERE guest_id = '{id}'"));
-    assert_eq!(keys(&erased), 1, "the recovered database holds the erased guest again");
-    assert_eq!(keys(&kept), 1, "WAL replay brought back the guest created before the restore point");
-    assert_eq!(keys(&lost), 0, "the guest created after the restore point is gone");
+    let keys = |id: &str| {
+        cluster.count(&format!(
+            "SELECT count(*) FROM guest_keys WHERE guest_id = '{id}'"
+        ))
+    };
+    assert_eq!(
+        keys(&erased),
+        1,
+        "the recovered database holds the erased guest again"
+    );
+    assert_eq!(
+        keys(&kept),
+        1,
+        "WAL replay brought back the guest created before the restore point"
+    );
+    assert_eq!(
+        keys(&lost),
+        0,
+        "the guest created after the restore point is gone"
+    );
 
     let cfg = config_file(&config, dir.path());
     let out = run(Command::new(BIN)

@@ -8,8 +8,8 @@
 //! `<target dir>/console-screenshots/`.
 #![allow(clippy::unwrap_used, reason = "test code fails loudly by design")]
 
-mod scenario_ops;
 mod scenario_dsr;
+mod scenario_ops;
 mod webdriver;
 
 use std::path::{Path, PathBuf};

@@ -73,7 +73,10 @@ async fn deferred_writes_keep_their_order_and_fail_their_own_unit() {
     let w = writer(&db, None);
     let insert = "INSERT INTO meta (key, value) VALUES ($1, $2)";
     let ordered = w.execute(move |c| {
-        c.execute_deferred(insert, vec![Box::new("d1".to_string()), Box::new("1".to_string())])?;
+        c.execute_deferred(
+            insert,
+            vec![Box::new("d1".to_string()), Box::new("1".to_string())],
+        )?;
         c.execute_deferred(
             "UPDATE meta SET value = $2 WHERE key = $1",
             vec![Box::new("d1".to_string()), Box::new("2".to_string())],
@@ -87,12 +90,21 @@ async fn deferred_writes_keep_their_order_and_fail_their_own_unit() {
     });
     // Its duplicate key is only found when the queue is flushed, after the closure returned.
     let failing = w.execute(move |c| {
-        c.execute_deferred(insert, vec![Box::new("d3".to_string()), Box::new("1".to_string())])?;
-        c.execute_deferred(insert, vec![Box::new("d3".to_string()), Box::new("1".to_string())])?;
+        c.execute_deferred(
+            insert,
+            vec![Box::new("d3".to_string()), Box::new("1".to_string())],
+        )?;
+        c.execute_deferred(
+            insert,
+            vec![Box::new("d3".to_string()), Box::new("1".to_string())],
+        )?;
         Ok(())
     });
     let after = w.execute(move |c| {
-        c.execute_deferred(insert, vec![Box::new("d4".to_string()), Box::new("1".to_string())])?;
+        c.execute_deferred(
+            insert,
+            vec![Box::new("d4".to_string()), Box::new("1".to_string())],
+        )?;
         Ok(())
     });
     let (ordered, failing, after) = tokio::join!(ordered, failing, after);
@@ -118,8 +130,11 @@ async fn deferred_writes_keep_their_order_and_fail_their_own_unit() {
     // Outside a writer unit nothing is queued: the statement runs at once.
     let c = db.connect();
     off_runtime(move || {
-        c.execute_deferred(insert, vec![Box::new("d5".to_string()), Box::new("1".to_string())])
-            .unwrap();
+        c.execute_deferred(
+            insert,
+            vec![Box::new("d5".to_string()), Box::new("1".to_string())],
+        )
+        .unwrap();
         let n: i64 = c
             .query_one("SELECT count(*) FROM meta WHERE key = 'd5'", &[])
             .unwrap()
