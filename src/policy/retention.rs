@@ -79,6 +79,7 @@ struct RawClass {
     withdrawal_purposes: Vec<String>,
     #[serde(default)]
     stages: Vec<super::stages::RawStage>,
+    #[serde(default)]
     anonymize: bool,
 }
 

@@ -408,7 +408,7 @@ mod tests {
             "{errors:?}"
         );
         // Stays are records, not fields: their class takes no stages.
-        let stays = "basis = \"Stay and accounting records";
+        let stays = "basis = \"Stay history: 3 years";
         let e = one_error(
             stays,
             &format!("stages = [{{ after = \"30d\", action = \"restrict\" }}]\n{stays}"),
