@@ -264,6 +264,20 @@ async fn approving_a_correction_applies_it_and_it_leaves_the_queue() {
 async fn requests_taken_in_at_the_desk_erase_record_access_and_record_corrections() {
     let app = spawn_app().await;
     let gid = app.create_guest(zhang_san()).await;
+    // A guest who stayed: its registration is kept (restricted) by the erasure below; one who
+    // never stayed would be erased whole (issue 16 §3).
+    let stay = serde_json::json!({"fields":{"property":"SHA01","check_in":"2026-11-20",
+        "check_out":"2026-11-23","room_number":"1208"}});
+    let r = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/guests/{gid}/stays"),
+            Some("pms"),
+            Some("check_in"),
+            Some(stay),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let mut b = Browser::signed_in(&app, "dsr_officer").await;
     let csrf = b.csrf().await;
     let intake = "/console/dsr/intake";

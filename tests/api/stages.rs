@@ -362,7 +362,13 @@ async fn an_erasure_in_the_storage_only_stage_restricts_until_the_end_and_shows_
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["status"], "partially_completed");
     let retained = r.body["retained"].as_array().unwrap().clone();
-    let of = |f: &str| retained.iter().find(|r| r["field"] == f).cloned().unwrap();
+    let of = |f: &str| {
+        retained
+            .iter()
+            .find(|r| r["field"] == f)
+            .cloned()
+            .unwrap_or_else(|| panic!("{f} not retained: {retained:?}"))
+    };
     let id_number = of("id_number");
     assert_eq!(id_number["stage"], "restricted", "{id_number}");
     assert_eq!(
@@ -372,7 +378,11 @@ async fn an_erasure_in_the_storage_only_stage_restricts_until_the_end_and_shows_
     assert_eq!(id_number["until"], "2029-11-23");
     assert_eq!(of("full_name")["stage"], "restricted");
     assert!(of("full_name").get("next_stages").is_none());
-    assert!(of("stays").get("stage").is_none());
+    // Stays are not statutory (issue 16 §3): the erasure deleted them, nothing is kept.
+    assert!(
+        retained.iter().all(|r| r["field"] != "stays"),
+        "{retained:?}"
+    );
     // As before: restricted as a whole, the police still read it.
     assert_eq!(read(&app, &id, DESK).await.body["code"], "restricted");
     assert_eq!(
