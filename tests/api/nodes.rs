@@ -306,6 +306,21 @@ async fn two_nodes_serve_one_database_with_one_chain() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    // The registration guest stayed, so an erasure keeps its registration (restricted); one
+    // who never stayed would be erased whole (issue 16 §3).
+    let (status, body) = a
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/guests/{id}/stays"),
+            "pms",
+            "check_in",
+            Some(
+                json!({"fields": {"property": "SHA01", "check_in": "2026-11-20",
+                "check_out": "2026-11-23", "room_number": "1208"}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, body) = b
         .call(
             reqwest::Method::POST,

@@ -38,6 +38,21 @@ async fn scenario_2_dsr_officer_finds_reveals_approves_and_erases() {
     };
     let vault = Vault::start().await;
     let gid = register(&vault, "张三丰", "11010519491231002X").await;
+    // A guest who stayed: the erasure below keeps its registration (one who never stayed is
+    // erased whole, issue 16 §3).
+    let (status, body) = vault
+        .api(
+            reqwest::Method::POST,
+            &format!("/v1/guests/{gid}/stays"),
+            "pms",
+            "check_in",
+            Some(
+                serde_json::json!({"fields": {"property": "SHA01", "check_in": "2026-11-20",
+                "check_out": "2026-11-23", "room_number": "1208"}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
     // The guest asks to correct its name (an identity field): a request to verify (REQ-30).
     let r = reqwest::Client::new()
         .patch(format!("{}/v1/guests/{gid}", vault.addr))
