@@ -368,6 +368,75 @@ impl Rounds {
     }
 }
 
+/// The writer's own brake: the checkpointer thread may be starved of CPU or back off, and a
+/// writer at full speed then outruns the soft limit (a debug build writes a few hundred MB/s
+/// of WAL). So before each group the writer looks at the WAL (one `stat`), and past three
+/// quarters of `wal_max_bytes` it closes the gate and truncates the WAL itself, on its own
+/// connection, before it begins the group. One group adds far less than the last quarter, so
+/// the WAL stays under the limit whatever the scheduler does. The one exception is a long read
+/// (an export, a verify) that holds a snapshot: SQLite cannot reset a WAL that a reader still
+/// uses, and the writer does not stop check-in for it; it tries again after [`BRAKE_RETRY`].
+pub(super) struct WalBrake {
+    wal: std::path::PathBuf,
+    hard: u64,
+    retry_at: Option<Instant>,
+}
+
+/// How long the writer waits after a brake that a long read blocked before it tries again.
+const BRAKE_RETRY: Duration = Duration::from_millis(250);
+/// How long the writer's own checkpoint waits for a connection outside the pool.
+const BRAKE_BUSY: Duration = Duration::from_millis(50);
+
+impl WalBrake {
+    /// `None` for a database without a file (nothing to bound).
+    pub(super) fn new(writer: &Connection, wal_max_bytes: u64) -> Option<Self> {
+        let path = writer.path().filter(|p| !p.is_empty())?;
+        Some(Self {
+            wal: std::path::PathBuf::from(format!("{path}-wal")),
+            hard: wal_max_bytes / 4 * 3,
+            retry_at: None,
+        })
+    }
+
+    /// Runs before the writer's next group (outside any transaction and outside the gate).
+    pub(super) fn before_group(&mut self, conn: &Connection, gate: &ReadGate) {
+        if self.retry_at.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        let size = std::fs::metadata(&self.wal).map_or(0, |m| m.len());
+        if size < self.hard {
+            return;
+        }
+        let Some(closed) = gate.close_within(GATE_WAIT) else {
+            self.retry_at = Some(Instant::now() + BRAKE_RETRY);
+            return;
+        };
+        let started = Instant::now();
+        // A reader outside the pool (a verify on its own connection, a backup) would make
+        // the checkpoint wait the writer's whole busy timeout: give up quickly instead.
+        let _ = conn.busy_timeout(BRAKE_BUSY);
+        let done = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        });
+        let _ = conn.busy_timeout(super::WRITER_BUSY);
+        drop(closed);
+        match done {
+            Ok(0) => {
+                self.retry_at = None;
+                crate::metrics::record_checkpoint("truncate", started.elapsed());
+                crate::metrics::record_wal_bytes(
+                    std::fs::metadata(&self.wal).map_or(0, |m| m.len()),
+                );
+            }
+            // Busy: the checkpointer's own pass or a connection outside the pool; the next
+            // group tries again.
+            Ok(_) => {}
+            // A write fault, which the group's own commit reports; try again shortly.
+            Err(_) => self.retry_at = Some(Instant::now() + BRAKE_RETRY),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,7 +479,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn the_wal_stays_bounded_under_concurrent_reads_and_writes() {
         // The writes below run at a few hundred MB/s of WAL in a debug build (the server's
-        // worst measured was 57 MiB/s), so the limit is set with room for one tick's growth.
+        // worst measured was 57 MiB/s). In a full `cargo test` the checkpointer thread alone
+        // let the WAL reach 27-31 MB here, and once 35 MB in CI: the writer's brake (at 24 MiB,
+        // three quarters of the limit) is what keeps it under 32 MiB (measured 25.8-27.0 MB).
         const MAX: u64 = 32 * 1024 * 1024;
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("w.db");
@@ -476,6 +547,7 @@ mod tests {
             ops > 1000,
             "the load was too light to prove anything: {ops} operations"
         );
+        eprintln!("largest WAL {largest} bytes over {ops} operations");
         assert!(
             largest < MAX,
             "the WAL reached {largest} bytes (limit {MAX}) over {ops} operations"

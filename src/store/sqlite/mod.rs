@@ -85,10 +85,13 @@ pub fn ping(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How long a write connection waits for SQLite's locks (another process on the data dir).
+pub(super) const WRITER_BUSY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Applies the pragmas every connection needs. `synchronous=FULL` by default: an acknowledged
 /// write survives power loss; `secure_delete` overwrites deleted content (crypto-shredding).
 fn configure(conn: &Connection, synchronous: &str) -> Result<(), StoreError> {
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_timeout(WRITER_BUSY)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use rusqlite::Connection;
 
-use super::checkpoint::{Checkpointer, Msg, ReadGate};
+use super::checkpoint::{Checkpointer, Msg, ReadGate, WalBrake};
 use super::health::{CommitHealth, Fault, WriterStats};
 use super::StoreError;
 
@@ -100,13 +100,17 @@ impl Writer {
             Some((c, w)) => (Some(c), Some(w)),
             None => (None, None),
         };
+        // Only with the checkpointer: without it SQLite's own auto-checkpoint is on.
+        let brake = checkpointer
+            .as_ref()
+            .and_then(|_| WalBrake::new(&conn, wal_max_bytes));
         let thread_health = health.clone();
         let thread_gate = gate.clone();
         let handle = std::thread::Builder::new()
             .name("guestvault-writer".into())
             .spawn(move || {
                 let sinks = (&*thread_stats, &*thread_health, &*thread_gate);
-                run(conn, rx, max_batch, hook, barrier, sinks);
+                run(conn, rx, max_batch, (hook, barrier), brake, sinks);
                 if let Some(c) = checkpointer {
                     c.stop();
                 }
@@ -225,11 +229,14 @@ fn run(
     conn: Connection,
     rx: mpsc::Receiver<Job>,
     max_batch: usize,
-    mut hook: Option<PreCommitHook>,
-    mut barrier: Option<CommitBarrier>,
+    (mut hook, mut barrier): (Option<PreCommitHook>, Option<CommitBarrier>),
+    mut brake: Option<WalBrake>,
     (stats, health, gate): (&WriterStats, &CommitHealth, &ReadGate),
 ) {
     while let Ok(first) = rx.recv() {
+        if let Some(b) = brake.as_mut() {
+            b.before_group(&conn, gate);
+        }
         let mut jobs = vec![first];
         while jobs.len() < max_batch {
             match rx.try_recv() {
