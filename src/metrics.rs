@@ -42,6 +42,7 @@ pub const BUILD_INFO: &str = "guestvault_build_info";
 pub const HTTP_CONNECTIONS_REFUSED: &str = "guestvault_http_connections_refused_total";
 pub const RATE_LIMITED: &str = "guestvault_rate_limited_total";
 pub const SECURITY_ALERTS: &str = "guestvault_security_alerts_total";
+pub const DSR_ALERTS: &str = "guestvault_dsr_deadline_alerts_total";
 pub const WAL_BYTES: &str = "guestvault_wal_bytes";
 pub const CHECKPOINT_DURATION: &str = "guestvault_checkpoint_duration_seconds";
 pub const READY: &str = "guestvault_ready";
@@ -209,6 +210,10 @@ fn describe() {
         "reason=\"ok\" is 1 when a write can commit (as /readyz says); else the fault's reason is 1"
     );
     describe_counter!(
+        DSR_ALERTS,
+        "data-subject requests escalated at 80% of their time or gone overdue, by alert and clock (REQ-32)"
+    );
+    describe_counter!(
         ROTATION_FAILURES,
         "background KEK rotations that failed (GET /v1/admin/keys shows the error)"
     );
@@ -234,6 +239,13 @@ pub fn record_readiness(fault: Option<crate::store::Fault>) {
 }
 
 /// A background KEK rotation failed.
+/// A data-subject request escalated (`alert="escalated"`) or overdue (`"overdue"`), on the
+/// `cn` or `eu` clock (REQ-32).
+pub fn record_dsr_alert(alert: &'static str, clock: &str) {
+    let clock = if clock == "eu" { "eu" } else { "cn" };
+    counter!(DSR_ALERTS, "alert" => alert, "clock" => clock).increment(1);
+}
+
 pub fn record_rotation_failure() {
     counter!(ROTATION_FAILURES).increment(1);
 }

@@ -53,6 +53,29 @@ fn china_today(state: &AppState) -> time::Date {
         .date()
 }
 
+/// Which clock set a request's due date, each regime's due date, and an extension of the
+/// GDPR clock (REQ-32, REQ-48). Shown under the due date; the winning clock is marked.
+pub(super) fn clock_note(signed: &Signed, c: &crate::service::DsrClock) -> Markup {
+    let t = |m| signed.lang.t(m);
+    html! {
+        span.clock data-clock=(c.clock) {
+            @if c.clock == "eu" { (t(Msg::ClockEu)) } @else { (t(Msg::ClockCn)) }
+        }
+        small.due-dates {
+            " (CN " time datetime=(c.due_dates.cn) { (c.due_dates.cn) }
+            @if let Some(eu) = &c.due_dates.eu { " · EU " time datetime=(eu) { (eu) } }
+            ")"
+        }
+        @if let Some(x) = &c.extension {
+            " "
+            span.badge data-extension=(x.months) {
+                (t(Msg::ExtendedBy)) " " (x.months) " " (t(Msg::Months)) " · " code { (x.reason) }
+                @if let Some(ticket) = &x.ticket { " · " code { (ticket) } }
+            }
+        }
+    }
+}
+
 /// A due date with what is left: working days (weekends and `holidays.toml` off), due today,
 /// or overdue by calendar days.
 pub(super) fn deadline(state: &AppState, signed: &Signed, due: &str) -> Markup {
@@ -323,7 +346,7 @@ fn open_table(state: &AppState, signed: &Signed, open: &[DeskRequest]) -> Markup
                             td { (kind_label(signed, &r.kind)) }
                             td { (status_label(signed, &r.status)) }
                             td { time datetime=(r.received_at) { (china_time(&r.received_at)) } }
-                            td { (deadline(state, signed, &r.due_at)) }
+                            td { (deadline(state, signed, &r.due_at)) br; (clock_note(signed, &r.deadlines)) }
                         }
                     } }
                 } }
@@ -355,7 +378,7 @@ fn corrections_table(state: &AppState, signed: &Signed, pending: &[CorrectionSum
                             td { a href=(format!("/console/guests/{}", c.guest_id)) { code { (c.guest_id) } } }
                             td { @for (i, f) in c.fields.iter().enumerate() { @if i > 0 { ", " } code { (f) } } }
                             td { time datetime=(c.received_at) { (china_time(&c.received_at)) } }
-                            td { (deadline(state, signed, &c.due_at)) }
+                            td { (deadline(state, signed, &c.due_at)) br; (clock_note(signed, &c.deadlines)) }
                             td { a.button href=(format!("/console/dsr/corrections/{}", c.request_id)) aria-label=(format!("{} {}", t(Msg::Review), c.request_id)) { (t(Msg::Review)) } }
                         }
                     } }
@@ -455,7 +478,7 @@ async fn review(State(state): State<AppState>, signed: Signed, Path(id): Path<St
                 dt { (t(Msg::RequestId)) } dd { code { (s.request_id) } }
                 dt { (t(Msg::GuestId)) } dd { a href=(format!("/console/guests/{}", s.guest_id)) { code { (s.guest_id) } } }
                 dt { (t(Msg::Received)) } dd { (china_time(&s.received_at)) }
-                dt { (t(Msg::DueAt)) } dd { (deadline(&state, &signed, &s.due_at)) }
+                dt { (t(Msg::DueAt)) } dd { (deadline(&state, &signed, &s.due_at)) br; (clock_note(&signed, &s.deadlines)) }
             }
             h2 { (t(Msg::ProposedValues)) }
             table id="proposed" {
@@ -626,7 +649,7 @@ async fn intake(
                     dl.detail {
                         dt { (t(Msg::RequestId)) } dd { code id="recorded-id" { (a.request_id) } }
                         dt { (t(Msg::Received)) } dd { (china_time(&a.received_at)) }
-                        dt { (t(Msg::DueAt)) } dd { (deadline(&state, &signed, &a.due_at)) }
+                        dt { (t(Msg::DueAt)) } dd { (deadline(&state, &signed, &a.due_at)) br; (clock_note(&signed, &a.deadlines)) }
                     }
                     p { a href=(format!("/console/guests/{gid}")) { (t(Msg::OpenGuest)) } " · " a href=(PATH) { (t(Msg::BackToRequests)) } }
                 }
@@ -659,7 +682,7 @@ async fn intake(
                             dt { (t(Msg::RequestId)) } dd { code id="recorded-id" { (r.request_id) } }
                             dt { (t(Msg::Fields)) } dd { @for f in &r.fields { code { (f) } " " } }
                             dt { (t(Msg::Received)) } dd { (china_time(&r.received_at)) }
-                            dt { (t(Msg::DueAt)) } dd { (deadline(&state, &signed, &r.due_at)) }
+                            dt { (t(Msg::DueAt)) } dd { (deadline(&state, &signed, &r.due_at)) br; (clock_note(&signed, &r.deadlines)) }
                         }
                         p { a href=(format!("/console/dsr/corrections/{}", r.request_id)) { (t(Msg::Review)) } " · " a href=(PATH) { (t(Msg::BackToRequests)) } }
                     }

@@ -156,6 +156,9 @@ fn validate_one(
         }
         return Ok(text);
     }
+    if spec.field_type == FieldType::Jurisdictions {
+        return super::deadlines::validate_jurisdictions(value);
+    }
     let Some(s) = value.as_str() else {
         return Err("wrong_type");
     };
@@ -186,7 +189,7 @@ fn validate_one(
                 Err("not_allowed")
             }
         }
-        FieldType::Json => Err("wrong_type"),
+        FieldType::Json | FieldType::Jurisdictions => Err("wrong_type"),
         FieldType::GuestRef => crate::domain::GuestId::parse(s.trim())
             .map(|g| g.as_str().to_string())
             .ok_or("invalid_format"),

@@ -13,10 +13,12 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Auth};
 use super::openapi::{PurposeHeader, RequestIdPath};
-use super::problems::{OverdueProblems, ReceiptProblems, WriteProblems};
+use super::problems::{ExtendProblems, OverdueProblems, ReceiptProblems, WriteProblems};
 use super::AppState;
 use crate::domain::FieldError;
-use crate::service::{CorrectionDecision, CorrectionDetail, CorrectionSummary, Decision};
+use crate::service::{
+    CorrectionDecision, CorrectionDetail, CorrectionSummary, Decision, ExtendInput, ExtendedRequest,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -24,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/dsr-requests/{request_id}", get(get_request))
         .route("/v1/dsr-requests/{request_id}/apply", post(apply_request))
         .route("/v1/dsr-requests/{request_id}/reject", post(reject_request))
+        .route("/v1/dsr-requests/{request_id}/extend", post(extend_request))
         .route(
             "/v1/guests/{id}/stays/{stay_id}",
             patch(correct_stay).delete(delete_stay),
@@ -127,6 +130,30 @@ async fn get_request(
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(
         state.vault.correction_detail(&caller, &request_id).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/dsr-requests/{request_id}/extend", tag = "erasure",
+    summary = "Extend the GDPR clock of an open data-subject request by up to two months",
+    description = "GDPR Art. 12(3), REQ-32: by a DSR officer, with a reason code of `[extension_reasons]` \
+        and an optional ticket; audited as `dsr.extend`. Any kind of request (access, correction, \
+        erasure) that is still open. The Chinese clock (15 working days) cannot be extended: a request \
+        of a guest without `eu` in `jurisdictions` answers 422 `clock_not_extendable`. As every guest \
+        is also under the Chinese clock, `due_at` stays the earlier date; the extension and the new \
+        `due_dates.eu` are recorded.",
+    params(RequestIdPath, PurposeHeader), request_body = ExtendInput,
+    responses((status = 200, description = "the request with its new deadlines", body = ExtendedRequest), ExtendProblems))]
+async fn extend_request(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    ApiPath(request_id): ApiPath<String>,
+    ApiJson(body): ApiJson<ExtendInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(
+        state
+            .vault
+            .extend_request(&caller, &request_id, body)
+            .await?,
     ))
 }
 

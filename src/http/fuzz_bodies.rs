@@ -84,7 +84,7 @@ fn resubmit(scope: FieldScope, v: &Validated) -> Map<String, Value> {
         .map(|(k, val)| {
             let json = match (val, catalog().get(scope, k).map(|s| s.field_type)) {
                 (None, _) => Value::Null,
-                (Some(p), Some(FieldType::Json)) => {
+                (Some(p), Some(FieldType::Json | FieldType::Jurisdictions)) => {
                     serde_json::from_str(p.expose()).expect("a json field stays json")
                 }
                 (Some(p), _) => Value::String(p.expose().to_string()),

@@ -10,7 +10,7 @@ use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 /// Every problem `code` the API answers with, and when (the README's table).
-pub const CODES: [(&str, &str); 23] = [
+pub const CODES: [(&str, &str); 26] = [
     (
         "purpose_required",
         "no `X-Purpose` header on a personal-data route",
@@ -90,6 +90,18 @@ pub const CODES: [(&str, &str); 23] = [
     (
         "minor_marketing_refused",
         "marketing consent for a guest under 14, refused by `[minors]` in access.toml (REQ-10)",
+    ),
+    (
+        "clock_not_extendable",
+        "an extension of a request on the Chinese clock alone: it cannot be extended (REQ-32)",
+    ),
+    (
+        "extension_limit_reached",
+        "an extension past two months in all (GDPR Art. 12(3), REQ-32)",
+    ),
+    (
+        "request_not_open",
+        "an extension of a request already answered (REQ-32)",
     ),
 ];
 
@@ -281,6 +293,18 @@ problem_sets! {
         500 => ["internal"],
         503 => ["audit_unavailable", "unavailable"],
     }
+    /// `POST /v1/dsr-requests/{id}/extend` (REQ-32): 404 for an unknown request.
+    ExtendProblems {
+        400 => ["purpose_required", "malformed_json"],
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed"],
+        404 => ["guest_not_found"],
+        413 => ["payload_too_large"],
+        415 => ["unsupported_media_type"],
+        422 => ["validation_failed", "clock_not_extendable", "extension_limit_reached", "request_not_open"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
+    }
     /// `POST /v1/guests/{id}/holds`.
     HoldPlaceProblems {
         400 => ["purpose_required", "malformed_json"],
@@ -400,6 +424,9 @@ mod tests {
             ApiError::Unprocessable("guardian_required"),
             ApiError::Unprocessable("guardian_consent_required"),
             ApiError::Unprocessable("minor_marketing_refused"),
+            ApiError::Unprocessable("clock_not_extendable"),
+            ApiError::Unprocessable("extension_limit_reached"),
+            ApiError::Unprocessable("request_not_open"),
             ApiError::MalformedJson,
             ApiError::UnsupportedMediaType,
             ApiError::PayloadTooLarge,

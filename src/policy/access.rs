@@ -45,10 +45,18 @@ pub enum Action {
     AccessThrottled,
     /// An anomaly the budget layer noticed (recorded, never authorized by the policy).
     SecurityAlert,
+    /// Extend the GDPR clock of an open data-subject request (GDPR Art. 12(3), REQ-32).
+    DsrExtend,
+    /// A data-subject request passed 80% of its time (recorded by the deadline watch, never
+    /// authorized by the policy; REQ-32).
+    DsrEscalated,
+    /// A data-subject request went past its due date unanswered (recorded by the deadline
+    /// watch, never authorized by the policy; REQ-32).
+    DsrOverdue,
 }
 
 impl Action {
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 27] = [
         Self::GuestCreate,
         Self::GuestRead,
         Self::GuestUpdate,
@@ -73,6 +81,9 @@ impl Action {
         Self::AdminRestore,
         Self::AccessThrottled,
         Self::SecurityAlert,
+        Self::DsrExtend,
+        Self::DsrEscalated,
+        Self::DsrOverdue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +112,9 @@ impl Action {
             Self::AdminRestore => "admin.restore",
             Self::AccessThrottled => "access.throttled",
             Self::SecurityAlert => "security.alert",
+            Self::DsrExtend => "dsr.extend",
+            Self::DsrEscalated => "dsr.escalated",
+            Self::DsrOverdue => "dsr.overdue",
         }
     }
 
@@ -122,6 +136,8 @@ impl Action {
                 | Self::AdminRestore
                 | Self::AccessThrottled
                 | Self::SecurityAlert
+                | Self::DsrEscalated
+                | Self::DsrOverdue
         )
     }
 }
@@ -237,6 +253,9 @@ pub struct AccessPolicy {
     pub reasons: BTreeMap<String, super::reasons::Reason>,
     /// Why a legal hold is placed (`[hold_reasons]`, REQ-23).
     pub hold_reasons: BTreeMap<String, super::reasons::Reason>,
+    /// Why the GDPR clock of a data-subject request is extended (`[extension_reasons]`,
+    /// GDPR Art. 12(3), REQ-32).
+    pub extension_reasons: BTreeMap<String, super::reasons::Reason>,
     /// `[minors]`: marketing to guests under 14 (REQ-10).
     pub minors: super::minors::MinorsPolicy,
 }
@@ -252,6 +271,8 @@ struct RawAccess {
     reasons: BTreeMap<String, super::reasons::RawReason>,
     #[serde(default)]
     hold_reasons: BTreeMap<String, super::reasons::RawReason>,
+    #[serde(default)]
+    extension_reasons: BTreeMap<String, super::reasons::RawReason>,
     minors: Option<super::minors::RawMinors>,
 }
 
@@ -297,6 +318,14 @@ impl AccessPolicy {
                 file,
                 "hold_reasons",
                 raw.hold_reasons,
+                false,
+                errors,
+            ),
+            // Optional: without any, no deadline can be extended (422 `unknown_reason`).
+            extension_reasons: super::reasons::parse_table(
+                file,
+                "extension_reasons",
+                raw.extension_reasons,
                 false,
                 errors,
             ),

@@ -32,6 +32,9 @@ pub enum FieldType {
     Currency,
     /// Another guest's id (a canonical UUID), e.g. `accompanied_by` (REQ-10).
     GuestRef,
+    /// The regimes that apply to a guest: a JSON array of `cn` and `eu` that holds `cn`
+    /// (REQ-48; see `domain::deadlines`).
+    Jurisdictions,
 }
 
 impl FieldType {
@@ -54,6 +57,7 @@ impl FieldType {
             "decimal" => Self::Decimal,
             "currency" => Self::Currency,
             "guest_id" => Self::GuestRef,
+            "jurisdictions" => Self::Jurisdictions,
             _ => return None,
         })
     }

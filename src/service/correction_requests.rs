@@ -33,6 +33,7 @@ fn summary(p: &PendingCorrection) -> CorrectionSummary {
         fields: p.fields.clone(),
         received_at: p.row.received_at.clone(),
         due_at: p.row.due_at.clone(),
+        deadlines: super::DsrClock::of_row(p.row.deadlines.as_deref(), &p.row.due_at),
     }
 }
 

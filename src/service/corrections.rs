@@ -41,9 +41,13 @@ pub struct CorrectionReceipt {
     /// The fields asked to be corrected (names only).
     pub fields: Vec<String>,
     pub received_at: String,
-    /// The statutory deadline (15 Chinese working days, REQ-32).
+    /// The statutory deadline (15 Chinese working days, REQ-32; one month at most for a
+    /// guest under the GDPR too, REQ-48).
     #[schema(format = "date")]
     pub due_at: String,
+    /// Which clock set `due_at`, each regime's due date, and any extension.
+    #[serde(flatten)]
+    pub deadlines: super::DsrClock,
 }
 
 /// A pending correction request in a DSR officer's queue.
@@ -58,6 +62,9 @@ pub struct CorrectionSummary {
     pub received_at: String,
     #[schema(format = "date")]
     pub due_at: String,
+    /// Which clock set `due_at`, each regime's due date, and any extension (REQ-32).
+    #[serde(flatten)]
+    pub deadlines: super::DsrClock,
 }
 
 /// One pending request with the proposed values in plain (audited: `correction.decide`).
@@ -229,7 +236,8 @@ impl Vault {
         let gid = guest_id.as_str().to_string();
         let now = self.now_ts();
         let receipt_json = serde_json::json!({ "fields": names }).to_string();
-        let mut row = self.answered_dsr("correction", &now, receipt_json);
+        let jurisdictions = self.jurisdictions_of(grant, &gid).await?;
+        let mut row = self.answered_dsr("correction", &now, receipt_json, jurisdictions);
         row.status = "pending_verification".into();
         row.completed_at = None;
         let proposal: BTreeMap<&str, Option<&str>> = validated
@@ -260,6 +268,7 @@ impl Vault {
             fields: names.clone(),
             received_at: now.clone(),
             due_at: row.due_at.clone(),
+            deadlines: super::DsrClock::of_row(row.deadlines.as_deref(), &row.due_at),
         };
         let status = self
             .writer

@@ -35,8 +35,11 @@ pub struct DeskRequest {
     pub status: String,
     pub received_at: String,
     pub completed_at: Option<String>,
-    /// ISO date (REQ-32: 15 Chinese working days, at most 30 calendar days).
+    /// ISO date (REQ-32: 15 Chinese working days, at most 30 calendar days; for a guest under
+    /// the GDPR too, at most one month, extendable: REQ-48).
     pub due_at: String,
+    /// Which clock set `due_at`, each regime's due date, and any extension.
+    pub deadlines: super::DsrClock,
     /// The stored receipt (field names, retained classes and their basis; no value).
     pub receipt: Value,
 }
@@ -45,6 +48,7 @@ impl From<DsrRow> for DeskRequest {
     fn from(r: DsrRow) -> Self {
         Self {
             receipt: serde_json::from_str(&r.receipt).unwrap_or(Value::Null),
+            deadlines: super::DsrClock::of_row(r.deadlines.as_deref(), &r.due_at),
             request_id: r.request_id,
             kind: r.kind,
             status: r.status,
@@ -61,6 +65,7 @@ pub struct AccessIntake {
     pub request_id: String,
     pub received_at: String,
     pub due_at: String,
+    pub deadlines: super::DsrClock,
 }
 
 impl Vault {
@@ -167,13 +172,15 @@ impl Vault {
         let guest_id = self.target(caller, &grant, raw_id).await?;
         let gid = guest_id.as_str().to_string();
         let now = self.now_ts();
-        let mut row = self.answered_dsr("access", &now, "{}".into());
+        let jurisdictions = self.jurisdictions_of(&grant, &gid).await?;
+        let mut row = self.answered_dsr("access", &now, "{}".into(), jurisdictions);
         row.status = "received".into();
         row.completed_at = None;
         let intake = AccessIntake {
             request_id: row.request_id.clone(),
             received_at: now.clone(),
             due_at: row.due_at.clone(),
+            deadlines: super::DsrClock::of_row(row.deadlines.as_deref(), &row.due_at),
         };
         let subject = self.subject(&gid);
         let event = self.event(

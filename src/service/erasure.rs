@@ -213,6 +213,13 @@ pub struct Receipt {
     pub received_at: String,
     pub completed_at: String,
     pub due_at: String,
+    /// `cn` or `eu`: whose due date `due_at` is (REQ-32, REQ-48). Absent on receipts of
+    /// before the field existed (the Chinese clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
+    /// The due date under each regime that applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_dates: Option<super::DueDates>,
     /// The legal holds that stood when the erasure was decided and keep what `retained` marks
     /// `held_by` (REQ-23). Absent when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -262,6 +269,9 @@ pub struct OverdueRequest {
     pub status: String,
     pub received_at: String,
     pub due_at: String,
+    /// Which clock set `due_at`, the due date of each regime, and any extension (REQ-32).
+    #[serde(flatten)]
+    pub deadlines: super::DsrClock,
 }
 
 /// The basis text of data kept by `holds`: each hold's reason code, its description and ticket.
@@ -380,6 +390,8 @@ fn receipt_for(
         received_at: received_at.to_string(),
         completed_at: now.to_string(),
         due_at: due.to_string(),
+        clock: None,
+        due_dates: None,
         holds: if plan.held_fields.is_empty() && plan.held_stays.is_empty() {
             Vec::new()
         } else {
@@ -532,7 +544,10 @@ impl Vault {
         let now_dt = self.now();
         let now = crate::clock::timestamp(now_dt);
         let today = now_dt.date();
-        let due = self.policies.calendar.dsr_due(self.dsr_received_on());
+        let deadlines = self
+            .deadlines_now(self.jurisdictions_of(&grant, guest_id.as_str()).await?);
+        let due = deadlines.due();
+        let clock = super::DsrClock::of(&deadlines, None);
         let request_id = uuid::Uuid::now_v7().hyphenated().to_string();
         let policies: Arc<Policies> = self.policies.clone();
         let permit = grant.permit();
@@ -601,6 +616,8 @@ impl Vault {
                 }
                 let mut receipt =
                     receipt_for(&policies, &plan, &holds, &request_id, &now, &now, due);
+                receipt.clock = Some(clock.clock.clone());
+                receipt.due_dates = Some(clock.due_dates.clone());
                 super::stages::annotate_receipt(
                     &policies,
                     &facts,
@@ -621,6 +638,7 @@ impl Vault {
                         completed_at: Some(now.clone()),
                         due_at: due.to_string(),
                         receipt: json,
+                        deadlines: serde_json::to_string(&clock).ok(),
                     },
                 )?;
                 event.fields = receipt.erased.clone();
@@ -714,9 +732,14 @@ impl Vault {
                 self.record(event).await?;
                 let mut v: serde_json::Value = serde_json::from_str(&row.receipt)
                     .map_err(|e| VaultError::Internal(e.to_string()))?;
-                if let Some(o) = v.as_object_mut() {
+                let clock = super::DsrClock::of_row(row.deadlines.as_deref(), &row.due_at);
+                if let (Some(o), Ok(serde_json::Value::Object(c))) =
+                    (v.as_object_mut(), serde_json::to_value(&clock))
+                {
                     o.insert("status".into(), row.status.into());
                     o.insert("kind".into(), row.kind.into());
+                    o.insert("due_at".into(), row.due_at.into());
+                    o.extend(c);
                 }
                 Ok(v)
             }
@@ -774,6 +797,7 @@ impl Vault {
                 request_id: r.request_id,
                 kind: r.kind,
                 status: r.status,
+                deadlines: super::DsrClock::of_row(r.deadlines.as_deref(), &r.due_at),
                 received_at: r.received_at,
                 due_at: r.due_at,
             })

@@ -148,7 +148,8 @@ impl Vault {
         let receipt =
             json!({ "fields": fields.keys().collect::<Vec<_>>(), "stays": stay_list.len() })
                 .to_string();
-        let row = self.answered_dsr("access", &now, receipt.clone());
+        let jurisdictions = self.jurisdictions_of(&grant, &gid).await?;
+        let row = self.answered_dsr("access", &now, receipt.clone(), jurisdictions);
         let mut names: Vec<String> = fields.keys().cloned().collect();
         if !stay_list.is_empty() {
             names.push("stays".into());

@@ -57,7 +57,7 @@ pub struct CreatedGuest {
 /// A field's value as the response shows it under `view`.
 pub(super) fn present(spec: &FieldSpec, plain: &str, view: View) -> Value {
     match view {
-        View::Plain if spec.field_type == FieldType::Json => {
+        View::Plain if matches!(spec.field_type, FieldType::Json | FieldType::Jurisdictions) => {
             serde_json::from_str(plain).unwrap_or(Value::Null)
         }
         View::Plain => Value::String(plain.to_string()),
@@ -540,11 +540,17 @@ impl Vault {
         // A correction the guest asks for (its own token, or a DSR officer acting on its
         // request) is a data-subject request (PIPL Art. 46; REQ-32): recorded with its due
         // date, answered at once. Field names only.
-        let dsr = (grant.purpose().name == "data_subject_request").then(|| {
+        let is_dsr = grant.purpose().name == "data_subject_request";
+        let jurisdictions = if is_dsr {
+            self.jurisdictions_of(&grant, &gid).await?
+        } else {
+            Default::default()
+        };
+        let dsr = is_dsr.then(|| {
             let receipt = serde_json::json!({ "fields": names }).to_string();
             (
                 self.subject(&gid),
-                self.answered_dsr("correction", &now, receipt),
+                self.answered_dsr("correction", &now, receipt, jurisdictions),
             )
         });
         // The event says which fields changed and carries keyed hashes of the values before

@@ -10,6 +10,7 @@ mod console;
 mod console_ops;
 mod correction_requests;
 mod corrections;
+mod deadlines;
 mod dsr_desk;
 mod erasure;
 mod export;
@@ -42,6 +43,10 @@ pub use correction_requests::Decision;
 pub use corrections::{
     CorrectionDecision, CorrectionDetail, CorrectionReceipt, CorrectionSummary, UpdateOutcome,
     REGISTERED_PREFIX,
+};
+pub use deadlines::{
+    DeadlineAlerts, DsrClock, DsrExtension, DueDates, ExtendInput, ExtendedRequest,
+    CLOCK_NOT_EXTENDABLE, DEADLINE_ACTOR, EXTENSION_LIMIT_REACHED, REQUEST_NOT_OPEN,
 };
 pub use dsr_desk::{AccessIntake, DeskRequest, DSR_PURPOSE, GUEST_EVENTS_LIMIT};
 pub use erasure::{HoldBasis, OverdueRequest, Receipt, Retained, ERASURE_REASONS, UNTIL_LIFTED};
@@ -314,19 +319,24 @@ impl Vault {
     }
 
     /// A data-subject request answered at once (`now`): an access export or a correction.
-    fn answered_dsr(&self, kind: &str, now: &str, receipt: String) -> crate::store::DsrRow {
+    /// Its deadlines follow the guest's `jurisdictions` (REQ-32, REQ-48).
+    fn answered_dsr(
+        &self,
+        kind: &str,
+        now: &str,
+        receipt: String,
+        jurisdictions: crate::domain::deadlines::Jurisdictions,
+    ) -> crate::store::DsrRow {
+        let deadlines = self.deadlines_now(jurisdictions);
         crate::store::DsrRow {
             request_id: uuid::Uuid::now_v7().hyphenated().to_string(),
             kind: kind.into(),
             status: "completed".into(),
             received_at: now.to_string(),
             completed_at: Some(now.to_string()),
-            due_at: self
-                .policies
-                .calendar
-                .dsr_due(self.dsr_received_on())
-                .to_string(),
+            due_at: deadlines.due().to_string(),
             receipt,
+            deadlines: serde_json::to_string(&DsrClock::of(&deadlines, None)).ok(),
         }
     }
 

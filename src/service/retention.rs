@@ -39,6 +39,9 @@ pub struct SweepReport {
     /// Retention stages applied (or, in a dry run, due): class → stage action (`restrict`,
     /// `pseudonymize`) → guests (issue 16 §3).
     pub stages: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Data-subject requests this run escalated (80% of their time passed) or found overdue
+    /// (REQ-32). Zero in a dry run, which raises nothing.
+    pub dsr_alerts: super::DeadlineAlerts,
 }
 
 impl SweepReport {
@@ -250,6 +253,12 @@ impl Vault {
             report.merge(batch);
             progress(report.guests_checked);
         }
+        if !dry_run {
+            // Under the sweep's lock, so two nodes never raise the same alert twice in a race
+            // (the marks would stop the second anyway).
+            report.dsr_alerts = self.watch_deadlines(request_id).await?;
+        }
+        drop(lock);
         Ok(report)
     }
 }

@@ -38,7 +38,7 @@ pub use handles::{CommitBarrier, Db, PreCommitHook, Readers, Writer};
 pub use health::{CommitHealth, Fault, WriterStats, FAULTS};
 pub use location::{Location, StartOptions, Started};
 pub use rows::{
-    AnonymizedStay, DsrRow, FieldStage, GuestStatus, HoldRow, PendingCorrection, RetentionFacts,
+    AnonymizedStay, DsrRow, DsrWatch, FieldStage, GuestStatus, HoldRow, PendingCorrection, RetentionFacts,
     SealedGuest, SealedStay, StageFacts, Staging, PLAUSIBLE_HORIZON_DAYS,
 };
 pub use sqlite::{ReadGate, DEFAULT_WAL_MAX_BYTES, GATE_WAIT};
@@ -111,6 +111,15 @@ seam! {
     fn stays_to_anonymize(permit: &Permit, guest_id: &str, stay_ids: &[String]) -> Result<Option<crate::store::rows::SealedStays>, StoreError>;
     fn insert_anonymized_stay(permit: &Permit, stay: &AnonymizedStay) -> Result<(), StoreError>;
     fn rewrite_receipt(request_id: &str, status: &str, now: &str, receipt: &str) -> Result<(), StoreError>;
+}
+
+// Deadlines of data-subject requests (REQ-32, REQ-48): the GDPR clock's extension, and the
+// watch behind the 80% escalation and the overdue alert.
+seam! {
+    (sqlite), (postgres::deadlines);
+    fn set_deadlines(request_id: &str, due_at: &str, deadlines: &str) -> Result<bool, StoreError>;
+    fn dsr_watch(limit: usize) -> Result<Vec<DsrWatch>, StoreError>;
+    fn mark_dsr_alert(request_id: &str, alert: &str, now: &str) -> Result<bool, StoreError>;
 }
 
 /// Legal holds (REQ-23): place, list, lift, and re-apply after a restore.

@@ -121,6 +121,9 @@ pub struct DsrRow {
     pub completed_at: Option<String>,
     pub due_at: String,
     pub receipt: String,
+    /// The clocks that apply and their due dates, with any extension (JSON of
+    /// `service::DsrClock`; REQ-32, REQ-48). `None` on rows written before migration 0010.
+    pub deadlines: Option<String>,
 }
 
 /// A pending correction: which guest, which fields (names), and the sealed proposal.
@@ -241,4 +244,17 @@ pub struct AnonymizedStay {
     pub check_out: Option<String>,
     pub amount: Option<String>,
     pub currency: Option<String>,
+}
+
+/// An open data-subject request as the deadline watch sees it (REQ-32): its dates, deadlines,
+/// and whether the 80% escalation and the overdue alert have fired.
+#[derive(Debug, Clone)]
+pub struct DsrWatch {
+    pub request_id: String,
+    pub kind: String,
+    pub received_at: String,
+    pub due_at: String,
+    pub deadlines: Option<String>,
+    pub escalated: bool,
+    pub overdue_alerted: bool,
 }

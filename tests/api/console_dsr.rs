@@ -131,6 +131,10 @@ async fn the_queue_shows_due_dates_in_china_working_days_and_what_is_left() {
     let corr = row(&page, &rid);
     assert!(corr.contains("2026-10-22"), "{corr}");
     assert!(corr.contains("15 working days left"), "{corr}");
+    // Which clock set the date (REQ-32, REQ-48): a guest without `eu` runs on China's alone.
+    assert!(corr.contains("data-clock=\"cn\""), "{corr}");
+    assert!(corr.contains("China clock: 15 working days"), "{corr}");
+    assert!(!corr.contains(" · EU "), "{corr}");
     assert!(
         page.text.contains(&format!("data-correction=\"{rid}\"")),
         "a pending correction is also in the verification list"
@@ -160,6 +164,37 @@ async fn the_queue_shows_due_dates_in_china_working_days_and_what_is_left() {
     let page = b.get("/console/dsr").await;
     assert!(page.text.contains("已逾期"), "{}", page.text);
     assert!(page.text.contains("数据主体请求"));
+}
+
+/// REQ-32, REQ-48: for a guest under the GDPR too, the queue shows both due dates, the clock
+/// that decides, and an extension of the GDPR clock with its reason code.
+#[tokio::test]
+async fn the_queue_shows_both_clocks_and_an_extension_for_an_eu_guest() {
+    let app = spawn_app().await;
+    app.clock.set(datetime!(2026-09-25 02:00 UTC));
+    let mut fields = zhang_san();
+    fields["jurisdictions"] = json!(["cn", "eu"]);
+    let gid = app.create_guest(fields).await;
+    let rid = guest_asks_correction(&app, &gid, "张三").await;
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/dsr-requests/{rid}/extend"),
+            Some("dsr_officer"),
+            Some("data_subject_request"),
+            Some(json!({"reason":"complex_request","ticket":"T-9"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let mut b = Browser::signed_in(&app, "dsr_officer").await;
+    let page = b.get("/console/dsr").await;
+    let at = page.text.find(&format!("data-request=\"{rid}\"")).unwrap();
+    let row = &page.text[at..at + page.text[at..].find("</tr>").unwrap()];
+    assert!(row.contains("data-clock=\"cn\""), "{row}");
+    assert!(row.contains(" · EU <time datetime=\"2026-12-25\">"), "{row}");
+    assert!(row.contains("data-extension=\"2\""), "{row}");
+    assert!(row.contains("complex_request") && row.contains("T-9"), "{row}");
+    assert!(!row.contains(&gid), "the queue names no guest");
 }
 
 /// REQ-30: the officer reviews the proposed value, approves with a reason code; the request

@@ -536,6 +536,7 @@ async fn export_holds_every_catalog_field_stays_consents_and_an_explanation() {
     guest["guardian_mobile"] = json!("13912345678");
     guest["guardian_relationship"] = json!("parent");
     guest["accompanied_by"] = json!(adult);
+    guest["jurisdictions"] = json!(["cn", "eu"]);
     let id = app.create_guest(guest).await;
     let me = app.token_for("guest", &id);
     let patch = json!({"fields":{"occupation":"teacher","preferences":{"room":"quiet"},"accessibility_needs":"step-free access"}});

@@ -11,6 +11,7 @@ mod console_dsr;
 mod console_ops;
 mod corrections;
 mod data_quality;
+mod deadlines;
 mod edge;
 mod erasure;
 mod errors;

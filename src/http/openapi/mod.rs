@@ -51,6 +51,7 @@ use crate::policy::Policies;
         super::corrections::get_request,
         super::corrections::apply_request,
         super::corrections::reject_request,
+        super::corrections::extend_request,
         super::corrections::correct_stay,
         super::corrections::delete_stay,
         super::admin::key_status,

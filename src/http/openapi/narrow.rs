@@ -207,6 +207,8 @@ fn fields_schema(policies: &Policies, scope: FieldScope, shape: Shape, about: &s
             let mut types = match (f.field_type, shape) {
                 (FieldType::Json, Shape::Output) => vec!["object", "string"],
                 (FieldType::Json, _) => vec!["object"],
+                (FieldType::Jurisdictions, Shape::Output) => vec!["array", "string"],
+                (FieldType::Jurisdictions, _) => vec!["array"],
                 _ => vec!["string"],
             };
             if shape == Shape::Change {
@@ -219,6 +221,11 @@ fn fields_schema(policies: &Policies, scope: FieldScope, shape: Shape, about: &s
                     values.push(Value::Null);
                 }
                 s["enum"] = Value::Array(values);
+            }
+            if f.field_type == FieldType::Jurisdictions && shape != Shape::Output {
+                s["items"] = json!({ "type": "string", "enum": ["cn", "eu"] });
+                s["uniqueItems"] = json!(true);
+                s["contains"] = json!({ "const": "cn" });
             }
             let sensitivity = if f.is_sensitive() {
                 "sensitive"

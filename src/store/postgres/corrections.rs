@@ -47,7 +47,7 @@ macro_rules! pending_sql {
     ($tail:literal) => {
         concat!(
             "SELECT d.request_id, d.kind, d.status, d.received_at, d.completed_at, ",
-            "d.due_at, d.receipt, c.guest_id, c.fields, c.ciphertext ",
+            "d.due_at, d.receipt, d.deadlines, c.guest_id, c.fields, c.ciphertext ",
             "FROM dsr_requests d JOIN correction_requests c ON c.request_id = d.request_id ",
             "WHERE d.status = 'pending_verification'",
             $tail
@@ -56,7 +56,7 @@ macro_rules! pending_sql {
 }
 
 fn pending_from(r: &Row) -> Result<PendingCorrection, StoreError> {
-    let fields: String = r.try_get(8)?;
+    let fields: String = r.try_get(9)?;
     Ok(PendingCorrection {
         row: DsrRow {
             request_id: r.try_get(0)?,
@@ -66,10 +66,11 @@ fn pending_from(r: &Row) -> Result<PendingCorrection, StoreError> {
             completed_at: r.try_get(4)?,
             due_at: r.try_get(5)?,
             receipt: r.try_get(6)?,
+            deadlines: r.try_get(7)?,
         },
-        guest_id: r.try_get(7)?,
+        guest_id: r.try_get(8)?,
         fields: serde_json::from_str(&fields).unwrap_or_default(),
-        ciphertext: r.try_get(9)?,
+        ciphertext: r.try_get(10)?,
     })
 }
 

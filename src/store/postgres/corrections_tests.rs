@@ -27,6 +27,7 @@ fn dsr(request_id: &str, status: &str, received_at: &str, due_at: &str) -> DsrRo
         completed_at: None,
         due_at: due_at.into(),
         receipt: format!("receipt-{request_id}"),
+        deadlines: None,
     }
 }
 

@@ -234,8 +234,8 @@ pub fn shred_guest(conn: &PgConn, permit: &Permit, guest_id: &str) -> Result<(),
 
 pub fn insert_dsr(conn: &PgConn, subject: &[u8], row: &DsrRow) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO dsr_requests (request_id, subject, kind, status, received_at, completed_at, due_at, receipt)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO dsr_requests (request_id, subject, kind, status, received_at, completed_at, due_at, receipt, deadlines)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &[
             &row.request_id,
             &subject,
@@ -245,6 +245,7 @@ pub fn insert_dsr(conn: &PgConn, subject: &[u8], row: &DsrRow) -> Result<(), Sto
             &row.completed_at,
             &row.due_at,
             &row.receipt,
+            &row.deadlines,
         ],
     )?;
     Ok(())
@@ -259,20 +260,21 @@ fn dsr_from(r: &Row) -> Result<DsrRow, tokio_postgres::Error> {
         completed_at: r.try_get(4)?,
         due_at: r.try_get(5)?,
         receipt: r.try_get(6)?,
+        deadlines: r.try_get(7)?,
     })
 }
 
 /// A request and its subject digest.
 pub fn get_dsr(conn: &PgConn, request_id: &str) -> Result<Option<(DsrRow, Vec<u8>)>, StoreError> {
     let Some(r) = conn.query_opt(
-        "SELECT request_id, kind, status, received_at, completed_at, due_at, receipt, subject
+        "SELECT request_id, kind, status, received_at, completed_at, due_at, receipt, deadlines, subject
          FROM dsr_requests WHERE request_id = $1",
         &[&request_id],
     )?
     else {
         return Ok(None);
     };
-    Ok(Some((dsr_from(&r)?, r.try_get(7)?)))
+    Ok(Some((dsr_from(&r)?, r.try_get(8)?)))
 }
 
 /// The subject's latest erasure request. Two received in the same microsecond (a frozen
@@ -280,7 +282,7 @@ pub fn get_dsr(conn: &PgConn, request_id: &str) -> Result<Option<(DsrRow, Vec<u8
 /// no insertion order in PostgreSQL).
 pub fn latest_erasure(conn: &PgConn, subject: &[u8]) -> Result<Option<DsrRow>, StoreError> {
     let row = conn.query_opt(
-        "SELECT request_id, kind, status, received_at, completed_at, due_at, receipt
+        "SELECT request_id, kind, status, received_at, completed_at, due_at, receipt, deadlines
          FROM dsr_requests WHERE subject = $1 AND kind = 'erasure'
          ORDER BY received_at COLLATE \"C\" DESC, request_id COLLATE \"C\" DESC LIMIT 1",
         &[&subject],
@@ -295,7 +297,7 @@ pub fn latest_erasure(conn: &PgConn, subject: &[u8]) -> Result<Option<DsrRow>, S
 pub fn overdue_dsr(conn: &PgConn, today: &str) -> Result<Vec<DsrRow>, StoreError> {
     let rows = conn
         .query(
-            "SELECT request_id, kind, status, received_at, completed_at, due_at, receipt
+            "SELECT request_id, kind, status, received_at, completed_at, due_at, receipt, deadlines
              FROM dsr_requests WHERE due_at COLLATE \"C\" < $1 AND (status = 'received'
                OR (status = 'pending_verification' AND request_id IN (SELECT request_id FROM correction_requests)))
              ORDER BY due_at COLLATE \"C\", request_id COLLATE \"C\" LIMIT 1000",
@@ -313,7 +315,7 @@ pub fn open_dsr(conn: &PgConn, limit: usize) -> Result<Vec<DsrRow>, StoreError> 
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = conn
         .query(
-            "SELECT request_id, kind, status, received_at, completed_at, due_at, receipt
+            "SELECT request_id, kind, status, received_at, completed_at, due_at, receipt, deadlines
              FROM dsr_requests WHERE status = 'received'
                OR (status = 'pending_verification' AND request_id IN (SELECT request_id FROM correction_requests))
              ORDER BY due_at COLLATE \"C\", request_id COLLATE \"C\" LIMIT $1",
@@ -330,7 +332,7 @@ pub fn recent_dsr(conn: &PgConn, kind: &str, limit: usize) -> Result<Vec<DsrRow>
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = conn
         .query(
-            "SELECT request_id, kind, status, received_at, completed_at, due_at, receipt
+            "SELECT request_id, kind, status, received_at, completed_at, due_at, receipt, deadlines
              FROM dsr_requests WHERE kind = $1
              ORDER BY received_at COLLATE \"C\" DESC, request_id COLLATE \"C\" DESC LIMIT $2",
             &[&kind, &limit],
@@ -345,7 +347,7 @@ pub fn recent_dsr(conn: &PgConn, kind: &str, limit: usize) -> Result<Vec<DsrRow>
 pub fn dsr_of_subject(conn: &PgConn, subject: &[u8]) -> Result<Vec<DsrRow>, StoreError> {
     let rows = conn
         .query(
-            "SELECT request_id, kind, status, received_at, completed_at, due_at, receipt
+            "SELECT request_id, kind, status, received_at, completed_at, due_at, receipt, deadlines
              FROM dsr_requests WHERE subject = $1
              ORDER BY received_at COLLATE \"C\" DESC, request_id COLLATE \"C\" DESC LIMIT 1000",
             &[&subject],

@@ -627,6 +627,7 @@ fn dsr(id: &str, kind: &str, status: &str, received: &str, due: &str) -> DsrRow 
         completed_at: (status == "completed").then(|| received.to_string()),
         due_at: due.to_string(),
         receipt: format!("{{\"request\":\"{id}\"}}"),
+        deadlines: None,
     }
 }
 

@@ -14,6 +14,7 @@ pub mod connect;
 pub mod consents;
 pub mod coordination;
 pub mod corrections;
+pub mod deadlines;
 pub mod erasure;
 pub mod guests;
 pub mod holds;
@@ -89,6 +90,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         5,
         "0005_retention_stages",
         include_str!("../../../migrations/postgres/0005_retention_stages.sql"),
+    ),
+    (
+        7,
+        "0007_dsr_deadlines",
+        include_str!("../../../migrations/postgres/0007_dsr_deadlines.sql"),
     ),
 ];
 

@@ -38,12 +38,12 @@ pub fn insert_correction(
 }
 
 const PENDING_SQL: &str = "SELECT d.request_id, d.kind, d.status, d.received_at, d.completed_at, \
-     d.due_at, d.receipt, c.guest_id, c.fields, c.ciphertext \
+     d.due_at, d.receipt, d.deadlines, c.guest_id, c.fields, c.ciphertext \
      FROM dsr_requests d JOIN correction_requests c ON c.request_id = d.request_id \
      WHERE d.status = 'pending_verification'";
 
 fn pending_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingCorrection> {
-    let fields: String = r.get(8)?;
+    let fields: String = r.get(9)?;
     Ok(PendingCorrection {
         row: DsrRow {
             request_id: r.get(0)?,
@@ -53,10 +53,11 @@ fn pending_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingCorrection> {
             completed_at: r.get(4)?,
             due_at: r.get(5)?,
             receipt: r.get(6)?,
+            deadlines: r.get(7)?,
         },
-        guest_id: r.get(7)?,
+        guest_id: r.get(8)?,
         fields: serde_json::from_str(&fields).unwrap_or_default(),
-        ciphertext: r.get(9)?,
+        ciphertext: r.get(10)?,
     })
 }
 

@@ -153,10 +153,10 @@ pub fn shred_guest(conn: &Connection, permit: &Permit, guest_id: &str) -> Result
 
 pub fn insert_dsr(conn: &Connection, subject: &[u8], row: &DsrRow) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO dsr_requests (request_id, subject, kind, status, received_at, completed_at, due_at, receipt)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO dsr_requests (request_id, subject, kind, status, received_at, completed_at, due_at, receipt, deadlines)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
-    .execute(params![row.request_id, subject, row.kind, row.status, row.received_at, row.completed_at, row.due_at, row.receipt])?;
+    .execute(params![row.request_id, subject, row.kind, row.status, row.received_at, row.completed_at, row.due_at, row.receipt, row.deadlines])?;
     Ok(())
 }
 
@@ -169,10 +169,12 @@ fn dsr_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<DsrRow> {
         completed_at: r.get(4)?,
         due_at: r.get(5)?,
         receipt: r.get(6)?,
+        deadlines: r.get(7)?,
     })
 }
 
-const DSR_COLUMNS: &str = "request_id, kind, status, received_at, completed_at, due_at, receipt";
+const DSR_COLUMNS: &str =
+    "request_id, kind, status, received_at, completed_at, due_at, receipt, deadlines";
 
 /// A request and its subject digest.
 pub fn get_dsr(
@@ -183,7 +185,7 @@ pub fn get_dsr(
         .prepare_cached(&format!(
             "SELECT {DSR_COLUMNS}, subject FROM dsr_requests WHERE request_id = ?1"
         ))?
-        .query_row([request_id], |r| Ok((dsr_from(r)?, r.get(7)?)))
+        .query_row([request_id], |r| Ok((dsr_from(r)?, r.get(8)?)))
         .optional()?)
 }
 

@@ -17,6 +17,7 @@ mod checkpoint;
 pub mod consents;
 pub mod coordination;
 mod corrections;
+mod deadlines;
 mod erasure;
 mod guests;
 pub mod holds;
@@ -40,6 +41,7 @@ use super::{Fault, StoreError};
 
 pub use checkpoint::{ReadGate, GATE_WAIT};
 pub use corrections::*;
+pub use deadlines::*;
 pub use erasure::*;
 pub use guests::*;
 pub use keys::*;
@@ -115,6 +117,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../../migrations/0008_retention_stages.sql"
         )),
+        M::up(include_str!("../../../migrations/0010_dsr_deadlines.sql")),
     ])
 }
 
