@@ -97,9 +97,7 @@ impl Deadlines {
             received,
             jurisdictions,
             cn_due: cal.dsr_due(received),
-            eu_due: jurisdictions
-                .eu
-                .then(|| Period::Months(1).add_to(received)),
+            eu_due: jurisdictions.eu.then(|| Period::Months(1).add_to(received)),
             extended_months: 0,
         }
     }
@@ -167,7 +165,10 @@ mod tests {
         assert_eq!(validate_jurisdictions(&json!(["cn"])).unwrap(), r#"["cn"]"#);
         assert_eq!(validate_jurisdictions(&json!(["eu"])), Err("cn_required"));
         assert_eq!(validate_jurisdictions(&json!([])), Err("cn_required"));
-        assert_eq!(validate_jurisdictions(&json!(["cn", "us"])), Err("not_allowed"));
+        assert_eq!(
+            validate_jurisdictions(&json!(["cn", "us"])),
+            Err("not_allowed")
+        );
         assert_eq!(
             validate_jurisdictions(&json!(["cn", "cn"])),
             Err("duplicate_value")

@@ -2,8 +2,8 @@
 //! here does I/O, reads a clock or knows about HTTP; time is passed in.
 
 pub mod age;
-pub mod deadlines;
 pub mod cross_field;
+pub mod deadlines;
 pub mod freetext;
 pub mod mask;
 pub mod pii;

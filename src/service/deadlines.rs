@@ -241,7 +241,9 @@ impl Vault {
         if grant.role().self_only {
             let rule = format!("roles.{}.self_only", grant.role().name);
             let e = VaultError::Denied(DenyReason::ActionNotAllowed);
-            return Err(self.refuse(caller, action, None, vec![], e, vec![rule]).await);
+            return Err(self
+                .refuse(caller, action, None, vec![], e, vec![rule])
+                .await);
         }
         let (reason, months) = match self.validate_extension(&input) {
             Ok(v) => v,
@@ -287,7 +289,8 @@ impl Vault {
         };
         let clock = DsrClock::of(&deadlines, Some(extension));
         let due_at = deadlines.due().to_string();
-        let json = serde_json::to_string(&clock).map_err(|e| VaultError::Internal(e.to_string()))?;
+        let json =
+            serde_json::to_string(&clock).map_err(|e| VaultError::Internal(e.to_string()))?;
         let mut event = self.event(
             caller,
             action,
@@ -355,10 +358,20 @@ impl Vault {
             };
             let overdue = r.due_at < today_utc;
             if !r.escalated && (overdue || d.past_escalation(today_cst)) {
-                due.push((r.request_id.clone(), "escalated", r.kind.clone(), clock.clock.clone()));
+                due.push((
+                    r.request_id.clone(),
+                    "escalated",
+                    r.kind.clone(),
+                    clock.clock.clone(),
+                ));
             }
             if !r.overdue_alerted && overdue {
-                due.push((r.request_id.clone(), "overdue", r.kind.clone(), clock.clock.clone()));
+                due.push((
+                    r.request_id.clone(),
+                    "overdue",
+                    r.kind.clone(),
+                    clock.clock.clone(),
+                ));
             }
         }
         if due.is_empty() {

@@ -544,8 +544,7 @@ impl Vault {
         let now_dt = self.now();
         let now = crate::clock::timestamp(now_dt);
         let today = now_dt.date();
-        let deadlines = self
-            .deadlines_now(self.jurisdictions_of(&grant, guest_id.as_str()).await?);
+        let deadlines = self.deadlines_now(self.jurisdictions_of(&grant, guest_id.as_str()).await?);
         let due = deadlines.due();
         let clock = super::DsrClock::of(&deadlines, None);
         let request_id = uuid::Uuid::now_v7().hyphenated().to_string();

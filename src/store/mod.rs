@@ -38,8 +38,8 @@ pub use handles::{CommitBarrier, Db, PreCommitHook, Readers, Writer};
 pub use health::{CommitHealth, Fault, WriterStats, FAULTS};
 pub use location::{Location, StartOptions, Started};
 pub use rows::{
-    AnonymizedStay, DsrRow, DsrWatch, FieldStage, GuestStatus, HoldRow, PendingCorrection, RetentionFacts,
-    SealedGuest, SealedStay, StageFacts, Staging, PLAUSIBLE_HORIZON_DAYS,
+    AnonymizedStay, DsrRow, DsrWatch, FieldStage, GuestStatus, HoldRow, PendingCorrection,
+    RetentionFacts, SealedGuest, SealedStay, StageFacts, Staging, PLAUSIBLE_HORIZON_DAYS,
 };
 pub use sqlite::{ReadGate, DEFAULT_WAL_MAX_BYTES, GATE_WAIT};
 

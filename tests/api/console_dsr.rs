@@ -191,9 +191,15 @@ async fn the_queue_shows_both_clocks_and_an_extension_for_an_eu_guest() {
     let at = page.text.find(&format!("data-request=\"{rid}\"")).unwrap();
     let row = &page.text[at..at + page.text[at..].find("</tr>").unwrap()];
     assert!(row.contains("data-clock=\"cn\""), "{row}");
-    assert!(row.contains(" · EU <time datetime=\"2026-12-25\">"), "{row}");
+    assert!(
+        row.contains(" · EU <time datetime=\"2026-12-25\">"),
+        "{row}"
+    );
     assert!(row.contains("data-extension=\"2\""), "{row}");
-    assert!(row.contains("complex_request") && row.contains("T-9"), "{row}");
+    assert!(
+        row.contains("complex_request") && row.contains("T-9"),
+        "{row}"
+    );
     assert!(!row.contains(&gid), "the queue names no guest");
 }
 

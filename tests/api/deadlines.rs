@@ -157,7 +157,11 @@ async fn req_48_an_eu_and_cn_guest_is_due_at_the_earlier_of_15_working_days_and_
             None,
         )
         .await;
-    assert!(r.body["fields"].get("jurisdictions").is_none(), "{}", r.text);
+    assert!(
+        r.body["fields"].get("jurisdictions").is_none(),
+        "{}",
+        r.text
+    );
 
     let both = ask_correction(&app, &eu).await;
     assert_eq!(both["due_at"], "2026-10-22", "{both}");
@@ -275,7 +279,13 @@ async fn req_32_only_the_gdpr_clock_extends_with_a_reason_by_two_months_at_most(
         assert_eq!(r.body["errors"], json!([{"field":field,"code":code}]));
     }
     // Not a DSR officer: 403.
-    let r = extend(&app, "front_desk", &eu_id, json!({"reason":"complex_request"})).await;
+    let r = extend(
+        &app,
+        "front_desk",
+        &eu_id,
+        json!({"reason":"complex_request"}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
 
     // One month, with a reason and a ticket: the GDPR date moves to 2026-04-02, the Chinese one
@@ -298,12 +308,24 @@ async fn req_32_only_the_gdpr_clock_extends_with_a_reason_by_two_months_at_most(
     assert_eq!(r.body["extension"]["reason"], "complex_request");
     assert_eq!(r.body["extension"]["ticket"], "DSR-2026.7");
     // The second month, without a ticket; a third is refused.
-    let r = extend(&app, DSR.0, &eu_id, json!({"reason":"number_of_requests","months":1})).await;
+    let r = extend(
+        &app,
+        DSR.0,
+        &eu_id,
+        json!({"reason":"number_of_requests","months":1}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["due_dates"]["eu"], "2026-05-02");
     assert_eq!(r.body["extension"]["months"], 2);
     assert!(r.body["extension"].get("ticket").is_none());
-    let r = extend(&app, DSR.0, &eu_id, json!({"reason":"complex_request","months":1})).await;
+    let r = extend(
+        &app,
+        DSR.0,
+        &eu_id,
+        json!({"reason":"complex_request","months":1}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     assert_eq!(r.body["code"], "extension_limit_reached");
 
@@ -433,7 +455,10 @@ async fn req_32_a_request_escalates_at_80_percent_and_alerts_when_overdue_by_its
     assert!(none.is_empty(), "{none:?}");
     app.clock.set(datetime!(2026-10-23 02:00 UTC));
     let alerted = wait_for_events(&app, "dsr.overdue", 1).await;
-    assert_eq!(alerted, [Some(format!("request {rid} (correction) overdue"))]);
+    assert_eq!(
+        alerted,
+        [Some(format!("request {rid} (correction) overdue"))]
+    );
     // Once each, whatever the number of sweeps after.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let rows = app.sql_rows(

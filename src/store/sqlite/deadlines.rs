@@ -66,5 +66,8 @@ pub fn mark_dsr_alert(
     } else {
         "UPDATE dsr_requests SET escalated_at = ?2 WHERE request_id = ?1 AND escalated_at IS NULL"
     };
-    Ok(conn.prepare_cached(sql)?.execute(params![request_id, now])? == 1)
+    Ok(conn
+        .prepare_cached(sql)?
+        .execute(params![request_id, now])?
+        == 1)
 }
