@@ -185,13 +185,36 @@ mod tests {
         assert_eq!(d.cn_due, date!(2026 - 10 - 22));
         assert_eq!(d.eu_due, Some(date!(2026 - 10 - 25)));
         assert_eq!((d.clock(), d.due()), ("cn", date!(2026 - 10 - 22)));
-        // February is short: one month (Mar 2) beats the 30-day cap over the Spring Festival.
+        // With the shipped Spring Festival the Chinese clock still wins in February (Feb 28).
         let d = Deadlines::compute(&cal(), date!(2026 - 02 - 02), both);
-        assert_eq!(d.eu_due, Some(date!(2026 - 03 - 02)));
-        assert!(d.cn_due > date!(2026 - 03 - 02));
+        assert_eq!(
+            (d.cn_due, d.eu_due),
+            (date!(2026 - 02 - 28), Some(date!(2026 - 03 - 02)))
+        );
+        assert_eq!(d.clock(), "cn");
+        // February is short: with a break of two weeks, one month (Mar 2) beats the 30-day cap.
+        let mut long = WorkCalendar::default();
+        for day in [16, 17, 18, 19, 20, 23, 24, 25, 26, 27] {
+            long.holidays
+                .insert(Date::from_calendar_date(2026, time::Month::February, day).unwrap());
+        }
+        let d = Deadlines::compute(&long, date!(2026 - 02 - 02), both);
+        assert_eq!(d.cn_due, date!(2026 - 03 - 04));
         assert_eq!((d.clock(), d.due()), ("eu", date!(2026 - 03 - 02)));
-        let cn = Deadlines::compute(&cal(), date!(2026 - 02 - 02), Jurisdictions::default());
+        let cn = Deadlines::compute(&long, date!(2026 - 02 - 02), Jurisdictions::default());
         assert_eq!((cn.clock(), cn.eu_due), ("cn", None));
+        // A tie (a 30-day month, the 30-day cap reached) goes to the Chinese clock.
+        let mut off = WorkCalendar::default();
+        for day in 1..=30 {
+            off.holidays
+                .insert(Date::from_calendar_date(2026, time::Month::November, day).unwrap());
+        }
+        let d = Deadlines::compute(&off, date!(2026 - 11 - 01), both);
+        assert_eq!(
+            (d.cn_due, d.eu_due),
+            (date!(2026 - 12 - 01), Some(date!(2026 - 12 - 01)))
+        );
+        assert_eq!(d.clock(), "cn");
     }
 
     #[test]

@@ -347,6 +347,7 @@ mod tests {
             .filter(|l| {
                 !l.starts_with("[reasons.")
                     && !l.starts_with("[hold_reasons.")
+                    && !l.starts_with("[extension_reasons.")
                     && !l.starts_with("description = ")
             })
             .collect::<Vec<_>>()
