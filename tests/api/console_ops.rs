@@ -417,7 +417,7 @@ async fn the_policy_grid_matches_the_effective_policy_cell_by_cell_req04() {
         .unwrap()
         .replace('<', "&lt;")
         .replace('>', "&gt;");
-    assert!(line.starts_with("policy ok: 18 guest fields"), "{line}");
+    assert!(line.starts_with("policy ok: 19 guest fields"), "{line}");
     assert!(page.text.contains(&line), "{line} in {}", page.text);
 }
 

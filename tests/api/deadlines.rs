@@ -121,6 +121,9 @@ async fn req_48_an_eu_and_cn_guest_is_due_at_the_earlier_of_15_working_days_and_
         (json!("cn"), "wrong_type"),
     ] {
         let mut fields = zhang_san();
+        for service in ["email", "membership_level", "dietary_needs"] {
+            fields.as_object_mut().unwrap().remove(service);
+        }
         fields["jurisdictions"] = bad;
         let r = app
             .call(
