@@ -62,6 +62,11 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Privacy notices: render the processing rules from the policy files.
+    Notice {
+        #[command(subcommand)]
+        command: NoticeCommand,
+    },
     /// Export, verify and purge the audit trail.
     Audit {
         #[command(subcommand)]
@@ -134,8 +139,23 @@ enum RetentionCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum NoticeCommand {
+    /// Write the processing-rules notice (PIPL Art. 17) to stdout, generated from the policy
+    /// files: purposes, fields, legal basis, retention, recipients and the guest's rights.
+    Render {
+        /// `zh-CN` or `en`.
+        #[arg(long, value_name = "LANG")]
+        lang: String,
+        /// Policy directory (default: policies.dir from config, else the embedded defaults).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum PolicyCommand {
-    /// Validate fields.toml and access.toml; names file and key for every problem.
+    /// Validate the policy files (fields, access, retention, holidays, notices); names file and
+    /// key for every problem, including a latest notice that discloses less than the policy.
     Check {
         /// Policy directory (default: policies.dir from config, else ./policies).
         #[arg(long, value_name = "DIR")]
@@ -323,17 +343,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match Policies::load(Some(&dir)) {
                 Ok(p) => {
                     println!(
-                        "policy ok: {} guest fields, {} stay fields, {} purposes, {} roles ({})",
+                        "policy ok: {} guest fields, {} stay fields, {} purposes, {} roles, {} notice version(s) ({})",
                         p.catalog.fields(crate::policy::FieldScope::Guest).count(),
                         p.catalog.fields(crate::policy::FieldScope::Stay).count(),
                         p.access.purposes.len(),
                         p.access.roles.len(),
+                        p.notices.versions.len(),
                         dir.display()
                     );
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
                     eprint!("{e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Notice {
+            command: NoticeCommand::Render { lang, dir },
+        } => {
+            let dir = dir.or(config.policies.dir.clone());
+            let policies = match Policies::load(dir.as_deref()) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprint!("{e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            match crate::policy::notices::render(&policies, &lang) {
+                Some(text) => {
+                    print!("{text}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!("unknown language `{lang}`: expected zh-CN or en");
                     Ok(ExitCode::FAILURE)
                 }
             }

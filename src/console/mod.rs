@@ -267,9 +267,11 @@ pub(crate) fn error_page(
     let (status, msg) = match &err {
         VaultError::Denied(_) | VaultError::Restricted => (StatusCode::FORBIDDEN, Msg::Forbidden),
         VaultError::NotFound => (StatusCode::NOT_FOUND, Msg::NotFound),
-        VaultError::Validation(_) | VaultError::FieldNotSearchable => {
-            (StatusCode::UNPROCESSABLE_ENTITY, Msg::InvalidInput)
-        }
+        VaultError::Validation(_)
+        | VaultError::FieldNotSearchable
+        | VaultError::UnknownNoticeVersion => (StatusCode::UNPROCESSABLE_ENTITY, Msg::InvalidInput),
+        // The console records no consents; answered like any conflict.
+        VaultError::ReAskTooSoon => (StatusCode::CONFLICT, Msg::InvalidInput),
         VaultError::AuditUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, Msg::AuditUnavailable),
         VaultError::VerifyInProgress => (StatusCode::CONFLICT, Msg::VerifyInProgress),
         VaultError::Store(_) | VaultError::Conflict(_) | VaultError::Internal(_) => {

@@ -180,7 +180,7 @@ problem_sets! {
         403 => ["forbidden", "purpose_not_allowed", "consent_required"],
         413 => ["payload_too_large"],
         415 => ["unsupported_media_type"],
-        422 => ["validation_failed"],
+        422 => ["validation_failed", "unknown_notice_version"],
         500 => ["internal"],
         503 => ["audit_unavailable", "unavailable"],
     }
@@ -241,9 +241,10 @@ problem_sets! {
         401 => ["unauthorized"],
         403 => ["forbidden", "purpose_not_allowed", "restricted"],
         404 => ["guest_not_found"],
+        409 => ["re_ask_too_soon"],
         413 => ["payload_too_large"],
         415 => ["unsupported_media_type"],
-        422 => ["validation_failed"],
+        422 => ["validation_failed", "unknown_notice_version"],
         500 => ["internal"],
         503 => ["audit_unavailable", "unavailable"],
     }

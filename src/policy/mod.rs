@@ -7,6 +7,7 @@
 
 mod access;
 mod catalog;
+pub mod notices;
 mod reasons;
 mod retention;
 #[cfg(test)]
@@ -27,11 +28,24 @@ pub const FIELDS_FILE: &str = "fields.toml";
 pub const ACCESS_FILE: &str = "access.toml";
 pub const RETENTION_FILE: &str = "retention.toml";
 pub const HOLIDAYS_FILE: &str = "holidays.toml";
+pub const NOTICES_FILE: &str = "notices.toml";
 
 const EMBEDDED_FIELDS: &str = include_str!("../../policies/fields.toml");
 const EMBEDDED_ACCESS: &str = include_str!("../../policies/access.toml");
 const EMBEDDED_RETENTION: &str = include_str!("../../policies/retention.toml");
 const EMBEDDED_HOLIDAYS: &str = include_str!("../../policies/holidays.toml");
+const EMBEDDED_NOTICES: &str = include_str!("../../policies/notices.toml");
+/// The notice texts `notices.toml` registers, by their path relative to `policies/`.
+const EMBEDDED_NOTICE_TEXTS: [(&str, &str); 2] = [
+    (
+        "notices/2026-11.zh-CN.md",
+        include_str!("../../policies/notices/2026-11.zh-CN.md"),
+    ),
+    (
+        "notices/2026-11.en.md",
+        include_str!("../../policies/notices/2026-11.en.md"),
+    ),
+];
 
 /// One problem in a policy file, named by file and key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +97,8 @@ pub struct Policies {
     pub retention: Schedule,
     /// Working days for data-subject request deadlines.
     pub calendar: crate::domain::retention::WorkCalendar,
+    /// The registered privacy notices (`notices.toml`).
+    pub notices: notices::Notices,
     /// Where the policies came from: a directory, or `None` for the embedded defaults.
     pub source: Option<PathBuf>,
 }
@@ -107,11 +123,27 @@ impl Policies {
                     )])
                 })
         };
+        let notices = read(NOTICES_FILE)?;
+        // The notice texts it names, read relative to the directory; an unreadable or unsafe
+        // path is reported by the registry's validation under its key.
+        let notice_texts = notices::Notices::files_named_in(&notices.1)
+            .into_iter()
+            .map(|f| {
+                let text = if f.contains("..") || std::path::Path::new(&f).is_absolute() {
+                    Err("not a path inside the policy directory".to_string())
+                } else {
+                    std::fs::read(dir.join(&f)).map_err(|e| e.to_string())
+                };
+                (f, text)
+            })
+            .collect();
         let sources = Sources {
             fields: read(FIELDS_FILE)?,
             access: read(ACCESS_FILE)?,
             retention: read(RETENTION_FILE)?,
             holidays: read(HOLIDAYS_FILE)?,
+            notices,
+            notice_texts,
         };
         let mut policies = Self::from_sources(&sources)?;
         policies.source = Some(dir.to_owned());
@@ -131,12 +163,22 @@ impl Policies {
             &mut errors,
         );
         let calendar = retention::parse_calendar(&s.holidays.0, &s.holidays.1, &mut errors);
+        let notices = notices::parse(
+            &s.notices.0,
+            &s.notices.1,
+            &s.notice_texts,
+            &catalog,
+            &access,
+            &retention,
+            &mut errors,
+        );
         if errors.is_empty() {
             Ok(Self {
                 catalog,
                 access,
                 retention,
                 calendar,
+                notices,
                 source: None,
             })
         } else {
@@ -145,13 +187,16 @@ impl Policies {
     }
 }
 
-/// The four policy files as (label, text) pairs.
+/// The policy files as (label, text) pairs, and the notice texts `notices.toml` names.
 #[derive(Debug, Clone)]
 pub struct Sources {
     pub fields: (String, String),
     pub access: (String, String),
     pub retention: (String, String),
     pub holidays: (String, String),
+    pub notices: (String, String),
+    /// Path relative to the policy directory → the file's bytes (or why it was not read).
+    pub notice_texts: std::collections::BTreeMap<String, Result<Vec<u8>, String>>,
 }
 
 impl Sources {
@@ -163,6 +208,11 @@ impl Sources {
             access: e(ACCESS_FILE, EMBEDDED_ACCESS),
             retention: e(RETENTION_FILE, EMBEDDED_RETENTION),
             holidays: e(HOLIDAYS_FILE, EMBEDDED_HOLIDAYS),
+            notices: e(NOTICES_FILE, EMBEDDED_NOTICES),
+            notice_texts: EMBEDDED_NOTICE_TEXTS
+                .iter()
+                .map(|(f, t)| (f.to_string(), Ok(t.as_bytes().to_vec())))
+                .collect(),
         }
     }
 }

@@ -62,15 +62,35 @@ impl Vault {
         let permit = grant.permit();
         let gid = guest_id.as_str().to_string();
         let purpose = grant.purpose().name.clone();
-        Ok(self
+        let consent_based = grant.purpose().basis == crate::policy::Basis::Consent;
+        let (sealed, consent, notice) = self
             .readers
             .run(move |c| {
-                Ok((
-                    store::load_guest(c, &permit, &gid)?,
-                    consent_state(c, &gid, &purpose)?,
-                ))
+                let consent = consent_state(c, &gid, &purpose)?;
+                // The notice a consent names decides whether it still covers the purpose.
+                let notice = if consent_based && matches!(consent, ConsentFacts::Granted { .. }) {
+                    crate::store::consents::consent_notice(c, &gid, &purpose)?
+                } else {
+                    None
+                };
+                Ok((store::load_guest(c, &permit, &gid)?, consent, notice))
             })
-            .await?)
+            .await?;
+        // A stale consent (its notice does not disclose the purpose's current fields or
+        // recipients, PIPL Art. 14(2), REQ-06) counts as absent.
+        let consent = match consent {
+            ConsentFacts::Granted { .. }
+                if consent_based
+                    && !self
+                        .policies
+                        .notices
+                        .consent_covers(&grant.purpose().name, notice.as_deref()) =>
+            {
+                ConsentFacts::None
+            }
+            c => c,
+        };
+        Ok((sealed, consent))
     }
 
     /// Decrypts the fields `want` selects. Decryption failure is an internal error, never data.

@@ -136,7 +136,18 @@ impl Vault {
                 write_sealed(c, &permit, &gid, &now, sealed)?;
                 crate::audit::append(c, event)?;
                 for (change, event) in consents {
-                    super::consents::apply(c, &gid, &change, &event.actor, &now)?;
+                    // A new guest has no consent to withdraw and no refusal to re-ask after.
+                    if change.refused {
+                        crate::store::consents::record_refusal(
+                            c,
+                            &gid,
+                            &change,
+                            &event.actor,
+                            &now,
+                        )?;
+                    } else {
+                        super::consents::apply(c, &gid, &change, &event.actor, &now)?;
+                    }
                     crate::audit::append(c, event)?;
                 }
                 Ok(())
@@ -161,7 +172,7 @@ impl Vault {
         let mut errors = Vec::new();
         for input in inputs {
             let purpose = input.purpose.clone().unwrap_or_default();
-            match self.validate_consent(&purpose, input, true) {
+            match self.validate_consent(&purpose, input, true, grant.role().self_only) {
                 Ok(change) => {
                     let event =
                         self.consent_event(caller, guest_id, &change, grant.rules().to_vec());
@@ -182,7 +193,7 @@ impl Vault {
                     Action::ConsentWrite,
                     None,
                     vec![],
-                    VaultError::Validation(errors),
+                    super::consents::consent_error(errors),
                     grant.rules().to_vec(),
                 )
                 .await)

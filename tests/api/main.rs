@@ -21,6 +21,7 @@ mod logs;
 mod metrics;
 mod nodes;
 mod nodes_coordination;
+mod notices;
 mod openapi;
 mod pg_erasure;
 mod startup;

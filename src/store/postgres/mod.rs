@@ -72,6 +72,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0002_nodes",
         include_str!("../../../migrations/postgres/0002_nodes.sql"),
     ),
+    (
+        6,
+        "0006_notices_refusals",
+        include_str!("../../../migrations/postgres/0006_notices_refusals.sql"),
+    ),
 ];
 
 /// The advisory lock that lets one node at a time migrate (an arbitrary constant, the same on
