@@ -163,15 +163,21 @@ impl Policies {
             &mut errors,
         );
         let calendar = retention::parse_calendar(&s.holidays.0, &s.holidays.1, &mut errors);
-        let notices = notices::parse(
-            &s.notices.0,
-            &s.notices.1,
-            &s.notice_texts,
-            &catalog,
-            &access,
-            &retention,
-            &mut errors,
-        );
+        // The notices are checked against valid files only: a broken class or purpose is
+        // reported once, where it is, not again as a notice that fails to disclose it.
+        let notices = if errors.is_empty() {
+            notices::parse(
+                &s.notices.0,
+                &s.notices.1,
+                &s.notice_texts,
+                &catalog,
+                &access,
+                &retention,
+                &mut errors,
+            )
+        } else {
+            notices::Notices::default()
+        };
         if errors.is_empty() {
             Ok(Self {
                 catalog,

@@ -187,8 +187,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn is_version_id(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 64
-        && v
-            .chars()
+        && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
@@ -226,7 +225,11 @@ pub fn parse(
         errors.push(PolicyError::new(file, "handler.name", "must not be empty"));
     }
     if out.handler.contact.is_empty() {
-        errors.push(PolicyError::new(file, "handler.contact", "must not be empty"));
+        errors.push(PolicyError::new(
+            file,
+            "handler.contact",
+            "must not be empty",
+        ));
     }
     if raw.notices.is_empty() {
         errors.push(PolicyError::new(
@@ -277,8 +280,8 @@ pub fn parse(
                     "must be a path relative to the policy directory, without `..`",
                 ));
             }
-            let hash_ok =
-                t.sha256.len() == 64 && t.sha256.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'));
+            let hash_ok = t.sha256.len() == 64
+                && t.sha256.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'));
             if !hash_ok {
                 errors.push(PolicyError::new(
                     file,
@@ -567,11 +570,15 @@ fn basis_text(basis: Basis, zh: bool) -> &'static str {
         (Basis::Consent, true) => "个人同意（第十三条第一款第一项）",
         (Basis::Contract, true) => "订立、履行合同所必需（第十三条第一款第二项）",
         (Basis::LegalObligation, true) => "履行法定职责或者法定义务所必需（第十三条第一款第三项）",
-        (Basis::VitalInterest, true) => "紧急情况下保护生命健康和财产安全所必需（第十三条第一款第四项）",
+        (Basis::VitalInterest, true) => {
+            "紧急情况下保护生命健康和财产安全所必需（第十三条第一款第四项）"
+        }
         (Basis::Consent, false) => "consent (PIPL Art. 13(1)(1))",
         (Basis::Contract, false) => "necessary for the contract with you (Art. 13(1)(2))",
         (Basis::LegalObligation, false) => "a legal obligation (Art. 13(1)(3))",
-        (Basis::VitalInterest, false) => "protecting life, health or property in an emergency (Art. 13(1)(4))",
+        (Basis::VitalInterest, false) => {
+            "protecting life, health or property in an emergency (Art. 13(1)(4))"
+        }
     }
 }
 
@@ -622,7 +629,10 @@ pub fn render(policies: &super::Policies, lang: &str) -> Option<String> {
     if let Some(n) = notices.latest() {
         line(
             &mut o,
-            &format!("{}: {} · {}: {}", w.version, n.version, w.effective, n.effective),
+            &format!(
+                "{}: {} · {}: {}",
+                w.version, n.version, w.effective, n.effective
+            ),
         );
         line(&mut o, "");
     }
@@ -631,7 +641,10 @@ pub fn render(policies: &super::Policies, lang: &str) -> Option<String> {
     line(&mut o, &format!("## {}", w.who));
     line(&mut o, "");
     line(&mut o, &format!("- {}", notices.handler.name));
-    line(&mut o, &format!("- {}: {}", w.contact, notices.handler.contact));
+    line(
+        &mut o,
+        &format!("- {}: {}", w.contact, notices.handler.contact),
+    );
     if let Some(p) = &notices.handler.pipo_contact {
         line(&mut o, &format!("- {}: {p}", w.pipo));
     }
@@ -661,14 +674,24 @@ pub fn render(policies: &super::Policies, lang: &str) -> Option<String> {
         line(&mut o, "");
         line(&mut o, &format!("### `{}`", p.name));
         line(&mut o, "");
-        line(&mut o, &format!("- {}: {}", w.basis, basis_text(p.basis, zh)));
+        line(
+            &mut o,
+            &format!("- {}: {}", w.basis, basis_text(p.basis, zh)),
+        );
         if !p.fields.is_empty() {
-            line(&mut o, &format!("- {}: {}", w.data, field_list(FieldScope::Guest, &p.fields)));
+            line(
+                &mut o,
+                &format!("- {}: {}", w.data, field_list(FieldScope::Guest, &p.fields)),
+            );
         }
         if !p.stay_fields.is_empty() {
             line(
                 &mut o,
-                &format!("- {}: {}", w.stay_data, field_list(FieldScope::Stay, &p.stay_fields)),
+                &format!(
+                    "- {}: {}",
+                    w.stay_data,
+                    field_list(FieldScope::Stay, &p.stay_fields)
+                ),
             );
         }
         let recipients = if p.recipients.is_empty() {
@@ -734,7 +757,10 @@ pub fn render(policies: &super::Policies, lang: &str) -> Option<String> {
                 .map(move |f| format!("`{}.{}`", scope.table(), f.name))
         })
         .collect();
-    line(&mut o, &format!("{} {}.", w.sensitive_text, sensitive.join(", ")));
+    line(
+        &mut o,
+        &format!("{} {}.", w.sensitive_text, sensitive.join(", ")),
+    );
     line(&mut o, "");
     line(&mut o, &format!("## {}", w.rights));
     line(&mut o, "");
@@ -788,20 +814,29 @@ mod tests {
                     .chain(&purpose.stay_fields)
                     .chain(&purpose.recipients)
                 {
-                    assert!(s.contains(&format!("`{f}`")), "{lang}: `{f}` missing from `{}`:\n{s}", purpose.name);
+                    assert!(
+                        s.contains(&format!("`{f}`")),
+                        "{lang}: `{f}` missing from `{}`:\n{s}",
+                        purpose.name
+                    );
                     checked += 1;
                 }
                 let basis = basis_text(purpose.basis, lang == "zh-CN");
                 assert!(s.contains(basis), "{lang}: basis of `{}`", purpose.name);
             }
             assert!(checked > 40, "{checked}");
-            assert!(p.access.purposes["police_report"].recipients.contains("public_security_bureau"));
+            assert!(p.access.purposes["police_report"]
+                .recipients
+                .contains("public_security_bureau"));
             for class in p.retention.classes.values() {
                 let row = text
                     .lines()
                     .find(|l| l.starts_with(&format!("| `{}`", class.name)))
                     .unwrap_or_else(|| panic!("{lang}: no row for class `{}`", class.name));
-                assert!(row.contains(&period_text(class.retain, lang == "zh-CN")), "{lang}: {row}");
+                assert!(
+                    row.contains(&period_text(class.retain, lang == "zh-CN")),
+                    "{lang}: {row}"
+                );
             }
             assert!(text.contains(&p.notices.handler.contact), "{lang}");
         }
@@ -817,10 +852,17 @@ mod tests {
         assert_eq!(latest.texts.len(), LANGUAGES.len());
         for (lang, t) in &latest.texts {
             let shipped = std::fs::read_to_string(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies").join(&t.file),
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("policies")
+                    .join(&t.file),
             )
             .unwrap();
-            assert_eq!(shipped, render(&p, lang).unwrap(), "{}: re-render it and register a new version", t.file);
+            assert_eq!(
+                shipped,
+                render(&p, lang).unwrap(),
+                "{}: re-render it and register a new version",
+                t.file
+            );
         }
     }
 
@@ -855,11 +897,23 @@ mod tests {
         })
         .unwrap_err();
         assert!(
-            errs.iter().any(|e| e.contains("notices.toml: `notices.\"2026-11\".purposes.marketing.fields`") && e.contains("`birth_date`")),
+            errs.iter().any(|e| e
+                .contains("notices.toml: `notices.\"2026-11\".purposes.marketing.fields`")
+                && e.contains("`birth_date`")),
             "{errs:?}"
         );
-        let errs = load_with(|s| s.retention.1 = s.retention.1.replacen("retain = \"1y\"", "retain = \"2y\"", 1)).unwrap_err();
-        assert!(errs.iter().any(|e| e.contains("`notices.\"2026-11\".retention.contact`")), "{errs:?}");
+        let errs = load_with(|s| {
+            s.retention.1 = s
+                .retention
+                .1
+                .replacen("retain = \"1y\"", "retain = \"2y\"", 1)
+        })
+        .unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("`notices.\"2026-11\".retention.contact`")),
+            "{errs:?}"
+        );
         let errs = load_with(|s| {
             s.access.1 = s.access.1.replacen(
                 "recipients = [\"public_security_bureau\"]",
@@ -868,20 +922,40 @@ mod tests {
             )
         })
         .unwrap_err();
-        assert!(errs.iter().any(|e| e.contains("purposes.police_report.recipients") && e.contains("`tour_operator`")), "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("purposes.police_report.recipients")
+                    && e.contains("`tour_operator`")),
+            "{errs:?}"
+        );
         let errs = load_with(|s| {
             if let Some(Ok(t)) = s.notice_texts.get_mut("notices/2026-11.en.md") {
                 t.push(b'\n');
             }
         })
         .unwrap_err();
-        assert!(errs.iter().any(|e| e.contains("`notices.\"2026-11\".texts.en.sha256` does not match")), "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("`notices.\"2026-11\".texts.en.sha256` does not match")),
+            "{errs:?}"
+        );
         let errs = load_with(|s| {
-            s.notices.1 = s.notices.1.replacen("stay_fields = [\"room_type\"]", "stay_fields = [\"room_type\", \"religion\"]", 1)
+            s.notices.1 = s.notices.1.replacen(
+                "stay_fields = [\"room_type\"]",
+                "stay_fields = [\"room_type\", \"religion\"]",
+                1,
+            )
         })
         .unwrap_err();
-        assert!(errs.iter().any(|e| e.contains("unknown stay field `religion`")), "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("unknown stay field `religion`")),
+            "{errs:?}"
+        );
         let errs = load_with(|s| s.notice_texts.clear()).unwrap_err();
-        assert!(errs.iter().any(|e| e.contains("texts.zh-CN.file")), "{errs:?}");
+        assert!(
+            errs.iter().any(|e| e.contains("texts.zh-CN.file")),
+            "{errs:?}"
+        );
     }
 }

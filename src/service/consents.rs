@@ -105,7 +105,12 @@ pub(super) fn consent_error(errors: Vec<FieldError>) -> VaultError {
     if errors.iter().all(|e| e.code == UNKNOWN_NOTICE) {
         VaultError::UnknownNoticeVersion
     } else {
-        VaultError::Validation(errors.into_iter().filter(|e| e.code != UNKNOWN_NOTICE).collect())
+        VaultError::Validation(
+            errors
+                .into_iter()
+                .filter(|e| e.code != UNKNOWN_NOTICE)
+                .collect(),
+        )
     }
 }
 
@@ -139,7 +144,11 @@ impl Vault {
             Some(_) => {}
         }
         if grant_it {
-            if input.decision.as_deref().is_some_and(|d| !DECISIONS.contains(&d)) {
+            if input
+                .decision
+                .as_deref()
+                .is_some_and(|d| !DECISIONS.contains(&d))
+            {
                 errors.push(FieldError::new("decision", "not_allowed"));
             }
             if input
@@ -177,11 +186,7 @@ impl Vault {
                 .notice_language
                 .as_deref()
                 .unwrap_or(crate::policy::notices::DEFAULT_LANGUAGE);
-            match self
-                .policies
-                .notices
-                .text_hash(&input.notice_version, lang)
-            {
+            match self.policies.notices.text_hash(&input.notice_version, lang) {
                 Some(h) => Some(h.to_string()),
                 None => return Err(vec![FieldError::new("notice_version", UNKNOWN_NOTICE)]),
             }

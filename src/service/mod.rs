@@ -29,7 +29,8 @@ use std::sync::Arc;
 pub use alerts::SecurityEvent;
 pub use audit::{AuditExport, AuditPage, EventOut, PublicKeyInfo};
 pub use consents::{
-    ConsentInput, ConsentRecord, ConsentsView, CHANNELS, DECISIONS, DEFAULT_RE_ASK_AFTER_DAYS, INITIATORS,
+    ConsentInput, ConsentRecord, ConsentsView, CHANNELS, DECISIONS, DEFAULT_RE_ASK_AFTER_DAYS,
+    INITIATORS,
 };
 pub use console::ChainStatus;
 pub use correction_requests::Decision;

@@ -167,7 +167,10 @@ pub fn with_refusals(
         // yields to a refusal of that instant, a granted one only to a later refusal.
         let later = |rec: &ConsentRecord| match rec.status.as_str() {
             "granted" => rec.granted_at.as_deref().is_none_or(|g| r.at.as_str() > g),
-            _ => rec.withdrawn_at.as_deref().is_none_or(|w| r.at.as_str() >= w),
+            _ => rec
+                .withdrawn_at
+                .as_deref()
+                .is_none_or(|w| r.at.as_str() >= w),
         };
         match current.iter_mut().find(|c| c.purpose == r.purpose) {
             Some(rec) if rec.status == "refused" || later(rec) => {

@@ -73,11 +73,19 @@ fn notice_render_writes_the_shipped_text_and_policy_check_refuses_a_notice_that_
             .arg(&policies)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let shipped = std::fs::read_to_string(policies.join(format!("notices/2026-11.{lang}.md"))).unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let shipped =
+            std::fs::read_to_string(policies.join(format!("notices/2026-11.{lang}.md"))).unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), shipped, "{lang}");
         for purpose in ["check_in", "marketing", "personalization", "police_report"] {
-            assert!(shipped.contains(&format!("### `{purpose}`")), "{lang}: {purpose}");
+            assert!(
+                shipped.contains(&format!("### `{purpose}`")),
+                "{lang}: {purpose}"
+            );
         }
     }
     let out = guestvault(dir.path())

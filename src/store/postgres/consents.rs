@@ -154,7 +154,10 @@ pub fn latest_refusal(c: &PgConn, gid: &str, purpose: &str) -> Result<Option<Str
         "SELECT max(at COLLATE \"C\") FROM consent_refusals WHERE guest_id = $1 AND purpose = $2",
         &[&gid, &purpose],
     )?;
-    Ok(row.map(|r| r.try_get::<_, Option<String>>(0)).transpose()?.flatten())
+    Ok(row
+        .map(|r| r.try_get::<_, Option<String>>(0))
+        .transpose()?
+        .flatten())
 }
 
 /// The notice version a standing consent names (`None`: no consent row, or none named).
@@ -163,7 +166,10 @@ pub fn consent_notice(c: &PgConn, gid: &str, purpose: &str) -> Result<Option<Str
         "SELECT notice_version FROM consents WHERE guest_id = $1 AND purpose = $2",
         &[&gid, &purpose],
     )?;
-    Ok(row.map(|r| r.try_get::<_, Option<String>>(0)).transpose()?.flatten())
+    Ok(row
+        .map(|r| r.try_get::<_, Option<String>>(0))
+        .transpose()?
+        .flatten())
 }
 
 fn record_from(r: &Row) -> Result<ConsentRecord, tokio_postgres::Error> {

@@ -183,17 +183,55 @@ fn refusals_are_recorded_and_read_alike() {
         ..change(purpose, true, false, Some("v1"))
     };
     assert_eq!(both!(p, latest_refusal("g1", "marketing")).unwrap(), None);
-    both!(p, record_refusal("g1", &refusal("marketing", "hotel"), "staff:7", "2024-01-01T00:00:00.000000Z")).unwrap();
-    both!(p, record_refusal("g1", &refusal("marketing", "guest"), "staff:7", "2024-01-03T00:00:00.000000Z")).unwrap();
-    both!(p, record_refusal("g2", &refusal("Marketing", "hotel"), "staff:7", "2024-01-02T00:00:00.000000Z")).unwrap();
+    both!(
+        p,
+        record_refusal(
+            "g1",
+            &refusal("marketing", "hotel"),
+            "staff:7",
+            "2024-01-01T00:00:00.000000Z"
+        )
+    )
+    .unwrap();
+    both!(
+        p,
+        record_refusal(
+            "g1",
+            &refusal("marketing", "guest"),
+            "staff:7",
+            "2024-01-03T00:00:00.000000Z"
+        )
+    )
+    .unwrap();
+    both!(
+        p,
+        record_refusal(
+            "g2",
+            &refusal("Marketing", "hotel"),
+            "staff:7",
+            "2024-01-02T00:00:00.000000Z"
+        )
+    )
+    .unwrap();
     check_views(&p);
     assert_eq!(
-        both!(p, latest_refusal("g1", "marketing")).unwrap().as_deref(),
+        both!(p, latest_refusal("g1", "marketing"))
+            .unwrap()
+            .as_deref(),
         Some("2024-01-03T00:00:00.000000Z")
     );
     assert_eq!(both!(p, latest_refusal("g1", "Marketing")).unwrap(), None);
     // A later grant is the current answer; the refusals stay in the history.
-    both!(p, apply("g1", &change("marketing", true, false, Some("v2")), "staff:7", "2024-01-04T00:00:00.000000Z")).unwrap();
+    both!(
+        p,
+        apply(
+            "g1",
+            &change("marketing", true, false, Some("v2")),
+            "staff:7",
+            "2024-01-04T00:00:00.000000Z"
+        )
+    )
+    .unwrap();
     let (current, history) = both!(p, ledger("g1")).unwrap();
     assert_eq!(current.len(), 1);
     assert_eq!(current[0].status, "granted");
@@ -203,9 +241,14 @@ fn refusals_are_recorded_and_read_alike() {
     assert_eq!(history[1].initiated_by.as_deref(), Some("guest"));
     let g2 = both!(p, current("g2")).unwrap();
     assert_eq!(g2[0].status, "refused");
-    assert_eq!(g2[0].refused_at.as_deref(), Some("2024-01-02T00:00:00.000000Z"));
     assert_eq!(
-        both!(p, consent_notice("g1", "marketing")).unwrap().as_deref(),
+        g2[0].refused_at.as_deref(),
+        Some("2024-01-02T00:00:00.000000Z")
+    );
+    assert_eq!(
+        both!(p, consent_notice("g1", "marketing"))
+            .unwrap()
+            .as_deref(),
         Some("v2")
     );
     assert_eq!(both!(p, consent_notice("g2", "marketing")).unwrap(), None);

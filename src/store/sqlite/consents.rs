@@ -170,11 +170,10 @@ pub fn latest_refusal(
     gid: &str,
     purpose: &str,
 ) -> Result<Option<String>, StoreError> {
-    Ok(c
-        .prepare_cached(
-            "SELECT max(at) FROM consent_refusals WHERE guest_id = ?1 AND purpose = ?2",
-        )?
-        .query_row([gid, purpose], |r| r.get::<_, Option<String>>(0))?)
+    Ok(c.prepare_cached(
+        "SELECT max(at) FROM consent_refusals WHERE guest_id = ?1 AND purpose = ?2",
+    )?
+    .query_row([gid, purpose], |r| r.get::<_, Option<String>>(0))?)
 }
 
 /// The notice version a standing consent names (`None`: no consent row, or none named).
@@ -183,13 +182,12 @@ pub fn consent_notice(
     gid: &str,
     purpose: &str,
 ) -> Result<Option<String>, StoreError> {
-    Ok(c
-        .prepare_cached(
-            "SELECT notice_version FROM consents WHERE guest_id = ?1 AND purpose = ?2",
-        )?
-        .query_row([gid, purpose], |r| r.get::<_, Option<String>>(0))
-        .optional()?
-        .flatten())
+    Ok(c.prepare_cached(
+        "SELECT notice_version FROM consents WHERE guest_id = ?1 AND purpose = ?2",
+    )?
+    .query_row([gid, purpose], |r| r.get::<_, Option<String>>(0))
+    .optional()?
+    .flatten())
 }
 
 /// The current consent of a guest for one purpose, as the policy sees it.

@@ -103,7 +103,9 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../../migrations/0003_audit_guards.sql")),
         M::up(include_str!("../../../migrations/0004_dsr_corrections.sql")),
         M::up(include_str!("../../../migrations/0005_corrections.sql")),
-        M::up(include_str!("../../../migrations/0009_notices_refusals.sql")),
+        M::up(include_str!(
+            "../../../migrations/0009_notices_refusals.sql"
+        )),
     ])
 }
 
