@@ -192,7 +192,7 @@ problem_sets! {
         403 => ["forbidden", "purpose_not_allowed", "consent_required"],
         413 => ["payload_too_large"],
         415 => ["unsupported_media_type"],
-        422 => ["validation_failed", "guardian_required", "guardian_consent_required", "minor_marketing_refused"],
+        422 => ["validation_failed", "guardian_required", "guardian_consent_required", "minor_marketing_refused", "unknown_notice_version"],
         500 => ["internal"],
         503 => ["audit_unavailable", "unavailable"],
     }
@@ -253,9 +253,10 @@ problem_sets! {
         401 => ["unauthorized"],
         403 => ["forbidden", "purpose_not_allowed", "restricted"],
         404 => ["guest_not_found"],
+        409 => ["re_ask_too_soon"],
         413 => ["payload_too_large"],
         415 => ["unsupported_media_type"],
-        422 => ["validation_failed", "guardian_consent_required", "minor_marketing_refused"],
+        422 => ["validation_failed", "guardian_consent_required", "minor_marketing_refused", "unknown_notice_version"],
         500 => ["internal"],
         503 => ["audit_unavailable", "unavailable"],
     }

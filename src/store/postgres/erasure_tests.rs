@@ -161,6 +161,7 @@ const TABLES: &[(&str, &[Col])] = {
                 Text("channel"),
                 Text("granted_at"),
                 Text("withdrawn_at"),
+                Text("notice_sha256"),
             ],
         ),
         (
@@ -172,6 +173,21 @@ const TABLES: &[(&str, &[Col])] = {
                 Bool("separate"),
                 Text("notice_version"),
                 Text("channel"),
+                Text("actor"),
+                Text("at"),
+                Text("notice_sha256"),
+                Text("initiated_by"),
+            ],
+        ),
+        (
+            "consent_refusals",
+            &[
+                Text("guest_id"),
+                Text("purpose"),
+                Text("notice_version"),
+                Text("notice_sha256"),
+                Text("channel"),
+                Text("initiated_by"),
                 Text("actor"),
                 Text("at"),
             ],
@@ -419,6 +435,9 @@ fn consent(purpose: &str, grant: bool, separate: bool) -> crate::store::rows::Co
         notice_version: Some("v1".into()),
         channel: Some("front_desk".into()),
         giver: None,
+        notice_sha256: None,
+        initiated_by: None,
+        refused: false,
     }
 }
 
