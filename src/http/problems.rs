@@ -401,6 +401,8 @@ mod tests {
             ApiError::Unprocessable("guardian_required"),
             ApiError::Unprocessable("guardian_consent_required"),
             ApiError::Unprocessable("minor_marketing_refused"),
+            ApiError::UnknownNoticeVersion,
+            ApiError::ReAskTooSoon,
             ApiError::MalformedJson,
             ApiError::UnsupportedMediaType,
             ApiError::PayloadTooLarge,

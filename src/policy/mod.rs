@@ -159,6 +159,7 @@ impl Policies {
             holidays: read(HOLIDAYS_FILE)?,
             notices,
             notice_texts,
+            notice_disclosure: true,
         };
         let mut policies = Self::from_sources(&sources)?;
         policies.source = Some(dir.to_owned());
@@ -185,6 +186,7 @@ impl Policies {
                 &s.notices.0,
                 &s.notices.1,
                 &s.notice_texts,
+                s.notice_disclosure,
                 &catalog,
                 &access,
                 &retention,
@@ -265,6 +267,9 @@ pub struct Sources {
     pub notices: (String, String),
     /// Path relative to the policy directory → the file's bytes (or why it was not read).
     pub notice_texts: std::collections::BTreeMap<String, Result<Vec<u8>, String>>,
+    /// Whether the latest notice must disclose what the policy enforces (always, except in
+    /// unit tests of other rules that edit a policy file without registering a new notice).
+    pub notice_disclosure: bool,
 }
 
 impl Sources {
@@ -281,6 +286,7 @@ impl Sources {
                 .iter()
                 .map(|(f, t)| (f.to_string(), Ok(t.as_bytes().to_vec())))
                 .collect(),
+            notice_disclosure: true,
         }
     }
 }

@@ -240,6 +240,7 @@ pub fn parse(
     file: &str,
     text: &str,
     texts: &BTreeMap<String, Result<Vec<u8>, String>>,
+    disclosure: bool,
     catalog: &Catalog,
     access: &AccessPolicy,
     schedule: &Schedule,
@@ -480,7 +481,7 @@ pub fn parse(
             },
         );
     }
-    if let Some(latest) = out.latest() {
+    if let Some(latest) = out.latest().filter(|_| disclosure) {
         disclosure_gaps(file, latest, access, schedule, errors);
     }
     for p in access.purposes.values() {

@@ -342,6 +342,44 @@ async fn req05_re_ask_after_days_comes_from_the_config() {
     assert!(err.contains("consent.re_ask_after_days"), "{err}");
 }
 
+/// REQ-06: the shipped 2026-12 discloses more than 2026-11 (the minors' registration fields,
+/// the identity stages, the legal holds), but none of it widens a consent-based purpose:
+/// consents to 2026-11 still count and show `granted`, not `stale`, and new consents may name
+/// either version, each with its own text's hash.
+#[tokio::test]
+async fn req06_consents_to_2026_11_stay_valid_under_2026_12_which_widens_no_consent_purpose() {
+    let app = spawn_app().await;
+    let old = app.create_guest(zhang_san()).await;
+    let new = app.create_guest(json!({"full_name": "李四"})).await;
+    for (id, version) in [(&old, "2026-11"), (&new, "2026-12")] {
+        let r = put_consent(
+            &app,
+            id,
+            "marketing",
+            "pms",
+            json!({"notice_version": version, "channel":"app"}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["status"], "granted", "{}", r.text);
+        assert_eq!(
+            r.body["notice_sha256"],
+            shipped_hash(&format!("{version}.zh-CN.md"))
+        );
+        assert_eq!(marketing_read(&app, id).await, StatusCode::OK, "{version}");
+        let ledger = consents(&app, id).await;
+        assert_eq!(
+            current(&ledger, "marketing")["status"],
+            "granted",
+            "{ledger}"
+        );
+    }
+    assert_ne!(
+        shipped_hash("2026-11.zh-CN.md"),
+        shipped_hash("2026-12.zh-CN.md")
+    );
+}
+
 /// REQ-06 (PIPL Art. 14(2)): widening `marketing` by a field needs a notice that discloses it
 /// (the start refuses otherwise, naming file and key); consents given to the older notice are
 /// then `stale` and count as absent, until the guest consents to the new one.
@@ -384,24 +422,24 @@ async fn req06_widening_a_purpose_makes_older_consents_stale_until_the_guest_con
     );
     assert!(
         err.contains("notices.toml")
-            && err.contains("`notices.\"2026-11\".purposes.marketing.fields`")
+            && err.contains("`notices.\"2026-12\".purposes.marketing.fields`")
             && err.contains("`address`"),
         "{err}"
     );
 
-    // Register 2026-12, which discloses it.
-    let text = "# 2026-12\n\nMarketing now also uses your address.\n";
-    std::fs::write(policies.join("notices/2026-12.zh-CN.md"), text).unwrap();
+    // Register 2027-01, which discloses it (derived from 2026-12, the latest, last in the file).
+    let text = "# 2027-01\n\nMarketing now also uses your address.\n";
+    std::fs::write(policies.join("notices/2027-01.zh-CN.md"), text).unwrap();
     let hash: String = ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
         .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
     let notices = std::fs::read_to_string(policies.join("notices.toml")).unwrap();
-    let start = notices.find("[notices.\"2026-11\"]").unwrap();
+    let start = notices.find("[notices.\"2026-12\"]").unwrap();
     let newer = notices[start..]
-        .replace("\"2026-11\"", "\"2026-12\"")
-        .replace("effective = \"2026-11-01\"", "effective = \"2026-12-01\"")
+        .replace("\"2026-12\"", "\"2027-01\"")
+        .replace("effective = \"2026-12-01\"", "effective = \"2027-01-01\"")
         .replace(
             "fields = [\"full_name\", \"email\", \"mobile\", \"birth_date\", \"membership_level\"]",
             "fields = [\"full_name\", \"email\", \"mobile\", \"birth_date\", \"membership_level\", \"address\"]",
@@ -409,8 +447,8 @@ async fn req06_widening_a_purpose_makes_older_consents_stale_until_the_guest_con
         .lines()
         .filter(|l| !l.starts_with("texts."))
         .map(|l| {
-            if l == "effective = \"2026-12-01\"" {
-                format!("{l}\ntexts.zh-CN = {{ file = \"notices/2026-12.zh-CN.md\", sha256 = \"{hash}\" }}")
+            if l == "effective = \"2027-01-01\"" {
+                format!("{l}\ntexts.zh-CN = {{ file = \"notices/2027-01.zh-CN.md\", sha256 = \"{hash}\" }}")
             } else {
                 l.to_string()
             }
@@ -460,7 +498,7 @@ async fn req06_widening_a_purpose_makes_older_consents_stale_until_the_guest_con
         &id,
         "marketing",
         "pms",
-        json!({"notice_version":"2026-12","channel":"app"}),
+        json!({"notice_version":"2027-01","channel":"app"}),
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
