@@ -236,6 +236,11 @@ fn safe_relative(path: &str) -> bool {
 
 /// Parses and validates `notices.toml` against the other policy files. `texts` holds each file
 /// the registry names, read relative to the policy directory (`Err`: why it could not be).
+/// `disclosure`: whether the latest version must disclose what the policy enforces.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the policy files it is checked against, each named"
+)]
 pub fn parse(
     file: &str,
     text: &str,

@@ -505,6 +505,10 @@ impl Vault {
 }
 
 /// What the consent write did.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per request, returned at once"
+)]
 enum Applied {
     NotFound,
     /// Asked again within `consent.re_ask_after_days` of a refusal: nothing written.
