@@ -629,7 +629,7 @@ fn erasing_fields_stays_and_whole_guests_leaves_the_same_rows() {
     );
     assert!(rows.iter().any(|r| r.starts_with("guests: g_a|")));
     assert!(rows.iter().any(|r| r
-        == "consents: ga|marketing|granted|0|v1|front_desk|2023-01-01T00:00:00.000000Z|<null>"));
+        == "consents: ga|marketing|granted|0|v1|front_desk|2023-01-01T00:00:00.000000Z|<null>|<null>"));
     assert!(both!(p, retention_facts("g-a")).unwrap().is_none());
     // Shredding again, or a guest that never was, changes nothing.
     both!(p, shred_guest(&permit, "g-a")).unwrap();
