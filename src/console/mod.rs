@@ -326,7 +326,10 @@ pub(crate) fn error_page(
         VaultError::NotFound => (StatusCode::NOT_FOUND, Msg::NotFound),
         VaultError::Validation(_)
         | VaultError::FieldNotSearchable
-        | VaultError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, Msg::InvalidInput),
+        | VaultError::Unprocessable(_)
+        | VaultError::UnknownNoticeVersion => (StatusCode::UNPROCESSABLE_ENTITY, Msg::InvalidInput),
+        // The console records no consents; answered like any conflict.
+        VaultError::ReAskTooSoon => (StatusCode::CONFLICT, Msg::InvalidInput),
         VaultError::AuditUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, Msg::AuditUnavailable),
         VaultError::VerifyInProgress => (StatusCode::CONFLICT, Msg::VerifyInProgress),
         VaultError::Store(_) | VaultError::Conflict(_) | VaultError::Internal(_) => {

@@ -194,6 +194,8 @@ pub struct Purpose {
     pub restricted_access: bool,
     pub fields: BTreeSet<String>,
     pub stay_fields: BTreeSet<String>,
+    /// Other handlers the purpose provides data to (PIPL Art. 23), as disclosed in the notice.
+    pub recipients: BTreeSet<String>,
 }
 
 impl Purpose {
@@ -266,6 +268,8 @@ struct RawPurpose {
     stay_fields: Vec<String>,
     #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
+    recipients: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -327,6 +331,13 @@ impl AccessPolicy {
                     }
                 }
             }
+            if let Some(r) = p.recipients.iter().find(|r| !super::is_identifier(r)) {
+                errors.push(PolicyError::new(
+                    file,
+                    &format!("{key}.recipients"),
+                    &format!("`{r}` is not a recipient name (lower-case letters, digits, `_`)"),
+                ));
+            }
             policy.purposes.insert(
                 name.clone(),
                 Purpose {
@@ -335,6 +346,7 @@ impl AccessPolicy {
                     restricted_access: p.restricted_access,
                     fields: p.fields.into_iter().collect(),
                     stay_fields: p.stay_fields.into_iter().collect(),
+                    recipients: p.recipients.into_iter().collect(),
                 },
             );
         }

@@ -33,7 +33,10 @@ use std::sync::Arc;
 
 pub use alerts::SecurityEvent;
 pub use audit::{AuditExport, AuditPage, EventOut, PublicKeyInfo};
-pub use consents::{ConsentInput, ConsentRecord, ConsentsView, CHANNELS};
+pub use consents::{
+    ConsentInput, ConsentRecord, ConsentsView, CHANNELS, DECISIONS, DEFAULT_RE_ASK_AFTER_DAYS,
+    INITIATORS,
+};
 pub use console::ChainStatus;
 pub use console_ops::{
     ChartData, DayOutcomes, OperationsView, RoleReveals, WeekRequests, CHART_DAYS, CHART_WEEKS,
@@ -104,6 +107,12 @@ pub enum VaultError {
     VerifyInProgress,
     #[error("internal error: {0}")]
     Internal(String),
+    /// A consent names a notice version (or language) not registered in `notices.toml`.
+    #[error("unknown notice version")]
+    UnknownNoticeVersion,
+    /// The hotel asks again within `consent.re_ask_after_days` of the guest's refusal.
+    #[error("asked again too soon after a refusal")]
+    ReAskTooSoon,
 }
 
 impl VaultError {
@@ -148,6 +157,8 @@ pub struct Vault {
     free_text_justification: bool,
     /// Plausible stay dates (`[stays]` in the config).
     stay_limits: crate::config::StaysConfig,
+    /// `consent.re_ask_after_days`: no hotel-prompted answer this long after a refusal.
+    re_ask_after_days: u32,
     /// The database file `GET /v1/audit/verify` opens its own connection on.
     verify_db: Option<crate::store::Location>,
     /// Set while a verification runs (one at a time).
@@ -183,6 +194,7 @@ impl Vault {
             clock,
             free_text_justification: false,
             stay_limits: crate::config::StaysConfig::default(),
+            re_ask_after_days: consents::DEFAULT_RE_ASK_AFTER_DAYS,
             verify_db: None,
             verifying: Arc::default(),
             ready: Arc::default(),
@@ -218,6 +230,12 @@ impl Vault {
     /// Sets the stay-date limits (`[stays]`; validated by the config loader).
     pub fn with_stay_limits(mut self, limits: crate::config::StaysConfig) -> Self {
         self.stay_limits = limits;
+        self
+    }
+
+    /// Sets `consent.re_ask_after_days` (validated by the config loader).
+    pub fn with_re_ask_after_days(mut self, days: u32) -> Self {
+        self.re_ask_after_days = days;
         self
     }
 

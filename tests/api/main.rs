@@ -26,6 +26,7 @@ mod metrics;
 mod minors;
 mod nodes;
 mod nodes_coordination;
+mod notices;
 mod openapi;
 mod pg_erasure;
 mod stages;

@@ -90,6 +90,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0005_retention_stages",
         include_str!("../../../migrations/postgres/0005_retention_stages.sql"),
     ),
+    (
+        6,
+        "0006_notices_refusals",
+        include_str!("../../../migrations/postgres/0006_notices_refusals.sql"),
+    ),
 ];
 
 /// The advisory lock that lets one node at a time migrate (an arbitrary constant, the same on
