@@ -31,6 +31,9 @@ pub enum Action {
     GuestErase,
     /// Place, list and lift legal holds on a guest (issue 16 §2, REQ-23).
     GuestHold,
+    /// Read one guest's audit events (what was done with its data, by whom and why) to answer
+    /// its access request (PIPL Art. 44, 45, 48; issue 17); never the rest of the trail.
+    GuestHistory,
     AuditRead,
     AuditExport,
     AuditVerify,
@@ -48,7 +51,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 25] = [
         Self::GuestCreate,
         Self::GuestRead,
         Self::GuestUpdate,
@@ -63,6 +66,7 @@ impl Action {
         Self::GuestExport,
         Self::GuestErase,
         Self::GuestHold,
+        Self::GuestHistory,
         Self::AuditRead,
         Self::AuditExport,
         Self::AuditVerify,
@@ -91,6 +95,7 @@ impl Action {
             Self::GuestExport => "guest.export",
             Self::GuestErase => "guest.erase",
             Self::GuestHold => "guest.hold",
+            Self::GuestHistory => "guest.history",
             Self::AuditRead => "audit.read",
             Self::AuditExport => "audit.export",
             Self::AuditVerify => "audit.verify",

@@ -753,7 +753,8 @@ impl Vault {
                 )
                 .await);
         }
-        let today = self.today().to_string();
+        // Today in China, the same rule as the console's deadlines (`deadlines.rs`).
+        let today = self.dsr_today().to_string();
         let rows = self
             .readers
             .run(move |c| store::overdue_dsr(c, &today))

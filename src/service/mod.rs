@@ -10,6 +10,7 @@ mod console;
 mod console_ops;
 mod correction_requests;
 mod corrections;
+mod deadlines;
 mod dsr_desk;
 mod erasure;
 mod export;
@@ -46,6 +47,7 @@ pub use corrections::{
     CorrectionDecision, CorrectionDetail, CorrectionReceipt, CorrectionSummary, UpdateOutcome,
     REGISTERED_PREFIX,
 };
+pub use deadlines::{parse_due, Deadline, DsrTracking, TrackedRequest, TRACKING_LIMIT};
 pub use dsr_desk::{AccessIntake, DeskRequest, DSR_PURPOSE, GUEST_EVENTS_LIMIT};
 pub use erasure::{HoldBasis, OverdueRequest, Receipt, Retained, ERASURE_REASONS, UNTIL_LIFTED};
 pub use export::EXPORT_FORMAT;
@@ -328,7 +330,7 @@ impl Vault {
     /// deadline counts Chinese working days (REQ-32), so a request at 01:00 in Beijing on a
     /// Monday is received on Monday, not on Sunday in UTC.
     fn dsr_received_on(&self) -> time::Date {
-        self.clock.now().to_offset(time::macros::offset!(+8)).date()
+        self.dsr_today()
     }
 
     /// A data-subject request answered at once (`now`): an access export or a correction.

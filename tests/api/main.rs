@@ -7,6 +7,7 @@ mod canary;
 mod cli;
 mod consents;
 mod console;
+mod console_deadlines;
 mod console_dsr;
 mod console_ops;
 mod corrections;
