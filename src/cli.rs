@@ -62,6 +62,11 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Privacy notices: render the processing rules from the policy files.
+    Notice {
+        #[command(subcommand)]
+        command: NoticeCommand,
+    },
     /// Export, verify and purge the audit trail.
     Audit {
         #[command(subcommand)]
@@ -134,8 +139,23 @@ enum RetentionCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum NoticeCommand {
+    /// Write the processing-rules notice (PIPL Art. 17) to stdout, generated from the policy
+    /// files: purposes, fields, legal basis, retention, recipients and the guest's rights.
+    Render {
+        /// `zh-CN` or `en`.
+        #[arg(long, value_name = "LANG")]
+        lang: String,
+        /// Policy directory (default: policies.dir from config, else the embedded defaults).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum PolicyCommand {
-    /// Validate fields.toml and access.toml; names file and key for every problem.
+    /// Validate the policy files (fields, access, retention, holidays, notices); names file and
+    /// key for every problem, including a latest notice that discloses less than the policy.
     Check {
         /// Policy directory (default: policies.dir from config, else ./policies).
         #[arg(long, value_name = "DIR")]
@@ -329,6 +349,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => {
                     let errors = report.result.err().unwrap_or_default();
                     eprint!("{}", crate::policy::PolicyErrors(errors));
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Notice {
+            command: NoticeCommand::Render { lang, dir },
+        } => {
+            let dir = dir.or(config.policies.dir.clone());
+            let policies = match Policies::load(dir.as_deref()) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprint!("{e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            match crate::policy::notices::render(&policies, &lang) {
+                Some(text) => {
+                    print!("{text}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!("unknown language `{lang}`: expected zh-CN or en");
                     Ok(ExitCode::FAILURE)
                 }
             }

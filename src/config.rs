@@ -60,6 +60,24 @@ pub struct Config {
     pub budgets: BudgetsConfig,
     pub alerts: AlertsConfig,
     pub console: ConsoleConfig,
+    pub consent: ConsentConfig,
+}
+
+/// Consent prompts (issue 16 §4): after a guest refuses a purpose, the hotel may not ask again
+/// for this many days (Network Data Security Regulation Art. 22(5)).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsentConfig {
+    /// Days after a refusal before the hotel may ask again. Default 30; 1 to 3650.
+    pub re_ask_after_days: u32,
+}
+
+impl Default for ConsentConfig {
+    fn default() -> Self {
+        Self {
+            re_ask_after_days: crate::service::DEFAULT_RE_ASK_AFTER_DAYS,
+        }
+    }
 }
 
 /// The compliance console at `/console/` (issue 17).
@@ -552,6 +570,12 @@ impl Config {
         }
         if let Err((key, message)) = limits::validate(&self.server, &self.budgets, &self.alerts) {
             return Err(bad(&key, &message));
+        }
+        if !(1..=3650).contains(&self.consent.re_ask_after_days) {
+            return Err(bad(
+                "consent.re_ask_after_days",
+                "must be between 1 and 3650",
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(bad("log.format", "must be `text` or `json`"));

@@ -173,6 +173,7 @@ pub fn open_vault_at(
     )
     .with_free_text_justification(config.access.allow_free_text_justification)
     .with_stay_limits(config.stays.clone())
+    .with_re_ask_after_days(config.consent.re_ask_after_days)
     .with_verify_db(&location);
     let vault = match coordination {
         Some(c) => vault.with_coordination(c),

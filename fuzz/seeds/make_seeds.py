@@ -49,13 +49,13 @@ bodies = {
     0: {"fields": {"full_name": "张三", "mobile": "+86 138 1234 5678", "id_type": "cn_resident_id",
                    "id_number": "11010519491231002X", "birth_date": "1949-12-31", "gender": "F",
                    "email": "A@b.cn"}, "consents": [{"purpose": "marketing", "separate": False,
-                   "notice_version": "v1", "channel": "front_desk"}]},
+                   "notice_version": "2026-11", "channel": "front_desk"}]},
     1: {"fields": {"mobile": None, "birth_date": "1949-12-31", "id_type": "passport"}},
     2: {"fields": {"check_in": "2026-05-01", "check_out": "2026-05-03", "property_code": "SH-01"}},
     3: {"field": "mobile", "value": "138 1234 5678"},
     4: {"fields": ["mobile"], "justification": "guest asked at the desk"},
     5: {"reason": "guest_request"},
-    6: {"purpose": "marketing", "separate": True, "notice_version": "2026.1", "channel": "app"},
+    6: {"purpose": "marketing", "separate": True, "notice_version": "2026-11", "channel": "app"},
 }
 for mode, b in bodies.items():
     put("json_bodies", f"m{mode}", mode, json.dumps(b, ensure_ascii=False))

@@ -26,7 +26,7 @@ use super::layout::{china_time, signed_page};
 use super::{error_page, Msg, Signed};
 use crate::http::AppState;
 use crate::policy::FieldScope;
-use crate::service::{CorrectionSummary, Decision, DeskRequest, VaultError, DSR_PURPOSE};
+use crate::service::{CorrectionSummary, Deadline, Decision, DeskRequest, VaultError, DSR_PURPOSE};
 
 pub(super) const PATH: &str = "/console/dsr";
 
@@ -42,15 +42,6 @@ pub(super) fn router() -> Router<AppState> {
 
 fn opt(s: &str) -> Option<&str> {
     Some(s.trim()).filter(|s| !s.is_empty())
-}
-
-/// The request's date of receipt in China, today (the deadline counts Chinese days).
-fn china_today(state: &AppState) -> time::Date {
-    state
-        .vault
-        .now()
-        .to_offset(time::macros::offset!(+8))
-        .date()
 }
 
 /// Which clock set a request's due date, each regime's due date, and an extension of the
@@ -77,48 +68,32 @@ pub(super) fn clock_note(signed: &Signed, c: &crate::service::DsrClock) -> Marku
 }
 
 /// A due date with what is left: working days (weekends and `holidays.toml` off), due today,
-/// or overdue by calendar days.
+/// or overdue by calendar days. The rule is the service's ([`crate::service::Deadline`],
+/// measured on today's China date), the same as the API's overdue list.
 pub(super) fn deadline(state: &AppState, signed: &Signed, due: &str) -> Markup {
-    let t = |m| signed.lang.t(m);
-    let today = china_today(state);
-    let parsed = time::Date::parse(
-        due,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .ok();
     html! {
         time datetime=(due) { (due) }
         " "
-        @match parsed {
-            Some(d) if d < today => {
-                span.badge.denied data-deadline="overdue" { (t(Msg::Overdue)) " " ((today - d).whole_days()) " " (t(Msg::Days)) }
-            }
-            Some(d) if d == today => {
-                span.badge.error data-deadline="today" { (t(Msg::DueToday)) }
-            }
-            Some(d) => {
-                span.badge.ok data-deadline="open" { (working_days_between(state, today, d)) " " (t(Msg::WorkingDaysLeft)) }
-            }
-            None => {}
-        }
+        @if let Some(d) = state.vault.deadline_of(due) { (deadline_badge(signed, d)) }
     }
 }
 
-/// Working days after `from` up to and including `to`.
-fn working_days_between(state: &AppState, from: time::Date, to: time::Date) -> u32 {
-    let cal = &state.vault.policies().calendar;
-    let mut n = 0;
-    let mut d = from;
-    while d < to {
-        match d.next_day() {
-            Some(next) => d = next,
-            None => break,
-        }
-        if cal.is_working_day(d) {
-            n += 1;
+/// The badge of a deadline: `data-deadline` is its code (`open`, `due_today`, `overdue`).
+pub(super) fn deadline_badge(signed: &Signed, d: Deadline) -> Markup {
+    let t = |m| signed.lang.t(m);
+    html! {
+        @match d {
+            Deadline::Overdue { days } => {
+                span.badge.denied data-deadline="overdue" data-days=(days) { (t(Msg::Overdue)) " " (days) " " (t(Msg::Days)) }
+            }
+            Deadline::DueToday => {
+                span.badge.error data-deadline="due_today" { (t(Msg::DueToday)) }
+            }
+            Deadline::Open { working_days_left } => {
+                span.badge.ok data-deadline="open" data-days=(working_days_left) { (working_days_left) " " (t(Msg::WorkingDaysLeft)) }
+            }
         }
     }
-    n
 }
 
 pub(super) fn kind_label(signed: &Signed, kind: &str) -> Markup {

@@ -6,10 +6,11 @@
 //! Every read is the API's own service call (`search`, `read_guest`, `reveal`,
 //! `list_consents`, `list_stays`) or the desk's (`guest_requests`, `guest_audit_events`), as
 //! the signed-in role under `data_subject_request`, authorized and audited the same way. The
-//! only thing in a URL is the opaque guest id.
+//! guest's audit events are paged with a cursor (`after_seq`, an event number) and authorized
+//! as `guest.history`. The only things in a URL are the opaque guest id and that cursor.
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -24,7 +25,7 @@ use super::layout::{china_time, signed_page};
 use super::{error_page, Msg, Signed};
 use crate::http::AppState;
 use crate::policy::{Action, FieldScope, View};
-use crate::service::{RevealView, VaultError, DSR_PURPOSE};
+use crate::service::{AuditPage, RevealView, VaultError, DSR_PURPOSE};
 
 pub(super) const PATH: &str = "/console/guest";
 
@@ -33,6 +34,86 @@ pub(super) fn router() -> Router<AppState> {
         .route(PATH, get(lookup).post(search))
         .route("/console/guests/{id}", get(record))
         .route("/console/guests/{id}/reveal", post(reveal))
+        .route("/console/guests/{id}/events", get(events_page))
+}
+
+/// A page of a guest's audit events, with the cursor link to the next page (the last event's
+/// `seq`: a number, never a value) and back to the first.
+fn events_table(signed: &Signed, gid: &str, page: &AuditPage, after_seq: u64) -> Markup {
+    let t = |m| signed.lang.t(m);
+    let events_path = format!("/console/guests/{gid}/events");
+    html! {
+        @if page.events.is_empty() { p id="no-events" { "—" } } @else {
+            div.scroll { table id="events" {
+                thead { tr {
+                    th scope="col" { (t(Msg::Seq)) } th scope="col" { (t(Msg::Time)) } th scope="col" { (t(Msg::Actor)) }
+                    th scope="col" { (t(Msg::Role)) } th scope="col" { (t(Msg::Purpose)) } th scope="col" { (t(Msg::Action)) }
+                    th scope="col" { (t(Msg::Outcome)) } th scope="col" { (t(Msg::Fields)) } th scope="col" { (t(Msg::Reason)) }
+                } }
+                tbody { @for e in &page.events {
+                    @let ev = &e.event;
+                    tr data-outcome=(ev.outcome.as_str()) data-seq=(ev.seq) {
+                        td { "#" (ev.seq) } td { (china_time(&ev.ts)) } td { (ev.actor) } td { (ev.role) }
+                        td { (ev.purpose.as_deref().unwrap_or("—")) } td { code { (ev.action) } }
+                        td { (ev.outcome.as_str()) } td { (ev.fields.join(", ")) }
+                        td { (ev.reason.as_deref().unwrap_or("—")) }
+                    }
+                } }
+            } }
+        }
+        p.actions {
+            @if after_seq > 0 { a href=(events_path) id="events-first" { (t(Msg::FirstEvents)) } " " }
+            @if let Some(next) = page.next_after_seq {
+                span.help { (t(Msg::MoreEvents)) } " "
+                a.button href=(format!("{events_path}?after_seq={next}")) id="events-next" rel="next" { (t(Msg::NextPage)) }
+            }
+        }
+    }
+}
+
+/// `after_seq=N` (or nothing: the first page); anything else is refused.
+fn parse_cursor(query: Option<&str>) -> Result<u64, VaultError> {
+    let bad =
+        || VaultError::Validation(vec![crate::domain::FieldError::new("after_seq", "invalid")]);
+    match query.filter(|q| !q.is_empty()) {
+        None => Ok(0),
+        Some(q) => q
+            .strip_prefix("after_seq=")
+            .filter(|n| !n.is_empty() && n.len() <= 19 && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(bad),
+    }
+}
+
+/// A guest's audit events, one page after the cursor (`guest.history`, audited).
+async fn events_page(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let after_seq = match parse_cursor(query.as_deref()) {
+        Ok(n) => n,
+        Err(e) => return error_page(&state, Some(&signed), signed.lang, e),
+    };
+    let caller = signed.caller(DSR_PURPOSE);
+    let page = match state
+        .vault
+        .guest_audit_events(&caller, &id, after_seq)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return error_page(&state, Some(&signed), signed.lang, e),
+    };
+    let t = |m| signed.lang.t(m);
+    let body = html! {
+        p { (t(Msg::GuestId)) ": " code id="guest-id" { (id) } }
+        section.card id="guest-events" {
+            (events_table(&signed, &id, &page, after_seq))
+        }
+        p { a href=(format!("/console/guests/{id}")) { (t(Msg::BackToGuest)) } }
+    };
+    signed_page(&state, &signed, PATH, t(Msg::GuestAuditEvents), body).into_response()
 }
 
 /// Fields the role may search under the purpose (searchable, and seen in plain or by reveal):
@@ -389,25 +470,7 @@ async fn render(
         section.card id="guest-events" {
             h2 { (t(Msg::GuestAuditEvents)) }
             @match &events {
-                Ok(page) => {
-                    div.scroll { table {
-                        thead { tr {
-                            th scope="col" { (t(Msg::Seq)) } th scope="col" { (t(Msg::Time)) } th scope="col" { (t(Msg::Actor)) }
-                            th scope="col" { (t(Msg::Role)) } th scope="col" { (t(Msg::Purpose)) } th scope="col" { (t(Msg::Action)) }
-                            th scope="col" { (t(Msg::Outcome)) } th scope="col" { (t(Msg::Fields)) } th scope="col" { (t(Msg::Reason)) }
-                        } }
-                        tbody { @for e in &page.events {
-                            @let ev = &e.event;
-                            tr data-outcome=(ev.outcome.as_str()) {
-                                td { "#" (ev.seq) } td { (china_time(&ev.ts)) } td { (ev.actor) } td { (ev.role) }
-                                td { (ev.purpose.as_deref().unwrap_or("—")) } td { code { (ev.action) } }
-                                td { (ev.outcome.as_str()) } td { (ev.fields.join(", ")) }
-                                td { (ev.reason.as_deref().unwrap_or("—")) }
-                            }
-                        } }
-                    } }
-                    @if page.next_after_seq.is_some() { p.help { (t(Msg::MoreEvents)) } }
-                }
+                Ok(page) => { (events_table(signed, &gid, page, 0)) }
                 Err(e) => { (unavailable(signed, e)) }
             }
         }

@@ -261,6 +261,18 @@ pub enum Msg {
     GuestRequests,
     GuestAuditEvents,
     MoreEvents,
+    DsrDeadlines,
+    DsrDeadlinesHelp,
+    TodayInChina,
+    NotYetAnswered,
+    OverdueRequests,
+    UpcomingRequests,
+    NoOverdueRequests,
+    NoUpcomingRequests,
+    DaysLeftOrOverdue,
+    TrackingTruncated,
+    FirstEvents,
+    BackToGuest,
 }
 
 fn en(m: Msg) -> &'static str {
@@ -443,7 +455,19 @@ fn en(m: Msg) -> &'static str {
         Stay => "Stay",
         GuestRequests => "This guest's requests",
         GuestAuditEvents => "This guest's audit events",
-        MoreEvents => "Only the first 100 events are shown; a compliance officer's audit trail has the rest.",
+        MoreEvents => "More events follow.",
+        DsrDeadlines => "Request deadlines",
+        DsrDeadlinesHelp => "Every data-subject request not yet answered, overdue first, then by due date. Read-only: the DSR officer answers them. A request names no guest.",
+        TodayInChina => "Today (China)",
+        NotYetAnswered => "Not yet answered",
+        OverdueRequests => "Overdue requests",
+        UpcomingRequests => "Open, not yet due",
+        NoOverdueRequests => "No request is overdue.",
+        NoUpcomingRequests => "No other open request.",
+        DaysLeftOrOverdue => "Days left / overdue by",
+        TrackingTruncated => "More requests are open than this page lists: the earliest due are shown.",
+        FirstEvents => "First page",
+        BackToGuest => "Back to the guest",
     }
 }
 
@@ -631,7 +655,19 @@ fn zh(m: Msg) -> &'static str {
         Stay => "入住",
         GuestRequests => "该客人的请求",
         GuestAuditEvents => "该客人的审计事件",
-        MoreEvents => "仅显示前 100 条事件；其余请由合规官在审计日志中查看。",
+        MoreEvents => "还有更多事件。",
+        DsrDeadlines => "请求期限",
+        DsrDeadlinesHelp => "所有尚未答复的数据主体请求，逾期的在前，其余按截止日期排序。只读：由数据主体请求专员答复。请求不显示客人。",
+        TodayInChina => "今天（北京）",
+        NotYetAnswered => "尚未答复",
+        OverdueRequests => "逾期的请求",
+        UpcomingRequests => "未完成、尚未到期",
+        NoOverdueRequests => "没有逾期的请求。",
+        NoUpcomingRequests => "没有其他未完成的请求。",
+        DaysLeftOrOverdue => "剩余天数 / 逾期天数",
+        TrackingTruncated => "未完成的请求多于本页所列：仅显示最早到期的请求。",
+        FirstEvents => "第一页",
+        BackToGuest => "返回客人页面",
     }
 }
 

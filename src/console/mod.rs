@@ -13,6 +13,7 @@
 
 mod audit;
 mod charts;
+mod deadlines;
 mod dsr;
 mod guest;
 mod i18n;
@@ -83,7 +84,7 @@ pub(crate) struct Page {
 
 /// The pages built so far. A page whose `purpose` is empty touches no personal data: it is
 /// read under the role's own (first) purpose, as the API reads such operations.
-pub(crate) const PAGES: [Page; 6] = [
+pub(crate) const PAGES: [Page; 7] = [
     Page {
         path: "/console/audit",
         title: Msg::AuditTrail,
@@ -95,6 +96,12 @@ pub(crate) const PAGES: [Page; 6] = [
         title: Msg::Overview,
         action: Action::AuditRead,
         purpose: "audit",
+    },
+    Page {
+        path: deadlines::PATH,
+        title: Msg::DsrDeadlines,
+        action: Action::AuditRead,
+        purpose: deadlines::PURPOSE,
     },
     Page {
         path: policy::PATH,
@@ -123,11 +130,12 @@ pub(crate) const PAGES: [Page; 6] = [
 ];
 
 /// Paths a language switch may send the browser back to.
-const BACK_PATHS: [&str; 8] = [
+const BACK_PATHS: [&str; 9] = [
     "/console/",
     "/console/audit",
     "/console/sign-in",
     charts::PATH,
+    deadlines::PATH,
     policy::PATH,
     ops::PATH,
     dsr::PATH,
@@ -150,6 +158,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/console/assets/console.js", get(js))
         .merge(audit::router())
         .merge(charts::router())
+        .merge(deadlines::router())
         .merge(policy::router())
         .merge(ops::router())
         .merge(dsr::router())
@@ -326,7 +335,10 @@ pub(crate) fn error_page(
         VaultError::NotFound => (StatusCode::NOT_FOUND, Msg::NotFound),
         VaultError::Validation(_)
         | VaultError::FieldNotSearchable
-        | VaultError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, Msg::InvalidInput),
+        | VaultError::Unprocessable(_)
+        | VaultError::UnknownNoticeVersion => (StatusCode::UNPROCESSABLE_ENTITY, Msg::InvalidInput),
+        // The console records no consents; answered like any conflict.
+        VaultError::ReAskTooSoon => (StatusCode::CONFLICT, Msg::InvalidInput),
         VaultError::AuditUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, Msg::AuditUnavailable),
         VaultError::VerifyInProgress => (StatusCode::CONFLICT, Msg::VerifyInProgress),
         VaultError::Store(_) | VaultError::Conflict(_) | VaultError::Internal(_) => {

@@ -23,6 +23,7 @@ pub fn policy(data: &[u8]) {
         &sources.access.0,
         &sources.retention.0,
         &sources.holidays.0,
+        &sources.notices.0,
     ];
     match Policies::from_sources(&sources) {
         Ok(p) => {
@@ -31,7 +32,7 @@ pub fn policy(data: &[u8]) {
             assert_eq!(format!("{:?}", p.catalog), format!("{:?}", again.catalog));
         }
         Err(errors) => {
-            // Config errors name the file (STYLE): every problem points at one of the four.
+            // Config errors name the file (STYLE): every problem points at one of the five.
             assert!(!errors.0.is_empty());
             for e in &errors.0 {
                 assert!(labels.contains(&&e.file), "error names no policy file");

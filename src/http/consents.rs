@@ -34,8 +34,8 @@ async fn list_consents(
 }
 
 #[utoipa::path(put, path = "/v1/guests/{id}/consents/{purpose}", tag = "consents",
-    summary = "Record a consent for a consent-based purpose",
-    description = "`notice_version` is required; `purpose` in the body is not used here (the path names it).",
+    summary = "Record a consent (or a refusal) for a consent-based purpose",
+    description = "`notice_version` is required and must be registered in `notices.toml` (422 `unknown_notice_version`); the ledger stores the SHA-256 of its text. `\"decision\":\"refused\"` records a refusal. An answer the hotel prompted (`initiated_by` = `hotel`, the default for staff) within `consent.re_ask_after_days` of the guest's latest refusal of the purpose is 409 `re_ask_too_soon`; the guest's own token and `initiated_by` = `guest` never are. `purpose` in the body is not used here (the path names it).",
     params(ConsentPath, PurposeHeader), request_body = ConsentInput,
     responses((status = 200, description = "the current consent for the purpose", body = ConsentRecord), ConsentGrantProblems))]
 async fn grant_consent(
@@ -61,16 +61,7 @@ async fn withdraw_consent(
     Auth(caller): Auth,
     ApiPath((id, purpose)): ApiPath<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let none = ConsentInput {
-        purpose: None,
-        separate: false,
-        notice_version: String::new(),
-        channel: String::new(),
-        given_by: None,
-        guardian_relationship: None,
-        guardian_guest_id: None,
-        guardian_ticket: None,
-    };
+    let none = ConsentInput::withdrawal();
     Ok(Json(
         state
             .vault

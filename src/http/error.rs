@@ -52,6 +52,10 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     /// 408: no response header within `server.request_timeout_secs`.
     RequestTimeout,
+    /// 422: the consent names a notice version not registered in `notices.toml`.
+    UnknownNoticeVersion,
+    /// 409: the hotel asks again too soon after the guest's refusal.
+    ReAskTooSoon,
     /// 500
     Internal,
 }
@@ -110,6 +114,8 @@ impl ApiError {
             Self::VerifyInProgress => (S::CONFLICT, "verify_in_progress", "Verification in progress", "another audit verification is running; try again when it ends"),
             Self::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited", "Too many requests", "over this caller's request budget; retry after Retry-After seconds"),
             Self::RequestTimeout => (S::REQUEST_TIMEOUT, "request_timeout", "Request timeout", "the request took longer than the server allows"),
+            Self::UnknownNoticeVersion => (S::UNPROCESSABLE_ENTITY, "unknown_notice_version", "Unknown notice version", "the notice version (and language) must be registered in notices.toml"),
+            Self::ReAskTooSoon => (S::CONFLICT, "re_ask_too_soon", "Asked again too soon", "the guest refused this purpose recently; the hotel may not ask again before consent.re_ask_after_days have passed"),
             Self::Internal => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error", "an internal error occurred"),
         }
     }
@@ -189,6 +195,8 @@ impl From<VaultError> for ApiError {
             }
             VaultError::Conflict(_) => Self::Conflict,
             VaultError::VerifyInProgress => Self::VerifyInProgress,
+            VaultError::UnknownNoticeVersion => Self::UnknownNoticeVersion,
+            VaultError::ReAskTooSoon => Self::ReAskTooSoon,
             VaultError::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
                 Self::Internal

@@ -31,6 +31,9 @@ pub enum Action {
     GuestErase,
     /// Place, list and lift legal holds on a guest (issue 16 §2, REQ-23).
     GuestHold,
+    /// Read one guest's audit events (what was done with its data, by whom and why) to answer
+    /// its access request (PIPL Art. 44, 45, 48; issue 17); never the rest of the trail.
+    GuestHistory,
     AuditRead,
     AuditExport,
     AuditVerify,
@@ -56,7 +59,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 28] = [
         Self::GuestCreate,
         Self::GuestRead,
         Self::GuestUpdate,
@@ -71,6 +74,7 @@ impl Action {
         Self::GuestExport,
         Self::GuestErase,
         Self::GuestHold,
+        Self::GuestHistory,
         Self::AuditRead,
         Self::AuditExport,
         Self::AuditVerify,
@@ -102,6 +106,7 @@ impl Action {
             Self::GuestExport => "guest.export",
             Self::GuestErase => "guest.erase",
             Self::GuestHold => "guest.hold",
+            Self::GuestHistory => "guest.history",
             Self::AuditRead => "audit.read",
             Self::AuditExport => "audit.export",
             Self::AuditVerify => "audit.verify",
@@ -210,6 +215,8 @@ pub struct Purpose {
     pub restricted_access: bool,
     pub fields: BTreeSet<String>,
     pub stay_fields: BTreeSet<String>,
+    /// Other handlers the purpose provides data to (PIPL Art. 23), as disclosed in the notice.
+    pub recipients: BTreeSet<String>,
 }
 
 impl Purpose {
@@ -287,6 +294,8 @@ struct RawPurpose {
     stay_fields: Vec<String>,
     #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
+    recipients: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -356,6 +365,13 @@ impl AccessPolicy {
                     }
                 }
             }
+            if let Some(r) = p.recipients.iter().find(|r| !super::is_identifier(r)) {
+                errors.push(PolicyError::new(
+                    file,
+                    &format!("{key}.recipients"),
+                    &format!("`{r}` is not a recipient name (lower-case letters, digits, `_`)"),
+                ));
+            }
             policy.purposes.insert(
                 name.clone(),
                 Purpose {
@@ -364,6 +380,7 @@ impl AccessPolicy {
                     restricted_access: p.restricted_access,
                     fields: p.fields.into_iter().collect(),
                     stay_fields: p.stay_fields.into_iter().collect(),
+                    recipients: p.recipients.into_iter().collect(),
                 },
             );
         }

@@ -8,6 +8,7 @@
 mod access;
 mod catalog;
 mod minors;
+pub mod notices;
 mod reasons;
 mod retention;
 #[cfg(test)]
@@ -34,11 +35,32 @@ pub const FIELDS_FILE: &str = "fields.toml";
 pub const ACCESS_FILE: &str = "access.toml";
 pub const RETENTION_FILE: &str = "retention.toml";
 pub const HOLIDAYS_FILE: &str = "holidays.toml";
+pub const NOTICES_FILE: &str = "notices.toml";
 
 const EMBEDDED_FIELDS: &str = include_str!("../../policies/fields.toml");
 const EMBEDDED_ACCESS: &str = include_str!("../../policies/access.toml");
 const EMBEDDED_RETENTION: &str = include_str!("../../policies/retention.toml");
 const EMBEDDED_HOLIDAYS: &str = include_str!("../../policies/holidays.toml");
+const EMBEDDED_NOTICES: &str = include_str!("../../policies/notices.toml");
+/// The notice texts `notices.toml` registers, by their path relative to `policies/`.
+const EMBEDDED_NOTICE_TEXTS: [(&str, &str); 4] = [
+    (
+        "notices/2026-11.zh-CN.md",
+        include_str!("../../policies/notices/2026-11.zh-CN.md"),
+    ),
+    (
+        "notices/2026-11.en.md",
+        include_str!("../../policies/notices/2026-11.en.md"),
+    ),
+    (
+        "notices/2026-12.zh-CN.md",
+        include_str!("../../policies/notices/2026-12.zh-CN.md"),
+    ),
+    (
+        "notices/2026-12.en.md",
+        include_str!("../../policies/notices/2026-12.en.md"),
+    ),
+];
 
 /// One problem in a policy file, named by file and key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +112,8 @@ pub struct Policies {
     pub retention: Schedule,
     /// Working days for data-subject request deadlines.
     pub calendar: crate::domain::retention::WorkCalendar,
+    /// The registered privacy notices (`notices.toml`).
+    pub notices: notices::Notices,
     /// Where the policies came from: a directory, or `None` for the embedded defaults.
     pub source: Option<PathBuf>,
 }
@@ -114,11 +138,28 @@ impl Policies {
                     )])
                 })
         };
+        let notices = read(NOTICES_FILE)?;
+        // The notice texts it names, read relative to the directory; an unreadable or unsafe
+        // path is reported by the registry's validation under its key.
+        let notice_texts = notices::Notices::files_named_in(&notices.1)
+            .into_iter()
+            .map(|f| {
+                let text = if f.contains("..") || std::path::Path::new(&f).is_absolute() {
+                    Err("not a path inside the policy directory".to_string())
+                } else {
+                    std::fs::read(dir.join(&f)).map_err(|e| e.to_string())
+                };
+                (f, text)
+            })
+            .collect();
         let sources = Sources {
             fields: read(FIELDS_FILE)?,
             access: read(ACCESS_FILE)?,
             retention: read(RETENTION_FILE)?,
             holidays: read(HOLIDAYS_FILE)?,
+            notices,
+            notice_texts,
+            notice_disclosure: true,
         };
         let mut policies = Self::from_sources(&sources)?;
         policies.source = Some(dir.to_owned());
@@ -138,12 +179,29 @@ impl Policies {
             &mut errors,
         );
         let calendar = retention::parse_calendar(&s.holidays.0, &s.holidays.1, &mut errors);
+        // The notices are checked against valid files only: a broken class or purpose is
+        // reported once, where it is, not again as a notice that fails to disclose it.
+        let notices = if errors.is_empty() {
+            notices::parse(
+                &s.notices.0,
+                &s.notices.1,
+                &s.notice_texts,
+                s.notice_disclosure,
+                &catalog,
+                &access,
+                &retention,
+                &mut errors,
+            )
+        } else {
+            notices::Notices::default()
+        };
         if errors.is_empty() {
             Ok(Self {
                 catalog,
                 access,
                 retention,
                 calendar,
+                notices,
                 source: None,
             })
         } else {
@@ -168,6 +226,8 @@ pub struct CheckCounts {
     pub stay_fields: usize,
     pub purposes: usize,
     pub roles: usize,
+    /// Registered privacy-notice versions (`notices.toml`).
+    pub notices: usize,
 }
 
 impl CheckReport {
@@ -175,8 +235,8 @@ impl CheckReport {
     pub fn summary(&self) -> Option<String> {
         self.result.as_ref().ok().map(|c| {
             format!(
-                "policy ok: {} guest fields, {} stay fields, {} purposes, {} roles ({})",
-                c.guest_fields, c.stay_fields, c.purposes, c.roles, self.source
+                "policy ok: {} guest fields, {} stay fields, {} purposes, {} roles, {} notice version(s) ({})",
+                c.guest_fields, c.stay_fields, c.purposes, c.roles, c.notices, self.source
             )
         })
     }
@@ -191,18 +251,25 @@ pub fn check(dir: Option<&Path>) -> CheckReport {
             stay_fields: p.catalog.fields(FieldScope::Stay).count(),
             purposes: p.access.purposes.len(),
             roles: p.access.roles.len(),
+            notices: p.notices.versions.len(),
         })
         .map_err(|e| e.0);
     CheckReport { source, result }
 }
 
-/// The four policy files as (label, text) pairs.
+/// The policy files as (label, text) pairs, and the notice texts `notices.toml` names.
 #[derive(Debug, Clone)]
 pub struct Sources {
     pub fields: (String, String),
     pub access: (String, String),
     pub retention: (String, String),
     pub holidays: (String, String),
+    pub notices: (String, String),
+    /// Path relative to the policy directory → the file's bytes (or why it was not read).
+    pub notice_texts: std::collections::BTreeMap<String, Result<Vec<u8>, String>>,
+    /// Whether the latest notice must disclose what the policy enforces (always, except in
+    /// unit tests of other rules that edit a policy file without registering a new notice).
+    pub notice_disclosure: bool,
 }
 
 impl Sources {
@@ -214,6 +281,12 @@ impl Sources {
             access: e(ACCESS_FILE, EMBEDDED_ACCESS),
             retention: e(RETENTION_FILE, EMBEDDED_RETENTION),
             holidays: e(HOLIDAYS_FILE, EMBEDDED_HOLIDAYS),
+            notices: e(NOTICES_FILE, EMBEDDED_NOTICES),
+            notice_texts: EMBEDDED_NOTICE_TEXTS
+                .iter()
+                .map(|(f, t)| (f.to_string(), Ok(t.as_bytes().to_vec())))
+                .collect(),
+            notice_disclosure: true,
         }
     }
 }

@@ -2,6 +2,16 @@
 //! appended to `consent_events`, and `consents` holds the current state per guest and purpose.
 //! Withdrawal is one call, as easy as granting, and takes effect on the very next request
 //! because every consent-based read consults the current state.
+//!
+//! Issue 16 §4 (REQ-05, REQ-06): a grant or refusal names a version registered in
+//! `notices.toml` (else 422 `unknown_notice_version`) and the ledger stores the SHA-256 of the
+//! text shown. A refusal is recorded (`"decision":"refused"`). Asking again is a grant or a
+//! refusal the hotel prompted (`initiated_by = "hotel"`, the default for staff); within
+//! `consent.re_ask_after_days` of the guest's latest refusal of the purpose it answers 409
+//! `re_ask_too_soon` (Network Data Security Regulation Art. 22(5)). What the guest does on its
+//! own (its own token, or `initiated_by = "guest"` recorded by staff) is never re-asking. A
+//! consent to a notice that does not disclose the purpose's current fields or recipients is
+//! `stale` and counts as absent.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +24,7 @@ pub use crate::store::rows::{ConsentEvent, ConsentRecord};
 use crate::store::{self, StoreError};
 // The ledger's SQL is the storage seam's; named here for the use cases.
 pub(super) use crate::store::consents::{apply, current, history, ledger};
+use crate::store::consents::{consent_state, latest_refusal, record_refusal};
 
 /// Where the guest gave or withdrew consent.
 pub const CHANNELS: [&str; 8] = [
@@ -26,7 +37,12 @@ pub const CHANNELS: [&str; 8] = [
     "paper",
     "other",
 ];
-const NOTICE_VERSION_MAX: usize = 64;
+/// Who prompted a grant or refusal.
+pub const INITIATORS: [&str; 2] = ["hotel", "guest"];
+/// What the guest answered.
+pub const DECISIONS: [&str; 2] = ["granted", "refused"];
+/// `consent.re_ask_after_days` unless configured (Network Data Security Regulation Art. 22(5)).
+pub const DEFAULT_RE_ASK_AFTER_DAYS: u32 = 30;
 
 /// A consent as submitted (`PUT .../consents/{purpose}` or `consents` in `POST /v1/guests`).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -37,16 +53,34 @@ pub struct ConsentInput {
     /// A separate consent (PIPL Art. 29) covers the purpose's sensitive fields.
     #[serde(default)]
     pub separate: bool,
-    /// The privacy notice the guest saw: letters, digits, `.`, `-`, `_`.
+    /// The privacy notice the guest saw: a version registered in `notices.toml` (else 422
+    /// `unknown_notice_version`).
     #[serde(default)]
     #[schema(required, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub notice_version: String,
+    /// The language of the notice text shown: `zh-CN` (default) or `en`, as registered for the
+    /// version. The ledger stores that text's SHA-256.
+    #[serde(default)]
+    #[schema(pattern = "^(zh-CN|en)$")]
+    pub notice_language: Option<String>,
     /// Where the consent was given (one of `CHANNELS`).
     #[serde(default)]
     #[schema(required)]
     pub channel: String,
+    /// `granted` (default) or `refused`: a refusal is recorded, and withdraws a standing
+    /// consent.
+    #[serde(default)]
+    #[schema(pattern = "^(granted|refused)$")]
+    pub decision: Option<String>,
+    /// Who prompted this answer: `hotel` (default for staff: the hotel asked) or `guest` (the
+    /// guest acted on its own; always so for the guest's own token). A `hotel` answer within
+    /// `consent.re_ask_after_days` of the guest's latest refusal is 409 `re_ask_too_soon`.
+    #[serde(default)]
+    #[schema(pattern = "^(hotel|guest)$")]
+    pub initiated_by: Option<String>,
     /// Who gives the consent: `guest` (the default) or `guardian`. A guest under 14 needs a
-    /// separate consent given by a guardian (PIPL Art. 31, REQ-10).
+    /// separate consent given by a guardian (PIPL Art. 31, REQ-10). A refusal records no
+    /// giver (refusing needs no guardian: nothing is processed on it).
     #[serde(default)]
     #[schema(pattern = "^(guest|guardian)$")]
     pub given_by: Option<String>,
@@ -65,6 +99,44 @@ pub struct ConsentInput {
     pub guardian_ticket: Option<String>,
 }
 
+impl ConsentInput {
+    /// The body of a withdrawal (`DELETE`), which carries none.
+    pub fn withdrawal() -> Self {
+        Self {
+            purpose: None,
+            separate: false,
+            notice_version: String::new(),
+            notice_language: None,
+            channel: String::new(),
+            decision: None,
+            initiated_by: None,
+            given_by: None,
+            guardian_relationship: None,
+            guardian_guest_id: None,
+            guardian_ticket: None,
+        }
+    }
+}
+
+/// The code of the field error that stands for an unregistered notice version (or language);
+/// [`consent_error`] turns it into 422 `unknown_notice_version`.
+const UNKNOWN_NOTICE: &str = "unknown_notice_version";
+
+/// Field errors of a consent as the error to answer: `validation_failed` for malformed input,
+/// `unknown_notice_version` when the only problem is an unregistered notice.
+pub(super) fn consent_error(errors: Vec<FieldError>) -> VaultError {
+    if errors.iter().all(|e| e.code == UNKNOWN_NOTICE) {
+        VaultError::UnknownNoticeVersion
+    } else {
+        VaultError::Validation(
+            errors
+                .into_iter()
+                .filter(|e| e.code != UNKNOWN_NOTICE)
+                .collect(),
+        )
+    }
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConsentsView {
     pub guest_id: String,
@@ -74,13 +146,18 @@ pub struct ConsentsView {
 
 impl Vault {
     /// Checks that `purpose` exists and is consent-based, and that the notice version and
-    /// channel are well formed. Errors name the field, never echo the value.
+    /// channel are well formed, then that the notice is registered. Errors name the field,
+    /// never echo the value. `guest_self`: the guest's own token is acting (its answers are
+    /// its own initiative).
     pub(super) fn validate_consent(
         &self,
         purpose: &str,
         input: &ConsentInput,
-        grant: bool,
+        grant_it: bool,
+        guest_self: bool,
     ) -> Result<ConsentChange, Vec<FieldError>> {
+        let refused = grant_it && input.decision.as_deref() == Some("refused");
+        let grant = grant_it && !refused;
         let mut errors = Vec::new();
         match self.policies.access.purposes.get(purpose) {
             None => errors.push(FieldError::new("purpose", "unknown_purpose")),
@@ -89,15 +166,32 @@ impl Vault {
             }
             Some(_) => {}
         }
-        if grant {
+        if grant_it {
+            if input
+                .decision
+                .as_deref()
+                .is_some_and(|d| !DECISIONS.contains(&d))
+            {
+                errors.push(FieldError::new("decision", "not_allowed"));
+            }
+            if input
+                .initiated_by
+                .as_deref()
+                .is_some_and(|d| !INITIATORS.contains(&d))
+            {
+                errors.push(FieldError::new("initiated_by", "not_allowed"));
+            }
+            if input
+                .notice_language
+                .as_deref()
+                .is_some_and(|l| !crate::policy::notices::LANGUAGES.contains(&l))
+            {
+                errors.push(FieldError::new("notice_language", "not_allowed"));
+            }
             let nv = &input.notice_version;
             if nv.is_empty() {
                 errors.push(FieldError::new("notice_version", "required"));
-            } else if nv.len() > NOTICE_VERSION_MAX
-                || !nv
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-            {
+            } else if !crate::policy::notices::is_version_id(nv) {
                 errors.push(FieldError::new("notice_version", "invalid_format"));
             }
             if input.channel.is_empty() {
@@ -106,18 +200,56 @@ impl Vault {
                 errors.push(FieldError::new("channel", "not_allowed"));
             }
         }
-        let giver = grant.then(|| super::minors::parse_giver(input, &mut errors));
+        // The giver members are validated on a refusal too, but only a grant records them.
+        let giver = grant_it.then(|| super::minors::parse_giver(input, &mut errors));
+        let giver = giver.filter(|_| grant);
         if !errors.is_empty() {
             return Err(errors);
         }
+        let answered = grant || refused;
+        let notice_sha256 = if answered {
+            let lang = input
+                .notice_language
+                .as_deref()
+                .unwrap_or(crate::policy::notices::DEFAULT_LANGUAGE);
+            match self.policies.notices.text_hash(&input.notice_version, lang) {
+                Some(h) => Some(h.to_string()),
+                None => return Err(vec![FieldError::new("notice_version", UNKNOWN_NOTICE)]),
+            }
+        } else {
+            None
+        };
+        let initiated_by = answered.then(|| {
+            if guest_self {
+                "guest".to_string()
+            } else {
+                input.initiated_by.clone().unwrap_or_else(|| "hotel".into())
+            }
+        });
         Ok(ConsentChange {
             purpose: purpose.to_string(),
             grant,
             separate: grant && input.separate,
-            notice_version: grant.then(|| input.notice_version.clone()),
-            channel: grant.then(|| input.channel.clone()),
+            notice_version: answered.then(|| input.notice_version.clone()),
+            channel: answered.then(|| input.channel.clone()),
             giver,
+            notice_sha256,
+            initiated_by,
+            refused,
         })
+    }
+
+    /// Shows a granted consent whose notice no longer covers the purpose as `stale`.
+    pub(super) fn mark_stale(&self, records: &mut [ConsentRecord]) {
+        for r in records.iter_mut().filter(|r| r.status == "granted") {
+            if !self
+                .policies
+                .notices
+                .consent_covers(&r.purpose, r.notice_version.as_deref())
+            {
+                r.status = "stale".into();
+            }
+        }
     }
 
     pub async fn list_consents(
@@ -141,9 +273,6 @@ impl Vault {
             })
             .await?;
         self.check_status(caller, &grant, &guest_id, status).await?;
-        let mut consents = consents;
-        let band = self.visible_band(caller, &guest_id).await?;
-        super::minors::mark_confirm_needed(&mut consents, band);
         let event = self.event(
             caller,
             action,
@@ -153,7 +282,11 @@ impl Vault {
             None,
             grant.rules().to_vec(),
         );
+        let mut consents = consents;
+        let band = self.visible_band(caller, &guest_id).await?;
+        super::minors::mark_confirm_needed(&mut consents, band);
         self.record(event).await?;
+        self.mark_stale(&mut consents);
         Ok(ConsentsView {
             guest_id: gid,
             consents,
@@ -174,7 +307,8 @@ impl Vault {
         let grant = self.authorize(caller, action, Some(raw_id)).await?;
         let guest_id = self.target(caller, &grant, raw_id).await?;
         let gid = guest_id.as_str().to_string();
-        let change = match self.validate_consent(purpose, &input, grant_it) {
+        let guest_self = grant.role().self_only;
+        let change = match self.validate_consent(purpose, &input, grant_it, guest_self) {
             Ok(c) => c,
             Err(e) => {
                 return Err(self
@@ -183,7 +317,7 @@ impl Vault {
                         action,
                         Some(&gid),
                         vec![],
-                        VaultError::Validation(e),
+                        consent_error(e),
                         grant.rules().to_vec(),
                     )
                     .await)
@@ -198,7 +332,15 @@ impl Vault {
         let band = self
             .minor_checks(caller, &grant, &guest_id, &change)
             .await?;
-        let now = self.now_ts();
+        let clock_now = self.clock.now();
+        let now = crate::clock::timestamp(clock_now);
+        // Asking again: an answer the hotel prompted, after a refusal recorded since this
+        // instant (timestamps are fixed-width UTC, so they compare as text).
+        let re_ask_since = (change.initiated_by.as_deref() == Some("hotel")).then(|| {
+            crate::clock::timestamp(
+                clock_now - time::Duration::days(i64::from(self.re_ask_after_days)),
+            )
+        });
         let rules = grant.rules().to_vec();
         let events = vec![self.consent_event(caller, &guest_id, &change, rules)];
         let actor = caller.actor.clone();
@@ -206,38 +348,77 @@ impl Vault {
         let requested = change.purpose.clone();
         let permit = grant.permit();
         let ledger = self.ledger.clone();
-        let withdrawal =
-            (!grant_it).then(|| format!("{}{}", crate::ledger::WITHDRAWAL_PREFIX, change.purpose));
+        let withdrawal_line = format!("{}{}", crate::ledger::WITHDRAWAL_PREFIX, change.purpose);
         let applied = self
             .writer
             .execute(move |c| {
                 match store::touch_guest(c, &permit, &gid, &now)? {
-                    Some(store::GuestStatus::Erased) | None => return Ok(None),
+                    Some(store::GuestStatus::Erased) | None => return Ok(Applied::NotFound),
                     _ => {}
                 }
-                apply(c, &gid, &change, &actor, &now)?;
+                if let Some(since) = &re_ask_since {
+                    if latest_refusal(c, &gid, &change.purpose)?.is_some_and(|at| at > *since) {
+                        return Ok(Applied::TooSoon);
+                    }
+                }
+                // A withdrawal, or a refusal of a standing consent, ends it.
+                let ends = !change.grant
+                    && (!change.refused
+                        || matches!(
+                            consent_state(c, &gid, &change.purpose)?,
+                            crate::policy::ConsentFacts::Granted { .. }
+                        ));
+                if change.refused {
+                    if ends {
+                        let withdraw = ConsentChange {
+                            refused: false,
+                            giver: None,
+                            notice_version: None,
+                            notice_sha256: None,
+                            channel: None,
+                            initiated_by: None,
+                            ..change.clone()
+                        };
+                        apply(c, &gid, &withdraw, &actor, &now)?;
+                    }
+                    record_refusal(c, &gid, &change, &actor, &now)?;
+                } else {
+                    apply(c, &gid, &change, &actor, &now)?;
+                }
                 // A restore of an older backup must not bring the consent back (PIPL Art. 15).
-                if let Some(w) = &withdrawal {
+                if ends {
                     ledger
-                        .append(&gid, w, &now)
+                        .append(&gid, &withdrawal_line, &now)
                         .map_err(|e| StoreError::Other(e.to_string()))?;
                 }
                 for e in events {
                     crate::audit::append(c, e)?;
                 }
-                Ok(Some(
+                Ok(Applied::Done(
                     current(c, &gid)?.into_iter().find(|r| r.purpose == purpose),
                 ))
             })
             .await
             .map_err(VaultError::from_write)?;
-        let mut record = match applied {
-            None => return Err(VaultError::NotFound),
-            Some(Some(record)) => record,
-            Some(None) => ConsentRecord::none(requested),
-        };
-        super::minors::mark_confirm_needed(std::slice::from_mut(&mut record), band);
-        Ok(record)
+        match applied {
+            Applied::NotFound => Err(VaultError::NotFound),
+            Applied::TooSoon => Err(self
+                .refuse(
+                    caller,
+                    action,
+                    Some(guest_id.as_str()),
+                    vec![],
+                    VaultError::ReAskTooSoon,
+                    vec!["consent.re_ask_after_days".into()],
+                )
+                .await),
+            Applied::Done(Some(mut record)) => {
+                super::minors::mark_confirm_needed(std::slice::from_mut(&mut record), band);
+                self.mark_stale(std::slice::from_mut(&mut record));
+                Ok(record)
+            }
+            Applied::Done(None) => Ok(ConsentRecord::none(requested)),
+        }
     }
 
     /// The minors rules of a grant (REQ-10): the guardian reference must name a guest the
@@ -300,10 +481,17 @@ impl Vault {
             } else {
                 "granted"
             }
+        } else if change.refused {
+            "refused"
         } else {
             "withdrawn"
         };
-        let reason = format!("consent {what}: {}", change.purpose);
+        // Who prompted it, for grants and refusals (no personal data: a fixed word).
+        let by = match change.initiated_by.as_deref() {
+            Some("guest") => " (guest-initiated)",
+            _ => "",
+        };
+        let reason = format!("consent {what}: {}{by}", change.purpose);
         self.event(
             caller,
             Action::ConsentWrite,
@@ -316,6 +504,18 @@ impl Vault {
     }
 }
 
+/// What the consent write did.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per request, returned at once"
+)]
+enum Applied {
+    NotFound,
+    /// Asked again within `consent.re_ask_after_days` of a refusal: nothing written.
+    TooSoon,
+    Done(Option<ConsentRecord>),
+}
+
 impl ConsentRecord {
     fn none(purpose: String) -> Self {
         Self {
@@ -323,9 +523,11 @@ impl ConsentRecord {
             status: "none".into(),
             separate: false,
             notice_version: None,
+            notice_sha256: None,
             channel: None,
             granted_at: None,
             withdrawn_at: None,
+            refused_at: None,
             given_by: None,
             guardian_relationship: None,
             guardian_guest_id: None,

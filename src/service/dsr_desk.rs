@@ -24,7 +24,7 @@ pub const DSR_PURPOSE: &str = "data_subject_request";
 /// Requests a list shows at most.
 pub const DESK_LIMIT: usize = 200;
 /// A guest's audit events shown at most per page.
-pub const GUEST_EVENTS_LIMIT: usize = 100;
+pub const GUEST_EVENTS_LIMIT: usize = 50;
 
 /// A data-subject request as the desk shows it: no guest, no value.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -70,7 +70,11 @@ pub struct AccessIntake {
 
 impl Vault {
     /// Authorizes `action` for a staff role (a self-only role is refused, audited).
-    async fn desk_grant(&self, caller: &Caller, action: Action) -> Result<Grant<'_>, VaultError> {
+    pub(super) async fn desk_grant(
+        &self,
+        caller: &Caller,
+        action: Action,
+    ) -> Result<Grant<'_>, VaultError> {
         let grant = self.authorize(caller, action, None).await?;
         if grant.role().self_only {
             let rule = format!("roles.{}.self_only", grant.role().name);
@@ -254,17 +258,21 @@ impl Vault {
         }
     }
 
-    /// One guest's audit events, oldest first, `GUEST_EVENTS_LIMIT` a page after `after_seq`:
-    /// what was done with its data, by whom and why (PIPL Art. 44, 48). Authorized as
-    /// `guest.export` under the caller's purpose (the officer hands this to the guest with the
-    /// package) and audited with the guest id; the events hold no value.
+    /// One guest's audit events, oldest first, `GUEST_EVENTS_LIMIT` a page after `after_seq`
+    /// (a cursor: the page's last `seq`): what was done with its data, by whom and why (PIPL
+    /// Art. 44, 45, 48). Authorized as `guest.history` under the caller's purpose (the shipped
+    /// policy gives it to `dsr_officer` under `data_subject_request` only: the officer answers
+    /// the guest's access request with it, and never reads the rest of the trail); a role
+    /// without it is refused, audited. Refused to a self-only role; an id that is not a guest
+    /// id is 404. An erased guest's events stay readable (the trail outlives the guest).
+    /// Audited with the guest id. The events hold no value.
     pub async fn guest_audit_events(
         &self,
         caller: &Caller,
         raw_id: &str,
         after_seq: u64,
     ) -> Result<super::AuditPage, VaultError> {
-        let action = Action::GuestExport;
+        let action = Action::GuestHistory;
         let grant = self.desk_grant(caller, action).await?;
         let guest_id: GuestId = self.target(caller, &grant, raw_id).await?;
         let event = self.event(

@@ -63,7 +63,7 @@ impl Vault {
         }
         let permit = grant.permit();
         let read_gid = gid.clone();
-        let (stays, consents, stage_facts, holds) = self
+        let (stays, mut consents, stage_facts, holds) = self
             .readers
             .run(move |c| {
                 Ok((
@@ -131,6 +131,8 @@ impl Vault {
                 serde_json::from_slice(&bytes).map_err(|e| VaultError::Internal(e.to_string()))?;
             stay_list.push(json!({ "stay_id": stay.stay_id, "fields": doc }));
         }
+        // A consent its notice no longer covers shows as it counts: stale (REQ-06).
+        self.mark_stale(&mut consents.0);
         let now = self.now_ts();
         let package = json!({
             "format": EXPORT_FORMAT,

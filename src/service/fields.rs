@@ -76,17 +76,26 @@ impl Vault {
             .classes
             .values()
             .any(|c| !c.stages.is_empty());
-        let (sealed, consent, stage_facts) = self
+        let consent_based = grant.purpose().basis == crate::policy::Basis::Consent;
+        let (sealed, consent, stage_facts, notice) = self
             .readers
             .run(move |c| {
+                let consent = consent_state(c, &gid, &purpose)?;
+                // The notice a consent names decides whether it still covers the purpose.
+                let notice = if consent_based && matches!(consent, ConsentFacts::Granted { .. }) {
+                    crate::store::consents::consent_notice(c, &gid, &purpose)?
+                } else {
+                    None
+                };
                 Ok((
                     store::load_guest(c, &permit, &gid)?,
-                    consent_state(c, &gid, &purpose)?,
+                    consent,
                     if staged {
                         store::stage_facts(c, &gid)?
                     } else {
                         None
                     },
+                    notice,
                 ))
             })
             .await?;
@@ -108,6 +117,20 @@ impl Vault {
                 Some(sealed)
             }
             (sealed, _) => sealed,
+        };
+        // A stale consent (its notice does not disclose the purpose's current fields or
+        // recipients, PIPL Art. 14(2), REQ-06) counts as absent.
+        let consent = match consent {
+            ConsentFacts::Granted { .. }
+                if consent_based
+                    && !self
+                        .policies
+                        .notices
+                        .consent_covers(&grant.purpose().name, notice.as_deref()) =>
+            {
+                ConsentFacts::None
+            }
+            c => c,
         };
         Ok((sealed, consent))
     }

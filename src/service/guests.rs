@@ -179,7 +179,18 @@ impl Vault {
                 write_sealed(c, &permit, &gid, &now, sealed)?;
                 crate::audit::append(c, event)?;
                 for (change, event) in consents {
-                    super::consents::apply(c, &gid, &change, &event.actor, &now)?;
+                    // A new guest has no consent to withdraw and no refusal to re-ask after.
+                    if change.refused {
+                        crate::store::consents::record_refusal(
+                            c,
+                            &gid,
+                            &change,
+                            &event.actor,
+                            &now,
+                        )?;
+                    } else {
+                        super::consents::apply(c, &gid, &change, &event.actor, &now)?;
+                    }
                     crate::audit::append(c, event)?;
                 }
                 Ok(())
@@ -209,7 +220,7 @@ impl Vault {
         let mut minor_refusal = None;
         for input in inputs {
             let purpose = input.purpose.clone().unwrap_or_default();
-            match self.validate_consent(&purpose, input, true) {
+            match self.validate_consent(&purpose, input, true, grant.role().self_only) {
                 Ok(change) => {
                     let guardian_ref = change
                         .giver
@@ -239,7 +250,7 @@ impl Vault {
         let refused = match (errors.is_empty(), minor_refusal) {
             (true, None) => return Ok(out),
             (true, Some(code)) => VaultError::Unprocessable(code),
-            (false, _) => VaultError::Validation(errors),
+            (false, _) => super::consents::consent_error(errors),
         };
         Err(self
             .refuse(

@@ -12,6 +12,7 @@ mod correction_requests;
 mod corrections;
 mod deadlines;
 mod dsr_desk;
+mod dsr_tracking;
 mod erasure;
 mod export;
 mod fields;
@@ -34,7 +35,10 @@ use std::sync::Arc;
 
 pub use alerts::SecurityEvent;
 pub use audit::{AuditExport, AuditPage, EventOut, PublicKeyInfo};
-pub use consents::{ConsentInput, ConsentRecord, ConsentsView, CHANNELS};
+pub use consents::{
+    ConsentInput, ConsentRecord, ConsentsView, CHANNELS, DECISIONS, DEFAULT_RE_ASK_AFTER_DAYS,
+    INITIATORS,
+};
 pub use console::ChainStatus;
 pub use console_ops::{
     ChartData, DayOutcomes, OperationsView, RoleReveals, WeekRequests, CHART_DAYS, CHART_WEEKS,
@@ -49,6 +53,7 @@ pub use deadlines::{
     CLOCK_NOT_EXTENDABLE, DEADLINE_ACTOR, EXTENSION_LIMIT_REACHED, REQUEST_NOT_OPEN,
 };
 pub use dsr_desk::{AccessIntake, DeskRequest, DSR_PURPOSE, GUEST_EVENTS_LIMIT};
+pub use dsr_tracking::{parse_due, Deadline, DsrTracking, TrackedRequest, TRACKING_LIMIT};
 pub use erasure::{HoldBasis, OverdueRequest, Receipt, Retained, ERASURE_REASONS, UNTIL_LIFTED};
 pub use export::EXPORT_FORMAT;
 pub use guests::{CreatedGuest, GuestView, NewGuest, RevealView};
@@ -109,6 +114,12 @@ pub enum VaultError {
     VerifyInProgress,
     #[error("internal error: {0}")]
     Internal(String),
+    /// A consent names a notice version (or language) not registered in `notices.toml`.
+    #[error("unknown notice version")]
+    UnknownNoticeVersion,
+    /// The hotel asks again within `consent.re_ask_after_days` of the guest's refusal.
+    #[error("asked again too soon after a refusal")]
+    ReAskTooSoon,
 }
 
 impl VaultError {
@@ -153,6 +164,8 @@ pub struct Vault {
     free_text_justification: bool,
     /// Plausible stay dates (`[stays]` in the config).
     stay_limits: crate::config::StaysConfig,
+    /// `consent.re_ask_after_days`: no hotel-prompted answer this long after a refusal.
+    re_ask_after_days: u32,
     /// The database file `GET /v1/audit/verify` opens its own connection on.
     verify_db: Option<crate::store::Location>,
     /// Set while a verification runs (one at a time).
@@ -188,6 +201,7 @@ impl Vault {
             clock,
             free_text_justification: false,
             stay_limits: crate::config::StaysConfig::default(),
+            re_ask_after_days: consents::DEFAULT_RE_ASK_AFTER_DAYS,
             verify_db: None,
             verifying: Arc::default(),
             ready: Arc::default(),
@@ -223,6 +237,12 @@ impl Vault {
     /// Sets the stay-date limits (`[stays]`; validated by the config loader).
     pub fn with_stay_limits(mut self, limits: crate::config::StaysConfig) -> Self {
         self.stay_limits = limits;
+        self
+    }
+
+    /// Sets `consent.re_ask_after_days` (validated by the config loader).
+    pub fn with_re_ask_after_days(mut self, days: u32) -> Self {
+        self.re_ask_after_days = days;
         self
     }
 
@@ -315,7 +335,7 @@ impl Vault {
     /// deadline counts Chinese working days (REQ-32), so a request at 01:00 in Beijing on a
     /// Monday is received on Monday, not on Sunday in UTC.
     fn dsr_received_on(&self) -> time::Date {
-        self.clock.now().to_offset(time::macros::offset!(+8)).date()
+        self.dsr_today()
     }
 
     /// A data-subject request answered at once (`now`): an access export or a correction.

@@ -182,6 +182,9 @@ pub mod consents {
         fn history(gid: &str) -> Result<Vec<ConsentEvent>, StoreError>;
         fn consent_state(guest_id: &str, purpose: &str) -> Result<ConsentFacts, StoreError>;
         fn consent_giver(guest_id: &str, purpose: &str) -> Result<Option<ConsentGiver>, StoreError>;
+        fn record_refusal(gid: &str, change: &ConsentChange, actor: &str, now: &str) -> Result<(), StoreError>;
+        fn latest_refusal(gid: &str, purpose: &str) -> Result<Option<String>, StoreError>;
+        fn consent_notice(gid: &str, purpose: &str) -> Result<Option<String>, StoreError>;
         fn replay_withdrawal(gid: &str, purpose: &str, at: &str) -> Result<bool, StoreError>;
     }
 }

@@ -139,10 +139,14 @@ pub struct PendingCorrection {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConsentRecord {
     pub purpose: String,
-    /// `granted`, `withdrawn`, or `none` (never recorded).
+    /// `granted`, `withdrawn`, `refused` (the latest answer was a refusal), `stale` (granted to
+    /// a notice that does not disclose the purpose's current fields or recipients: counts as
+    /// absent, REQ-06), or `none` (never recorded).
     pub status: String,
     pub separate: bool,
     pub notice_version: Option<String>,
+    /// SHA-256 of the notice text the guest was shown (from `notices.toml`).
+    pub notice_sha256: Option<String>,
     pub channel: Option<String>,
     pub granted_at: Option<String>,
     pub withdrawn_at: Option<String>,
@@ -160,16 +164,23 @@ pub struct ConsentRecord {
     /// or withdraws it. `null` when the caller cannot see the guest's birth date (it would
     /// tell the guest's age).
     pub confirm_needed: Option<bool>,
+    /// When the latest refusal was recorded, if the guest refused.
+    pub refused_at: Option<String>,
 }
 
 /// One ledger entry.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConsentEvent {
     pub purpose: String,
+    /// `granted`, `withdrawn` or `refused`.
     pub status: String,
     pub separate: bool,
     pub notice_version: Option<String>,
+    pub notice_sha256: Option<String>,
     pub channel: Option<String>,
+    /// Who prompted a grant or refusal: `hotel` (staff or a hotel system asked) or `guest`
+    /// (the guest acted on its own); null for withdrawals and entries before issue 16.
+    pub initiated_by: Option<String>,
     pub actor: String,
     pub at: String,
     /// `guest` or `guardian` for a grant (REQ-10); `null` for a withdrawal or an older grant.
@@ -189,6 +200,12 @@ pub struct ConsentChange {
     pub(crate) channel: Option<String>,
     /// Who gives a grant (`None` for a withdrawal).
     pub(crate) giver: Option<ConsentGiver>,
+    /// SHA-256 of the registered notice text (grants and refusals).
+    pub(crate) notice_sha256: Option<String>,
+    /// `hotel` or `guest` (grants and refusals).
+    pub(crate) initiated_by: Option<String>,
+    /// A refusal (`grant` is then false): recorded in `consent_refusals`.
+    pub(crate) refused: bool,
 }
 
 /// Who gave a consent (PIPL Art. 31, REQ-10): the guest, or a guardian named by reference.
@@ -257,4 +274,89 @@ pub struct DsrWatch {
     pub deadlines: Option<String>,
     pub escalated: bool,
     pub overdue_alerted: bool,
+}
+
+/// One recorded refusal, as the store reads it back.
+#[derive(Debug, Clone)]
+pub struct RefusalRow {
+    pub purpose: String,
+    pub notice_version: String,
+    pub notice_sha256: String,
+    pub channel: String,
+    pub initiated_by: String,
+    pub actor: String,
+    pub at: String,
+}
+
+/// Folds the refusals into the current view and the history (the same on both backends): a
+/// purpose whose latest answer is a refusal shows `refused`; history entries are in time
+/// order, a refusal after the entries of the same instant.
+pub fn with_refusals(
+    mut current: Vec<ConsentRecord>,
+    mut history: Vec<ConsentEvent>,
+    refusals: Vec<RefusalRow>,
+) -> (Vec<ConsentRecord>, Vec<ConsentEvent>) {
+    for r in &refusals {
+        // A refusal of a standing consent withdraws it at the same instant: a withdrawn row
+        // yields to a refusal of that instant, a granted one only to a later refusal.
+        let later = |rec: &ConsentRecord| match rec.status.as_str() {
+            "granted" => rec.granted_at.as_deref().is_none_or(|g| r.at.as_str() > g),
+            _ => rec
+                .withdrawn_at
+                .as_deref()
+                .is_none_or(|w| r.at.as_str() >= w),
+        };
+        match current.iter_mut().find(|c| c.purpose == r.purpose) {
+            Some(rec) if rec.status == "refused" || later(rec) => {
+                rec.status = "refused".into();
+                rec.separate = false;
+                rec.notice_version = Some(r.notice_version.clone());
+                rec.notice_sha256 = Some(r.notice_sha256.clone());
+                rec.channel = Some(r.channel.clone());
+                rec.refused_at = Some(r.at.clone());
+                // No consent is in force: nobody gave it.
+                rec.given_by = None;
+                rec.guardian_relationship = None;
+                rec.guardian_guest_id = None;
+                rec.guardian_ticket = None;
+                rec.confirm_needed = None;
+            }
+            Some(_) => {}
+            None => current.push(ConsentRecord {
+                purpose: r.purpose.clone(),
+                status: "refused".into(),
+                separate: false,
+                notice_version: Some(r.notice_version.clone()),
+                notice_sha256: Some(r.notice_sha256.clone()),
+                channel: Some(r.channel.clone()),
+                granted_at: None,
+                withdrawn_at: None,
+                refused_at: Some(r.at.clone()),
+                given_by: None,
+                guardian_relationship: None,
+                guardian_guest_id: None,
+                guardian_ticket: None,
+                confirm_needed: None,
+            }),
+        }
+    }
+    current.sort_by(|a, b| a.purpose.cmp(&b.purpose));
+    history.extend(refusals.into_iter().map(|r| ConsentEvent {
+        purpose: r.purpose,
+        status: "refused".into(),
+        separate: false,
+        notice_version: Some(r.notice_version),
+        notice_sha256: Some(r.notice_sha256),
+        channel: Some(r.channel),
+        initiated_by: Some(r.initiated_by),
+        actor: r.actor,
+        at: r.at,
+        given_by: None,
+        guardian_relationship: None,
+        guardian_guest_id: None,
+        guardian_ticket: None,
+    }));
+    // Stable: ledger entries keep their id order within an instant.
+    history.sort_by(|a, b| a.at.cmp(&b.at));
+    (current, history)
 }

@@ -22,14 +22,7 @@ fn guestvault(cwd: &std::path::Path) -> Command {
     cmd
 }
 
-fn copy_policies(to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    for entry in std::fs::read_dir(from).unwrap() {
-        let p = entry.unwrap().path();
-        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
-    }
-}
+use crate::helpers::copy_policies;
 
 #[test]
 fn policy_check_names_the_file_and_key_of_a_broken_policy() {
@@ -64,6 +57,84 @@ fn policy_check_names_the_file_and_key_of_a_broken_policy() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("access.toml"), "{stderr}");
     assert!(stderr.contains("roles.pms.views.full_name"), "{stderr}");
+}
+
+/// REQ-08, REQ-10: `notice render` writes, for each language, exactly the shipped text of the
+/// latest notice (2026-12, generated from the policy), minors' section included; `policy check`
+/// fails, naming file and key, when the latest notice discloses less than the policy (a field
+/// dropped from `marketing`, a legal-hold reason dropped).
+#[test]
+fn notice_render_writes_the_shipped_text_and_policy_check_refuses_a_notice_that_discloses_less() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    copy_policies(&policies);
+    for lang in ["zh-CN", "en"] {
+        let out = guestvault(dir.path())
+            .args(["notice", "render", "--lang", lang, "--dir"])
+            .arg(&policies)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let shipped =
+            std::fs::read_to_string(policies.join(format!("notices/2026-12.{lang}.md"))).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), shipped, "{lang}");
+        for purpose in ["check_in", "marketing", "personalization", "police_report"] {
+            assert!(
+                shipped.contains(&format!("### `{purpose}`")),
+                "{lang}: {purpose}"
+            );
+        }
+        let minors = if lang == "en" {
+            "## Processing rules for minors"
+        } else {
+            "## 未成年人个人信息的处理规则"
+        };
+        assert!(shipped.contains(minors), "{lang}: no minors' section");
+        assert!(shipped.contains("`police_investigation`"), "{lang}: holds");
+    }
+    let out = guestvault(dir.path())
+        .args(["notice", "render", "--lang", "fr", "--dir"])
+        .arg(&policies)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    let notices = policies.join("notices.toml");
+    let text = std::fs::read_to_string(&notices).unwrap();
+    // Only the latest version (2026-12, last in the file) is held to the policy.
+    let start = text.find("[notices.\"2026-12\"]").unwrap();
+    let less = format!(
+        "{}{}",
+        &text[..start],
+        text[start..]
+            .replacen(
+                "fields = [\"full_name\", \"email\", \"mobile\", \"birth_date\", \"membership_level\"]",
+                "fields = [\"full_name\", \"email\", \"mobile\", \"membership_level\"]",
+                1,
+            )
+            .replacen("\"litigation\", ", "", 1)
+    );
+    assert_ne!(less, text, "the fixture must change");
+    std::fs::write(&notices, less).unwrap();
+    let out = guestvault(dir.path())
+        .args(["policy", "check", "--dir"])
+        .arg(&policies)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("notices.toml")
+            && stderr.contains("`notices.\"2026-12\".purposes.marketing.fields`")
+            && stderr.contains("`birth_date`")
+            && stderr.contains("`notices.\"2026-12\".holds`")
+            && stderr.contains("`litigation`"),
+        "{stderr}"
+    );
 }
 
 #[test]

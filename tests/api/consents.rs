@@ -119,7 +119,7 @@ async fn service_never_depends_on_consent() {
         &app,
         &id,
         "marketing",
-        Some(json!({"notice_version":"1","channel":"app"})),
+        Some(json!({"notice_version":"2026-11","channel":"app"})),
     )
     .await;
     consent(&app, &id, "marketing", None).await;
@@ -150,7 +150,7 @@ async fn sensitive_fields_need_a_separate_consent() {
         &app,
         &id,
         "personalization",
-        Some(json!({"notice_version":"1","channel":"app"})),
+        Some(json!({"notice_version":"2026-11","channel":"app"})),
     )
     .await;
     let r = app
@@ -179,7 +179,7 @@ async fn sensitive_fields_need_a_separate_consent() {
         &app,
         &id,
         "personalization",
-        Some(json!({"separate":true,"notice_version":"1","channel":"app"})),
+        Some(json!({"separate":true,"notice_version":"2026-11","channel":"app"})),
     )
     .await;
     let r = app
@@ -203,7 +203,7 @@ async fn only_consent_purposes_accept_consents_and_bad_input_is_named() {
         &app,
         &id,
         "check_in",
-        Some(json!({"notice_version":"1","channel":"app"})),
+        Some(json!({"notice_version":"2026-11","channel":"app"})),
     )
     .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -247,7 +247,7 @@ async fn consents_given_at_registration_apply_at_once() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["fields"]["mobile"], "+86 139****1111");
 
-    let bad = json!({"fields": {"full_name": "王五"}, "consents": [{"purpose": "billing", "notice_version": "1", "channel": "app"}]});
+    let bad = json!({"fields": {"full_name": "王五"}, "consents": [{"purpose": "billing", "notice_version": "2026-11", "channel": "app"}]});
     let r = app
         .call(
             Method::POST,
@@ -305,7 +305,7 @@ async fn a_guest_token_sees_its_own_record_and_cannot_detect_another() {
         .put(format!("{}/v1/guests/{mine}/consents/marketing", app.addr))
         .bearer_auth(&me)
         .header("X-Purpose", "data_subject_request")
-        .json(&json!({"notice_version":"1","channel":"app"}));
+        .json(&json!({"notice_version":"2026-11","channel":"app"}));
     assert_eq!(app.send(req).await.status, StatusCode::OK);
     let req = app
         .client
@@ -358,7 +358,7 @@ async fn a_guest_token_sees_its_own_record_and_cannot_detect_another() {
         (
             reqwest::Method::PUT,
             "/consents/marketing",
-            Some(json!({"notice_version":"1","channel":"app"})),
+            Some(json!({"notice_version":"2026-11","channel":"app"})),
         ),
         (reqwest::Method::DELETE, "/consents/marketing", None),
     ];

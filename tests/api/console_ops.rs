@@ -425,21 +425,7 @@ async fn the_policy_grid_matches_the_effective_policy_cell_by_cell_req04() {
 async fn the_policy_check_shows_the_problems_of_the_loaded_files_by_file_and_key() {
     let app = spawn_app_with(|config, dir| {
         let policies = dir.join("policies");
-        std::fs::create_dir_all(&policies).unwrap();
-        for f in [
-            "fields.toml",
-            "access.toml",
-            "retention.toml",
-            "holidays.toml",
-        ] {
-            std::fs::copy(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("policies")
-                    .join(f),
-                policies.join(f),
-            )
-            .unwrap();
-        }
+        crate::helpers::copy_policies(&policies);
         config.policies.dir = Some(policies);
     })
     .await;

@@ -83,11 +83,9 @@ async fn patch(app: &TestApp, id: &str, role: &str, fields: Value) -> helpers::R
 /// A policy dir whose `fields.toml` sets `gender_vs_id_number` to `mode`.
 fn policies_with(dir: &std::path::Path, mode: &str) -> std::path::PathBuf {
     let policies = dir.join("policies");
-    std::fs::create_dir(&policies).unwrap();
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    for f in ["access.toml", "retention.toml", "holidays.toml"] {
-        std::fs::copy(src.join(f), policies.join(f)).unwrap();
-    }
+    // Every file (the notices too); fields.toml is replaced below.
+    crate::helpers::copy_policies(&policies);
     let fields = std::fs::read_to_string(src.join("fields.toml")).unwrap();
     let changed = fields.replace(
         "gender_vs_id_number = \"warn\"",

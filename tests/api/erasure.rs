@@ -273,7 +273,7 @@ async fn full_erasure_leaves_no_row_keyed_by_the_guest_outside_the_audit_trail()
         .status,
         StatusCode::OK
     );
-    let put = json!({"notice_version":"1","channel":"app"});
+    let put = json!({"notice_version":"2026-11","channel":"app"});
     app.call(
         Method::PUT,
         &format!("/v1/guests/{id}/consents/marketing"),
@@ -492,7 +492,7 @@ async fn the_sweeper_purges_each_class_the_day_after_its_period_and_audits_it() 
 async fn withdrawing_personalization_consent_expires_preferences_at_the_next_sweep() {
     let app = spawn_app().await;
     let id = app.create_guest(json!({"full_name":"李四","mobile":"13900001111","preferences":{"room":"high floor"},"membership_level":"gold"})).await;
-    let put = json!({"notice_version":"1","channel":"app"});
+    let put = json!({"notice_version":"2026-11","channel":"app"});
     app.call(
         Method::PUT,
         &format!("/v1/guests/{id}/consents/personalization"),
@@ -561,7 +561,7 @@ async fn export_holds_every_catalog_field_stays_consents_and_an_explanation() {
         &format!("/v1/guests/{id}/consents/marketing"),
         Some("pms"),
         Some("check_in"),
-        Some(json!({"notice_version":"1","channel":"app"})),
+        Some(json!({"notice_version":"2026-11","channel":"app"})),
     )
     .await;
 
@@ -755,7 +755,7 @@ async fn a_withdrawal_during_a_stay_keeps_what_the_stay_needs_until_check_out() 
         (
             Method::PUT,
             format!("/v1/guests/{id}/consents/personalization"),
-            Some(json!({"notice_version":"1","channel":"app","separate":true})),
+            Some(json!({"notice_version":"2026-11","channel":"app","separate":true})),
         ),
         (
             Method::DELETE,

@@ -305,6 +305,27 @@ impl TestApp {
     }
 }
 
+/// Copies the shipped `policies/` (with its `notices/` texts) into `to`.
+#[allow(dead_code, reason = "only some tests use it")]
+pub fn copy_policies(to: &std::path::Path) {
+    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let p = entry.unwrap().path();
+            let target = to.join(p.file_name().unwrap());
+            if p.is_dir() {
+                copy_dir(&p, &target);
+            } else {
+                std::fs::copy(&p, target).unwrap();
+            }
+        }
+    }
+    copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
+        to,
+    );
+}
+
 /// A registration record for tests.
 pub fn zhang_san() -> Value {
     serde_json::json!({

@@ -695,11 +695,9 @@ async fn req24_a_guest_who_never_stayed_is_erased_whole() {
 async fn req23_stays_are_anonymized_when_their_class_says_so() {
     let app = crate::helpers::spawn_app_with(|config, dir| {
         let policies = dir.join("policies");
-        std::fs::create_dir(&policies).unwrap();
         let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-        for f in ["fields.toml", "access.toml", "holidays.toml"] {
-            std::fs::copy(src.join(f), policies.join(f)).unwrap();
-        }
+        // Every file (the notices too); retention.toml is replaced below.
+        crate::helpers::copy_policies(&policies);
         let retention = std::fs::read_to_string(src.join("retention.toml"))
             .unwrap()
             .replacen("anonymize = false", "anonymize = true", 1);

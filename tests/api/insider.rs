@@ -89,12 +89,7 @@ async fn search_all(
 /// The shipped policy with `guest.search` given back to the concierge and finance, as it was
 /// before issue 12: their searchable fields are masked, so the view check alone must hold.
 fn pre_issue_policies(dir: &std::path::Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    for entry in std::fs::read_dir(from).unwrap() {
-        let p = entry.unwrap().path();
-        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
-    }
+    crate::helpers::copy_policies(dir);
     let access = dir.join("access.toml");
     let text = std::fs::read_to_string(&access).unwrap();
     let widened = text

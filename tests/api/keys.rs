@@ -369,7 +369,7 @@ async fn a_guest_erased_after_a_backup_stays_erased_after_restoring_it() {
         .unwrap()
         .to_string();
     let kept = app.create_guest(zhang_san()).await;
-    let consent = json!({"notice_version":"1","channel":"app"});
+    let consent = json!({"notice_version":"2026-11","channel":"app"});
     let path = format!("/v1/guests/{kept}/consents/marketing");
     app.call(
         Method::PUT,

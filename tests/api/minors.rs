@@ -425,12 +425,8 @@ async fn req_10_marketing_to_a_child_with_a_guardians_consent_is_allowed_when_th
     let dir = tempfile::tempdir().unwrap();
     let mut config = helpers::test_config(dir.path());
     let policies = dir.path().join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    for entry in std::fs::read_dir(from).unwrap() {
-        let p = entry.unwrap().path();
-        std::fs::copy(&p, policies.join(p.file_name().unwrap())).unwrap();
-    }
+    // The notice texts (`notices/`) come along.
+    helpers::copy_policies(&policies);
     let access = policies.join("access.toml");
     let text = std::fs::read_to_string(&access).unwrap();
     let allowed = text.replace(
@@ -658,5 +654,104 @@ async fn req_10_a_caller_that_cannot_see_the_birth_date_learns_no_age_from_the_a
     assert_eq!(
         code(&personalization_read(&app, &kid).await),
         (StatusCode::FORBIDDEN, Some("consent_required"))
+    );
+}
+
+/// REQ-10 with REQ-05 (the notices work on the minors work): a guardian's consent for a child
+/// names a registered notice (2026-12, the latest) and the ledger keeps both the giver and the
+/// notice's hash; an unregistered version is 422 `unknown_notice_version` before any minors
+/// rule; a refusal for the child needs no guardian, ends the guardian's consent and leaves no
+/// giver on the current row, and asking again within 30 days is 409 `re_ask_too_soon`.
+#[tokio::test]
+async fn req_10_a_guardians_consent_names_a_registered_notice_and_a_refusal_needs_no_guardian() {
+    let app = spawn_app().await;
+    app.clock.set(datetime!(2026-12-01 10:00 UTC));
+    let id = app.create_guest(with_guardian(born("2016-03-15"))).await;
+    let mut body = guardian_consent();
+    body["notice_version"] = json!("2099-01");
+    let r = grant(&app, "pms", "check_in", &id, "personalization", body).await;
+    assert_eq!(
+        code(&r),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("unknown_notice_version")
+        ),
+        "{}",
+        r.text
+    );
+    let mut body = guardian_consent();
+    body["notice_version"] = json!("2026-12");
+    body["notice_language"] = json!("en");
+    let r = grant(&app, "pms", "check_in", &id, "personalization", body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let hash = {
+        let bytes = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/notices/2026-12.en.md"),
+        )
+        .unwrap();
+        ring::digest::digest(&ring::digest::SHA256, &bytes)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(
+        (
+            &r.body["status"],
+            &r.body["given_by"],
+            &r.body["notice_sha256"]
+        ),
+        (&json!("granted"), &json!("guardian"), &json!(hash))
+    );
+    assert_eq!(personalization_read(&app, &id).await.status, StatusCode::OK);
+    let list = consents(&app, "pms", "check_in", &id).await;
+    let last = list.body["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            &last["given_by"],
+            &last["guardian_relationship"],
+            &last["notice_sha256"]
+        ),
+        (&json!("guardian"), &json!("parent"), &json!(hash)),
+        "{}",
+        list.text
+    );
+
+    // Refused (the hotel asked, the guardian said no): no guardian fields needed.
+    app.clock.set(datetime!(2026-12-02 10:00 UTC));
+    let r = grant(
+        &app,
+        "pms",
+        "check_in",
+        &id,
+        "personalization",
+        json!({"decision": "refused", "notice_version": "2026-12"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        (&r.body["status"], &r.body["given_by"]),
+        (&json!("refused"), &Value::Null),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        code(&personalization_read(&app, &id).await),
+        (StatusCode::FORBIDDEN, Some("consent_required"))
+    );
+    app.clock.set(datetime!(2026-12-20 10:00 UTC));
+    let mut body = guardian_consent();
+    body["notice_version"] = json!("2026-12");
+    let r = grant(&app, "pms", "check_in", &id, "personalization", body).await;
+    assert_eq!(
+        code(&r),
+        (StatusCode::CONFLICT, Some("re_ask_too_soon")),
+        "{}",
+        r.text
     );
 }

@@ -483,12 +483,7 @@ async fn a_new_stay_starts_the_stages_again_and_a_new_id_number_ends_the_pseudon
 fn policy_check_names_the_key_of_an_invalid_stage() {
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    for entry in std::fs::read_dir(from).unwrap() {
-        let p = entry.unwrap().path();
-        std::fs::copy(&p, policies.join(p.file_name().unwrap())).unwrap();
-    }
+    crate::helpers::copy_policies(&policies);
     let file = policies.join("retention.toml");
     let text = std::fs::read_to_string(&file).unwrap();
     let broken = text.replacen("fields = [\"id_number\"]", "fields = [\"full_name\"]", 1);

@@ -41,11 +41,8 @@ async fn an_invalid_policy_dir_stops_start_up_naming_file_and_key() {
     let mut config = crate::helpers::test_config(dir.path());
     guestvault::cli::init(&config).unwrap();
     let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
+    crate::helpers::copy_policies(&policies);
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    for f in ["fields.toml", "retention.toml", "holidays.toml"] {
-        std::fs::copy(src.join(f), policies.join(f)).unwrap();
-    }
     let access = std::fs::read_to_string(src.join("access.toml"))
         .unwrap()
         .replacen("mobile = \"reveal\"", "mobile = \"visible\"", 1);

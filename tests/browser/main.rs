@@ -8,6 +8,7 @@
 //! `<target dir>/console-screenshots/`.
 #![allow(clippy::unwrap_used, reason = "test code fails loudly by design")]
 
+mod scenario_deadlines;
 mod scenario_dsr;
 mod scenario_ops;
 mod webdriver;
@@ -67,14 +68,17 @@ struct Vault {
 
 impl Vault {
     async fn start() -> Self {
+        Self::start_with_clock(Arc::new(SystemClock)).await
+    }
+
+    /// A vault on `clock` (a [`guestvault::clock::ManualClock`] to move dates along).
+    async fn start_with_clock(clock: Arc<dyn Clock>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.storage.data_dir = dir.path().to_owned();
         config.server.listen = "127.0.0.1:0".into();
         guestvault::cli::init(&config).unwrap();
-        let app = App::build_with_clock(config.clone(), Arc::new(SystemClock) as Arc<dyn Clock>)
-            .await
-            .unwrap();
+        let app = App::build_with_clock(config.clone(), clock).await.unwrap();
         let addr = format!("http://127.0.0.1:{}", app.port());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {

@@ -10,7 +10,7 @@ use super::webdriver::Session;
 use super::{browser, screenshot_dir, sign_in, Driver, Vault};
 
 /// Switches the console to English (the machine may lack CJK fonts for the screenshots).
-async fn english(s: &Session) {
+pub(super) async fn english(s: &Session) {
     if s.lang().await != "en" {
         s.find("form.lang button").await.click().await;
         s.wait_for("html[lang='en']").await;
@@ -18,7 +18,7 @@ async fn english(s: &Session) {
 }
 
 /// Saves `name` under the screenshot dir, and under `docs/` when `GV_DOCS_SCREENSHOTS=1`.
-async fn shot(s: &Session, name: &str, docs_name: Option<&str>) {
+pub(super) async fn shot(s: &Session, name: &str, docs_name: Option<&str>) {
     let path = screenshot_dir().join(name);
     s.screenshot(&path).await;
     if let Some(d) = docs_name {

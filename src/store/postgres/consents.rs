@@ -7,7 +7,9 @@
 use tokio_postgres::Row;
 
 use crate::policy::ConsentFacts;
-use crate::store::rows::{ConsentChange, ConsentEvent, ConsentGiver, ConsentRecord};
+use crate::store::rows::{
+    with_refusals, ConsentChange, ConsentEvent, ConsentGiver, ConsentRecord, RefusalRow,
+};
 use crate::store::StoreError;
 
 use super::conn::PgConn;
@@ -43,8 +45,8 @@ pub fn apply(
     }
     c.execute(
         "INSERT INTO consent_events (guest_id, purpose, status, separate, notice_version, channel, actor, at,
-           given_by, guardian_relationship, guardian_guest_id, guardian_ticket)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+           given_by, guardian_relationship, guardian_guest_id, guardian_ticket, notice_sha256, initiated_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         &[
             &gid,
             &change.purpose,
@@ -58,18 +60,21 @@ pub fn apply(
             &relationship,
             &guardian_gid,
             &ticket,
+            &change.notice_sha256,
+            &change.initiated_by,
         ],
     )?;
     if change.grant {
         c.execute(
             "INSERT INTO consents (guest_id, purpose, status, separate, notice_version, channel, granted_at, withdrawn_at,
-               given_by, guardian_relationship, guardian_guest_id, guardian_ticket)
-             VALUES ($1, $2, 'granted', $3, $4, $5, $6, NULL, $7, $8, $9, $10)
+               given_by, guardian_relationship, guardian_guest_id, guardian_ticket, notice_sha256)
+             VALUES ($1, $2, 'granted', $3, $4, $5, $6, NULL, $7, $8, $9, $10, $11)
              ON CONFLICT (guest_id, purpose) DO UPDATE SET status = 'granted', separate = excluded.separate,
                notice_version = excluded.notice_version, channel = excluded.channel,
                granted_at = excluded.granted_at, withdrawn_at = NULL,
                given_by = excluded.given_by, guardian_relationship = excluded.guardian_relationship,
-               guardian_guest_id = excluded.guardian_guest_id, guardian_ticket = excluded.guardian_ticket",
+               guardian_guest_id = excluded.guardian_guest_id, guardian_ticket = excluded.guardian_ticket,
+               notice_sha256 = excluded.notice_sha256",
             &[
                 &gid,
                 &change.purpose,
@@ -81,6 +86,7 @@ pub fn apply(
                 &relationship,
                 &guardian_gid,
                 &ticket,
+                &change.notice_sha256,
             ],
         )?;
     } else {
@@ -97,7 +103,95 @@ pub fn ledger(
     c: &PgConn,
     gid: &str,
 ) -> Result<(Vec<ConsentRecord>, Vec<ConsentEvent>), StoreError> {
-    Ok((current(c, gid)?, history(c, gid)?))
+    Ok(with_refusals(
+        stored_current(c, gid)?,
+        stored_history(c, gid)?,
+        refusals(c, gid)?,
+    ))
+}
+
+/// The current consent per purpose (a refusal after the last grant or withdrawal shows as
+/// `refused`).
+pub fn current(c: &PgConn, gid: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+    Ok(ledger(c, gid)?.0)
+}
+
+/// Every grant, withdrawal and refusal, in time order.
+pub fn history(c: &PgConn, gid: &str) -> Result<Vec<ConsentEvent>, StoreError> {
+    Ok(ledger(c, gid)?.1)
+}
+
+fn refusals(c: &PgConn, gid: &str) -> Result<Vec<RefusalRow>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT purpose, notice_version, notice_sha256, channel, initiated_by, actor, at
+             FROM consent_refusals WHERE guest_id = $1 ORDER BY id",
+            &[&gid],
+        )?
+        .iter()
+        .map(|r| {
+            Ok::<_, tokio_postgres::Error>(RefusalRow {
+                purpose: r.try_get(0)?,
+                notice_version: r.try_get(1)?,
+                notice_sha256: r.try_get(2)?,
+                channel: r.try_get(3)?,
+                initiated_by: r.try_get(4)?,
+                actor: r.try_get(5)?,
+                at: r.try_get(6)?,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Records a refusal (Network Data Security Regulation Art. 22(5)). The caller withdraws a
+/// standing consent first.
+pub fn record_refusal(
+    c: &PgConn,
+    gid: &str,
+    change: &ConsentChange,
+    actor: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO consent_refusals (guest_id, purpose, notice_version, notice_sha256, channel, initiated_by, actor, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &gid,
+            &change.purpose,
+            &change.notice_version.as_deref().unwrap_or_default(),
+            &change.notice_sha256.as_deref().unwrap_or_default(),
+            &change.channel.as_deref().unwrap_or_default(),
+            &change.initiated_by.as_deref().unwrap_or("hotel"),
+            &actor,
+            &now,
+        ],
+    )?;
+    Ok(())
+}
+
+/// When the guest last refused `purpose`, if ever.
+pub fn latest_refusal(c: &PgConn, gid: &str, purpose: &str) -> Result<Option<String>, StoreError> {
+    let row = c.query_opt(
+        "SELECT max(at COLLATE \"C\") FROM consent_refusals WHERE guest_id = $1 AND purpose = $2",
+        &[&gid, &purpose],
+    )?;
+    Ok(row
+        .map(|r| r.try_get::<_, Option<String>>(0))
+        .transpose()?
+        .flatten())
+}
+
+/// The notice version a standing consent names (`None`: no consent row, or none named).
+pub fn consent_notice(c: &PgConn, gid: &str, purpose: &str) -> Result<Option<String>, StoreError> {
+    let row = c.query_opt(
+        "SELECT notice_version FROM consents WHERE guest_id = $1 AND purpose = $2",
+        &[&gid, &purpose],
+    )?;
+    Ok(row
+        .map(|r| r.try_get::<_, Option<String>>(0))
+        .transpose()?
+        .flatten())
 }
 
 fn record_from(r: &Row) -> Result<ConsentRecord, tokio_postgres::Error> {
@@ -114,6 +208,8 @@ fn record_from(r: &Row) -> Result<ConsentRecord, tokio_postgres::Error> {
         guardian_guest_id: r.try_get(9)?,
         guardian_ticket: r.try_get(10)?,
         confirm_needed: None,
+        notice_sha256: r.try_get(11)?,
+        refused_at: None,
     })
 }
 
@@ -130,14 +226,16 @@ fn event_from(r: &Row) -> Result<ConsentEvent, tokio_postgres::Error> {
         guardian_relationship: r.try_get(8)?,
         guardian_guest_id: r.try_get(9)?,
         guardian_ticket: r.try_get(10)?,
+        notice_sha256: r.try_get(11)?,
+        initiated_by: r.try_get(12)?,
     })
 }
 
-pub fn current(c: &PgConn, gid: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+fn stored_current(c: &PgConn, gid: &str) -> Result<Vec<ConsentRecord>, StoreError> {
     let rows = c
         .query(
             "SELECT purpose, status, separate, notice_version, channel, granted_at, withdrawn_at,
-               given_by, guardian_relationship, guardian_guest_id, guardian_ticket
+               given_by, guardian_relationship, guardian_guest_id, guardian_ticket, notice_sha256
              FROM consents WHERE guest_id = $1 ORDER BY purpose COLLATE \"C\"",
             &[&gid],
         )?
@@ -147,11 +245,11 @@ pub fn current(c: &PgConn, gid: &str) -> Result<Vec<ConsentRecord>, StoreError> 
     Ok(rows)
 }
 
-pub fn history(c: &PgConn, gid: &str) -> Result<Vec<ConsentEvent>, StoreError> {
+fn stored_history(c: &PgConn, gid: &str) -> Result<Vec<ConsentEvent>, StoreError> {
     let rows = c
         .query(
             "SELECT purpose, status, separate, notice_version, channel, actor, at,
-               given_by, guardian_relationship, guardian_guest_id, guardian_ticket
+               given_by, guardian_relationship, guardian_guest_id, guardian_ticket, notice_sha256, initiated_by
              FROM consent_events WHERE guest_id = $1 ORDER BY id",
             &[&gid],
         )?

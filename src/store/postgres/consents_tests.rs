@@ -35,6 +35,9 @@ fn change(purpose: &str, grant: bool, separate: bool, notice: Option<&str>) -> C
             guardian_guest_id: None,
             guardian_ticket: (purpose == "b_x").then(|| "FORM-7".into()),
         }),
+        notice_sha256: notice.map(|_| "ab".repeat(32)),
+        initiated_by: notice.map(|_| "hotel".to_string()),
+        refused: false,
     }
 }
 
@@ -184,6 +187,90 @@ fn grants_and_withdrawals_are_recorded_alike() {
         both!(p, consent_state("g1", "b_x")).unwrap(),
         ConsentFacts::Withdrawn
     );
+}
+
+/// Refusals (issue 16 §4, REQ-05): recorded, read back as the latest answer, and the latest
+/// refusal's time, alike on both backends.
+#[test]
+fn refusals_are_recorded_and_read_alike() {
+    let Some(p) = pair() else { return };
+    let refusal = |purpose: &str, by: &str| ConsentChange {
+        grant: false,
+        refused: true,
+        initiated_by: Some(by.to_string()),
+        ..change(purpose, true, false, Some("v1"))
+    };
+    assert_eq!(both!(p, latest_refusal("g1", "marketing")).unwrap(), None);
+    both!(
+        p,
+        record_refusal(
+            "g1",
+            &refusal("marketing", "hotel"),
+            "staff:7",
+            "2024-01-01T00:00:00.000000Z"
+        )
+    )
+    .unwrap();
+    both!(
+        p,
+        record_refusal(
+            "g1",
+            &refusal("marketing", "guest"),
+            "staff:7",
+            "2024-01-03T00:00:00.000000Z"
+        )
+    )
+    .unwrap();
+    both!(
+        p,
+        record_refusal(
+            "g2",
+            &refusal("Marketing", "hotel"),
+            "staff:7",
+            "2024-01-02T00:00:00.000000Z"
+        )
+    )
+    .unwrap();
+    check_views(&p);
+    assert_eq!(
+        both!(p, latest_refusal("g1", "marketing"))
+            .unwrap()
+            .as_deref(),
+        Some("2024-01-03T00:00:00.000000Z")
+    );
+    assert_eq!(both!(p, latest_refusal("g1", "Marketing")).unwrap(), None);
+    // A later grant is the current answer; the refusals stay in the history.
+    both!(
+        p,
+        apply(
+            "g1",
+            &change("marketing", true, false, Some("v2")),
+            "staff:7",
+            "2024-01-04T00:00:00.000000Z"
+        )
+    )
+    .unwrap();
+    let (current, history) = both!(p, ledger("g1")).unwrap();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0].status, "granted");
+    assert_eq!(current[0].refused_at, None);
+    let statuses: Vec<&str> = history.iter().map(|e| e.status.as_str()).collect();
+    assert_eq!(statuses, ["refused", "refused", "granted"]);
+    assert_eq!(history[1].initiated_by.as_deref(), Some("guest"));
+    let g2 = both!(p, current("g2")).unwrap();
+    assert_eq!(g2[0].status, "refused");
+    assert_eq!(
+        g2[0].refused_at.as_deref(),
+        Some("2024-01-02T00:00:00.000000Z")
+    );
+    assert_eq!(
+        both!(p, consent_notice("g1", "marketing"))
+            .unwrap()
+            .as_deref(),
+        Some("v2")
+    );
+    assert_eq!(both!(p, consent_notice("g2", "marketing")).unwrap(), None);
+    check_views(&p);
 }
 
 #[test]

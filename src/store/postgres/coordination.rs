@@ -207,12 +207,28 @@ pub fn try_activate_kek(
 /// is dropped. If the connection is lost the lock is gone with it (the server releases a dead
 /// session's locks, and another node may take the job): [`SessionLock::is_held`] then answers
 /// `false` and the job stops at its next step.
+///
+/// Dropping the value unlocks before it returns (bounded by [`UNLOCK_WAIT`]): a job taken
+/// right after, by this process or another node, must not find the lock still held.
 #[derive(Debug)]
 pub struct SessionLock {
     lost: Arc<AtomicBool>,
     pid: i32,
     /// Dropping it tells the thread to unlock and close the connection.
-    _release: mpsc::Sender<()>,
+    release: Option<mpsc::Sender<()>>,
+    /// Closed by the thread once the lock is released (or its session gone).
+    unlocked: mpsc::Receiver<()>,
+}
+
+/// How long dropping a [`SessionLock`] waits for the unlock to reach the server.
+const UNLOCK_WAIT: Duration = Duration::from_secs(2);
+
+impl Drop for SessionLock {
+    fn drop(&mut self) {
+        self.release.take();
+        // Disconnected once the thread has unlocked and ended.
+        let _ = self.unlocked.recv_timeout(UNLOCK_WAIT);
+    }
 }
 
 impl SessionLock {
@@ -225,6 +241,7 @@ impl SessionLock {
     ) -> Result<Option<Self>, StoreError> {
         let (answer_tx, answer_rx) = mpsc::channel();
         let (release_tx, release_rx) = mpsc::channel::<()>();
+        let (unlocked_tx, unlocked_rx) = mpsc::channel::<()>();
         let lost = Arc::new(AtomicBool::new(false));
         let thread_lost = lost.clone();
         let id = lock_id(job);
@@ -256,6 +273,7 @@ impl SessionLock {
                     return; // the caller is gone: closing the connection releases the lock
                 }
                 hold(&conn, id, &release_rx, &thread_lost);
+                drop(unlocked_tx);
             })
             .map_err(StoreError::Io)?;
         let answer = answer_rx
@@ -264,7 +282,8 @@ impl SessionLock {
         Ok(answer?.map(|pid| Self {
             lost,
             pid,
-            _release: release_tx,
+            release: Some(release_tx),
+            unlocked: unlocked_rx,
         }))
     }
 

@@ -208,7 +208,7 @@ pub fn set_status(
 }
 
 /// Every row that names a guest, in SQLite's order: the guest row last.
-const SHRED: [&str; 10] = [
+const SHRED: [&str; 11] = [
     "DELETE FROM legal_holds WHERE guest_id = $1",
     "DELETE FROM guest_field_history WHERE guest_id = $1",
     "DELETE FROM correction_requests WHERE guest_id = $1",
@@ -217,6 +217,7 @@ const SHRED: [&str; 10] = [
     "DELETE FROM stays WHERE guest_id = $1",
     "DELETE FROM consents WHERE guest_id = $1",
     "DELETE FROM consent_events WHERE guest_id = $1",
+    "DELETE FROM consent_refusals WHERE guest_id = $1",
     "DELETE FROM guest_keys WHERE guest_id = $1",
     "DELETE FROM guests WHERE guest_id = $1",
 ];

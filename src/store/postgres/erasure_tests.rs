@@ -161,6 +161,7 @@ const TABLES: &[(&str, &[Col])] = {
                 Text("channel"),
                 Text("granted_at"),
                 Text("withdrawn_at"),
+                Text("notice_sha256"),
             ],
         ),
         (
@@ -172,6 +173,21 @@ const TABLES: &[(&str, &[Col])] = {
                 Bool("separate"),
                 Text("notice_version"),
                 Text("channel"),
+                Text("actor"),
+                Text("at"),
+                Text("notice_sha256"),
+                Text("initiated_by"),
+            ],
+        ),
+        (
+            "consent_refusals",
+            &[
+                Text("guest_id"),
+                Text("purpose"),
+                Text("notice_version"),
+                Text("notice_sha256"),
+                Text("channel"),
+                Text("initiated_by"),
                 Text("actor"),
                 Text("at"),
             ],
@@ -419,6 +435,9 @@ fn consent(purpose: &str, grant: bool, separate: bool) -> crate::store::rows::Co
         notice_version: Some("v1".into()),
         channel: Some("front_desk".into()),
         giver: None,
+        notice_sha256: None,
+        initiated_by: None,
+        refused: false,
     }
 }
 
@@ -610,7 +629,7 @@ fn erasing_fields_stays_and_whole_guests_leaves_the_same_rows() {
     );
     assert!(rows.iter().any(|r| r.starts_with("guests: g_a|")));
     assert!(rows.iter().any(|r| r
-        == "consents: ga|marketing|granted|0|v1|front_desk|2023-01-01T00:00:00.000000Z|<null>"));
+        == "consents: ga|marketing|granted|0|v1|front_desk|2023-01-01T00:00:00.000000Z|<null>|<null>"));
     assert!(both!(p, retention_facts("g-a")).unwrap().is_none());
     // Shredding again, or a guest that never was, changes nothing.
     both!(p, shred_guest(&permit, "g-a")).unwrap();

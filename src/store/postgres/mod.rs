@@ -92,6 +92,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../../migrations/postgres/0005_retention_stages.sql"),
     ),
     (
+        6,
+        "0006_notices_refusals",
+        include_str!("../../../migrations/postgres/0006_notices_refusals.sql"),
+    ),
+    (
         7,
         "0007_dsr_deadlines",
         include_str!("../../../migrations/postgres/0007_dsr_deadlines.sql"),

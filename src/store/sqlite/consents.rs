@@ -5,7 +5,9 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::policy::ConsentFacts;
-use crate::store::rows::{ConsentChange, ConsentEvent, ConsentGiver, ConsentRecord};
+use crate::store::rows::{
+    with_refusals, ConsentChange, ConsentEvent, ConsentGiver, ConsentRecord, RefusalRow,
+};
 use crate::store::StoreError;
 
 /// Appends a ledger entry and updates the current view. Withdrawing what is not granted
@@ -36,24 +38,25 @@ pub fn apply(
     }
     c.prepare_cached(
         "INSERT INTO consent_events (guest_id, purpose, status, separate, notice_version, channel, actor, at,
-           given_by, guardian_relationship, guardian_guest_id, guardian_ticket)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+           given_by, guardian_relationship, guardian_guest_id, guardian_ticket, notice_sha256, initiated_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![gid, change.purpose, status, change.separate, change.notice_version, change.channel, actor, now,
-        given_by, relationship, guardian_gid, ticket])?;
+        given_by, relationship, guardian_gid, ticket, change.notice_sha256, change.initiated_by])?;
     if change.grant {
         c.prepare_cached(
             "INSERT INTO consents (guest_id, purpose, status, separate, notice_version, channel, granted_at, withdrawn_at,
-               given_by, guardian_relationship, guardian_guest_id, guardian_ticket)
-             VALUES (?1, ?2, 'granted', ?3, ?4, ?5, ?6, NULL, ?7, ?8, ?9, ?10)
+               given_by, guardian_relationship, guardian_guest_id, guardian_ticket, notice_sha256)
+             VALUES (?1, ?2, 'granted', ?3, ?4, ?5, ?6, NULL, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (guest_id, purpose) DO UPDATE SET status = 'granted', separate = excluded.separate,
                notice_version = excluded.notice_version, channel = excluded.channel,
                granted_at = excluded.granted_at, withdrawn_at = NULL,
                given_by = excluded.given_by, guardian_relationship = excluded.guardian_relationship,
-               guardian_guest_id = excluded.guardian_guest_id, guardian_ticket = excluded.guardian_ticket",
+               guardian_guest_id = excluded.guardian_guest_id, guardian_ticket = excluded.guardian_ticket,
+               notice_sha256 = excluded.notice_sha256",
         )?
         .execute(params![gid, change.purpose, change.separate, change.notice_version, change.channel, now,
-            given_by, relationship, guardian_gid, ticket])?;
+            given_by, relationship, guardian_gid, ticket, change.notice_sha256])?;
     } else {
         c.prepare_cached("UPDATE consents SET status = 'withdrawn', withdrawn_at = ?3 WHERE guest_id = ?1 AND purpose = ?2")?
             .execute(params![gid, change.purpose, now])?;
@@ -66,13 +69,28 @@ pub fn ledger(
     c: &Connection,
     gid: &str,
 ) -> Result<(Vec<ConsentRecord>, Vec<ConsentEvent>), StoreError> {
-    Ok((current(c, gid)?, history(c, gid)?))
+    Ok(with_refusals(
+        stored_current(c, gid)?,
+        stored_history(c, gid)?,
+        refusals(c, gid)?,
+    ))
 }
 
+/// The current consent per purpose (a refusal after the last grant or withdrawal shows as
+/// `refused`).
 pub fn current(c: &Connection, gid: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+    Ok(ledger(c, gid)?.0)
+}
+
+/// Every grant, withdrawal and refusal, in time order.
+pub fn history(c: &Connection, gid: &str) -> Result<Vec<ConsentEvent>, StoreError> {
+    Ok(ledger(c, gid)?.1)
+}
+
+fn stored_current(c: &Connection, gid: &str) -> Result<Vec<ConsentRecord>, StoreError> {
     let mut stmt = c.prepare_cached(
         "SELECT purpose, status, separate, notice_version, channel, granted_at, withdrawn_at,
-           given_by, guardian_relationship, guardian_guest_id, guardian_ticket
+           given_by, guardian_relationship, guardian_guest_id, guardian_ticket, notice_sha256
          FROM consents WHERE guest_id = ?1 ORDER BY purpose",
     )?;
     let rows = stmt
@@ -90,16 +108,18 @@ pub fn current(c: &Connection, gid: &str) -> Result<Vec<ConsentRecord>, StoreErr
                 guardian_guest_id: r.get(9)?,
                 guardian_ticket: r.get(10)?,
                 confirm_needed: None,
+                notice_sha256: r.get(11)?,
+                refused_at: None,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
-pub fn history(c: &Connection, gid: &str) -> Result<Vec<ConsentEvent>, StoreError> {
+fn stored_history(c: &Connection, gid: &str) -> Result<Vec<ConsentEvent>, StoreError> {
     let mut stmt = c.prepare_cached(
         "SELECT purpose, status, separate, notice_version, channel, actor, at,
-           given_by, guardian_relationship, guardian_guest_id, guardian_ticket
+           given_by, guardian_relationship, guardian_guest_id, guardian_ticket, notice_sha256, initiated_by
          FROM consent_events WHERE guest_id = ?1 ORDER BY id",
     )?;
     let rows = stmt
@@ -116,10 +136,85 @@ pub fn history(c: &Connection, gid: &str) -> Result<Vec<ConsentEvent>, StoreErro
                 guardian_relationship: r.get(8)?,
                 guardian_guest_id: r.get(9)?,
                 guardian_ticket: r.get(10)?,
+                notice_sha256: r.get(11)?,
+                initiated_by: r.get(12)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+fn refusals(c: &Connection, gid: &str) -> Result<Vec<RefusalRow>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT purpose, notice_version, notice_sha256, channel, initiated_by, actor, at
+         FROM consent_refusals WHERE guest_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map([gid], |r| {
+            Ok(RefusalRow {
+                purpose: r.get(0)?,
+                notice_version: r.get(1)?,
+                notice_sha256: r.get(2)?,
+                channel: r.get(3)?,
+                initiated_by: r.get(4)?,
+                actor: r.get(5)?,
+                at: r.get(6)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Records a refusal (Network Data Security Regulation Art. 22(5)). The caller withdraws a
+/// standing consent first.
+pub fn record_refusal(
+    c: &Connection,
+    gid: &str,
+    change: &ConsentChange,
+    actor: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO consent_refusals (guest_id, purpose, notice_version, notice_sha256, channel, initiated_by, actor, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        gid,
+        change.purpose,
+        change.notice_version.as_deref().unwrap_or_default(),
+        change.notice_sha256.as_deref().unwrap_or_default(),
+        change.channel.as_deref().unwrap_or_default(),
+        change.initiated_by.as_deref().unwrap_or("hotel"),
+        actor,
+        now
+    ])?;
+    Ok(())
+}
+
+/// When the guest last refused `purpose`, if ever.
+pub fn latest_refusal(
+    c: &Connection,
+    gid: &str,
+    purpose: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT max(at) FROM consent_refusals WHERE guest_id = ?1 AND purpose = ?2",
+    )?
+    .query_row([gid, purpose], |r| r.get::<_, Option<String>>(0))?)
+}
+
+/// The notice version a standing consent names (`None`: no consent row, or none named).
+pub fn consent_notice(
+    c: &Connection,
+    gid: &str,
+    purpose: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT notice_version FROM consents WHERE guest_id = ?1 AND purpose = ?2",
+    )?
+    .query_row([gid, purpose], |r| r.get::<_, Option<String>>(0))
+    .optional()?
+    .flatten())
 }
 
 /// The current consent of a guest for one purpose, as the policy sees it.

@@ -142,6 +142,7 @@ pub fn shred_guest(conn: &Connection, permit: &Permit, guest_id: &str) -> Result
         "stays",
         "consents",
         "consent_events",
+        "consent_refusals",
         "guest_keys",
         "guests",
     ] {

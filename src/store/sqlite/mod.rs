@@ -117,6 +117,9 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../../migrations/0008_retention_stages.sql"
         )),
+        M::up(include_str!(
+            "../../../migrations/0009_notices_refusals.sql"
+        )),
         M::up(include_str!("../../../migrations/0010_dsr_deadlines.sql")),
     ])
 }

@@ -588,7 +588,7 @@ async fn the_sql_helpers_read_and_tamper_alike_on_both_backends() {
         &format!("/v1/guests/{id}/consents/marketing"),
         Some("pms"),
         Some("check_in"),
-        Some(serde_json::json!({"notice_version":"1","channel":"app"})),
+        Some(serde_json::json!({"notice_version":"2026-11","channel":"app"})),
     )
     .await;
     assert_eq!(
