@@ -64,14 +64,8 @@ async fn overdue(app: &TestApp) -> Vec<Value> {
 /// to the 27th, so that 15 working days after 2026-02-02 pass one month (GDPR) and 30 days.
 fn long_february(config: &mut guestvault::config::Config, dir: &std::path::Path) {
     let policies = dir.join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
+    crate::helpers::copy_policies(&policies);
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    for entry in std::fs::read_dir(&shipped).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            std::fs::copy(&path, policies.join(path.file_name().unwrap())).unwrap();
-        }
-    }
     let holidays = std::fs::read_to_string(shipped.join("holidays.toml")).unwrap();
     let start = holidays.find("[cn.2026]").unwrap();
     let end = holidays.find("[cn.2027]").unwrap();
