@@ -94,7 +94,7 @@ call("POST", f"/v1/guests/{guest}/stays", pms, "check_in", {"fields": {"property
      "check_in": "2026-01-20", "check_out": "2026-01-23", "room_number": "1208",
      "amount": "1280.00", "currency": "CNY", "channel": "direct"}})
 call("PUT", f"/v1/guests/{guest}/consents/marketing", pms, "check_in",
-     {"notice_version": "2026-01", "channel": "front_desk"})
+     {"notice_version": "2026-12", "channel": "front_desk"})
 receipt = call("POST", f"/v1/guests/{ids[1]}/erasure", dsr, "data_subject_request",
      {"reason": "guest_request"})
 print(guest, receipt["request_id"])
