@@ -141,7 +141,23 @@ pub struct ExtendInput {
     pub ticket: Option<String>,
     /// Months to add, 1 or 2 (default 2); at most 2 in all (GDPR Art. 12(3)).
     #[schema(minimum = 1, maximum = 2)]
+    #[serde(default, deserialize_with = "whole_months")]
     pub months: Option<u32>,
+}
+
+/// `months` as JSON Schema counts integers: `1.0` is the integer 1 (schemathesis sends it).
+fn whole_months<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let n: Option<serde_json::Number> = Option::deserialize(d)?;
+    // Anything else (1.5, -1, huge) becomes a value out of range: 422, never the default.
+    Ok(n.map(|n| {
+        n.as_u64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && (0.0..=2.0).contains(f))
+                    .map(|f| f as u64)
+            })
+            .map_or(u32::MAX, |v| u32::try_from(v).unwrap_or(u32::MAX))
+    }))
 }
 
 /// A request after its extension.
