@@ -13,7 +13,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Auth};
 use super::openapi::{PurposeHeader, RequestIdPath};
-use super::problems::{ExtendProblems, OverdueProblems, ReceiptProblems, WriteProblems};
+use super::problems::{
+    ExtendProblems, OverdueProblems, ReceiptProblems, RegisterWriteProblems, WriteProblems,
+};
 use super::AppState;
 use crate::domain::FieldError;
 use crate::service::{
@@ -182,7 +184,7 @@ async fn decide(
     summary = "Apply a correction request after checking the guest's document",
     description = "The audit event carries keyed hashes of the values before and after (REQ-30).",
     params(RequestIdPath, PurposeHeader), request_body = DecisionBody,
-    responses((status = 200, description = "applied", body = CorrectionDecision), WriteProblems))]
+    responses((status = 200, description = "applied", body = CorrectionDecision), RegisterWriteProblems))]
 async fn apply_request(
     State(state): State<AppState>,
     Auth(caller): Auth,

@@ -14,12 +14,13 @@ use axum::response::IntoResponse;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::corrections::{DecisionBody, StayCorrectionBody};
 use super::erasure::ErasureBody;
 use super::extract::ApiJson;
 use super::guests::{CreateGuestBody, RevealBody, SearchBody, StayBody, UpdateGuestBody};
 use crate::domain::{normalize_for_search, validate_fields, FieldError, Validated};
 use crate::policy::{Catalog, FieldScope, FieldType, Policies, Sources};
-use crate::service::ConsentInput;
+use crate::service::{ConsentInput, ExtendInput, HoldInput};
 
 fn today() -> time::Date {
     time::macros::date!(2026 - 06 - 01)
@@ -211,6 +212,20 @@ pub fn json_bodies(data: &[u8]) {
             let _ = extract::<CreateGuestBody>(body);
             let _ = extract::<RevealBody>(body);
             let _ = extract::<SearchBody>(body);
+            let _ = extract::<DecisionBody>(body);
+            let _ = extract::<StayCorrectionBody>(body);
+            let _ = extract::<HoldInput>(body);
+            // `months` takes a whole number, also written as `1.0`; anything else is out of
+            // range for the service (never the default).
+            if let Some(e) = extract::<ExtendInput>(body) {
+                if let (Some(m), Some(raw)) = (e.months, object().get("months")) {
+                    let whole = raw.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0);
+                    assert!(
+                        whole == Some(f64::from(m)) || m == u32::MAX,
+                        "months read as another number"
+                    );
+                }
+            }
         }
     }
 }

@@ -12,7 +12,9 @@ use utoipa::ToSchema;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, Auth};
 use super::openapi::{GuestPath, PurposeHeader};
-use super::problems::{CreateProblems, ReadProblems, SearchProblems, WriteProblems};
+use super::problems::{
+    CreateProblems, ReadProblems, RegisterWriteProblems, SearchProblems, WriteProblems,
+};
 use super::AppState;
 use crate::policy::JustificationInput;
 use crate::service::{
@@ -177,7 +179,7 @@ async fn read_guest(
         the caller sees in plain only.",
     responses((status = 200, description = "the guest after the change", body = GuestView),
         (status = 202, description = "recorded as a correction request", body = CorrectionReceipt),
-        WriteProblems))]
+        RegisterWriteProblems))]
 async fn update_guest(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -240,7 +242,7 @@ async fn search_guests(
 
 #[utoipa::path(post, path = "/v1/guests/{id}/stays", tag = "guests", summary = "Add a stay",
     params(GuestPath, PurposeHeader), request_body = StayBody,
-    responses((status = 201, description = "created", body = StayCreated), WriteProblems))]
+    responses((status = 201, description = "created", body = StayCreated), RegisterWriteProblems))]
 async fn add_stay(
     State(state): State<AppState>,
     Auth(caller): Auth,

@@ -81,7 +81,7 @@ pub const CODES: [(&str, &str); 26] = [
     ),
     (
         "guardian_required",
-        "a guest under 18 registered without the guardian's name and mobile or an accompanying adult (REQ-10)",
+        "a guest under 18 registered, given a stay or corrected without the guardian's name and mobile or an accompanying adult recorded (REQ-10)",
     ),
     (
         "guardian_consent_required",
@@ -236,6 +236,20 @@ problem_sets! {
         413 => ["payload_too_large"],
         415 => ["unsupported_media_type"],
         422 => ["validation_failed"],
+        500 => ["internal"],
+        503 => ["audit_unavailable", "unavailable"],
+    }
+    /// Writes that register or correct a guest (`PATCH`, add a stay, apply a correction
+    /// request): `guardian_required` when a guest under 18 would be left without a guardian
+    /// (REQ-10).
+    RegisterWriteProblems {
+        400 => ["purpose_required", "malformed_json"],
+        401 => ["unauthorized"],
+        403 => ["forbidden", "purpose_not_allowed", "consent_required", "restricted"],
+        404 => ["guest_not_found"],
+        413 => ["payload_too_large"],
+        415 => ["unsupported_media_type"],
+        422 => ["validation_failed", "guardian_required"],
         500 => ["internal"],
         503 => ["audit_unavailable", "unavailable"],
     }

@@ -240,6 +240,13 @@ impl Vault {
                     return Err(refuse(VaultError::Validation(errors)).await);
                 }
             };
+            // Minors (REQ-10): applying it must not leave a guest under 18 without a guardian.
+            if let Err(code) = self
+                .correction_registration_rule(caller, &guest_id, &validated)
+                .await?
+            {
+                return Err(refuse(VaultError::Unprocessable(code)).await);
+            }
             let before: BTreeMap<String, crate::domain::Pii> = self
                 .open_fields(&guest_id, &sealed, |n| validated.contains_key(n))?
                 .into_iter()

@@ -509,6 +509,29 @@ impl Vault {
                     .await)
             }
         };
+        // Minors (REQ-10): an accompanying adult is a guest this caller may read, as at
+        // registration, and a correction must not leave a guest under 18 without a guardian or
+        // an accompanying adult. Decided on the patch and what this caller may know only.
+        let accompanied_by = validated
+            .get("accompanied_by")
+            .and_then(|v| v.as_ref())
+            .map(|v| v.expose().to_string());
+        let errors = self
+            .check_guest_refs(caller, &[("accompanied_by", accompanied_by.as_deref())])
+            .await?;
+        let refused = if !errors.is_empty() {
+            Some(VaultError::Validation(errors))
+        } else {
+            self.correction_registration_rule(caller, &guest_id, &validated)
+                .await?
+                .err()
+                .map(VaultError::Unprocessable)
+        };
+        if let Some(e) = refused {
+            return Err(self
+                .refuse(caller, action, Some(&gid), names, e, grant.rules().to_vec())
+                .await);
+        }
         // The warning in the answer is computed from the request and the stored values this
         // caller sees in plain only (no oracle, issue 15); what a later read shows is derived
         // from the values stored then.

@@ -15,6 +15,8 @@
 //! is the same at every age, and the rule is applied at use, where the answer
 //! (`consent_required`) is the one a guest without consent gets.
 
+use std::collections::BTreeMap;
+
 use time::Date;
 
 use super::{Caller, Vault, VaultError};
@@ -42,6 +44,27 @@ const AGE_SOURCES: [&str; 3] = ["birth_date", "id_type", "id_number"];
 pub const GUARDIAN_REQUIRED: &str = "guardian_required";
 pub const GUARDIAN_CONSENT_REQUIRED: &str = "guardian_consent_required";
 pub const MINOR_MARKETING_REFUSED: &str = "minor_marketing_refused";
+
+/// The fields that record who answers for a minor: the guardian's name and mobile, or the
+/// accompanying adult.
+const GUARDIAN_FIELDS: [&str; 3] = ["guardian_name", "guardian_mobile", "accompanied_by"];
+
+/// 未成年人保护法 Art. 57: a guest under 18 has the guardian's name and mobile, or an
+/// accompanying adult, recorded.
+fn guardian_rule(band: AgeBand, has: impl Fn(&str) -> bool) -> Result<(), &'static str> {
+    let recorded = (has("guardian_name") && has("guardian_mobile")) || has("accompanied_by");
+    if band.is_minor() && !recorded {
+        Err(GUARDIAN_REQUIRED)
+    } else {
+        Ok(())
+    }
+}
+
+/// Which age sources `read` shows in plain or through a reveal: (birth date, resident ID).
+fn age_sources_seen(read: &Grant<'_>) -> (bool, bool) {
+    let seen = |f: &str| read.view(FieldScope::Guest, f).0 >= View::Reveal;
+    (seen("birth_date"), seen("id_type") && seen("id_number"))
+}
 
 fn band_from(today: Date, get: impl Fn(&str) -> Option<String>) -> AgeBand {
     let (b, t, n) = (get("birth_date"), get("id_type"), get("id_number"));
@@ -92,38 +115,120 @@ impl Vault {
         caller: &Caller,
         guest_id: &GuestId,
     ) -> Result<AgeBand, VaultError> {
-        let Ok(read) = self.policies.access.authorize(
-            &caller.role,
-            caller.purpose.as_deref(),
-            Action::GuestRead,
-        ) else {
-            return Ok(AgeBand::Unknown);
+        let known = self.known_fields(caller, guest_id, true).await?;
+        Ok(band_from(self.china_today(), |n| known.get(n).cloned()))
+    }
+
+    /// The read grant that decides what `caller` may know of a guest's age: its role's
+    /// `guest.read` under its purpose. None under a consent purpose (the views then also depend
+    /// on the consent: treated as unseen) and for a self-only role on another guest.
+    fn minors_read_grant(&self, caller: &Caller, guest_id: &GuestId) -> Option<Grant<'_>> {
+        let read = self
+            .policies
+            .access
+            .authorize(&caller.role, caller.purpose.as_deref(), Action::GuestRead)
+            .ok()?;
+        let other = read.role().self_only && guest_id.as_str() != caller.actor;
+        (read.purpose().basis != Basis::Consent && !other).then_some(read)
+    }
+
+    /// The stored fields the minors rules may use for `caller`, opened: the age sources its
+    /// role reads under its purpose in plain or through a reveal (the bar a search sets), and
+    /// the guardian fields it sees at all (a masked value shows that one is stored). Loaded
+    /// under that read grant (the grant of the request at hand, e.g. `stay.create`, may load
+    /// fewer fields). Nothing for a caller without such a grant, and with `ages_only`, nothing
+    /// when it sees no age source. Never answered; an answer computed from these tells the
+    /// caller nothing it cannot already see.
+    pub(super) async fn known_fields(
+        &self,
+        caller: &Caller,
+        guest_id: &GuestId,
+        ages_only: bool,
+    ) -> Result<BTreeMap<String, String>, VaultError> {
+        let Some(read) = self.minors_read_grant(caller, guest_id) else {
+            return Ok(BTreeMap::new());
         };
-        // Under a consent purpose the views also depend on the consent: treated as unseen.
-        if read.purpose().basis == Basis::Consent
-            || (read.role().self_only && guest_id.as_str() != caller.actor)
-        {
-            return Ok(AgeBand::Unknown);
-        }
-        let seen = |f: &str| read.view(FieldScope::Guest, f).0 >= View::Reveal;
-        let birth = seen("birth_date");
-        let id = seen("id_type") && seen("id_number");
-        if !birth && !id {
-            return Ok(AgeBand::Unknown);
+        let (birth, id) = age_sources_seen(&read);
+        if ages_only && !birth && !id {
+            return Ok(BTreeMap::new());
         }
         let (sealed, _) = self.load(&read, guest_id).await?;
         let Some(sealed) = sealed else {
-            return Ok(AgeBand::Unknown);
+            return Ok(BTreeMap::new());
         };
-        let wanted = |n: &str| (birth && n == "birth_date") || (id && n != "birth_date");
-        let plain =
-            self.open_fields(guest_id, &sealed, |n| AGE_SOURCES.contains(&n) && wanted(n))?;
-        Ok(band_from(self.china_today(), |n| {
-            plain
-                .iter()
-                .find(|(k, _)| k == n)
-                .map(|(_, v)| v.expose().to_string())
-        }))
+        let wanted = |n: &str| match n {
+            "birth_date" => birth,
+            "id_type" | "id_number" => id,
+            g => {
+                !ages_only
+                    && GUARDIAN_FIELDS.contains(&g)
+                    && read.view(FieldScope::Guest, g).0 > View::None
+            }
+        };
+        Ok(self
+            .open_fields(guest_id, &sealed, wanted)?
+            .into_iter()
+            .map(|(k, v)| (k, v.expose().to_string()))
+            .collect())
+    }
+
+    /// The registration rule at a new stay of a stored guest (未成年人保护法 Art. 57): a
+    /// guest under 18 on the stay's check-in date needs a recorded guardian or accompanying
+    /// adult. Decided on what `caller` may know only ([`Self::known_fields`]); a caller that
+    /// cannot see the age gets the same answer at every age.
+    pub(super) async fn stay_registration_rule(
+        &self,
+        caller: &Caller,
+        guest_id: &GuestId,
+        check_in: Option<Date>,
+    ) -> Result<Result<(), &'static str>, VaultError> {
+        let Some(read) = self.minors_read_grant(caller, guest_id) else {
+            return Ok(Ok(()));
+        };
+        if age_sources_seen(&read) == (false, false) {
+            // The age is unknown to this caller: the same answer at every age.
+            return Ok(Ok(()));
+        }
+        let known = self.known_fields(caller, guest_id, false).await?;
+        let on = check_in.unwrap_or_else(|| self.china_today());
+        let band = band_from(on, |n| known.get(n).cloned());
+        Ok(guardian_rule(band, |n| known.contains_key(n)))
+    }
+
+    /// The registration rule after a correction: a `PATCH` that makes the record one of a
+    /// guest under 18, or removes the guardian of one, must leave a guardian or accompanying
+    /// adult recorded. Each field counts as the patch sets it (a `null` removes it), or else as
+    /// stored and known to `caller`. Only a patch that touches an age source or a guardian
+    /// field is checked: one that changes neither leaves the rule's answer as it was.
+    ///
+    /// A caller that cannot see the age (`Unknown`) may not remove the last recorded guardian
+    /// entry at any age (fail closed; the same answer for a child and an adult, so no oracle).
+    pub(super) async fn correction_registration_rule(
+        &self,
+        caller: &Caller,
+        guest_id: &GuestId,
+        patch: &Validated,
+    ) -> Result<Result<(), &'static str>, VaultError> {
+        let touched = patch
+            .keys()
+            .any(|k| AGE_SOURCES.contains(&k.as_str()) || GUARDIAN_FIELDS.contains(&k.as_str()));
+        if !touched {
+            return Ok(Ok(()));
+        }
+        let known = self.known_fields(caller, guest_id, false).await?;
+        let after = |n: &str| match patch.get(n) {
+            Some(v) => v.as_ref().map(|v| v.expose().to_string()),
+            None => known.get(n).cloned(),
+        };
+        let band = band_from(self.china_today(), after);
+        let recorded = |n: &str| after(n).is_some();
+        let removes = GUARDIAN_FIELDS
+            .iter()
+            .any(|g| matches!(patch.get(*g), Some(None)) && known.contains_key(*g));
+        if band == AgeBand::Unknown && removes {
+            return Ok(guardian_rule(AgeBand::Minor, recorded));
+        }
+        Ok(guardian_rule(band, recorded))
     }
 
     /// The rule at use (PIPL Art. 29, 31): under a consent purpose, a guest under 14 counts as
@@ -183,15 +288,9 @@ impl Vault {
     /// Registration of a guest under 18 (未成年人保护法 Art. 57): the guardian's name and
     /// mobile, or an accompanying adult's guest id.
     pub(super) fn registration_rule(&self, fields: &Validated) -> Result<(), &'static str> {
-        if !self.band_of_input(fields).is_minor() {
-            return Ok(());
-        }
-        let has = |n: &str| fields.get(n).is_some_and(Option::is_some);
-        if (has("guardian_name") && has("guardian_mobile")) || has("accompanied_by") {
-            Ok(())
-        } else {
-            Err(GUARDIAN_REQUIRED)
-        }
+        guardian_rule(self.band_of_input(fields), |n| {
+            fields.get(n).is_some_and(Option::is_some)
+        })
     }
 
     /// Whether `raw` names a guest `caller` may already know to exist: one its role may read

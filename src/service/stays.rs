@@ -100,6 +100,26 @@ impl Vault {
                 .await);
         }
         let (sealed, _consent) = self.load_checked(caller, &grant, &guest_id).await?;
+        // Minors (REQ-10; 未成年人保护法 Art. 57): each stay is a registration, and a guest
+        // under 18 on its check-in date needs a recorded guardian or accompanying adult.
+        let check_in = doc
+            .get("check_in")
+            .and_then(|s| crate::domain::pii::parse_date(s).ok());
+        if let Err(code) = self
+            .stay_registration_rule(caller, &guest_id, check_in)
+            .await?
+        {
+            return Err(self
+                .refuse(
+                    caller,
+                    action,
+                    Some(&gid),
+                    names,
+                    VaultError::Unprocessable(code),
+                    grant.rules().to_vec(),
+                )
+                .await);
+        }
         let check_out = doc
             .get("check_out")
             .map(|s| s.to_string())
