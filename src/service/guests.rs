@@ -129,13 +129,7 @@ impl Vault {
         // Minors (REQ-10; 未成年人保护法 Art. 57): an accompanying adult must be a guest the
         // caller may read, and a guest under 18 needs a guardian or that adult. The age comes
         // from the values the caller sends, so the answer tells it nothing it does not know.
-        let accompanied_by = validated
-            .get("accompanied_by")
-            .and_then(|v| v.as_ref())
-            .map(|v| v.expose().to_string());
-        let errors = self
-            .check_guest_refs(caller, &[("accompanied_by", accompanied_by.as_deref())])
-            .await?;
+        let errors = self.accompanied_by_errors(caller, &validated).await?;
         let refused = if !errors.is_empty() {
             Some(VaultError::Validation(errors))
         } else {
@@ -512,13 +506,7 @@ impl Vault {
         // Minors (REQ-10): an accompanying adult is a guest this caller may read, as at
         // registration, and a correction must not leave a guest under 18 without a guardian or
         // an accompanying adult. Decided on the patch and what this caller may know only.
-        let accompanied_by = validated
-            .get("accompanied_by")
-            .and_then(|v| v.as_ref())
-            .map(|v| v.expose().to_string());
-        let errors = self
-            .check_guest_refs(caller, &[("accompanied_by", accompanied_by.as_deref())])
-            .await?;
+        let errors = self.accompanied_by_errors(caller, &validated).await?;
         let refused = if !errors.is_empty() {
             Some(VaultError::Validation(errors))
         } else {

@@ -327,6 +327,21 @@ impl Vault {
         })
     }
 
+    /// `unknown_guest` when the `accompanied_by` of a registration or a correction names a
+    /// guest `caller` may not read ([`Self::guest_ref_visible`]).
+    pub(super) async fn accompanied_by_errors(
+        &self,
+        caller: &Caller,
+        fields: &Validated,
+    ) -> Result<Vec<FieldError>, VaultError> {
+        let adult = fields
+            .get("accompanied_by")
+            .and_then(|v| v.as_ref())
+            .map(|v| v.expose().to_string());
+        self.check_guest_refs(caller, &[("accompanied_by", adult.as_deref())])
+            .await
+    }
+
     /// Field errors for the guest references of a registration or a consent.
     pub(super) async fn check_guest_refs(
         &self,

@@ -112,6 +112,23 @@ fn guest_count(app: &TestApp) -> i64 {
     app.sql_i64("SELECT count(*) FROM guests", &[])
 }
 
+/// A vault on the shipped policies with one text replaced in `file` (which must contain it).
+async fn spawn_with_policy_edit(file: &str, from: &str, to: &str) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = helpers::test_config(dir.path());
+    let policies = dir.path().join("policies");
+    // The notice texts (`notices/`) come along.
+    helpers::copy_policies(&policies);
+    let path = policies.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let edited = text.replace(from, to);
+    assert_ne!(edited, text, "{file} has no {from:?}");
+    std::fs::write(&path, edited).unwrap();
+    config.policies.dir = Some(policies);
+    guestvault::cli::init(&config).unwrap();
+    helpers::spawn_on(dir, config).await
+}
+
 #[tokio::test]
 async fn req_10_a_ten_year_old_is_registered_only_with_a_guardian_or_an_accompanying_adult() {
     let app = spawn_app().await;
@@ -422,22 +439,12 @@ async fn req_10_marketing_to_a_child_is_refused_even_with_a_guardians_consent() 
 
 #[tokio::test]
 async fn req_10_marketing_to_a_child_with_a_guardians_consent_is_allowed_when_the_policy_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = helpers::test_config(dir.path());
-    let policies = dir.path().join("policies");
-    // The notice texts (`notices/`) come along.
-    helpers::copy_policies(&policies);
-    let access = policies.join("access.toml");
-    let text = std::fs::read_to_string(&access).unwrap();
-    let allowed = text.replace(
+    let app = spawn_with_policy_edit(
+        "access.toml",
         "allow_marketing_under_14 = false",
         "allow_marketing_under_14 = true",
-    );
-    assert_ne!(allowed, text);
-    std::fs::write(&access, allowed).unwrap();
-    config.policies.dir = Some(policies);
-    guestvault::cli::init(&config).unwrap();
-    let app = helpers::spawn_on(dir, config).await;
+    )
+    .await;
     app.clock.set(datetime!(2026-11-20 10:00 UTC));
     let id = app.create_guest(with_guardian(born("2016-03-15"))).await;
 
@@ -959,21 +966,12 @@ async fn req_10_a_correction_may_not_leave_a_minor_without_a_guardian() {
 /// refused for the child only.
 #[tokio::test]
 async fn req_10_a_correction_by_a_caller_that_cannot_see_the_age_answers_alike_at_every_age() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = helpers::test_config(dir.path());
-    let policies = dir.path().join("policies");
-    helpers::copy_policies(&policies);
-    let fields = policies.join("fields.toml");
-    let text = std::fs::read_to_string(&fields).unwrap();
-    let contact = text.replace(
+    let app = spawn_with_policy_edit(
+        "fields.toml",
         "[guest.guardian_mobile]\ntype = \"phone\"\ncategory = \"identity\"",
         "[guest.guardian_mobile]\ntype = \"phone\"\ncategory = \"contact\"",
-    );
-    assert_ne!(contact, text);
-    std::fs::write(&fields, contact).unwrap();
-    config.policies.dir = Some(policies);
-    guestvault::cli::init(&config).unwrap();
-    let app = helpers::spawn_on(dir, config).await;
+    )
+    .await;
     app.clock.set(datetime!(2026-11-20 10:00 UTC));
 
     let passport = |birth: &str| {
