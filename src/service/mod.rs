@@ -407,14 +407,11 @@ impl Vault {
     /// to be written is what could not be.
     async fn record(&self, event: NewEvent) -> Result<(), VaultError> {
         // One INSERT (after reading the chain head): atomic without a savepoint.
-        self.writer
-            .execute_atomic(move |c| crate::audit::append(c, event))
-            .await
-            .map_err(|e| match e {
-                e if e.is_unavailable() => VaultError::Store(e),
-                StoreError::Audit(inner) => VaultError::AuditUnavailable(*inner),
-                e => VaultError::AuditUnavailable(e),
-            })
+        self.writer.append_event(event).await.map_err(|e| match e {
+            e if e.is_unavailable() => VaultError::Store(e),
+            StoreError::Audit(inner) => VaultError::AuditUnavailable(*inner),
+            e => VaultError::AuditUnavailable(e),
+        })
     }
 
     /// Records a refusal and returns the error to answer with (or 503 if even that fails).

@@ -48,6 +48,19 @@ impl Writer {
         }
     }
 
+    /// Appends one audit event in the next group transaction (the record of a read or a
+    /// refusal) and returns once it has committed. On PostgreSQL the event joins whichever
+    /// group next locks the chain head (`postgres::Writer::append_event`).
+    pub async fn append_event(&self, event: crate::audit::NewEvent) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(w) => {
+                w.execute_atomic(move |c| crate::audit::append(&Conn::Sqlite(c), event))
+                    .await
+            }
+            Self::Postgres(w) => w.append_event(event).await,
+        }
+    }
+
     pub fn stats(&self) -> &WriterStats {
         match self {
             Self::Sqlite(w) => w.stats(),

@@ -107,12 +107,21 @@ pub fn flush_pending(conn: &PgConn) -> Result<Flushed, StoreError> {
 /// [`flush_pending`], but the insert is only queued on the connection
 /// ([`PgConn::pipeline`]): the head is locked and the events linked now, and the caller must
 /// flush (and fail the transaction on an error) before it relies on them.
-pub fn queue_pending(conn: &PgConn) -> Result<Flushed, StoreError> {
+///
+/// `late` is asked for more events once the head is locked (the node's pooled events that
+/// belong to no unit, [`super::writer`]): they join this insert, so one hold carries every such
+/// event that queued while other groups held the head. Without events of its own and with
+/// `has_late` false, nothing is locked.
+pub fn queue_pending(
+    conn: &PgConn,
+    has_late: bool,
+    late: &mut dyn FnMut() -> Vec<NewEvent>,
+) -> Result<Flushed, StoreError> {
     let events = conn.take_pending();
-    if events.is_empty() {
+    if events.is_empty() && !has_late {
         return Ok(Flushed::default());
     }
-    link_and_insert(conn, events, true).map_err(audit_error)
+    link_and_insert_with(conn, events, true, late).map_err(audit_error)
 }
 
 /// The chain's columns of a batch of linked events, one array per column, for the `UNNEST`
@@ -171,9 +180,20 @@ fn link_and_insert(
     events: Vec<NewEvent>,
     queue: bool,
 ) -> Result<Flushed, StoreError> {
+    link_and_insert_with(conn, events, queue, &mut Vec::new)
+}
+
+/// [`link_and_insert`], with `late`'s events appended after the head is locked.
+fn link_and_insert_with(
+    conn: &PgConn,
+    mut events: Vec<NewEvent>,
+    queue: bool,
+    late: &mut dyn FnMut() -> Vec<NewEvent>,
+) -> Result<Flushed, StoreError> {
     let asked = Instant::now();
     let row = conn.query_one("SELECT seq, hash FROM audit_head WHERE id FOR UPDATE", &[])?;
     let locked_at = Instant::now();
+    events.extend(late());
     let mut last_seq = seq_of(row.try_get(0)?);
     let mut prev = to_hash(row.try_get(1)?)?;
     let count = events.len() as u64;

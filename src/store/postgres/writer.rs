@@ -14,11 +14,12 @@
 //! not run and their callers are told the database is unavailable.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
 use super::conn::PgConn;
+use crate::audit::NewEvent;
 use crate::store::health::{CommitHealth, Fault, WriterStats};
 use crate::store::StoreError;
 
@@ -47,10 +48,58 @@ pub const SHREDDED_TABLES: &[&str] = &[
     "legal_holds",
 ];
 
+/// The answer to one pooled event's caller.
+type EventDone = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
+
+/// Audit events that belong to no unit of work (the record of a read or a refusal): any
+/// group's transaction may carry them. Each waits here with its caller's answer; the writer
+/// that next locks the chain head takes them all into its insert (late binding). Under
+/// contention for the head, one hold then carries every such event that queued while other
+/// groups (of this node or another) held it, instead of each writer committing a small group
+/// of its own behind the others.
+#[derive(Debug, Default)]
+struct EventPool {
+    next_id: AtomicU64,
+    waiting: Mutex<Vec<(u64, NewEvent, EventDone)>>,
+}
+
+impl EventPool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, NewEvent, EventDone)>> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn push(&self, event: NewEvent, done: EventDone) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock().push((id, event, done));
+        id
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn take_all(&self) -> Vec<(u64, NewEvent, EventDone)> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Answers event `id` with `error` if no group has taken it yet (its wake-up group failed
+    /// before it reached the head).
+    fn fail(&self, id: u64, error: &Arc<StoreError>) {
+        let mut waiting = self.lock();
+        if let Some(at) = waiting.iter().position(|(i, _, _)| *i == id) {
+            let (_, _, done) = waiting.swap_remove(at);
+            let _ = done.send(Err(StoreError::Commit(error.clone())));
+        }
+    }
+}
+
 /// Handle to the writer thread; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Job>,
+    pool: Arc<EventPool>,
     stats: Arc<WriterStats>,
     health: Arc<CommitHealth>,
     shredded: Arc<AtomicBool>,
@@ -97,6 +146,7 @@ impl Writer {
         };
         let hook = hook.map(|h| Arc::new(Mutex::new(h)));
         let barrier = barrier.map(|b| Arc::new(Mutex::new(b)));
+        let pool = Arc::new(EventPool::default());
         let mut first = Some(conn);
         let mut threads = Vec::with_capacity(writers.max(1));
         for i in 0..writers.max(1) {
@@ -108,6 +158,8 @@ impl Writer {
                 barrier: barrier.clone(),
                 stats: stats.clone(),
                 health: health.clone(),
+                pool: pool.clone(),
+                drained: Vec::new(),
             };
             let rx = rx.clone();
             threads.push(
@@ -127,6 +179,7 @@ impl Writer {
         Ok((
             Self {
                 tx,
+                pool,
                 stats,
                 health,
                 shredded: Arc::new(AtomicBool::new(false)),
@@ -175,6 +228,29 @@ impl Writer {
         F: FnOnce(&PgConn) -> Result<T, StoreError> + Send + 'static,
     {
         self.submit(op, false).await
+    }
+
+    /// Appends one audit event that belongs to no unit (a read's record) and returns once a
+    /// group that carries it has committed. The event waits in the node's pool, which the next
+    /// writer to lock the chain head takes whole; a no-op job wakes a writer for it.
+    pub async fn append_event(&self, event: NewEvent) -> Result<(), StoreError> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let id = self.pool.push(event, done);
+        let pool = self.pool.clone();
+        let wake: Job = Box::new(move |_conn: Option<&PgConn>| {
+            Box::new(move |commit: Result<(), Arc<StoreError>>| {
+                // Taken by this group or another; only a group that failed before any took
+                // it leaves it waiting, and then its caller gets this group's error.
+                if let Err(e) = commit {
+                    pool.fail(id, &e);
+                }
+            })
+        });
+        if self.tx.send(wake).is_err() {
+            let gone = Arc::new(StoreError::WriterGone);
+            self.pool.fail(id, &gone);
+        }
+        answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
     async fn submit<T, F>(&self, op: F, savepoint: bool) -> Result<T, StoreError>
@@ -278,6 +354,10 @@ struct WriterThread {
     barrier: Option<Arc<Mutex<CommitBarrier>>>,
     stats: Arc<WriterStats>,
     health: Arc<CommitHealth>,
+    pool: Arc<EventPool>,
+    /// The pooled events the running group took under the head's lock, answered once it
+    /// has committed or failed.
+    drained: Vec<EventDone>,
 }
 
 impl WriterThread {
@@ -376,6 +456,9 @@ impl WriterThread {
             Ordering::Relaxed,
         );
         crate::metrics::record_group_commit(n, started.elapsed());
+        for done in std::mem::take(&mut self.drained) {
+            let _ = done.send(commit.clone().map_err(StoreError::Commit));
+        }
         for completion in completions {
             completion(commit.clone());
         }
@@ -391,8 +474,23 @@ impl WriterThread {
         // Under the head's lock: the events' insert and the hook's savepoint go out in one
         // round trip, and are confirmed before the hook runs (a failed insert must fail the
         // group here: a COMMIT of an aborted transaction does not report it).
-        let flushed = if conn.pending_len() > 0 {
-            super::audit::queue_pending(conn).map_err(as_audit)?
+        // The pooled events join under the head's lock (late binding); the ones taken are
+        // answered with the group's outcome even if the insert fails.
+        let pool = self.pool.clone();
+        let has_late = !pool.is_empty();
+        let mut taken = Vec::new();
+        let flushed = if conn.pending_len() > 0 || has_late {
+            let queued = super::audit::queue_pending(conn, has_late, &mut || {
+                pool.take_all()
+                    .into_iter()
+                    .map(|(_, event, done)| {
+                        taken.push(done);
+                        event
+                    })
+                    .collect()
+            });
+            self.drained = taken;
+            queued.map_err(as_audit)?
         } else {
             super::audit::Flushed::default()
         };

@@ -418,3 +418,114 @@ async fn several_writer_connections_commit_at_once_into_one_gapless_chain() {
     // More than one connection did the work (groups of at most 8).
     assert!(w.stats().batches.load(Ordering::Relaxed) >= 300 / 8);
 }
+
+fn event(i: u64) -> crate::audit::NewEvent {
+    crate::audit::NewEvent {
+        ts: format!("2026-01-01T00:00:{:02}.000000Z", i % 60),
+        request_id: format!("read-{i}"),
+        actor: "a".into(),
+        role: "pms".into(),
+        purpose: Some("check_in".into()),
+        action: "guest.read".into(),
+        guest_id: None,
+        fields: vec![],
+        outcome: crate::audit::Outcome::Allowed,
+        reason: None,
+        rules: vec![],
+        justification: None,
+        value_hashes: Vec::new(),
+    }
+}
+
+/// Issue 14 (two nodes on one chain head): events that belong to no unit wait in the node's
+/// pool and join whichever group next locks the head, together with that group's own events.
+/// Every caller is answered only after a commit that holds its event; the chain has no gap;
+/// and holds carry many events each (late binding), not one group per event.
+#[tokio::test(flavor = "multi_thread")]
+async fn pooled_events_join_the_next_group_to_lock_the_head() {
+    let Some(db) = TestDb::create() else { return };
+    let config = db.config.clone();
+    let connect: Connect =
+        Box::new(move || Ok(super::super::conn::testdb::connect_checked(&config)));
+    let first = db.config.clone();
+    let conn = off_runtime(move || super::super::conn::testdb::connect(&first));
+    let (w, _) = Writer::start_many(
+        conn,
+        Arc::new(std::sync::Mutex::new(connect)),
+        4,
+        64,
+        None,
+        None,
+        None,
+    )
+    .unwrap();
+    let mut handles = Vec::new();
+    for i in 0..400u64 {
+        let w = w.clone();
+        handles.push(tokio::spawn(async move {
+            if i % 10 == 0 {
+                // A unit with an event of its own, in the same groups.
+                w.execute(move |c| {
+                    c.execute(
+                        "INSERT INTO meta (key, value) VALUES ($1, 'v')",
+                        &[&format!("p{i}")],
+                    )?;
+                    super::super::audit::append(c, event(i))
+                })
+                .await
+            } else {
+                w.append_event(event(i)).await
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap().unwrap();
+    }
+    assert_eq!(count(&db, "p%"), 40);
+    let c = db.connect();
+    let (verified, ids) = off_runtime(move || {
+        let ids: Vec<String> = c
+            .query_dyn("SELECT request_id FROM audit_events ORDER BY seq", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        (super::super::audit::verify_chain(&c).unwrap(), ids)
+    });
+    assert_eq!(verified, Ok(400));
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 400, "each event exactly once");
+    let holds = w.stats().head_holds.load(Ordering::Relaxed);
+    assert!(holds < 400, "{holds} holds for 400 events");
+}
+
+/// A pooled event whose group cannot commit is answered with the error, and none of it is
+/// written; the next one commits (fail closed: a read whose record is not durable fails).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pooled_event_of_a_failed_group_fails_its_caller() {
+    let Some(db) = TestDb::create() else { return };
+    let fail = Arc::new(AtomicBool::new(true));
+    let f = fail.clone();
+    let barrier: CommitBarrier = Box::new(move || {
+        if f.load(Ordering::SeqCst) {
+            Err(StoreError::Other("disk full".into()))
+        } else {
+            Ok(())
+        }
+    });
+    let w = writer(&db, Some(barrier));
+    assert!(w.append_event(event(1)).await.is_err());
+    fail.store(false, Ordering::SeqCst);
+    w.append_event(event(2)).await.unwrap();
+    let c = db.connect();
+    let ids: Vec<String> = off_runtime(move || {
+        c.query_dyn("SELECT request_id FROM audit_events ORDER BY seq", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    });
+    assert_eq!(ids, ["read-2"]);
+}
