@@ -377,24 +377,7 @@ async fn several_writer_connections_commit_at_once_into_one_gapless_chain() {
                     "INSERT INTO meta (key, value) VALUES ($1, 'v')",
                     &[&format!("m{i}")],
                 )?;
-                super::super::audit::append(
-                    c,
-                    crate::audit::NewEvent {
-                        ts: format!("2026-01-01T00:00:{:02}.000000Z", i % 60),
-                        request_id: format!("req-{i}"),
-                        actor: "a".into(),
-                        role: "pms".into(),
-                        purpose: Some("check_in".into()),
-                        action: "guest.create".into(),
-                        guest_id: None,
-                        fields: vec![],
-                        outcome: crate::audit::Outcome::Allowed,
-                        reason: None,
-                        rules: vec![],
-                        justification: None,
-                        value_hashes: Vec::new(),
-                    },
-                )
+                super::super::audit::append(c, event(i))
             })
             .await
         }));
