@@ -41,6 +41,25 @@ pub fn signature_is_valid(public_key: &[u8], message: &[u8], signature: &[u8]) -
         .is_ok()
 }
 
+/// Where a group commit has just moved the chain head, as the writer knows it under the head's
+/// lock (PostgreSQL): the hook needs no query to decide on a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainTip {
+    /// The seq and hash of the group's last event.
+    pub seq: u64,
+    pub hash: [u8; 32],
+    /// The newest checkpoint's seq as the group saw it when it locked the head (0: none). It
+    /// may be older than a checkpoint another node committed while this group waited for the
+    /// lock; then one extra checkpoint is signed, which verifies like any other.
+    pub last_checkpoint: u64,
+}
+
+/// Whether the chain at `seq` is due a checkpoint (`audit.checkpoint_every` = `every` events
+/// past the newest one, at `last`). Both backends decide by this.
+pub fn due(seq: u64, last: u64, every: u64) -> bool {
+    seq != 0 && seq >= last.saturating_add(every.max(1))
+}
+
 /// A signed statement "the chain at `seq` had `hash`".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {

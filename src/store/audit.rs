@@ -8,7 +8,7 @@
 //! chain), so [`append`] returns no seq on either backend.
 
 use super::{Conn, Db, StoreError};
-use crate::audit::checkpoint::{Checkpoint, StoreVerification};
+use crate::audit::checkpoint::{ChainTip, Checkpoint, StoreVerification};
 use crate::audit::purge::{PurgeError, PurgePlan};
 use crate::audit::query::{Filter, Range};
 use crate::audit::{ChainedEvent, NewEvent};
@@ -53,9 +53,31 @@ pub fn every_n_events(
     clock: std::sync::Arc<dyn Clock>,
     every: u64,
 ) -> super::PreCommitHook {
-    Box::new(move |conn| {
-        checkpoint_head(conn, &keyring, crate::clock::timestamp(clock.now()), every).map(|_| ())
+    Box::new(move |conn, tip| {
+        let signed_at = || crate::clock::timestamp(clock.now());
+        match tip {
+            Some(tip) => checkpoint_tip(conn, &keyring, signed_at, every, tip),
+            None => checkpoint_head(conn, &keyring, signed_at(), every),
+        }
+        .map(|_| ())
     })
+}
+
+/// [`checkpoint_head`] at a head the caller already knows (the writer's, under the head's
+/// lock): no statement at all unless a checkpoint is due.
+pub fn checkpoint_tip(
+    conn: &Conn<'_>,
+    keyring: &Keyring,
+    signed_at: impl FnOnce() -> String,
+    every: u64,
+    tip: &ChainTip,
+) -> Result<Option<Checkpoint>, StoreError> {
+    if !crate::audit::checkpoint::due(tip.seq, tip.last_checkpoint, every) {
+        return Ok(None);
+    }
+    let cp = Checkpoint::sign(keyring, tip.seq, tip.hash, signed_at());
+    store_checkpoint(conn, &cp)?;
+    Ok(Some(cp))
 }
 
 /// The trail's retention purge on a direct connection (`guestvault audit purge`), in a

@@ -5,11 +5,15 @@
 use std::sync::Arc;
 
 use super::{postgres, sqlite, CommitHealth, Conn, StoreError, WriterStats};
+use crate::audit::checkpoint::ChainTip;
 
 /// Runs in every group transaction after its units (and, on PostgreSQL, after their audit
 /// events were appended) and before the commit, in its own savepoint; a failure is logged and
-/// does not fail the group. The audit checkpoint every N events uses it.
-pub type PreCommitHook = Box<dyn FnMut(&Conn<'_>) -> Result<(), StoreError> + Send>;
+/// does not fail the group. The audit checkpoint every N events uses it. On PostgreSQL it gets
+/// the [`ChainTip`] the group moved the head to (and runs only for a group that appended), so
+/// it need not read the head while holding its lock; SQLite passes `None`.
+pub type PreCommitHook =
+    Box<dyn FnMut(&Conn<'_>, Option<&ChainTip>) -> Result<(), StoreError> + Send>;
 /// Runs in every group transaction just before the commit; its failure fails the whole group
 /// (the erasure ledger's fsync: an erasure never commits before its ledger line is durable).
 pub type CommitBarrier = Box<dyn FnMut() -> Result<(), StoreError> + Send>;

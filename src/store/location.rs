@@ -136,7 +136,7 @@ impl Location {
                     })?;
                 probe(&Conn::Sqlite(&conn))?;
                 let hook = hook.map(|mut h| -> sqlite::PreCommitHook {
-                    Box::new(move |c| h(&Conn::Sqlite(c)))
+                    Box::new(move |c| h(&Conn::Sqlite(c), None))
                 });
                 let (writer, writer_thread) = sqlite::Writer::start_with_options(
                     conn,
@@ -159,7 +159,7 @@ impl Location {
                 })?;
                 probe(&Conn::Postgres(&conn))?;
                 let hook = hook.map(|mut h| -> postgres::writer::PreCommitHook {
-                    Box::new(move |c| h(&Conn::Postgres(c)))
+                    Box::new(move |c, tip| h(&Conn::Postgres(c), Some(tip)))
                 });
                 let s = settings.clone();
                 let connect: postgres::writer::Connect = Box::new(move || s.open());

@@ -5,10 +5,11 @@
 //!
 //! # Appending across nodes (docs/storage.md, "Group commit across nodes")
 //! [`append`] does not insert: it queues the event on the connection, because its seq is not
-//! known until the group commits. The writer calls [`flush_pending`] inside its group
-//! transaction after every unit ran, before the pre-commit hook ([`checkpoint_head`]) and
-//! `COMMIT`: it locks the one row of `audit_head` (`FOR UPDATE`), links the queued events after
-//! it with [`crate::audit::link`], inserts them in one statement and moves the head. The row
+//! known until the group commits. The writer calls [`queue_pending`] inside its group
+//! transaction after every unit ran, before the pre-commit hook and `COMMIT`: it locks the one
+//! row of `audit_head` (`FOR UPDATE`), links the queued events after it with
+//! [`crate::audit::link`], and queues one statement that inserts them and moves the head, sent
+//! with the `COMMIT` (or with the checkpoint the hook signs when one is due). The row
 //! lock serialises the nodes' appends, so seqs are consecutive across nodes, with no fork and
 //! no gap, and it is held only from the flush to the commit, not during the units' work.
 //!
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use crate::audit::checkpoint::{to_hash, Checkpoint, StoreVerification};
+use crate::audit::checkpoint::{to_hash, ChainTip, Checkpoint, StoreVerification};
 use crate::audit::purge::{
     retention_cutoff, PurgeError, PurgePlan, MIN_RETENTION_DAYS, PURGE_THROUGH_KEY,
 };
@@ -89,6 +90,8 @@ pub struct Flushed {
     /// taken: the lock is held until the transaction ends, so the writer measures the hold
     /// time of issue 14 as this instant's `elapsed()` after `COMMIT`.
     pub locked_at: Option<Instant>,
+    /// Where the head now is (when events were inserted), for the pre-commit hook.
+    pub tip: Option<ChainTip>,
 }
 
 /// Links every event the connection's units queued into the chain and inserts them, inside the
@@ -191,11 +194,18 @@ fn link_and_insert_with(
     late: &mut dyn FnMut() -> Vec<NewEvent>,
 ) -> Result<Flushed, StoreError> {
     let asked = Instant::now();
-    let row = conn.query_one("SELECT seq, hash FROM audit_head WHERE id FOR UPDATE", &[])?;
+    // The newest checkpoint's seq comes with the lock, for the hook's "is one due" (a snapshot
+    // taken before any wait for the lock: see `ChainTip::last_checkpoint`).
+    let row = conn.query_one(
+        "SELECT h.seq, h.hash, (SELECT max(seq) FROM audit_checkpoints) FROM audit_head h
+         WHERE h.id FOR UPDATE OF h",
+        &[],
+    )?;
     let locked_at = Instant::now();
     events.extend(late());
     let mut last_seq = seq_of(row.try_get(0)?);
     let mut prev = to_hash(row.try_get(1)?)?;
+    let last_checkpoint = row.try_get::<_, Option<i64>>(2)?.map_or(0, seq_of);
     let count = events.len() as u64;
     let mut c = Columns::default();
     for event in events {
@@ -244,6 +254,11 @@ fn link_and_insert_with(
         last_seq,
         lock_wait: locked_at - asked,
         locked_at: Some(locked_at),
+        tip: (count > 0).then_some(ChainTip {
+            seq: last_seq,
+            hash: prev,
+            last_checkpoint,
+        }),
     })
 }
 
@@ -460,7 +475,7 @@ pub fn checkpoint_head(
     )?;
     let (seq, hash) = (seq_of(row.try_get(0)?), to_hash(row.try_get(1)?)?);
     let last = row.try_get::<_, Option<i64>>(2)?.map_or(0, seq_of);
-    if seq == 0 || seq < last.saturating_add(min_new_events.max(1)) {
+    if !crate::audit::checkpoint::due(seq, last, min_new_events) {
         return Ok(None);
     }
     let cp = Checkpoint::sign(keyring, seq, hash, signed_at);

@@ -1,13 +1,14 @@
 //! The PostgreSQL writer of one node: one thread, one connection, group commit. It takes every
-//! pending unit (up to `max_batch`), runs each in a savepoint of one transaction, then appends
-//! the group's audit events to the shared chain under the chain head's row lock
-//! ([`super::audit::flush_pending`]), runs the pre-commit hook (the signed checkpoint every N
-//! events) and the commit barrier (the erasure ledger's fsync), and commits once
+//! pending unit (up to `max_batch`), runs each in a savepoint of one transaction, runs the
+//! commit barrier (the erasure ledger's fsync), then appends the group's audit events to the
+//! shared chain under the chain head's row lock ([`super::audit::queue_pending`]), runs the
+//! pre-commit hook (the signed checkpoint every N events) and commits once
 //! (`synchronous_commit = on`: the commit returns once the WAL record is durable, and on a
 //! synchronous standby too when the server is set up so). Only then is each caller answered.
 //!
 //! The head's lock is taken last and held only from the append to the commit, so other nodes'
-//! groups wait on it only for that long; [`WriterStats`] counts that hold time.
+//! groups wait on it only for that long: one round trip (the insert goes out with the
+//! `COMMIT`) unless a checkpoint is due. [`WriterStats`] counts that hold time.
 //!
 //! A connection lost mid-run fails the group (its callers get an error, nothing of it is
 //! committed) and the next group opens a new connection; until one can be opened, units are
@@ -19,6 +20,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
 use super::conn::PgConn;
+use crate::audit::checkpoint::ChainTip;
 use crate::audit::NewEvent;
 use crate::store::health::{CommitHealth, Fault, WriterStats};
 use crate::store::StoreError;
@@ -29,9 +31,10 @@ type Job = Box<dyn FnOnce(Option<&PgConn>) -> Completion + Send>;
 pub type Connect = Box<dyn Fn() -> Result<PgConn, StoreError> + Send>;
 /// A [`Connect`] shared by the writer threads.
 pub type SharedConnect = Arc<Mutex<Connect>>;
-/// Runs after the group's audit events are appended, before the commit; a failure is logged
-/// and rolls back only its own savepoint.
-pub type PreCommitHook = Box<dyn FnMut(&PgConn) -> Result<(), StoreError> + Send>;
+/// Runs after the group's audit events are linked, before the commit, with the head the group
+/// moved to (only for a group that appended events); a failure is logged and rolls back only
+/// its own savepoint.
+pub type PreCommitHook = Box<dyn FnMut(&PgConn, &ChainTip) -> Result<(), StoreError> + Send>;
 /// Runs just before the commit; its failure fails the whole group.
 pub type CommitBarrier = Box<dyn FnMut() -> Result<(), StoreError> + Send>;
 
@@ -333,18 +336,21 @@ fn in_savepoint<T>(
 
 /// Runs the pre-commit hook in a savepoint that only a failure rolls back. A success leaves
 /// it open: the `COMMIT` that follows ends it, so the head's lock is not held for a `RELEASE`
-/// round trip.
+/// round trip. The outer error fails the group: the rollback to the savepoint failed, which
+/// is also how an error of the pipelined audit insert shows when the hook's own statement
+/// carried it (the transaction is aborted then, and the savepoint was never made). The inner
+/// one is the hook's own failure, which the group survives.
 fn hook_in_savepoint(
     conn: &PgConn,
     hook: impl FnOnce(&PgConn) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
-    // Created already (`WriterThread::finish` sends it with the audit insert).
+) -> Result<Result<(), StoreError>, StoreError> {
+    // Queued already (`WriterThread::finish` pipelines it after the audit insert).
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| hook(conn)))
         .unwrap_or(Err(StoreError::Panicked));
     if result.is_err() {
         conn.batch("ROLLBACK TO SAVEPOINT hook; RELEASE SAVEPOINT hook")?;
     }
-    result
+    Ok(result)
 }
 
 struct WriterThread {
@@ -464,16 +470,33 @@ impl WriterThread {
         }
     }
 
-    /// The group's tail: audit append under the head lock, hook, barrier, commit.
+    /// The group's tail: barrier, audit append under the head lock, hook, commit.
+    ///
+    /// From the moment the head's lock is granted the group makes one round trip, in the
+    /// common case: the events' insert (and the hook's savepoint) go out with the `COMMIT`.
+    /// The barrier runs before the lock, and the hook makes a statement only when a
+    /// checkpoint is due, which it decides from the [`ChainTip`] without reading the head.
     fn finish(&mut self, _started: Instant) -> Result<(), StoreError> {
         let conn = self.conn.as_ref().expect("connected");
         let as_audit = |e| match e {
             e @ StoreError::Audit(_) => e,
             e => StoreError::Audit(Box::new(e)),
         };
-        // Under the head's lock: the events' insert and the hook's savepoint go out in one
-        // round trip, and are confirmed before the hook runs (a failed insert must fail the
-        // group here: a COMMIT of an aborted transaction does not report it).
+        // The erasure ledger's fsync, before the head is locked: every unit of the group has
+        // run, so every ledger line the group's commit stands for is written already. As
+        // before, its failure fails the group; it only no longer lengthens the lock's hold.
+        if let Some(barrier) = self.barrier.as_ref() {
+            let mut barrier = barrier
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (*barrier)().inspect_err(|e| {
+                tracing::error!(error = %e, "commit barrier failed; the group is rolled back");
+            })?;
+        }
+        // Under the head's lock: the events' insert is only queued, and goes out with the
+        // next statement (the hook's, if a checkpoint is due, or the `COMMIT`). Its error is
+        // that statement's error, so it still fails the group (a `COMMIT` of an aborted
+        // transaction would not report it, but the pipelined insert's own answer does).
         // The pooled events join under the head's lock (late binding); the ones taken are
         // answered with the group's outcome even if the insert fails.
         let pool = self.pool.clone();
@@ -494,27 +517,21 @@ impl WriterThread {
         } else {
             super::audit::Flushed::default()
         };
-        if self.hook.is_some() {
+        if let (Some(hook), Some(tip)) = (self.hook.as_ref(), flushed.tip.as_ref()) {
             conn.pipeline("SAVEPOINT hook", Vec::new());
-        }
-        conn.flush_deferred().map_err(as_audit)?;
-        if let Some(hook) = self.hook.as_ref() {
             let mut hook = hook
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Err(e) = hook_in_savepoint(conn, |c| (*hook)(c)) {
+            if let Err(e) = hook_in_savepoint(conn, |c| (*hook)(c, tip)).map_err(as_audit)? {
                 tracing::warn!(error = %e, "pre-commit hook failed");
             }
         }
-        if let Some(barrier) = self.barrier.as_ref() {
-            let mut barrier = barrier
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            (*barrier)().inspect_err(|e| {
-                tracing::error!(error = %e, "commit barrier failed; the group is rolled back");
-            })?;
+        let committed = conn.batch("COMMIT");
+        if flushed.events > 0 {
+            committed.map_err(as_audit)?;
+        } else {
+            committed?;
         }
-        conn.batch("COMMIT")?;
         if let Some(at) = flushed.locked_at {
             let held = at.elapsed();
             self.stats.record_head_hold(flushed.events, held);

@@ -8,6 +8,14 @@ use super::super::conn::testdb::{off_runtime, TestDb};
 use super::*;
 
 fn writer(db: &TestDb, barrier: Option<CommitBarrier>) -> Writer {
+    writer_with_hook(db, None, barrier)
+}
+
+fn writer_with_hook(
+    db: &TestDb,
+    hook: Option<PreCommitHook>,
+    barrier: Option<CommitBarrier>,
+) -> Writer {
     let config = db.config.clone();
     let connect: Connect = Box::new(move || {
         let rt = PgConn::runtime()?;
@@ -25,7 +33,7 @@ fn writer(db: &TestDb, barrier: Option<CommitBarrier>) -> Writer {
     });
     let first = db.config.clone();
     let conn = off_runtime(move || super::super::conn::testdb::connect(&first));
-    Writer::start(conn, connect, 64, None, barrier, None)
+    Writer::start(conn, connect, 64, hook, barrier, None)
         .unwrap()
         .0
 }
@@ -511,4 +519,147 @@ async fn a_pooled_event_of_a_failed_group_fails_its_caller() {
             .collect()
     });
     assert_eq!(ids, ["read-2"]);
+}
+
+/// Makes every insert of an audit event whose actor is `boom` fail, as a full disk or a broken
+/// trigger would, under the head's lock.
+fn fail_inserts_by_boom(db: &TestDb) {
+    let c = db.connect();
+    off_runtime(move || {
+        c.batch(
+            "CREATE FUNCTION test_boom() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN RAISE EXCEPTION 'audit insert refused'; END $$;
+             CREATE TRIGGER test_boom BEFORE INSERT ON audit_events FOR EACH ROW
+               WHEN (NEW.actor = 'boom') EXECUTE FUNCTION test_boom();",
+        )
+        .unwrap();
+    });
+}
+
+fn boom(i: u64) -> crate::audit::NewEvent {
+    crate::audit::NewEvent {
+        actor: "boom".into(),
+        ..event(i)
+    }
+}
+
+/// The events' insert goes out with the `COMMIT` (one round trip under the head's lock), so
+/// its failure must still fail the group: the unit's write is not committed, its caller and a
+/// pooled event's caller are told (`audit_unavailable`), and the next group commits. Tried
+/// without a hook (the insert rides on the `COMMIT`) and with one whose checkpoint is due at
+/// every event (it rides on the hook's statement).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_audit_insert_that_fails_under_the_lock_fails_the_whole_group() {
+    for with_hook in [false, true] {
+        let Some(db) = TestDb::create() else { return };
+        fail_inserts_by_boom(&db);
+        let hook: Option<PreCommitHook> = with_hook.then(|| -> PreCommitHook {
+            Box::new(|c, tip| {
+                c.execute(
+                    "INSERT INTO meta (key, value) VALUES ($1, 'hook')",
+                    &[&format!("hook-{}", tip.seq)],
+                )
+                .map(|_| ())
+            })
+        });
+        let w = writer_with_hook(&db, hook, None);
+        let unit = w.execute(|c| {
+            c.execute("INSERT INTO meta (key, value) VALUES ('x', '1')", &[])?;
+            super::super::audit::append(c, boom(1))
+        });
+        let r = unit.await;
+        assert!(
+            matches!(&r, Err(StoreError::Commit(e)) if matches!(**e, StoreError::Audit(_))),
+            "hook {with_hook}: {r:?}"
+        );
+        // The next group commits, with its own event first in the chain.
+        w.execute(|c| {
+            c.execute("INSERT INTO meta (key, value) VALUES ('y', '1')", &[])?;
+            super::super::audit::append(c, event(2))
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            count(&db, "x"),
+            0,
+            "hook {with_hook}: the failed unit's write"
+        );
+        assert_eq!(count(&db, "y"), 1);
+        assert_eq!(
+            count(&db, "hook-%"),
+            i64::from(with_hook),
+            "hook {with_hook}"
+        );
+        let c = db.connect();
+        let (verified, ids) = off_runtime(move || {
+            let ids: Vec<String> = c
+                .query_dyn("SELECT request_id FROM audit_events ORDER BY seq", &[])
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            (super::super::audit::verify_chain(&c).unwrap(), ids)
+        });
+        assert_eq!(verified, Ok(1));
+        assert_eq!(ids, ["read-2"]);
+    }
+}
+
+/// The hook gets the head its group moved to and the newest checkpoint's seq, read with the
+/// head's lock: it signs a checkpoint every N events with no statement of its own otherwise,
+/// and a failing hook rolls back only itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hook_sees_the_head_its_group_moved_to_and_may_fail_alone() {
+    let Some(db) = TestDb::create() else { return };
+    let keyring = Arc::new(crate::crypto::Keyring::generate().unwrap());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<ChainTip>::new()));
+    let (k, s) = (keyring.clone(), seen.clone());
+    let hook: PreCommitHook = Box::new(move |c, tip| {
+        s.lock().unwrap().push(*tip);
+        let cp = crate::store::audit::checkpoint_tip(
+            &crate::store::Conn::Postgres(c),
+            &k,
+            || "2026-01-01T00:00:00.000000Z".into(),
+            3,
+            tip,
+        )?;
+        // A checkpoint at seq 6 is signed, then its hook fails: only the checkpoint is undone.
+        match cp {
+            Some(cp) if cp.seq == 6 => Err(StoreError::Other("hook failed".into())),
+            _ => Ok(()),
+        }
+    });
+    let w = writer_with_hook(&db, Some(hook), None);
+    for i in 1..=7u64 {
+        w.execute(move |c| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, 'v')",
+                &[&format!("u{i}")],
+            )?;
+            super::super::audit::append(c, event(i))
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(count(&db, "u%"), 7, "a failing hook spares its group");
+    let c = db.connect();
+    let (head, checkpoints) = off_runtime(move || {
+        let seqs: Vec<i64> = c
+            .query_dyn("SELECT seq FROM audit_checkpoints ORDER BY seq", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        (super::super::audit::head(&c).unwrap(), seqs)
+    });
+    // Due at 3 (3 past none); 6 was signed and rolled back, so 7 is due (3 + 3 <= 7).
+    assert_eq!(checkpoints, [3, 7]);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 7, "one call per group that appended");
+    let last = seen.last().unwrap();
+    assert_eq!((last.seq, last.hash), head, "the tip is the committed head");
+    assert_eq!(
+        seen.iter().map(|t| t.last_checkpoint).collect::<Vec<_>>(),
+        [0, 0, 0, 3, 3, 3, 3]
+    );
 }

@@ -287,7 +287,7 @@ pub fn checkpoint_head(
 ) -> Result<Option<Checkpoint>, StoreError> {
     let (seq, hash) = head(conn)?;
     let last = latest_checkpoint(conn)?.map_or(0, |c| c.seq);
-    if seq == 0 || seq < last.saturating_add(min_new_events.max(1)) {
+    if !crate::audit::checkpoint::due(seq, last, min_new_events) {
         return Ok(None);
     }
     let cp = Checkpoint::sign(keyring, seq, hash, signed_at);
