@@ -39,7 +39,8 @@ pub type PreCommitHook = Box<dyn FnMut(&PgConn, &ChainTip) -> Result<(), StoreEr
 pub type CommitBarrier = Box<dyn FnMut() -> Result<(), StoreError> + Send>;
 
 /// The tables whose dead tuples may hold shredded personal data (ciphertext, wrapped DEKs,
-/// blind-index digests) after an erasure: vacuumed after each commit that shredded.
+/// blind-index digests) after an erasure: vacuumed after commits that shredded (at most once
+/// per [`VACUUM_SPACING`]).
 pub const SHREDDED_TABLES: &[&str] = &[
     "guest_keys",
     "guest_fields",
@@ -98,10 +99,137 @@ impl EventPool {
     }
 }
 
+/// How many of a node's writer connections may wait for or hold the chain head's lock at
+/// once: one holding it and one queued behind it, so the head passes on without a round trip.
+/// The node's other connections keep taking pending units into their open group while they
+/// wait for a slot (see [`Queue::enter_head`]), instead of sealing a small group and queueing
+/// it at the head: under contention (another node holding the head) groups grow rather than
+/// multiply.
+pub const HEAD_SLOTS: usize = 2;
+
+/// The node's pending units and its head slots, shared by its writer threads.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: std::collections::VecDeque<Job>,
+    /// Writer threads between asking for the head's lock and their group's end.
+    at_head: usize,
+    /// Writer threads still running (a job pushed when none is gets `WriterGone`).
+    alive: usize,
+    /// Every handle is gone: the threads end once the queue is empty.
+    closed: bool,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").finish_non_exhaustive()
+    }
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn wait<'a>(
+        &self,
+        guard: std::sync::MutexGuard<'a, QueueState>,
+    ) -> std::sync::MutexGuard<'a, QueueState> {
+        self.changed
+            .wait(guard)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues `job`, or gives it back if no writer thread is left to run it.
+    fn push(&self, job: Job) -> Result<(), Job> {
+        let mut s = self.lock();
+        if s.alive == 0 || s.closed {
+            return Err(job);
+        }
+        s.jobs.push_back(job);
+        drop(s);
+        self.changed.notify_all();
+        Ok(())
+    }
+
+    /// The next group's units (at least one, at most `max_batch`), or `None` once every handle
+    /// is gone and nothing is left.
+    fn next_group(&self, max_batch: usize) -> Option<Vec<Job>> {
+        let mut s = self.lock();
+        loop {
+            if !s.jobs.is_empty() {
+                let n = s.jobs.len().min(max_batch.max(1));
+                return Some(s.jobs.drain(..n).collect());
+            }
+            if s.closed {
+                return None;
+            }
+            s = self.wait(s);
+        }
+    }
+
+    /// Waits for a head slot. While none is free and the group has room, runs more pending
+    /// units in it (`absorb`), so the wait grows the group instead of idling.
+    fn enter_head(&self, room: usize, mut absorb: impl FnMut(Vec<Job>)) -> HeadSlot<'_> {
+        let mut room = room;
+        let mut s = self.lock();
+        loop {
+            if s.at_head < HEAD_SLOTS {
+                s.at_head += 1;
+                return HeadSlot(self);
+            }
+            if room > 0 && !s.jobs.is_empty() {
+                let n = s.jobs.len().min(room);
+                let more: Vec<Job> = s.jobs.drain(..n).collect();
+                drop(s);
+                room -= n;
+                absorb(more);
+                s = self.lock();
+                continue;
+            }
+            s = self.wait(s);
+        }
+    }
+
+    fn thread_ended(&self) {
+        self.lock().alive -= 1;
+    }
+}
+
+/// A writer thread's place at the chain head, given back when its group has ended (however
+/// it ended).
+struct HeadSlot<'a>(&'a Queue);
+
+impl Drop for HeadSlot<'_> {
+    fn drop(&mut self) {
+        self.0.lock().at_head -= 1;
+        self.0.changed.notify_all();
+    }
+}
+
+/// Closes the queue when the last [`Writer`] handle is dropped.
+#[derive(Debug)]
+struct Closer(Arc<Queue>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.changed.notify_all();
+    }
+}
+
 /// Handle to the writer thread; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<Job>,
+    queue: Arc<Queue>,
+    _closer: Arc<Closer>,
     pool: Arc<EventPool>,
     stats: Arc<WriterStats>,
     health: Arc<CommitHealth>,
@@ -125,7 +253,9 @@ impl Writer {
     }
 
     /// Like [`start`](Self::start) with `writers` connections (`storage.postgres_writers`),
-    /// each a thread that takes the next pending units and commits them as its own group.
+    /// each a thread that takes the next pending units and commits them as its own group. At
+    /// most [`HEAD_SLOTS`] of them wait for or hold the chain head at once; the others keep
+    /// adding pending units to their groups until a slot is free.
     /// Groups of different connections run their units at the same time; they meet only at
     /// the chain head's row lock, which each takes last, so the units' row locks never wait
     /// on it in a cycle. The pre-commit hook and the commit barrier run under that lock, so
@@ -139,8 +269,8 @@ impl Writer {
         barrier: Option<CommitBarrier>,
         vacuum: Option<Connect>,
     ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
+        let queue = Arc::new(Queue::default());
+        queue.lock().alive = writers.max(1);
         let stats = Arc::new(WriterStats::default());
         let health = Arc::new(CommitHealth::default());
         let vacuum = match vacuum {
@@ -164,12 +294,20 @@ impl Writer {
                 pool: pool.clone(),
                 drained: Vec::new(),
             };
-            let rx = rx.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("guestvault-pg-writer-{i}"))
-                    .spawn(move || w.run(&rx, max_batch))?,
-            );
+            let q = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("guestvault-pg-writer-{i}"))
+                .spawn(move || {
+                    w.run(&q, max_batch);
+                    q.thread_ended();
+                });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    queue.lock().alive -= 1;
+                    return Err(e);
+                }
+            }
         }
         // One handle for the caller: it ends when every writer thread has.
         let handle = std::thread::Builder::new()
@@ -181,7 +319,8 @@ impl Writer {
             })?;
         Ok((
             Self {
-                tx,
+                _closer: Arc::new(Closer(queue.clone())),
+                queue,
                 pool,
                 stats,
                 health,
@@ -249,7 +388,7 @@ impl Writer {
                 }
             })
         });
-        if self.tx.send(wake).is_err() {
+        if self.queue.push(wake).is_err() {
             let gone = Arc::new(StoreError::WriterGone);
             self.pool.fail(id, &gone);
         }
@@ -284,7 +423,7 @@ impl Writer {
                 let _ = done_tx.send(outcome);
             })
         });
-        self.tx.send(job).map_err(|_| StoreError::WriterGone)?;
+        self.queue.push(job).map_err(|_| StoreError::WriterGone)?;
         done_rx.await.map_err(|_| StoreError::WriterGone)?
     }
 }
@@ -367,22 +506,9 @@ struct WriterThread {
 }
 
 impl WriterThread {
-    fn run(&mut self, rx: &Mutex<mpsc::Receiver<Job>>, max_batch: usize) {
-        loop {
-            // The queue is held only while this thread takes its group, not while it runs it.
-            let jobs = {
-                let Ok(rx) = rx.lock() else { return };
-                let Ok(first) = rx.recv() else { return };
-                let mut jobs = vec![first];
-                while jobs.len() < max_batch {
-                    match rx.try_recv() {
-                        Ok(job) => jobs.push(job),
-                        Err(_) => break,
-                    }
-                }
-                jobs
-            };
-            self.group(jobs);
+    fn run(&mut self, queue: &Queue, max_batch: usize) {
+        while let Some(jobs) = queue.next_group(max_batch) {
+            self.group(jobs, queue, max_batch);
         }
     }
 
@@ -401,9 +527,9 @@ impl WriterThread {
         Ok(self.conn.as_ref().expect("just opened"))
     }
 
-    fn group(&mut self, jobs: Vec<Job>) {
+    fn group(&mut self, jobs: Vec<Job>, queue: &Queue, max_batch: usize) {
         let started = Instant::now();
-        let n = jobs.len() as u64;
+        let mut n = jobs.len() as u64;
         RELEASE_DUE.set(false);
         let had = self.conn.as_ref().is_some_and(|c| !c.is_closed());
         let mut begun = self.connection().and_then(|c| c.batch("BEGIN"));
@@ -430,7 +556,14 @@ impl WriterThread {
         for job in jobs {
             completions.push(job(Some(conn)));
         }
+        let slot = queue.enter_head(max_batch.saturating_sub(completions.len()), |more| {
+            n += more.len() as u64;
+            for job in more {
+                completions.push(job(Some(conn)));
+            }
+        });
         let outcome = self.finish(started);
+        drop(slot);
         let commit = match outcome {
             Ok(()) => {
                 self.health.note_ok();
@@ -546,15 +679,33 @@ pub fn vacuum_shredded(conn: &PgConn) -> Result<(), StoreError> {
     conn.batch(&format!("VACUUM {}", SHREDDED_TABLES.join(", ")))
 }
 
+/// The least time between two starts of the vacuum of one node. A `VACUUM` of
+/// [`SHREDDED_TABLES`] scans every index of a table that has dead tuples, whatever their
+/// number, so back to back under a stream of erasures it cost more of the two cores than the
+/// erasures themselves (BENCHMARKS.md, stop 24). Spaced, one run reclaims every erasure of
+/// the last few seconds. The dead tuples stay at most this long (plus one run) after the
+/// commit; an erasure is final in any case only once its KEK is retired.
+pub const VACUUM_SPACING: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Held (a session advisory lock) while a node vacuums [`SHREDDED_TABLES`]: the nodes' vacuums
+/// run one after the other, never two over the same tables at once.
+pub const VACUUM_LOCK: i64 = 0x4756_5641_4355_554d;
+
 /// The vacuum thread: woken after a shredding commit, it vacuums the tables that held the
-/// shredded rows (coalescing wake-ups that arrive while it works).
+/// shredded rows, at most once per [`VACUUM_SPACING`] (wake-ups that arrive meanwhile are
+/// served by that one run), under [`VACUUM_LOCK`].
 fn start_vacuum(connect: Connect) -> std::io::Result<mpsc::Sender<()>> {
     let (tx, rx) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("guestvault-pg-vacuum".into())
         .spawn(move || {
             let mut conn: Option<PgConn> = None;
+            let mut last: Option<Instant> = None;
             while rx.recv().is_ok() {
+                if let Some(rest) = last.and_then(|l| VACUUM_SPACING.checked_sub(l.elapsed())) {
+                    std::thread::sleep(rest);
+                }
+                // Every wake-up so far is served by the run that starts now.
                 while rx.try_recv().is_ok() {}
                 if conn.as_ref().is_none_or(PgConn::is_closed) {
                     conn = connect().ok();
@@ -565,7 +716,15 @@ fn start_vacuum(connect: Connect) -> std::io::Result<mpsc::Sender<()>> {
                     );
                     continue;
                 };
-                match vacuum_shredded(c) {
+                last = Some(Instant::now());
+                let run = c
+                    .execute("SELECT pg_advisory_lock($1)", &[&VACUUM_LOCK])
+                    .and_then(|_| {
+                        let vacuumed = vacuum_shredded(c);
+                        let unlocked = c.execute("SELECT pg_advisory_unlock($1)", &[&VACUUM_LOCK]);
+                        vacuumed.and(unlocked.map(|_| ()))
+                    });
+                match run {
                     Ok(()) => tracing::debug!("vacuumed after an erasure"),
                     Err(e) => tracing::warn!(error = %e, "VACUUM after an erasure failed"),
                 }

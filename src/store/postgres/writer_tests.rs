@@ -663,3 +663,68 @@ async fn the_hook_sees_the_head_its_group_moved_to_and_may_fail_alone() {
         [0, 0, 0, 3, 3, 3, 3]
     );
 }
+
+/// Issue 14 (no collapse from contention): while the node's head slots are taken (here by two
+/// groups held up in their barrier, as by another node holding the head), the node's other
+/// connections do not seal one-unit groups and queue them at the head: they keep taking the
+/// units that arrive into their open groups. 22 units arriving one by one during the hold
+/// commit in four groups (the two held ones and one per waiting connection).
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_waiting_for_a_head_slot_take_more_units_into_their_group() {
+    let Some(db) = TestDb::create() else { return };
+    let config = db.config.clone();
+    let connect: Connect =
+        Box::new(move || Ok(super::super::conn::testdb::connect_checked(&config)));
+    let first = db.config.clone();
+    let conn = off_runtime(move || super::super::conn::testdb::connect(&first));
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = calls.clone();
+    let barrier: CommitBarrier = Box::new(move || {
+        if c.fetch_add(1, Ordering::SeqCst) == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(400));
+        }
+        Ok(())
+    });
+    let (w, _) = Writer::start_many(
+        conn,
+        Arc::new(std::sync::Mutex::new(connect)),
+        4,
+        64,
+        None,
+        Some(barrier),
+        None,
+    )
+    .unwrap();
+    // All four connections open before the test starts to count.
+    let mut warm = Vec::new();
+    for _ in 0..4 {
+        warm.push(w.execute(|_| Ok(())));
+    }
+    futures_util::future::join_all(warm).await;
+    calls.store(0, Ordering::SeqCst);
+    let before = w.stats().batches.load(Ordering::Relaxed);
+    let mut handles = Vec::new();
+    for i in 0..22u64 {
+        let w = w.clone();
+        handles.push(tokio::spawn(async move {
+            w.execute(move |c| {
+                c.execute(
+                    "INSERT INTO meta (key, value) VALUES ($1, 'v')",
+                    &[&format!("s{i}")],
+                )?;
+                super::super::audit::append(c, event(i))
+            })
+            .await
+        }));
+        tokio::time::sleep(std::time::Duration::from_millis(8)).await;
+    }
+    for h in handles {
+        h.await.unwrap().unwrap();
+    }
+    assert_eq!(count(&db, "s%"), 22);
+    let groups = w.stats().batches.load(Ordering::Relaxed) - before;
+    assert!(groups <= 4, "{groups} groups for 22 units");
+    let c = db.connect();
+    let verified = off_runtime(move || super::super::audit::verify_chain(&c).unwrap());
+    assert_eq!(verified, Ok(22));
+}
