@@ -679,34 +679,72 @@ pub fn vacuum_shredded(conn: &PgConn) -> Result<(), StoreError> {
     conn.batch(&format!("VACUUM {}", SHREDDED_TABLES.join(", ")))
 }
 
-/// The least time between two starts of the vacuum of one node. A `VACUUM` of
-/// [`SHREDDED_TABLES`] scans every index of a table that has dead tuples, whatever their
-/// number, so back to back under a stream of erasures it cost more of the two cores than the
-/// erasures themselves (BENCHMARKS.md, stop 24). Spaced, one run reclaims every erasure of
-/// the last few seconds. The dead tuples stay at most this long (plus one run) after the
-/// commit; an erasure is final in any case only once its KEK is retired.
+/// The least time between two starts of a vacuum after erasures, on any node (the database's
+/// clock decides, so the nodes' clocks need not agree). A `VACUUM` of [`SHREDDED_TABLES`]
+/// scans every index of a table that has dead tuples, whatever their number, so run back to
+/// back under a stream of erasures it cost more of the two cores than the erasures themselves
+/// (BENCHMARKS.md, stop 24). Spaced, one run reclaims every erasure of the last seconds. A
+/// node's dead tuples wait at most this long times the nodes that have some (plus the runs);
+/// an erasure is final in any case only once its KEK is retired.
 pub const VACUUM_SPACING: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Held (a session advisory lock) while a node vacuums [`SHREDDED_TABLES`]: the nodes' vacuums
-/// run one after the other, never two over the same tables at once.
+/// Held (a session advisory lock) while a node decides on and runs a vacuum of
+/// [`SHREDDED_TABLES`]: the nodes' vacuums run one after the other, never two at once.
 pub const VACUUM_LOCK: i64 = 0x4756_5641_4355_554d;
 
+/// The `meta` row holding when the last vacuum after erasures started (any node, the
+/// database's clock).
+const VACUUM_STARTED_KEY: &str = "vacuum_started_at";
+
+/// Vacuums [`SHREDDED_TABLES`] once [`VACUUM_SPACING`] has passed since the last vacuum any
+/// node started, waiting until then; `started` runs just before the `VACUUM` begins.
+fn vacuum_when_due(conn: &PgConn, started: &mut dyn FnMut()) -> Result<(), StoreError> {
+    loop {
+        conn.execute("SELECT pg_advisory_lock($1)", &[&VACUUM_LOCK])?;
+        let unlock = || {
+            conn.execute("SELECT pg_advisory_unlock($1)", &[&VACUUM_LOCK])
+                .map(|_| ())
+        };
+        let ago: Option<f64> = match conn.query_one(
+            "SELECT (SELECT extract(epoch FROM clock_timestamp() - value::timestamptz)::float8
+                     FROM meta WHERE key = $1)",
+            &[&VACUUM_STARTED_KEY],
+        ) {
+            Ok(row) => row.try_get(0)?,
+            Err(e) => {
+                let _ = unlock();
+                return Err(e);
+            }
+        };
+        let spacing = VACUUM_SPACING.as_secs_f64();
+        if let Some(ago) = ago.filter(|a| (0.0..spacing).contains(a)) {
+            unlock()?;
+            std::thread::sleep(std::time::Duration::from_secs_f64(spacing - ago));
+            continue;
+        }
+        started();
+        let run = conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ($1, clock_timestamp()::text)
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&VACUUM_STARTED_KEY],
+            )
+            .and_then(|_| vacuum_shredded(conn));
+        let unlocked = unlock();
+        return run.and(unlocked);
+    }
+}
+
 /// The vacuum thread: woken after a shredding commit, it vacuums the tables that held the
-/// shredded rows, at most once per [`VACUUM_SPACING`] (wake-ups that arrive meanwhile are
-/// served by that one run), under [`VACUUM_LOCK`].
+/// shredded rows ([`vacuum_when_due`]); the wake-ups of commits made before a run starts are
+/// served by that run.
 fn start_vacuum(connect: Connect) -> std::io::Result<mpsc::Sender<()>> {
     let (tx, rx) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("guestvault-pg-vacuum".into())
         .spawn(move || {
             let mut conn: Option<PgConn> = None;
-            let mut last: Option<Instant> = None;
             while rx.recv().is_ok() {
-                if let Some(rest) = last.and_then(|l| VACUUM_SPACING.checked_sub(l.elapsed())) {
-                    std::thread::sleep(rest);
-                }
-                // Every wake-up so far is served by the run that starts now.
-                while rx.try_recv().is_ok() {}
                 if conn.as_ref().is_none_or(PgConn::is_closed) {
                     conn = connect().ok();
                 }
@@ -716,15 +754,9 @@ fn start_vacuum(connect: Connect) -> std::io::Result<mpsc::Sender<()>> {
                     );
                     continue;
                 };
-                last = Some(Instant::now());
-                let run = c
-                    .execute("SELECT pg_advisory_lock($1)", &[&VACUUM_LOCK])
-                    .and_then(|_| {
-                        let vacuumed = vacuum_shredded(c);
-                        let unlocked = c.execute("SELECT pg_advisory_unlock($1)", &[&VACUUM_LOCK]);
-                        vacuumed.and(unlocked.map(|_| ()))
-                    });
-                match run {
+                // Every commit that woke us before the run starts is covered by it.
+                let mut drain = || while rx.try_recv().is_ok() {};
+                match vacuum_when_due(c, &mut drain) {
                     Ok(()) => tracing::debug!("vacuumed after an erasure"),
                     Err(e) => tracing::warn!(error = %e, "VACUUM after an erasure failed"),
                 }

@@ -728,3 +728,42 @@ async fn connections_waiting_for_a_head_slot_take_more_units_into_their_group() 
     let verified = off_runtime(move || super::super::audit::verify_chain(&c).unwrap());
     assert_eq!(verified, Ok(22));
 }
+
+/// Issue 14 (erasure on two nodes): vacuums after erasures are spaced by the database's clock
+/// across nodes. A second node's vacuum right after the first one's waits until
+/// `VACUUM_SPACING` has passed since that one started, then runs (its own erasures are
+/// reclaimed too, only later).
+#[test]
+fn vacuums_after_erasures_are_spaced_across_nodes() {
+    let Some(db) = TestDb::create() else { return };
+    let (a, b) = (db.connect(), db.connect());
+    let t0 = std::time::Instant::now();
+    let mut started = 0;
+    vacuum_when_due(&a, &mut || started += 1).unwrap();
+    let first = t0.elapsed();
+    assert!(
+        first < VACUUM_SPACING,
+        "the first vacuum runs at once ({first:?})"
+    );
+    vacuum_when_due(&b, &mut || started += 1).unwrap();
+    let second = t0.elapsed();
+    assert_eq!(started, 2);
+    assert!(
+        second >= VACUUM_SPACING - std::time::Duration::from_millis(100),
+        "the second node's vacuum waited for the spacing ({second:?})"
+    );
+    let vacuumed: bool = b
+        .query_one(
+            "SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'guest_keys'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(vacuumed);
+    // Neither node keeps the lock.
+    let free: bool = a
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&VACUUM_LOCK])
+        .unwrap()
+        .get(0);
+    assert!(free);
+}
