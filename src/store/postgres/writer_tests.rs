@@ -378,17 +378,7 @@ async fn several_writer_connections_commit_at_once_into_one_gapless_chain() {
     .unwrap();
     let mut handles = Vec::new();
     for i in 0..300u64 {
-        let w = w.clone();
-        handles.push(tokio::spawn(async move {
-            w.execute(move |c| {
-                c.execute(
-                    "INSERT INTO meta (key, value) VALUES ($1, 'v')",
-                    &[&format!("m{i}")],
-                )?;
-                super::super::audit::append(c, event(i))
-            })
-            .await
-        }));
+        handles.push(spawn_unit(&w, format!("m{i}"), i));
     }
     for h in handles {
         h.await.unwrap().unwrap();
@@ -408,6 +398,18 @@ async fn several_writer_connections_commit_at_once_into_one_gapless_chain() {
     assert_eq!(seqs, (1..=300).collect::<Vec<i64>>());
     // More than one connection did the work (groups of at most 8).
     assert!(w.stats().batches.load(Ordering::Relaxed) >= 300 / 8);
+}
+
+/// Runs a unit that writes meta row `key` and appends `event(i)`, on a task of its own.
+fn spawn_unit(w: &Writer, key: String, i: u64) -> tokio::task::JoinHandle<Result<(), StoreError>> {
+    let w = w.clone();
+    tokio::spawn(async move {
+        w.execute(move |c| {
+            c.execute("INSERT INTO meta (key, value) VALUES ($1, 'v')", &[&key])?;
+            super::super::audit::append(c, event(i))
+        })
+        .await
+    })
 }
 
 fn event(i: u64) -> crate::audit::NewEvent {
@@ -705,17 +707,7 @@ async fn connections_waiting_for_a_head_slot_take_more_units_into_their_group() 
     let before = w.stats().batches.load(Ordering::Relaxed);
     let mut handles = Vec::new();
     for i in 0..22u64 {
-        let w = w.clone();
-        handles.push(tokio::spawn(async move {
-            w.execute(move |c| {
-                c.execute(
-                    "INSERT INTO meta (key, value) VALUES ($1, 'v')",
-                    &[&format!("s{i}")],
-                )?;
-                super::super::audit::append(c, event(i))
-            })
-            .await
-        }));
+        handles.push(spawn_unit(&w, format!("s{i}"), i));
         tokio::time::sleep(std::time::Duration::from_millis(8)).await;
     }
     for h in handles {
