@@ -114,9 +114,7 @@ impl Vault {
                         return Ok(false);
                     }
                     apply_plan(c, &policies, &keys, &permit, &gid, &plan)?;
-                    if plan.shreds_guest() {
-                        store::shred_guest(c, &permit, &gid)?;
-                    } else {
+                    if !plan.shreds_guest() {
                         store::set_status(c, &permit, &gid, GuestStatus::Restricted)?;
                     }
                     crate::audit::append(

@@ -200,8 +200,7 @@ impl Vault {
                             }
                         }
                         if shred {
-                            store::shred_guest(c, &permit, &gid)?;
-                            // A restricted guest's erasure request is now fully done.
+                            // apply_plan shredded the guest; a restricted guest's erasure request is now fully done.
                             store::complete_erasures(c, &subject, &now, |receipt| {
                                 complete_receipt(receipt, &now)
                             })?;
