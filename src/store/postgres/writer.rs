@@ -100,12 +100,17 @@ impl EventPool {
 }
 
 /// How many of a node's writer connections may wait for or hold the chain head's lock at
-/// once: one holding it and one queued behind it, so the head passes on without a round trip.
-/// The node's other connections keep taking pending units into their open group while they
-/// wait for a slot (see [`Queue::enter_head`]), instead of sealing a small group and queueing
-/// it at the head: under contention (another node holding the head) groups grow rather than
-/// multiply.
-pub const HEAD_SLOTS: usize = 2;
+/// once: one. The node's other connections keep taking pending units into their open group
+/// while they wait for the slot (see [`Queue::enter_head`]), instead of sealing a small group
+/// and queueing it at the head: under contention (another node holding the head) groups grow
+/// rather than multiply.
+///
+/// Two slots (one holding, one queued behind it in PostgreSQL, so the lock passed on without
+/// a round trip) measured slower on one node and on two, on this 2-core machine where the
+/// database shares the cores: the queued connection's group was sealed while it waited, so
+/// commits were smaller and more numerous (BENCHMARKS.md, stop 26: one node +7% create, +16%
+/// read, +10% search + read; two nodes +3%, +7%, +6%).
+pub const HEAD_SLOTS: usize = 1;
 
 /// The node's pending units and its head slots, shared by its writer threads.
 #[derive(Default)]

@@ -666,11 +666,11 @@ async fn the_hook_sees_the_head_its_group_moved_to_and_may_fail_alone() {
     );
 }
 
-/// Issue 14 (no collapse from contention): while the node's head slots are taken (here by two
-/// groups held up in their barrier, as by another node holding the head), the node's other
+/// Issue 14 (no collapse from contention): while the node's head slot is taken (here by a
+/// group held up in its barrier, as by another node holding the head), the node's other
 /// connections do not seal one-unit groups and queue them at the head: they keep taking the
 /// units that arrive into their open groups. 22 units arriving one by one during the hold
-/// commit in four groups (the two held ones and one per waiting connection).
+/// commit in at most four groups (the held one and one per waiting connection).
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_waiting_for_a_head_slot_take_more_units_into_their_group() {
     let Some(db) = TestDb::create() else { return };
