@@ -94,6 +94,20 @@ impl ReadGate {
         ReadPass(self)
     }
 
+    /// Waits while another closer (the checkpointer's own pass) holds the gate; `true` if it
+    /// did, so the caller knows that pass may have reset the WAL meanwhile.
+    fn wait_reopened(&self) -> bool {
+        let mut s = lock(&self.state);
+        let was_closed = s.closed;
+        while s.closed {
+            s = self
+                .changed
+                .wait(s)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        was_closed
+    }
+
     /// Closes the gate once the reads in flight have ended; `None` (gate reopened) if they
     /// have not within `wait`.
     fn close_within(&self, wait: Duration) -> Option<Closed<'_>> {
@@ -407,9 +421,23 @@ impl WalBrake {
         if size < self.hard {
             return;
         }
-        let Some(closed) = gate.close_within(GATE_WAIT) else {
-            self.retry_at = Some(Instant::now() + BRAKE_RETRY);
-            return;
+        let mut passes = 0;
+        let closed = loop {
+            if let Some(closed) = gate.close_within(GATE_WAIT) {
+                break closed;
+            }
+            // The checkpointer's own pass held the gate (it may have reset the WAL): look
+            // again rather than write on unbraked for `BRAKE_RETRY`, which let the WAL pass
+            // its limit under a fast writer (CI). Only a read that outlasted `GATE_WAIT`
+            // backs the brake off.
+            passes += 1;
+            if passes > 3 || !gate.wait_reopened() {
+                self.retry_at = Some(Instant::now() + BRAKE_RETRY);
+                return;
+            }
+            if std::fs::metadata(&self.wal).map_or(0, |m| m.len()) < self.hard {
+                return;
+            }
         };
         let started = Instant::now();
         // A reader outside the pool (a verify on its own connection, a backup) would make
@@ -440,6 +468,34 @@ impl WalBrake {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 13 (bounded WAL): the writer's brake, finding the gate held by the checkpointer's
+    /// own pass, waits for that pass to end and is told it ran (it then looks at the WAL
+    /// again instead of writing on unbraked); with no pass running it is told none did.
+    #[test]
+    fn the_brake_waits_out_the_checkpointers_pass_and_knows_it_ran() {
+        let gate = Arc::new(ReadGate::default());
+        assert!(!gate.wait_reopened(), "an open gate: no pass ran");
+        let closed = gate.close_within(Duration::from_millis(50)).unwrap();
+        assert!(
+            gate.close_within(Duration::from_millis(50)).is_none(),
+            "a second closer is refused at once"
+        );
+        let g = gate.clone();
+        let waiter = std::thread::spawn(move || {
+            let t = Instant::now();
+            (g.wait_reopened(), t.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(60));
+        drop(closed);
+        let (ran, waited) = waiter.join().unwrap();
+        assert!(ran, "the pass that held the gate is reported");
+        assert!(
+            waited >= Duration::from_millis(50),
+            "it waited for the pass: {waited:?}"
+        );
+        assert!(gate.close_within(Duration::from_millis(50)).is_some());
+    }
 
     #[test]
     fn the_gate_waits_for_reads_in_flight_and_gives_up_on_a_long_one() {
