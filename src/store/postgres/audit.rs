@@ -86,6 +86,8 @@ pub struct Flushed {
     /// How long `SELECT … FOR UPDATE` of the head took (the wait for other nodes' commits
     /// plus one round trip).
     pub lock_wait: Duration,
+    /// The head's seq when its lock was granted (before this group's events).
+    pub head_before: u64,
     /// When the head's row lock was granted (the `SELECT … FOR UPDATE` answered), if it was
     /// taken: the lock is held until the transaction ends, so the writer measures the hold
     /// time of issue 14 as this instant's `elapsed()` after `COMMIT`.
@@ -204,6 +206,7 @@ fn link_and_insert_with(
     let locked_at = Instant::now();
     events.extend(late());
     let mut last_seq = seq_of(row.try_get(0)?);
+    let head_before = last_seq;
     let mut prev = to_hash(row.try_get(1)?)?;
     let last_checkpoint = row.try_get::<_, Option<i64>>(2)?.map_or(0, seq_of);
     let count = events.len() as u64;
@@ -253,6 +256,7 @@ fn link_and_insert_with(
         events: count,
         last_seq,
         lock_wait: locked_at - asked,
+        head_before,
         locked_at: Some(locked_at),
         tip: (count > 0).then_some(ChainTip {
             seq: last_seq,

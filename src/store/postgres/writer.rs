@@ -112,11 +112,42 @@ impl EventPool {
 /// read, +10% search + read; two nodes +3%, +7%, +6%).
 pub const HEAD_SLOTS: usize = 1;
 
+/// While other nodes commit to the chain between this node's commits, this node locks the
+/// head at most once per this spacing: its next group stays open (taking the units that
+/// arrive, up to the batch limit) until this long after its previous commit ended.
+///
+/// Why: with several nodes on one head, each node's groups carry only its own share of the
+/// requests, so the nodes together make more, smaller commits than one node would for the
+/// same load, and each commit costs the 2 cores shared by the database and the nodes (and a
+/// hold of the one head). Two nodes' requests were then 10–25% slower than one node's; held
+/// open, the groups are again about as large as one node's (BENCHMARKS.md, stop 27). A
+/// node's requests wait at most this much longer; a node whose commits are further apart
+/// than this (light load) does not wait at all, nor does a node alone on the chain.
+pub const CONTENDED_SPACING: std::time::Duration = std::time::Duration::from_millis(8);
+
+/// How many of a node's last 16 commits must have found the chain moved on by another writer
+/// (another node, or this node's background work) for [`CONTENDED_SPACING`] to apply.
+const CONTENDED_OF_16: u32 = 8;
+
 /// The node's pending units and its head slots, shared by its writer threads.
 #[derive(Default)]
 struct Queue {
     state: Mutex<QueueState>,
     changed: std::sync::Condvar,
+    contention: Mutex<Contention>,
+}
+
+/// Whether other nodes append to the chain between this node's commits, and when this node's
+/// last commit ended: see [`CONTENDED_SPACING`].
+#[derive(Debug, Default)]
+struct Contention {
+    /// The seq this node's last commit moved the head to.
+    last_own_seq: u64,
+    /// One bit per recent commit of this node: set when the head had moved on since its
+    /// previous one (another node, or this node's background work, appended between them).
+    recent: u16,
+    /// When this node's last commit ended.
+    last_end: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -124,10 +155,38 @@ struct QueueState {
     jobs: std::collections::VecDeque<Job>,
     /// Writer threads between asking for the head's lock and their group's end.
     at_head: usize,
+    /// The slot holder is holding its group open: the other writers leave new units to it.
+    delaying: bool,
     /// Writer threads still running (a job pushed when none is gets `WriterGone`).
     alive: usize,
     /// Every handle is gone: the threads end once the queue is empty.
     closed: bool,
+}
+
+impl Contention {
+    /// Records a commit of this node that found the head at `head_before` and moved it to
+    /// `last_seq`, ending at `now`.
+    fn note_commit(&mut self, head_before: u64, last_seq: u64, now: Instant) {
+        let foreign = self.last_own_seq != 0 && head_before != self.last_own_seq;
+        self.recent = (self.recent << 1) | u16::from(foreign);
+        self.last_own_seq = last_seq;
+        self.last_end = Some(now);
+    }
+
+    /// Whether at least [`CONTENDED_OF_16`] of this node's last 16 commits found the head
+    /// moved on by someone else.
+    fn contended(&self) -> bool {
+        self.recent.count_ones() >= CONTENDED_OF_16
+    }
+
+    /// When this node's next group may lock the head: [`CONTENDED_SPACING`] after its last
+    /// commit ended, if the chain is contended (`None`: at once).
+    fn hold_open_until(&self) -> Option<Instant> {
+        if !self.contended() {
+            return None;
+        }
+        self.last_end.map(|t| t + CONTENDED_SPACING)
+    }
 }
 
 impl std::fmt::Debug for Queue {
@@ -190,7 +249,7 @@ impl Queue {
                 s.at_head += 1;
                 return HeadSlot(self);
             }
-            if room > 0 && !s.jobs.is_empty() {
+            if room > 0 && !s.jobs.is_empty() && !s.delaying {
                 let n = s.jobs.len().min(room);
                 let more: Vec<Job> = s.jobs.drain(..n).collect();
                 drop(s);
@@ -201,6 +260,44 @@ impl Queue {
             }
             s = self.wait(s);
         }
+    }
+
+    /// Holds the slot holder's group open until `deadline` (or until it has no room left),
+    /// running the units that arrive in it (`absorb`); meanwhile the node's other connections
+    /// leave new units to it ([`CONTENDED_SPACING`]).
+    fn absorb_until(&self, deadline: Instant, room: usize, mut absorb: impl FnMut(Vec<Job>)) {
+        let mut room = room;
+        let mut s = self.lock();
+        s.delaying = true;
+        loop {
+            let now = Instant::now();
+            if room == 0 || now >= deadline || s.closed {
+                break;
+            }
+            if !s.jobs.is_empty() {
+                let n = s.jobs.len().min(room);
+                let more: Vec<Job> = s.jobs.drain(..n).collect();
+                drop(s);
+                room -= n;
+                absorb(more);
+                s = self.lock();
+                continue;
+            }
+            s = self
+                .changed
+                .wait_timeout(s, deadline - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        s.delaying = false;
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    fn contention(&self) -> std::sync::MutexGuard<'_, Contention> {
+        self.contention
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn thread_ended(&self) {
@@ -567,7 +664,20 @@ impl WriterThread {
                 completions.push(job(Some(conn)));
             }
         });
-        let outcome = self.finish(started);
+        let hold_open = queue.contention().hold_open_until();
+        if let Some(deadline) = hold_open {
+            queue.absorb_until(
+                deadline,
+                max_batch.saturating_sub(completions.len()),
+                |more| {
+                    n += more.len() as u64;
+                    for job in more {
+                        completions.push(job(Some(conn)));
+                    }
+                },
+            );
+        }
+        let outcome = self.finish(started, queue);
         drop(slot);
         let commit = match outcome {
             Ok(()) => {
@@ -614,7 +724,7 @@ impl WriterThread {
     /// common case: the events' insert (and the hook's savepoint) go out with the `COMMIT`.
     /// The barrier runs before the lock, and the hook makes a statement only when a
     /// checkpoint is due, which it decides from the [`ChainTip`] without reading the head.
-    fn finish(&mut self, _started: Instant) -> Result<(), StoreError> {
+    fn finish(&mut self, _started: Instant, queue: &Queue) -> Result<(), StoreError> {
         let conn = self.conn.as_ref().expect("connected");
         let as_audit = |e| match e {
             e @ StoreError::Audit(_) => e,
@@ -669,6 +779,11 @@ impl WriterThread {
             committed.map_err(as_audit)?;
         } else {
             committed?;
+        }
+        if flushed.events > 0 {
+            queue
+                .contention()
+                .note_commit(flushed.head_before, flushed.last_seq, Instant::now());
         }
         if let Some(at) = flushed.locked_at {
             let held = at.elapsed();

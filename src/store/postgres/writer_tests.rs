@@ -759,3 +759,100 @@ fn vacuums_after_erasures_are_spaced_across_nodes() {
         .get(0);
     assert!(free);
 }
+
+/// Issue 14 (two nodes ≥ 0.9× one): a node knows the chain is contended only once at least
+/// half of its last 16 commits found the head moved on by another writer; then its next group
+/// may lock the head no sooner than `CONTENDED_SPACING` after its last commit ended.
+#[test]
+fn the_spacing_applies_only_once_other_writers_move_the_head_between_commits() {
+    let t0 = std::time::Instant::now();
+    let mut c = Contention::default();
+    // Alone on the chain: every commit starts where this node's last one ended.
+    let mut seq = 0;
+    for _ in 0..20 {
+        c.note_commit(seq, seq + 3, t0);
+        seq += 3;
+    }
+    assert!(!c.contended());
+    assert_eq!(c.hold_open_until(), None);
+    // Another node appends before the last 7 of the next 16: still not contended.
+    for i in 0..16 {
+        let before = if i >= 9 { seq + 2 } else { seq };
+        c.note_commit(before, before + 3, t0);
+        seq = before + 3;
+    }
+    assert!(!c.contended());
+    // One more such commit makes 8 of the last 16.
+    c.note_commit(seq + 1, seq + 4, t0);
+    seq += 4;
+    assert!(c.contended());
+    assert_eq!(c.hold_open_until(), Some(t0 + CONTENDED_SPACING));
+    // And once the other writer stops, 16 commits of its own end the spacing.
+    for _ in 0..16 {
+        c.note_commit(seq, seq + 1, t0);
+        seq += 1;
+    }
+    assert!(!c.contended());
+}
+
+/// Issue 14: two nodes (two writers) appending to one chain under a steady stream of units.
+/// Once a node sees the other's commits between its own, its commits come at least
+/// `CONTENDED_SPACING` apart (each group collecting the units that arrived meanwhile), and
+/// every unit still commits, into one gapless chain. The same stream on one writer alone
+/// commits more often than that, so the spacing is what the first half measures.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_that_shares_the_head_commits_at_most_once_per_spacing() {
+    let Some(db) = TestDb::create() else { return };
+    // The instant each of node A's groups locked the head (its hook runs under the lock).
+    let stamps = |times: &Arc<std::sync::Mutex<Vec<std::time::Instant>>>| -> PreCommitHook {
+        let times = times.clone();
+        Box::new(move |_c: &PgConn, _tip: &ChainTip| {
+            times.lock().unwrap().push(std::time::Instant::now());
+            Ok(())
+        })
+    };
+    let gaps = |times: &[std::time::Instant]| -> Vec<std::time::Duration> {
+        times.windows(2).map(|w| w[1] - w[0]).collect()
+    };
+    async fn stream(w: Vec<Writer>, prefix: &str, units: u64) {
+        let mut handles = Vec::new();
+        for i in 0..units {
+            for (n, w) in w.iter().enumerate() {
+                handles.push(spawn_unit(w, format!("{prefix}{n}-{i}"), i));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        for h in handles {
+            h.await.unwrap().unwrap();
+        }
+    }
+
+    // One writer alone: a unit every 2 ms commits in groups far more often than the spacing.
+    let alone = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let w = writer_with_hook(&db, Some(stamps(&alone)), None);
+    stream(vec![w.clone()], "alone", 120).await;
+    let alone_gaps = gaps(&alone.lock().unwrap());
+    assert!(
+        alone_gaps.iter().any(|g| *g < CONTENDED_SPACING),
+        "alone: {alone_gaps:?}"
+    );
+    drop(w);
+
+    // Two nodes on the same chain, a unit every 2 ms each.
+    let a_times = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let a = writer_with_hook(&db, Some(stamps(&a_times)), None);
+    let b = writer(&db, None);
+    stream(vec![a.clone(), b.clone()], "pair", 200).await;
+    let a_gaps = gaps(&a_times.lock().unwrap());
+    // The first commits teach node A that the head is shared (8 of its last 16).
+    let settled = &a_gaps[16.min(a_gaps.len())..];
+    assert!(!settled.is_empty(), "{a_gaps:?}");
+    assert!(
+        settled.iter().all(|g| *g >= CONTENDED_SPACING),
+        "node A's commits once contended: {settled:?}"
+    );
+    assert_eq!(count(&db, "pair%"), 400);
+    let c = db.connect();
+    let verified = off_runtime(move || super::super::audit::verify_chain(&c).unwrap());
+    assert_eq!(verified, Ok(120 + 400));
+}
