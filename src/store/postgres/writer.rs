@@ -239,6 +239,22 @@ impl Queue {
         }
     }
 
+    /// Takes up to `room` pending units and runs them in the caller's group (`absorb`), with
+    /// the queue unlocked meanwhile; returns the queue locked again.
+    fn absorb_pending<'a>(
+        &'a self,
+        mut s: std::sync::MutexGuard<'a, QueueState>,
+        room: &mut usize,
+        absorb: &mut impl FnMut(Vec<Job>),
+    ) -> std::sync::MutexGuard<'a, QueueState> {
+        let n = s.jobs.len().min(*room);
+        let more: Vec<Job> = s.jobs.drain(..n).collect();
+        drop(s);
+        *room -= n;
+        absorb(more);
+        self.lock()
+    }
+
     /// Waits for a head slot. While none is free and the group has room, runs more pending
     /// units in it (`absorb`), so the wait grows the group instead of idling.
     fn enter_head(&self, room: usize, mut absorb: impl FnMut(Vec<Job>)) -> HeadSlot<'_> {
@@ -250,12 +266,7 @@ impl Queue {
                 return HeadSlot(self);
             }
             if room > 0 && !s.jobs.is_empty() && !s.delaying {
-                let n = s.jobs.len().min(room);
-                let more: Vec<Job> = s.jobs.drain(..n).collect();
-                drop(s);
-                room -= n;
-                absorb(more);
-                s = self.lock();
+                s = self.absorb_pending(s, &mut room, &mut absorb);
                 continue;
             }
             s = self.wait(s);
@@ -275,12 +286,7 @@ impl Queue {
                 break;
             }
             if !s.jobs.is_empty() {
-                let n = s.jobs.len().min(room);
-                let more: Vec<Job> = s.jobs.drain(..n).collect();
-                drop(s);
-                room -= n;
-                absorb(more);
-                s = self.lock();
+                s = self.absorb_pending(s, &mut room, &mut absorb);
                 continue;
             }
             s = self
