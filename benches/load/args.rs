@@ -76,6 +76,8 @@ usage: bench/run.sh [--quick|--smoke|--soak SECS] [--guests N] [--seconds S] [--
                  search_read and erasure, the chain head's lock hold time -> the PostgreSQL
                  section of BENCHMARKS.md (the SQLite report around it is kept)
   --nodes 2      (postgres) two nodes on that database: each alone, then both behind the client
+  BENCH_NODE_X=v (postgres; environment) the nodes run with GUESTVAULT_X=v, to compare node
+                 settings (e.g. BENCH_NODE_STORAGE_POSTGRES_WRITERS=4); listed in the report
 Exits non-zero if any request errored.";
 
 fn text(flag: &str, v: Option<String>) -> Result<String, String> {

@@ -35,6 +35,18 @@ async fn connect(url: &str) -> tokio_postgres::Client {
 
 /// Creates a fresh database on the server at `base` (a URL without database name); returns
 /// its name and URL.
+/// The nodes' own settings from the harness's environment: `BENCH_NODE_X=v` sets
+/// `GUESTVAULT_X=v` for the nodes only (to compare node settings, e.g.
+/// `BENCH_NODE_STORAGE_POSTGRES_WRITERS=4`); the report lists them.
+fn node_settings() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("BENCH_NODE_")
+                .map(|r| (format!("GUESTVAULT_{r}"), v))
+        })
+        .collect()
+}
+
 pub async fn create_database(base: &str) -> (String, String) {
     let admin = connect(&format!("{base}/postgres")).await;
     let name = format!(
@@ -409,6 +421,7 @@ pub fn run(args: &Args) -> u64 {
             db_url.clone(),
         ),
     ];
+    let node_env: Vec<(String, String)> = env.iter().cloned().chain(node_settings()).collect();
     let data_dirs: Vec<_> = ["node-a", "node-b"][..args.nodes]
         .iter()
         .map(|n| work.join(n).join("data"))
@@ -461,7 +474,7 @@ pub fn run(args: &Args) -> u64 {
                 &work,
                 d,
                 args.server_log_level.as_deref(),
-                &env,
+                &node_env,
                 &format!("server-{name}.log"),
             )
             .await;
@@ -726,6 +739,13 @@ impl Report<'_> {
                 *peak as f64 / 1e6,
                 ms(cold.as_secs_f64() * 1000.0)
             );
+        }
+        let node_settings: Vec<String> = node_settings()
+            .into_iter()
+            .map(|(k, v)| format!("`{k}={v}`"))
+            .collect();
+        if !node_settings.is_empty() {
+            let _ = writeln!(o, "| node settings | {} |", node_settings.join(", "));
         }
         if let Some(note) = &a.note {
             let _ = writeln!(o, "| note | {note} |");

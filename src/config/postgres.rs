@@ -19,8 +19,12 @@ use super::StorageConfig;
 pub const DEFAULT_PG_POOL_SIZE: usize = 8;
 /// Most reader connections per node (like `storage.readers`).
 pub const MAX_PG_POOL_SIZE: usize = 64;
-/// Default `storage.postgres_writers`: writer connections per node.
-pub const DEFAULT_PG_WRITERS: usize = 4;
+/// Default `storage.postgres_writers`: writer connections per node. Two, not four: on the
+/// 2-core bench host (database, nodes and load generator sharing the cores) two connections
+/// made groups about twice as large and served more in every scenario, one node and two
+/// (BENCHMARKS.md, stop 28: create +18%, two nodes +61%; read +7%); one connection runs its
+/// units one round trip after another and served a third as much.
+pub const DEFAULT_PG_WRITERS: usize = 2;
 /// Most writer connections per node.
 pub const MAX_PG_WRITERS: usize = 32;
 /// Default `storage.postgres_statement_timeout_ms`.
@@ -336,7 +340,7 @@ mod tests {
     fn the_defaults_and_bounds_hold() {
         let k = keys("postgres_url = \"postgres://v@localhost/g\"").unwrap();
         assert_eq!(k.pool_size, 8);
-        assert_eq!(k.writers, 4);
+        assert_eq!(k.writers, 2);
         assert_eq!(k.statement_timeout, Duration::from_secs(30));
         assert_eq!(k.connect_timeout, Duration::from_secs(5));
         assert_eq!(k.tls, PgTls::Off);
