@@ -236,9 +236,11 @@ pub struct StorageConfig {
     /// `verify-full` (the default when `postgres_ca_file` is set) or `off` (the default, and
     /// only allowed implicitly, for a database on this machine).
     pub postgres_tls: Option<String>,
-    /// Reader connections per node (default 8, at most 64); the writer has its own.
+    /// Reader connections per node (default 4, at most 64); the writers have their own.
     pub postgres_pool_size: Option<usize>,
-    /// Writer connections per node, each committing its own groups (default 4, at most 32).
+    /// Reads all live nodes together run at once (unset: each node runs its whole pool).
+    pub postgres_readers_total: Option<usize>,
+    /// Writer connections per node, each committing its own groups (default 2, at most 32).
     pub postgres_writers: Option<usize>,
     /// The server-side `statement_timeout` of every connection (default 30000).
     pub postgres_statement_timeout_ms: Option<u64>,
@@ -373,6 +375,7 @@ impl Default for StorageConfig {
             postgres_ca_file: None,
             postgres_tls: None,
             postgres_pool_size: None,
+            postgres_readers_total: None,
             postgres_writers: None,
             postgres_statement_timeout_ms: None,
             postgres_connect_timeout_ms: None,

@@ -51,6 +51,9 @@ pub struct Args {
     pub nodes: usize,
     /// `--postgres-url URL`: the server the run creates its database on (no database name).
     pub postgres_url: String,
+    /// `--rounds N` (PostgreSQL): each scenario's targets measured N times, interleaved; the
+    /// targets are judged on the median of the rounds.
+    pub rounds: usize,
 }
 
 /// Where `--backend postgres` creates its database unless `--postgres-url` says otherwise.
@@ -60,7 +63,7 @@ pub const USAGE: &str = "\
 usage: bench/run.sh [--quick|--smoke|--soak SECS] [--guests N] [--seconds S] [--connections C]
                     [--scenarios create,read,search_read,add_stay,erasure]
                     [--out FILE] [--note TEXT] [--server-log-level LEVEL] [--keep-data]
-                    [--backend sqlite|postgres] [--nodes 1|2] [--postgres-url URL]
+                    [--backend sqlite|postgres] [--nodes 1|2] [--rounds N] [--postgres-url URL]
 
   (default)      1,000,000 guests, 64 connections, 30 s per scenario -> BENCHMARKS.md
   --quick        100,000 guests                                      -> BENCHMARKS.md
@@ -76,6 +79,8 @@ usage: bench/run.sh [--quick|--smoke|--soak SECS] [--guests N] [--seconds S] [--
                  search_read and erasure, the chain head's lock hold time -> the PostgreSQL
                  section of BENCHMARKS.md (the SQLite report around it is kept)
   --nodes 2      (postgres) two nodes on that database: each alone, then both behind the client
+  --rounds N     (postgres) each scenario's targets N times over, interleaved (A, A+B, B, then
+                 B, A+B, A, ...); the targets table takes each target's median round
   BENCH_NODE_X=v (postgres; environment) the nodes run with GUESTVAULT_X=v, to compare node
                  settings (e.g. BENCH_NODE_STORAGE_POSTGRES_WRITERS=4); listed in the report
 Exits non-zero if any request errored.";
@@ -105,6 +110,7 @@ impl Args {
         let mut soak = None;
         let mut postgres = false;
         let mut nodes = 1usize;
+        let mut rounds = 1usize;
         let mut postgres_url = DEFAULT_POSTGRES_URL.to_string();
         let mut scenarios_given = false;
         let mut it = given.clone().into_iter();
@@ -130,6 +136,7 @@ impl Args {
                     }
                 },
                 "--nodes" => nodes = number::<usize>(&arg, it.next())?,
+                "--rounds" => rounds = number::<usize>(&arg, it.next())?,
                 "--postgres-url" => postgres_url = text(&arg, it.next())?,
                 "--scenarios" => {
                     scenarios_given = true;
@@ -158,6 +165,12 @@ impl Args {
         }
         if nodes > 1 && !postgres {
             return Err("--nodes needs --backend postgres (SQLite is one node)".into());
+        }
+        if !(1..=9).contains(&rounds) {
+            return Err("--rounds must be between 1 and 9".into());
+        }
+        if rounds > 1 && !postgres {
+            return Err("--rounds needs --backend postgres".into());
         }
         if postgres && soak.is_some() {
             return Err("--soak runs on SQLite only".into());
@@ -204,6 +217,7 @@ impl Args {
             soak,
             postgres,
             nodes,
+            rounds,
             postgres_url: postgres_url.trim_end_matches('/').to_string(),
         })
     }

@@ -360,6 +360,8 @@ pub struct Phase {
     pub scenario: &'static str,
     pub op: Op,
     pub target: String,
+    /// 1-based; see `--rounds`.
+    pub round: usize,
     pub nodes: usize,
     pub outcome: Outcome,
     pub vault_cpu: f64,
@@ -517,8 +519,23 @@ pub fn run(args: &Args) -> u64 {
                 continue;
             }
             let op = Op::parse(name);
-            for (label, which) in &targets {
-                super::step(&format!("scenario: {name} on {label}"));
+            // Rounds alternate the order (A, A+B, B, then B, A+B, A), so that neither single
+            // node is always measured on the smaller database or the cooler machine.
+            let order: Vec<(usize, &(String, Vec<usize>))> = (1..=args.rounds)
+                .flat_map(|round| {
+                    let mut ts: Vec<_> = targets.iter().collect();
+                    if round % 2 == 0 {
+                        ts.reverse();
+                    }
+                    ts.into_iter().map(move |t| (round, t))
+                })
+                .collect();
+            for (round, (label, which)) in order {
+                if args.rounds > 1 {
+                    super::step(&format!("scenario: {name} on {label}, round {round} of {}", args.rounds));
+                } else {
+                    super::step(&format!("scenario: {name} on {label}"));
+                }
                 let bases: Vec<String> = which.iter().map(|&i| nodes[i].server.base.clone()).collect();
                 let ctx = Arc::new(Ctx {
                     client: driver::client(args.connections),
@@ -555,6 +572,7 @@ pub fn run(args: &Args) -> u64 {
                     scenario: name,
                     op,
                     target: label.clone(),
+                    round,
                     nodes: which.len(),
                     vault_cpu: cores(v0, v1),
                     postgres_cpu: cores(p0, p1),
@@ -669,6 +687,18 @@ struct Report<'a> {
     nodes: &'a [(&'static str, u64, Duration)],
 }
 
+/// The middle value (the mean of the middle two for an even count); `None` if empty.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
 fn ms(v: f64) -> String {
     if v < 10.0 {
         format!("{v:.2} ms")
@@ -678,10 +708,27 @@ fn ms(v: f64) -> String {
 }
 
 impl Report<'_> {
-    fn phase(&self, scenario: &str, target: &str) -> Option<&Phase> {
+    /// The rates of every round of `scenario` on `target`, in round order.
+    fn rates(&self, scenario: &str, target: &str) -> Vec<f64> {
         self.phases
             .iter()
-            .find(|p| p.scenario == scenario && p.target == target)
+            .filter(|p| p.scenario == scenario && p.target == target)
+            .map(|p| p.outcome.per_second())
+            .collect()
+    }
+
+    /// The median round's rate of `scenario` on `target` (the mean of the middle two for an
+    /// even number of rounds), with the rounds' rates when there are several.
+    fn rate(&self, scenario: &str, target: &str) -> Option<(f64, String)> {
+        let rates = self.rates(scenario, target);
+        let v = median(&rates)?;
+        let detail = if rates.len() > 1 {
+            let each: Vec<String> = rates.iter().map(|r| int(*r)).collect();
+            format!(" (median of {})", each.join(", "))
+        } else {
+            String::new()
+        };
+        Some((v, detail))
     }
 
     fn markdown(&self) -> String {
@@ -724,12 +771,17 @@ impl Report<'_> {
         );
         let _ = writeln!(
             o,
-            "| run | {} node(s) on one fresh database, {} guests seeded, {} connections, {} s per phase (after {} s warm-up), {} s per raw baseline |",
+            "| run | {} node(s) on one fresh database, {} guests seeded, {} connections, {} s per phase (after {} s warm-up){}, {} s per raw baseline |",
             a.nodes,
             int(a.guests as f64),
             a.connections,
             a.seconds,
             a.warmup.as_secs(),
+            if a.rounds > 1 {
+                format!(", {} rounds per scenario", a.rounds)
+            } else {
+                String::new()
+            },
             a.baseline.as_secs()
         );
         for (name, peak, cold) in self.nodes {
@@ -753,16 +805,16 @@ impl Report<'_> {
 
         let _ = writeln!(o, "\n### Targets\n");
         let _ = writeln!(o, "| figure | value | target | |\n|---|---|---|---|");
-        let rate = |s: &str, t: &str| self.phase(s, t).map(|p| p.outcome.per_second());
+        let rate = |s: &str, t: &str| self.rate(s, t);
         let met = |ok: bool| if ok { "met" } else { "**not met**" };
         for (scenario, label, min) in [
             ("create", "create, one node", 2500.0),
             ("read", "read, one node", 4000.0),
         ] {
-            if let Some(v) = rate(scenario, "node A") {
+            if let Some((v, detail)) = rate(scenario, "node A") {
                 let _ = writeln!(
                     o,
-                    "| {label} (node A) | {}/s | ≥ {}/s | {} |",
+                    "| {label} (node A) | {}/s{detail} | ≥ {}/s | {} |",
                     int(v),
                     int(min),
                     met(v >= min)
@@ -771,18 +823,22 @@ impl Report<'_> {
         }
         if a.nodes > 1 {
             for scenario in ["create", "read", "search_read", "erasure"] {
-                let (Some(one), Some(b), Some(both)) = (
+                let (Some((one, one_detail)), Some((b, b_detail)), Some((both, both_detail))) = (
                     rate(scenario, "node A"),
                     rate(scenario, "node B"),
                     rate(scenario, "nodes A+B"),
                 ) else {
                     continue;
                 };
-                let single = one.max(b);
+                let (single, single_detail) = if one >= b {
+                    (one, one_detail)
+                } else {
+                    (b, b_detail)
+                };
                 let ratio = both / single.max(1e-9);
                 let _ = writeln!(
                     o,
-                    "| {scenario}, two nodes vs one | {}/s vs {}/s: {ratio:.2}× | ≥ 0.9× | {} |",
+                    "| {scenario}, two nodes vs one | {}/s{both_detail} vs {}/s{single_detail}: {ratio:.2}× | ≥ 0.9× | {} |",
                     int(both),
                     int(single),
                     met(ratio >= 0.9)
@@ -801,14 +857,28 @@ impl Report<'_> {
             o,
             "{} concurrent connections (tokio tasks sharing one reqwest client); with two nodes \
              behind the client, requests alternate between them. Per scenario, node A alone is \
-             measured first, then both nodes, then node B alone; two nodes are compared with \
-             the better single node. CPU is in cores (this machine has {}): the vault node(s) under \
+             measured first, then both nodes, then node B alone{}; two nodes are compared with \
+             the better single node{}. CPU is in cores (this machine has {}): the vault node(s) under \
              load, every `postgres` process, and the load generator. \"head hold\" is the mean \
              time a group commit held the chain head's row lock (granted to committed), from the \
              nodes' `guestvault_audit_head_hold_seconds`; \"events/hold\" is events per such \
              commit (`guestvault_audit_head_events_total` over the hold count); \"ops/commit\" is \
              writer units per group transaction.\n",
-            a.connections, m.cores
+            a.connections,
+            if a.rounds > 1 {
+                format!(
+                    ", in {} rounds that alternate the order (A, A+B, B, then B, A+B, A)",
+                    a.rounds
+                )
+            } else {
+                String::new()
+            },
+            if a.rounds > 1 {
+                ", each target by its median round"
+            } else {
+                ""
+            },
+            m.cores
         );
         let _ = writeln!(
             o,
@@ -823,7 +893,11 @@ impl Report<'_> {
                 o,
                 "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {} | {:.1} | {:.0}% |",
                 p.scenario,
-                p.target,
+                if a.rounds > 1 {
+                    format!("{}, round {}", p.target, p.round)
+                } else {
+                    p.target.clone()
+                },
                 int(out.per_second()),
                 ms(out.quantile_ms(0.5)),
                 ms(out.quantile_ms(0.99)),

@@ -158,11 +158,25 @@ impl Vault {
             return Ok(());
         };
         let report = self.report(&c);
-        let active = self
+        let (active, live) = self
             .writer
-            .execute(move |conn| coord::heartbeat(conn, &report))
+            .execute(move |conn| {
+                let active = coord::heartbeat(conn, &report)?;
+                Ok((active, coord::live_nodes(conn, NODE_LIVE_SECS)?.len()))
+            })
             .await?;
         c.beating.store(true, Ordering::SeqCst);
+        // The nodes share `storage.postgres_readers_total` (if set) by the live count.
+        if let Some((share, changed)) = self.readers.share_among(live) {
+            crate::metrics::record_reads_allowed(share);
+            if changed {
+                tracing::info!(
+                    live_nodes = live,
+                    reads_at_once = share,
+                    "this node's share of storage.postgres_readers_total changed"
+                );
+            }
+        }
         self.adopt_database_kek(active)
     }
 

@@ -94,6 +94,12 @@ impl Node {
         if let Some(file) = &shared.storage.postgres_password_file {
             cmd.env("GUESTVAULT_STORAGE_POSTGRES_PASSWORD_FILE", file);
         }
+        if let Some(total) = shared.storage.postgres_readers_total {
+            cmd.env(
+                "GUESTVAULT_STORAGE_POSTGRES_READERS_TOTAL",
+                total.to_string(),
+            );
+        }
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
@@ -202,6 +208,49 @@ impl Node {
         body
     }
 
+    /// This node's `guestvault_pg_reads_allowed`, once `/metrics` shows it.
+    async fn reads_allowed(&self) -> Option<u64> {
+        let r = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .ok()?;
+        assert_eq!(r.status(), StatusCode::OK);
+        let text = r.text().await.ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("guestvault_pg_reads_allowed "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|v| v as u64)
+    }
+
+    /// Waits (up to 20 s: heartbeats are 2 s apart) until this node may run `n` reads at once.
+    async fn wait_reads_allowed(&self, n: u64) {
+        let started = Instant::now();
+        loop {
+            let now = self.reads_allowed().await;
+            if now == Some(n) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "reads allowed stayed {now:?}, expected {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A clean stop (SIGTERM): the node removes its heartbeat row on the way out.
+    fn terminate(mut self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = self.child.wait();
+    }
+
     fn kill9(mut self) {
         self.child.kill().unwrap();
         let _ = self.child.wait();
@@ -217,6 +266,42 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `storage.postgres_readers_total` is shared by the live nodes, learned from the heartbeat
+/// table: alone, a node runs the whole total (up to its pool); with a second node, half; when
+/// the second stops, the whole again. Reads are served throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_readers_total_is_shared_by_the_live_nodes() {
+    let Some(mut cluster) = Cluster::new(2) else {
+        return;
+    };
+    cluster.config.storage.postgres_readers_total = Some(2);
+    let a = cluster.start(0).await;
+    a.wait_reads_allowed(2).await;
+    let b = cluster.start(1).await;
+    b.wait_reads_allowed(1).await;
+    a.wait_reads_allowed(1).await;
+    let id = a.create().await;
+    for node in [&a, &b] {
+        let (status, body) = node
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/guests/{id}"),
+                "front_desk",
+                "check_in",
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    b.terminate();
+    a.wait_reads_allowed(2).await;
+    let log = a.log();
+    assert!(
+        log.contains("share of storage.postgres_readers_total changed"),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -3,9 +3,15 @@
 //! runs in a read-only REPEATABLE READ transaction, so a unit of several statements sees one
 //! snapshot. A lost connection is reopened before the next unit; while it cannot be, units
 //! fail with [`StoreError::Unavailable`].
+//!
+//! With `storage.postgres_readers_total` set, the nodes share that many reads at once: each
+//! node runs at most its share (the total over the live nodes, rounded up, at least one, at
+//! most its pool), reset at every heartbeat ([`Readers::share_among`]). The database runs
+//! every node's readers on its own cores, so its speed depends on the reads it runs at once
+//! over all nodes, not on one node's pool (BENCHMARKS.md, stop 29).
 
 use std::panic::AssertUnwindSafe;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 
 use super::conn::PgConn;
 use super::writer::Connect;
@@ -17,6 +23,63 @@ type ReadJob = Box<dyn FnOnce(Result<&PgConn, StoreError>) + Send>;
 pub struct Readers {
     tx: Mutex<Option<mpsc::Sender<ReadJob>>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    gate: Arc<Gate>,
+}
+
+/// How many of the pool's threads may run a read at once.
+#[derive(Debug)]
+struct Gate {
+    size: usize,
+    state: Mutex<GateState>,
+    freed: Condvar,
+}
+
+#[derive(Debug)]
+struct GateState {
+    /// `storage.postgres_readers_total`, if set.
+    total: Option<usize>,
+    /// Reads this node may run at once now.
+    limit: usize,
+    running: usize,
+}
+
+impl Gate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits until a read may start; the guard lets the next one in when dropped.
+    fn enter(&self) -> GatePass<'_> {
+        let mut s = self.lock();
+        while s.running >= s.limit {
+            s = self
+                .freed
+                .wait(s)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        s.running += 1;
+        GatePass(self)
+    }
+}
+
+struct GatePass<'a>(&'a Gate);
+
+impl Drop for GatePass<'_> {
+    fn drop(&mut self) {
+        self.0.lock().running -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// A node's share of `total` reads at once among `live_nodes` (this one included): rounded
+/// up, at least one, at most the node's `size` connections; `size` when no total is set.
+pub fn share_of(total: Option<usize>, live_nodes: usize, size: usize) -> usize {
+    match total {
+        None => size,
+        Some(t) => t.div_ceil(live_nodes.max(1)).clamp(1, size.max(1)),
+    }
 }
 
 impl Readers {
@@ -27,22 +90,58 @@ impl Readers {
     ) -> Result<Arc<Self>, StoreError> {
         let (tx, rx) = mpsc::channel::<ReadJob>();
         let rx = Arc::new(Mutex::new(rx));
+        let size = size.max(1);
+        let gate = Arc::new(Gate {
+            size,
+            state: Mutex::new(GateState {
+                total: None,
+                limit: size,
+                running: 0,
+            }),
+            freed: Condvar::new(),
+        });
         let mut threads = Vec::with_capacity(size);
-        for i in 0..size.max(1) {
+        for i in 0..size {
             let conn = connect()?;
             let rx = rx.clone();
             let connect = connect.clone();
             let reconnect: Connect = Box::new(move || connect());
+            let gate = gate.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("guestvault-pg-reader-{i}"))
-                .spawn(move || serve(Some(conn), &reconnect, &rx))
+                .spawn(move || serve(Some(conn), &reconnect, &rx, &gate))
                 .map_err(|e| StoreError::Other(format!("cannot start a reader thread: {e}")))?;
             threads.push(handle);
         }
         Ok(Arc::new(Self {
             tx: Mutex::new(Some(tx)),
             threads: Mutex::new(threads),
+            gate,
         }))
+    }
+
+    /// Sets `storage.postgres_readers_total` (`None`: the whole pool, always). Until the first
+    /// [`share_among`](Self::share_among) the node counts itself alone.
+    pub fn set_total(&self, total: Option<usize>) {
+        self.gate.lock().total = total;
+        self.share_among(1);
+    }
+
+    /// Sets this node's share of the total for `live_nodes` live nodes (this one included) and
+    /// returns it, with whether it changed. Reads beyond the share wait for a running one.
+    pub fn share_among(&self, live_nodes: usize) -> (usize, bool) {
+        let mut s = self.gate.lock();
+        let limit = share_of(s.total, live_nodes, self.gate.size);
+        let changed = limit != s.limit;
+        s.limit = limit;
+        drop(s);
+        self.gate.freed.notify_all();
+        (limit, changed)
+    }
+
+    /// Reads this node may run at once now.
+    pub fn allowed(&self) -> usize {
+        self.gate.lock().limit
     }
 
     /// Runs `f` on the next free reader connection, in a read-only transaction.
@@ -94,13 +193,19 @@ fn in_read_transaction<T>(
 
 const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
-fn serve(mut conn: Option<PgConn>, reconnect: &Connect, rx: &Mutex<mpsc::Receiver<ReadJob>>) {
+fn serve(
+    mut conn: Option<PgConn>,
+    reconnect: &Connect,
+    rx: &Mutex<mpsc::Receiver<ReadJob>>,
+    gate: &Gate,
+) {
     loop {
         let job = match rx.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
         let Ok(job) = job else { return };
+        let _pass = gate.enter();
         match begin(&mut conn, reconnect) {
             Ok(()) => {
                 let c = conn.as_ref().expect("connected");
@@ -145,5 +250,91 @@ impl Drop for Readers {
                 let _ = t.join();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::super::conn::testdb::{self, off_runtime, TestDb};
+    use super::*;
+
+    #[test]
+    fn a_nodes_share_is_the_total_over_the_live_nodes_rounded_up_within_its_pool() {
+        assert_eq!(share_of(None, 3, 4), 4);
+        assert_eq!(share_of(Some(4), 1, 4), 4);
+        assert_eq!(share_of(Some(4), 2, 4), 2);
+        assert_eq!(share_of(Some(4), 3, 4), 2);
+        assert_eq!(share_of(Some(8), 1, 4), 4, "never more than the pool");
+        assert_eq!(share_of(Some(1), 5, 4), 1, "never less than one");
+        assert_eq!(
+            share_of(Some(4), 0, 4),
+            4,
+            "no live row yet counts as alone"
+        );
+    }
+
+    proptest::proptest! {
+        /// The shares of all live nodes cover the total (when the pools allow), and one node's
+        /// share is never more than its pool nor less than one.
+        #[test]
+        fn shares_cover_the_total_and_stay_within_the_pool(
+            total in 1usize..5000, live in 1usize..64, size in 1usize..65,
+        ) {
+            let share = share_of(Some(total), live, size);
+            proptest::prop_assert!((1..=size).contains(&share));
+            proptest::prop_assert!(share * live >= total.min(size * live));
+            proptest::prop_assert!(share <= total.max(1));
+        }
+    }
+
+    /// At most the share runs at once; raising it lets the waiting reads in.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn no_more_reads_run_at_once_than_the_share() {
+        let Some(db) = TestDb::create() else { return };
+        let config = db.config.clone();
+        let readers = off_runtime(move || {
+            Readers::open(Arc::new(move || Ok(testdb::connect(&config))), 4).unwrap()
+        });
+        readers.set_total(Some(4));
+        assert_eq!(readers.share_among(4), (1, true));
+        assert_eq!(readers.share_among(4), (1, false));
+        assert_eq!(readers.allowed(), 1);
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let reads = |n: usize| {
+            let tasks: Vec<_> = (0..n)
+                .map(|_| {
+                    let (r, running, most) = (readers.clone(), running.clone(), most.clone());
+                    tokio::spawn(async move {
+                        r.run(move |c| {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            c.batch("SELECT pg_sleep(0.05)")?;
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            Ok(())
+                        })
+                        .await
+                    })
+                })
+                .collect();
+            tasks
+        };
+        for t in reads(8) {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 1);
+        assert_eq!(readers.share_among(1), (4, true));
+        most.store(0, Ordering::SeqCst);
+        for t in reads(8) {
+            t.await.unwrap().unwrap();
+        }
+        let seen = most.load(Ordering::SeqCst);
+        assert!(
+            (2..=4).contains(&seen),
+            "{seen} reads at once with a share of 4"
+        );
+        readers.set_total(None);
+        assert_eq!(readers.allowed(), 4);
     }
 }
