@@ -120,6 +120,15 @@ impl Readers {
         }
     }
 
+    /// PostgreSQL: the most reads this node had to run at once since the last call (`None`
+    /// on SQLite).
+    pub fn take_peak_demand(&self) -> Option<usize> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(r) => Some(r.take_peak_demand()),
+        }
+    }
+
     /// The SQLite database file, to tell a full disk from a read-only one; `None` on
     /// PostgreSQL.
     pub fn database_path(&self) -> Option<&std::path::Path> {

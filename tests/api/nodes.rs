@@ -268,40 +268,83 @@ impl Drop for Node {
     }
 }
 
-/// `storage.postgres_readers_total` is shared by the live nodes, learned from the heartbeat
-/// table: alone, a node runs the whole total (up to its pool); with a second node, half; when
-/// the second stops, the whole again. Reads are served throughout.
+/// Reads of guest `id` on `node` from 16 tasks at once, until `stop`; each task returns how
+/// many were answered 200.
+fn read_load(node: &Node, id: &str, stop: &Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<u64>> {
+    (0..16)
+        .map(|_| {
+            let (client, stop) = (node.client.clone(), stop.clone());
+            let url = format!("{}/v1/guests/{id}", node.base);
+            let token = node.token("front_desk");
+            tokio::spawn(async move {
+                let mut ok = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let r = client
+                        .get(&url)
+                        .bearer_auth(&token)
+                        .header("X-Purpose", "check_in")
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status() == StatusCode::OK => ok += 1,
+                        // The stopped node: wait a little rather than spin.
+                        _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+                ok
+            })
+        })
+        .collect()
+}
+
+/// `storage.postgres_readers_total` is shared by the live nodes that are busy, learned from
+/// the heartbeat table: alone, a node runs the whole total (up to its pool); with a second
+/// busy node, half; an idle node (a standby) takes no share; when the busy second node stops,
+/// the first takes the whole again. Reads are served throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_readers_total_is_shared_by_the_live_nodes() {
-    let Some(mut cluster) = Cluster::new(2) else {
+async fn the_readers_total_is_shared_by_the_busy_live_nodes() {
+    let Some(mut cluster) = Cluster::new(3) else {
         return;
     };
     cluster.config.storage.postgres_readers_total = Some(2);
     let a = cluster.start(0).await;
     a.wait_reads_allowed(2).await;
+    let id = a.create().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = read_load(&a, &id, &stop);
+    // An idle third node does not take part of A's share.
+    let c = cluster.start(2).await;
+    c.wait_reads_allowed(1).await;
+    tokio::time::sleep(guestvault::service::HEARTBEAT_INTERVAL * 3).await;
+    assert_eq!(
+        a.reads_allowed().await,
+        Some(2),
+        "an idle node took a share"
+    );
+    // A second busy node takes half.
     let b = cluster.start(1).await;
+    load.extend(read_load(&b, &id, &stop));
     b.wait_reads_allowed(1).await;
     a.wait_reads_allowed(1).await;
-    let id = a.create().await;
-    for node in [&a, &b] {
-        let (status, body) = node
-            .call(
-                reqwest::Method::GET,
-                &format!("/v1/guests/{id}"),
-                "front_desk",
-                "check_in",
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
     b.terminate();
     a.wait_reads_allowed(2).await;
+    stop.store(true, Ordering::SeqCst);
+    let served: u64 = served_by(load).await;
+    assert!(served > 0);
     let log = a.log();
     assert!(
         log.contains("share of storage.postgres_readers_total changed"),
         "{log}"
     );
+    drop(c);
+}
+
+async fn served_by(tasks: Vec<tokio::task::JoinHandle<u64>>) -> u64 {
+    let mut n = 0;
+    for t in tasks {
+        n += t.await.unwrap();
+    }
+    n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -5,8 +5,10 @@
 //! fail with [`StoreError::Unavailable`].
 //!
 //! With `storage.postgres_readers_total` set, the nodes share that many reads at once: each
-//! node runs at most its share (the total over the live nodes, rounded up, at least one, at
-//! most its pool), reset at every heartbeat ([`Readers::share_among`]). The database runs
+//! node runs at most its share (the total over the live nodes that are busy, itself included,
+//! rounded up, at least one, at most its pool), reset at every heartbeat
+//! ([`Readers::share_among`]; busy: more than one read to run at once since the last beat,
+//! [`Readers::take_peak_demand`]), so an idle standby holds back nothing. The database runs
 //! every node's readers on its own cores, so its speed depends on the reads it runs at once
 //! over all nodes, not on one node's pool (BENCHMARKS.md, stop 29).
 
@@ -41,6 +43,10 @@ struct GateState {
     /// Reads this node may run at once now.
     limit: usize,
     running: usize,
+    /// Reads waiting for a turn.
+    waiting: usize,
+    /// The most reads running or waiting at once since [`Readers::take_peak_demand`].
+    peak: usize,
 }
 
 impl Gate {
@@ -53,12 +59,15 @@ impl Gate {
     /// Waits until a read may start; the guard lets the next one in when dropped.
     fn enter(&self) -> GatePass<'_> {
         let mut s = self.lock();
+        s.waiting += 1;
+        s.peak = s.peak.max(s.running + s.waiting);
         while s.running >= s.limit {
             s = self
                 .freed
                 .wait(s)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
+        s.waiting -= 1;
         s.running += 1;
         GatePass(self)
     }
@@ -97,6 +106,8 @@ impl Readers {
                 total: None,
                 limit: size,
                 running: 0,
+                waiting: 0,
+                peak: 0,
             }),
             freed: Condvar::new(),
         });
@@ -137,6 +148,15 @@ impl Readers {
         drop(s);
         self.gate.freed.notify_all();
         (limit, changed)
+    }
+
+    /// The most reads this node had to run at once (running or waiting) since the last call;
+    /// the count starts again from those running or waiting now.
+    pub fn take_peak_demand(&self) -> usize {
+        let mut s = self.gate.lock();
+        let peak = s.peak;
+        s.peak = s.running + s.waiting;
+        peak
     }
 
     /// Reads this node may run at once now.
@@ -324,6 +344,9 @@ mod tests {
             t.await.unwrap().unwrap();
         }
         assert_eq!(most.load(Ordering::SeqCst), 1);
+        // Eight reads wanted to run at once: the node is busy; then, idle, it is not.
+        assert!(readers.take_peak_demand() >= 2);
+        assert_eq!(readers.take_peak_demand(), 0);
         assert_eq!(readers.share_among(1), (4, true));
         most.store(0, Ordering::SeqCst);
         for t in reads(8) {
