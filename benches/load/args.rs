@@ -63,7 +63,8 @@ pub const USAGE: &str = "\
 usage: bench/run.sh [--quick|--smoke|--soak SECS] [--guests N] [--seconds S] [--connections C]
                     [--scenarios create,read,search_read,add_stay,erasure]
                     [--out FILE] [--note TEXT] [--server-log-level LEVEL] [--keep-data]
-                    [--backend sqlite|postgres] [--nodes 1|2] [--rounds N] [--postgres-url URL]
+                    [--backend sqlite|postgres] [--nodes 1|2] [--rounds N] [--warmup SECS]
+                    [--postgres-url URL]
 
   (default)      1,000,000 guests, 64 connections, 30 s per scenario -> BENCHMARKS.md
   --quick        100,000 guests                                      -> BENCHMARKS.md
@@ -79,6 +80,8 @@ usage: bench/run.sh [--quick|--smoke|--soak SECS] [--guests N] [--seconds S] [--
                  search_read and erasure, the chain head's lock hold time -> the PostgreSQL
                  section of BENCHMARKS.md (the SQLite report around it is kept)
   --nodes 2      (postgres) two nodes on that database: each alone, then both behind the client
+  --warmup SECS  unmeasured load before each measured phase (default: a tenth of the phase, 1 to
+                 3 s; none with --smoke)
   --rounds N     (postgres) each scenario's targets N times over, interleaved (A, A+B, B, then
                  B, A+B, A, ...); the targets table takes each target's median round
   BENCH_NODE_X=v (postgres; environment) the nodes run with GUESTVAULT_X=v, to compare node
@@ -111,6 +114,7 @@ impl Args {
         let mut postgres = false;
         let mut nodes = 1usize;
         let mut rounds = 1usize;
+        let mut warmup_secs: Option<u64> = None;
         let mut postgres_url = DEFAULT_POSTGRES_URL.to_string();
         let mut scenarios_given = false;
         let mut it = given.clone().into_iter();
@@ -137,6 +141,7 @@ impl Args {
                 },
                 "--nodes" => nodes = number::<usize>(&arg, it.next())?,
                 "--rounds" => rounds = number::<usize>(&arg, it.next())?,
+                "--warmup" => warmup_secs = Some(number::<u64>(&arg, it.next())?),
                 "--postgres-url" => postgres_url = text(&arg, it.next())?,
                 "--scenarios" => {
                     scenarios_given = true;
@@ -202,7 +207,9 @@ impl Args {
             guests,
             seconds,
             connections,
-            warmup: if smoke {
+            warmup: if let Some(w) = warmup_secs {
+                Duration::from_secs(w)
+            } else if smoke {
                 Duration::ZERO
             } else {
                 Duration::from_secs(seconds.clamp(1, 30) / 10).max(Duration::from_secs(1))
