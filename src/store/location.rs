@@ -176,8 +176,8 @@ impl Location {
                 )?;
                 let s = settings.clone();
                 let pool = settings.pool_size();
-                let readers = postgres::Readers::open(Arc::new(move || s.open()), pool)?;
-                readers.set_total(settings.readers_total());
+                let total = settings.readers_total();
+                let readers = postgres::Readers::open(Arc::new(move || s.open()), pool, total)?;
                 Ok(Started {
                     writer: Writer::Postgres(writer),
                     readers: Arc::new(Readers::Postgres(readers)),

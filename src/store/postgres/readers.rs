@@ -7,8 +7,8 @@
 //! With `storage.postgres_readers_total` set, the nodes share that many reads at once: each
 //! node runs at most its share (the total over the live nodes that are busy, itself included,
 //! rounded up, at least one, at most its pool), reset at every heartbeat
-//! ([`Readers::share_among`]; busy: more than one read to run at once since the last beat,
-//! [`Readers::take_peak_demand`]), so an idle standby holds back nothing. The database runs
+//! ([`Readers::share_among`]; busy: more than one read in flight at once since the last
+//! beat, [`Readers::take_peak_demand`]), so an idle standby holds back nothing. The database runs
 //! every node's readers on its own cores, so its speed depends on the reads it runs at once
 //! over all nodes, not on one node's pool (BENCHMARKS.md, stop 29).
 
@@ -26,9 +26,18 @@ pub struct Readers {
     tx: Mutex<Option<mpsc::Sender<ReadJob>>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     gate: Arc<Gate>,
+    /// Reads asked for and not yet answered.
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// The most reads in flight at once since [`Readers::take_peak_demand`].
+    peak: std::sync::atomic::AtomicUsize,
 }
 
-/// How many of the pool's threads may run a read at once.
+/// How many of the pool's threads may take and run reads: a thread passes the gate before it
+/// takes a read from the queue, so the ones beyond the share wait idle (holding no read) and
+/// the reads wait in the queue, as in a pool of that many threads. A thread keeps its pass
+/// from read to read (no hand-over, so no thread switch per read) and gives it up after a
+/// read only when the share has shrunk below the threads holding one: right after a share
+/// shrinks, each thread already waiting for a read may still run one, then the share holds.
 #[derive(Debug)]
 struct Gate {
     size: usize,
@@ -42,11 +51,8 @@ struct GateState {
     total: Option<usize>,
     /// Reads this node may run at once now.
     limit: usize,
+    /// Threads past the gate (taking or running a read).
     running: usize,
-    /// Reads waiting for a turn.
-    waiting: usize,
-    /// The most reads running or waiting at once since [`Readers::take_peak_demand`].
-    peak: usize,
 }
 
 impl Gate {
@@ -59,17 +65,20 @@ impl Gate {
     /// Waits until a read may start; the guard lets the next one in when dropped.
     fn enter(&self) -> GatePass<'_> {
         let mut s = self.lock();
-        s.waiting += 1;
-        s.peak = s.peak.max(s.running + s.waiting);
         while s.running >= s.limit {
             s = self
                 .freed
                 .wait(s)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
-        s.waiting -= 1;
         s.running += 1;
         GatePass(self)
+    }
+
+    /// More threads hold a pass than the share allows (it shrank).
+    fn over(&self) -> bool {
+        let s = self.lock();
+        s.running > s.limit
     }
 }
 
@@ -92,10 +101,13 @@ pub fn share_of(total: Option<usize>, live_nodes: usize, size: usize) -> usize {
 }
 
 impl Readers {
-    /// Opens `size` connections with `connect` (shared by the threads) and starts the threads.
+    /// Opens `size` connections with `connect` (shared by the threads) and starts the threads;
+    /// `total` is `storage.postgres_readers_total` (the node counts itself alone until its
+    /// first [`share_among`](Self::share_among)).
     pub fn open(
         connect: Arc<dyn Fn() -> Result<PgConn, StoreError> + Send + Sync>,
         size: usize,
+        total: Option<usize>,
     ) -> Result<Arc<Self>, StoreError> {
         let (tx, rx) = mpsc::channel::<ReadJob>();
         let rx = Arc::new(Mutex::new(rx));
@@ -103,11 +115,9 @@ impl Readers {
         let gate = Arc::new(Gate {
             size,
             state: Mutex::new(GateState {
-                total: None,
-                limit: size,
+                total,
+                limit: share_of(total, 1, size),
                 running: 0,
-                waiting: 0,
-                peak: 0,
             }),
             freed: Condvar::new(),
         });
@@ -128,11 +138,13 @@ impl Readers {
             tx: Mutex::new(Some(tx)),
             threads: Mutex::new(threads),
             gate,
+            in_flight: Arc::default(),
+            peak: std::sync::atomic::AtomicUsize::new(0),
         }))
     }
 
-    /// Sets `storage.postgres_readers_total` (`None`: the whole pool, always). Until the first
-    /// [`share_among`](Self::share_among) the node counts itself alone.
+    /// Sets `storage.postgres_readers_total` anew (`None`: the whole pool, always), counting
+    /// this node alone until the next [`share_among`](Self::share_among).
     pub fn set_total(&self, total: Option<usize>) {
         self.gate.lock().total = total;
         self.share_among(1);
@@ -153,10 +165,9 @@ impl Readers {
     /// The most reads this node had to run at once (running or waiting) since the last call;
     /// the count starts again from those running or waiting now.
     pub fn take_peak_demand(&self) -> usize {
-        let mut s = self.gate.lock();
-        let peak = s.peak;
-        s.peak = s.running + s.waiting;
-        peak
+        use std::sync::atomic::Ordering;
+        self.peak
+            .swap(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst)
     }
 
     /// Reads this node may run at once now.
@@ -170,6 +181,17 @@ impl Readers {
         T: Send + 'static,
         F: FnOnce(&PgConn) -> Result<T, StoreError> + Send + 'static,
     {
+        use std::sync::atomic::Ordering;
+        // Counted until answered or given up (the guard also ends the count of a dropped call).
+        struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for InFlight<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        let _counted = InFlight(&self.in_flight);
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let job: ReadJob = Box::new(move |conn| {
             let _ = done_tx.send(conn.and_then(|c| in_read_transaction(c, f)));
@@ -219,13 +241,17 @@ fn serve(
     rx: &Mutex<mpsc::Receiver<ReadJob>>,
     gate: &Gate,
 ) {
+    let mut pass = None;
     loop {
+        // Through the gate first: beyond the node's share, a thread waits here holding no read.
+        if pass.is_none() {
+            pass = Some(gate.enter());
+        }
         let job = match rx.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let _pass = gate.enter();
         match begin(&mut conn, reconnect) {
             Ok(()) => {
                 let c = conn.as_ref().expect("connected");
@@ -234,6 +260,9 @@ fn serve(
                 let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(c))));
             }
             Err(e) => job(Err(e)),
+        }
+        if gate.over() {
+            pass = None;
         }
     }
 }
@@ -315,9 +344,9 @@ mod tests {
         let Some(db) = TestDb::create() else { return };
         let config = db.config.clone();
         let readers = off_runtime(move || {
-            Readers::open(Arc::new(move || Ok(testdb::connect(&config))), 4).unwrap()
+            Readers::open(Arc::new(move || Ok(testdb::connect(&config))), 4, Some(4)).unwrap()
         });
-        readers.set_total(Some(4));
+        assert_eq!(readers.allowed(), 4, "alone until the first heartbeat");
         assert_eq!(readers.share_among(4), (1, true));
         assert_eq!(readers.share_among(4), (1, false));
         assert_eq!(readers.allowed(), 1);
@@ -340,6 +369,12 @@ mod tests {
                 .collect();
             tasks
         };
+        // Right after the share shrank, each thread already waiting for a read may run one.
+        for t in reads(8) {
+            t.await.unwrap().unwrap();
+        }
+        assert!(most.load(Ordering::SeqCst) <= 4);
+        most.store(0, Ordering::SeqCst);
         for t in reads(8) {
             t.await.unwrap().unwrap();
         }
