@@ -238,8 +238,6 @@ pub struct StorageConfig {
     pub postgres_tls: Option<String>,
     /// Reader connections per node (default 4, at most 64); the writers have their own.
     pub postgres_pool_size: Option<usize>,
-    /// Reads all live nodes together run at once (unset: each node runs its whole pool).
-    pub postgres_readers_total: Option<usize>,
     /// Writer connections per node, each committing its own groups (default 2, at most 32).
     pub postgres_writers: Option<usize>,
     /// The server-side `statement_timeout` of every connection (default 30000).
@@ -375,7 +373,6 @@ impl Default for StorageConfig {
             postgres_ca_file: None,
             postgres_tls: None,
             postgres_pool_size: None,
-            postgres_readers_total: None,
             postgres_writers: None,
             postgres_statement_timeout_ms: None,
             postgres_connect_timeout_ms: None,

@@ -28,7 +28,6 @@ pub const AUDIT_HEAD_EVENTS: &str = "guestvault_audit_head_events_total";
 pub const AUDIT_EVENTS: &str = "guestvault_audit_events_total";
 pub const GUESTS_STORED: &str = "guestvault_guests_stored";
 pub const KEK_ACTIVE: &str = "guestvault_kek_active_version";
-pub const PG_READS_ALLOWED: &str = "guestvault_pg_reads_allowed";
 pub const ROTATION_RUNNING: &str = "guestvault_key_rotation_running";
 pub const ROTATION_TARGET: &str = "guestvault_key_rotation_target_version";
 pub const ROTATION_DONE: &str = "guestvault_key_rotation_deks_done";
@@ -162,10 +161,6 @@ fn describe() {
     describe_gauge!(GUESTS_STORED, "guests not erased (sampled at scrape)");
     describe_gauge!(KEK_ACTIVE, "active key-encryption key version");
     describe_gauge!(
-        PG_READS_ALLOWED,
-        "PostgreSQL reads this node may run at once (its share of storage.postgres_readers_total)"
-    );
-    describe_gauge!(
         ROTATION_RUNNING,
         "1 while a KEK rotation runs in this server"
     );
@@ -249,10 +244,6 @@ pub fn record_readiness(fault: Option<crate::store::Fault>) {
 pub fn record_dsr_alert(alert: &'static str, clock: &str) {
     let clock = if clock == "eu" { "eu" } else { "cn" };
     counter!(DSR_ALERTS, "alert" => alert, "clock" => clock).increment(1);
-}
-
-pub fn record_reads_allowed(n: usize) {
-    gauge!(PG_READS_ALLOWED).set(n as f64);
 }
 
 pub fn record_rotation_failure() {

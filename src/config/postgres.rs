@@ -15,18 +15,13 @@ use std::time::Duration;
 
 use super::StorageConfig;
 
-/// Default `storage.postgres_pool_size`: reader connections per node. Four, not eight: what
-/// the database's cores run at once is what counts, and on the 2-core bench host one node
-/// with four readers served as much as with eight or more (read +5%, search + read +4%), and
-/// two nodes with four each 6–10% more than with eight each, since their readers add up on
-/// the one database (BENCHMARKS.md, stop 29). With two readers each, two nodes served as much
-/// as one node with four, which is the rule of README's "Running several nodes": size the
-/// pools of all nodes together to the database.
+/// Default `storage.postgres_pool_size`: reader connections per node. Four, not eight: on the
+/// 2-core bench host one node with four served as much as with eight (within the 5–8% that
+/// runs differ by), and every node's readers add up on the one database, whose cores are what
+/// runs them (BENCHMARKS.md, stop 29).
 pub const DEFAULT_PG_POOL_SIZE: usize = 4;
 /// Most reader connections per node (like `storage.readers`).
 pub const MAX_PG_POOL_SIZE: usize = 64;
-/// Most reads all nodes together may be allowed at once (`storage.postgres_readers_total`).
-pub const MAX_PG_READERS_TOTAL: usize = 4096;
 /// Default `storage.postgres_writers`: writer connections per node. Two, not four: on the
 /// 2-core bench host (database, nodes and load generator sharing the cores) two connections
 /// made groups about twice as large and served more in every scenario, one node and two
@@ -69,16 +64,13 @@ pub struct PostgresKeys {
     pub password_file: Option<PathBuf>,
     pub tls: PgTls,
     pub pool_size: usize,
-    /// `storage.postgres_readers_total`: the reads all live nodes together run at once, shared
-    /// out at each heartbeat (`None`: each node runs its whole pool).
-    pub readers_total: Option<usize>,
     pub writers: usize,
     pub statement_timeout: Duration,
     pub connect_timeout: Duration,
 }
 
 /// Every PostgreSQL key, with whether it is set (for the refusal under `sqlite`).
-fn keys_set(s: &StorageConfig) -> [(&'static str, bool); 9] {
+fn keys_set(s: &StorageConfig) -> [(&'static str, bool); 8] {
     [
         ("storage.postgres_url", s.postgres_url.is_some()),
         (
@@ -88,10 +80,6 @@ fn keys_set(s: &StorageConfig) -> [(&'static str, bool); 9] {
         ("storage.postgres_ca_file", s.postgres_ca_file.is_some()),
         ("storage.postgres_tls", s.postgres_tls.is_some()),
         ("storage.postgres_pool_size", s.postgres_pool_size.is_some()),
-        (
-            "storage.postgres_readers_total",
-            s.postgres_readers_total.is_some(),
-        ),
         ("storage.postgres_writers", s.postgres_writers.is_some()),
         (
             "storage.postgres_statement_timeout_ms",
@@ -137,13 +125,6 @@ impl StorageConfig {
             return bad(
                 "storage.postgres_pool_size",
                 format!("must be between 1 and {MAX_PG_POOL_SIZE} (connections)"),
-            );
-        }
-        let readers_total = self.postgres_readers_total;
-        if readers_total.is_some_and(|t| !(1..=MAX_PG_READERS_TOTAL).contains(&t)) {
-            return bad(
-                "storage.postgres_readers_total",
-                format!("must be between 1 and {MAX_PG_READERS_TOTAL} (reads at once, all nodes together)"),
             );
         }
         let writers = self.postgres_writers.unwrap_or(DEFAULT_PG_WRITERS);
@@ -231,7 +212,6 @@ impl StorageConfig {
             password_file: self.postgres_password_file.clone(),
             tls,
             pool_size,
-            readers_total,
             writers,
             statement_timeout: Duration::from_millis(statement_ms),
             connect_timeout: Duration::from_millis(connect_ms),
@@ -357,28 +337,6 @@ mod tests {
                 "storage.postgres_writers"
             );
         }
-        for total in ["0", "4097"] {
-            assert_eq!(
-                keys(&format!(
-                    "postgres_url = \"postgres://v@localhost/g\"\npostgres_readers_total = {total}"
-                ))
-                .unwrap_err()
-                .0,
-                "storage.postgres_readers_total"
-            );
-        }
-        let err = load_error(&[
-            (
-                "GUESTVAULT_STORAGE_POSTGRES_URL",
-                "postgres://v@localhost/g",
-            ),
-            ("GUESTVAULT_STORAGE_POSTGRES_READERS_TOTAL", "0"),
-        ]);
-        assert!(err.contains("`storage.postgres_readers_total`"), "{err}");
-        assert!(
-            err.contains("GUESTVAULT_STORAGE_POSTGRES_READERS_TOTAL"),
-            "{err}"
-        );
     }
 
     #[test]
@@ -386,19 +344,16 @@ mod tests {
         let k = keys("postgres_url = \"postgres://v@localhost/g\"").unwrap();
         assert_eq!(k.pool_size, 4);
         assert_eq!(k.writers, 2);
-        assert_eq!(k.readers_total, None);
         assert_eq!(k.statement_timeout, Duration::from_secs(30));
         assert_eq!(k.connect_timeout, Duration::from_secs(5));
         assert_eq!(k.tls, PgTls::Off);
         assert_eq!(k.password_file, None);
         let k = keys(
             "postgres_url = \"postgres://v@localhost/g\"\npostgres_pool_size = 64\n\
-             postgres_statement_timeout_ms = 100\npostgres_connect_timeout_ms = 300000\n\
-             postgres_readers_total = 4096",
+             postgres_statement_timeout_ms = 100\npostgres_connect_timeout_ms = 300000",
         )
         .unwrap();
         assert_eq!(k.pool_size, 64);
-        assert_eq!(k.readers_total, Some(4096));
         assert_eq!(k.statement_timeout, Duration::from_millis(100));
         assert_eq!(k.connect_timeout, Duration::from_secs(300));
     }

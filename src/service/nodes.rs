@@ -158,33 +158,11 @@ impl Vault {
             return Ok(());
         };
         let report = self.report(&c);
-        // Busy: more than one read to run at once since the last beat (a standby that only
-        // answers health checks is not).
-        let busy = self.readers.take_peak_demand().is_some_and(|peak| peak > 1);
-        let node_id = c.node_id.clone();
-        let (active, live) = self
+        let active = self
             .writer
-            .execute(move |conn| {
-                let active = coord::heartbeat(conn, &report)?;
-                Ok((
-                    active,
-                    coord::busy_nodes(conn, &node_id, busy, NODE_LIVE_SECS)?,
-                ))
-            })
+            .execute(move |conn| coord::heartbeat(conn, &report))
             .await?;
         c.beating.store(true, Ordering::SeqCst);
-        // The nodes share `storage.postgres_readers_total` (if set) among the live nodes that
-        // are busy, this one included.
-        if let Some((share, changed)) = self.readers.share_among(live) {
-            crate::metrics::record_reads_allowed(share);
-            if changed {
-                tracing::info!(
-                    sharing_nodes = live,
-                    reads_at_once = share,
-                    "this node's share of storage.postgres_readers_total changed"
-                );
-            }
-        }
         self.adopt_database_kek(active)
     }
 

@@ -110,25 +110,6 @@ impl Readers {
         }
     }
 
-    /// PostgreSQL: sets this node's share of `storage.postgres_readers_total` for
-    /// `live_nodes` live nodes and returns it, with whether it changed (`None` on SQLite,
-    /// which has one node).
-    pub fn share_among(&self, live_nodes: usize) -> Option<(usize, bool)> {
-        match self {
-            Self::Sqlite(_) => None,
-            Self::Postgres(r) => Some(r.share_among(live_nodes)),
-        }
-    }
-
-    /// PostgreSQL: the most reads this node had to run at once since the last call (`None`
-    /// on SQLite).
-    pub fn take_peak_demand(&self) -> Option<usize> {
-        match self {
-            Self::Sqlite(_) => None,
-            Self::Postgres(r) => Some(r.take_peak_demand()),
-        }
-    }
-
     /// The SQLite database file, to tell a full disk from a read-only one; `None` on
     /// PostgreSQL.
     pub fn database_path(&self) -> Option<&std::path::Path> {

@@ -176,8 +176,7 @@ impl Location {
                 )?;
                 let s = settings.clone();
                 let pool = settings.pool_size();
-                let total = settings.readers_total();
-                let readers = postgres::Readers::open(Arc::new(move || s.open()), pool, total)?;
+                let readers = postgres::Readers::open(Arc::new(move || s.open()), pool)?;
                 Ok(Started {
                     writer: Writer::Postgres(writer),
                     readers: Arc::new(Readers::Postgres(readers)),

@@ -256,10 +256,6 @@ pub mod coordination {
         fn remove_node(node_id: &str) -> Result<(), StoreError>;
         /// Nodes seen within `live_secs`.
         fn live_nodes(live_secs: f64) -> Result<Vec<NodeRow>, StoreError>;
-        /// Records whether `node_id` is `busy` (had more than one read to run at once since its
-        /// last heartbeat) and counts the nodes seen within `live_secs` that are busy, or are
-        /// this one: the nodes `storage.postgres_readers_total` is shared among (1 on SQLite).
-        fn busy_nodes(node_id: &str, busy: bool, live_secs: f64) -> Result<usize, StoreError>;
         /// Activates KEK `version` if every node live within `live_secs` holds it; returns
         /// the ids of those that do not (then nothing is activated).
         fn try_activate_kek(version: u32, live_secs: f64, by: &str) -> Result<Vec<String>, StoreError>;

@@ -94,12 +94,6 @@ impl Node {
         if let Some(file) = &shared.storage.postgres_password_file {
             cmd.env("GUESTVAULT_STORAGE_POSTGRES_PASSWORD_FILE", file);
         }
-        if let Some(total) = shared.storage.postgres_readers_total {
-            cmd.env(
-                "GUESTVAULT_STORAGE_POSTGRES_READERS_TOTAL",
-                total.to_string(),
-            );
-        }
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
@@ -208,49 +202,6 @@ impl Node {
         body
     }
 
-    /// This node's `guestvault_pg_reads_allowed`, once `/metrics` shows it.
-    async fn reads_allowed(&self) -> Option<u64> {
-        let r = self
-            .client
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .ok()?;
-        assert_eq!(r.status(), StatusCode::OK);
-        let text = r.text().await.ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("guestvault_pg_reads_allowed "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map(|v| v as u64)
-    }
-
-    /// Waits (up to 20 s: heartbeats are 2 s apart) until this node may run `n` reads at once.
-    async fn wait_reads_allowed(&self, n: u64) {
-        let started = Instant::now();
-        loop {
-            let now = self.reads_allowed().await;
-            if now == Some(n) {
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "reads allowed stayed {now:?}, expected {n}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// A clean stop (SIGTERM): the node removes its heartbeat row on the way out.
-    fn terminate(mut self) {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let _ = self.child.wait();
-    }
-
     fn kill9(mut self) {
         self.child.kill().unwrap();
         let _ = self.child.wait();
@@ -266,85 +217,6 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Reads of guest `id` on `node` from 16 tasks at once, until `stop`; each task returns how
-/// many were answered 200.
-fn read_load(node: &Node, id: &str, stop: &Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<u64>> {
-    (0..16)
-        .map(|_| {
-            let (client, stop) = (node.client.clone(), stop.clone());
-            let url = format!("{}/v1/guests/{id}", node.base);
-            let token = node.token("front_desk");
-            tokio::spawn(async move {
-                let mut ok = 0;
-                while !stop.load(Ordering::SeqCst) {
-                    let r = client
-                        .get(&url)
-                        .bearer_auth(&token)
-                        .header("X-Purpose", "check_in")
-                        .send()
-                        .await;
-                    match r {
-                        Ok(r) if r.status() == StatusCode::OK => ok += 1,
-                        // The stopped node: wait a little rather than spin.
-                        _ => tokio::time::sleep(Duration::from_millis(20)).await,
-                    }
-                }
-                ok
-            })
-        })
-        .collect()
-}
-
-/// `storage.postgres_readers_total` is shared by the live nodes that are busy, learned from
-/// the heartbeat table: alone, a node runs the whole total (up to its pool); with a second
-/// busy node, half; an idle node (a standby) takes no share; when the busy second node stops,
-/// the first takes the whole again. Reads are served throughout.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_readers_total_is_shared_by_the_busy_live_nodes() {
-    let Some(mut cluster) = Cluster::new(3) else {
-        return;
-    };
-    cluster.config.storage.postgres_readers_total = Some(2);
-    let a = cluster.start(0).await;
-    a.wait_reads_allowed(2).await;
-    let id = a.create().await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut load = read_load(&a, &id, &stop);
-    // An idle third node does not take part of A's share.
-    let c = cluster.start(2).await;
-    c.wait_reads_allowed(1).await;
-    tokio::time::sleep(guestvault::service::HEARTBEAT_INTERVAL * 3).await;
-    assert_eq!(
-        a.reads_allowed().await,
-        Some(2),
-        "an idle node took a share"
-    );
-    // A second busy node takes half.
-    let b = cluster.start(1).await;
-    load.extend(read_load(&b, &id, &stop));
-    b.wait_reads_allowed(1).await;
-    a.wait_reads_allowed(1).await;
-    b.terminate();
-    a.wait_reads_allowed(2).await;
-    stop.store(true, Ordering::SeqCst);
-    let served: u64 = served_by(load).await;
-    assert!(served > 0);
-    let log = a.log();
-    assert!(
-        log.contains("share of storage.postgres_readers_total changed"),
-        "{log}"
-    );
-    drop(c);
-}
-
-async fn served_by(tasks: Vec<tokio::task::JoinHandle<u64>>) -> u64 {
-    let mut n = 0;
-    for t in tasks {
-        n += t.await.unwrap();
-    }
-    n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -117,7 +117,6 @@ pub struct PgSettings {
     tls: Tls,
     tls_name: &'static str,
     pool_size: usize,
-    readers_total: Option<usize>,
     writers: usize,
     statement_timeout: Duration,
     connect_timeout: Duration,
@@ -136,7 +135,6 @@ impl std::fmt::Debug for PgSettings {
                 },
             )
             .field("pool_size", &self.pool_size)
-            .field("readers_total", &self.readers_total)
             .field("writers", &self.writers)
             .field("statement_timeout", &self.statement_timeout)
             .field("connect_timeout", &self.connect_timeout)
@@ -211,7 +209,6 @@ impl PgSettings {
             tls,
             tls_name: keys.tls.as_str(),
             pool_size: keys.pool_size,
-            readers_total: keys.readers_total,
             writers: keys.writers,
             statement_timeout: keys.statement_timeout,
             connect_timeout: keys.connect_timeout,
@@ -226,11 +223,6 @@ impl PgSettings {
     /// Reader connections per node (`storage.postgres_pool_size`).
     pub fn pool_size(&self) -> usize {
         self.pool_size
-    }
-
-    /// The reads all live nodes together run at once (`storage.postgres_readers_total`).
-    pub fn readers_total(&self) -> Option<usize> {
-        self.readers_total
     }
 
     /// The server-side statement timeout every connection sets.

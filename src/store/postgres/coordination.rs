@@ -138,29 +138,6 @@ pub fn remove_node(conn: &PgConn, node_id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Records whether this node is busy and counts the live nodes that are busy or are this one
-/// (see [`crate::store::coordination`]'s `busy_nodes`).
-pub fn busy_nodes(
-    conn: &PgConn,
-    node_id: &str,
-    busy: bool,
-    live_secs: f64,
-) -> Result<usize, StoreError> {
-    conn.execute(
-        "UPDATE nodes SET busy = $2 WHERE node_id = $1",
-        &[&node_id, &busy],
-    )?;
-    let row = conn.query_one(
-        "SELECT count(*) FROM nodes
-         WHERE last_seen > clock_timestamp() - make_interval(secs => $2::FLOAT8)
-           AND (busy OR node_id = $1)",
-        &[&node_id, &live_secs],
-    )?;
-    Ok(usize::try_from(row.try_get::<_, i64>(0)?)
-        .unwrap_or(1)
-        .max(1))
-}
-
 /// The nodes whose last heartbeat is at most `live_secs` old, by id.
 pub fn live_nodes(conn: &PgConn, live_secs: f64) -> Result<Vec<NodeRow>, StoreError> {
     conn.query(

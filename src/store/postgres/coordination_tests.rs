@@ -144,28 +144,6 @@ fn a_session_lock_dies_with_its_session_and_another_node_resumes_the_job() {
     assert!(resumed.unwrap().is_held());
 }
 
-/// `storage.postgres_readers_total` is shared among the live nodes that are busy and the
-/// asking node itself: an idle node, or one that stopped beating, takes no share.
-#[test]
-fn the_readers_total_is_shared_among_busy_live_nodes_and_the_asker() {
-    let Some(db) = TestDb::create() else { return };
-    let conn = db.connect();
-    for id in ["node-a", "node-b", "node-c"] {
-        beat(&conn, &node(id, &[1], 1));
-    }
-    // A new row counts as busy until its node says otherwise.
-    assert_eq!(busy_nodes(&conn, "node-a", true, 10.0).unwrap(), 3);
-    assert_eq!(busy_nodes(&conn, "node-b", false, 10.0).unwrap(), 3);
-    assert_eq!(busy_nodes(&conn, "node-c", false, 10.0).unwrap(), 2);
-    // node-a sees itself and no idle node; an idle node sees itself and the busy one.
-    assert_eq!(busy_nodes(&conn, "node-a", true, 10.0).unwrap(), 1);
-    assert_eq!(busy_nodes(&conn, "node-b", false, 10.0).unwrap(), 2);
-    assert_eq!(busy_nodes(&conn, "node-c", true, 10.0).unwrap(), 2);
-    // A busy node that stopped beating no longer counts.
-    age(&conn, "node-c", 30.0);
-    assert_eq!(busy_nodes(&conn, "node-a", true, 10.0).unwrap(), 1);
-}
-
 #[test]
 fn heartbeats_show_live_nodes_with_their_keys_and_forget_dead_ones() {
     let Some(db) = TestDb::create() else { return };

@@ -101,11 +101,6 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0007_dsr_deadlines",
         include_str!("../../../migrations/postgres/0007_dsr_deadlines.sql"),
     ),
-    (
-        8,
-        "0008_node_reads",
-        include_str!("../../../migrations/postgres/0008_node_reads.sql"),
-    ),
 ];
 
 /// The advisory lock that lets one node at a time migrate (an arbitrary constant, the same on

@@ -27,16 +27,6 @@ pub fn kek_in_force(
     Ok(None)
 }
 
-/// One node: this one.
-pub fn busy_nodes(
-    _conn: &SqliteConn,
-    _node_id: &str,
-    _busy: bool,
-    _live_secs: f64,
-) -> Result<usize, StoreError> {
-    Ok(1)
-}
-
 pub fn remove_node(_conn: &SqliteConn, _node_id: &str) -> Result<(), StoreError> {
     Ok(())
 }
